@@ -1,0 +1,312 @@
+/* runner plugin ABI — the one header a plugin needs.
+ *
+ * A plugin library is a shared object that exports one function with C linkage:
+ *
+ *     const rn_library *rn_plugin_entry(const rn_host *host);
+ *
+ * It returns NULL when it cannot serve host->abi_major. The library may hold several plugins.
+ * Plugins link nothing of the runner (build them with -Wl,--no-undefined): everything they need
+ * from the host comes through the rn_host function table.
+ *
+ * Versioning: every struct that may grow starts with `struct_size`. The host refuses a library whose
+ * `abi_major` differs from RN_ABI_MAJOR and reads fields past `struct_size` only when present. Minor
+ * versions only append fields. `build_signature` catches a plugin built for another runner build.
+ *
+ * Threads: unless a hook says otherwise, every function here is called on the training thread,
+ * between steps. Augment `apply` is called on a loader thread (see rn_augment_api).
+ *
+ * Errors: a function that can fail returns RN_OK (0) or a negative RN_ERR_* code after calling
+ * host->set_error(ctx, ...) with one line saying what was expected and what was found. A plugin
+ * never calls exit() and never prints to stdout except through host->log.
+ */
+#ifndef RUNNER_PLUGIN_H
+#define RUNNER_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RN_ABI_MAJOR 1
+#define RN_ABI_MINOR 0
+
+/* Pointer width, master float type and CUDA support of the build; the host compares the string a
+ * library reports with its own. */
+#define RN_BUILD_SIGNATURE_CPU "rn1-ptr64-f32-cpu"
+
+#if defined(_WIN32)
+#define RN_EXPORT __declspec(dllexport)
+#else
+#define RN_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* Status codes. RN_OK is success; every error is negative. */
+enum {
+    RN_OK = 0,
+    RN_ERR = -1,         /* generic failure; the message is in the context's error buffer */
+    RN_ERR_NOMEM = -2,   /* an allocation failed */
+    RN_ERR_CONFIG = -3,  /* a setting is invalid (names the key) */
+};
+
+/* What a callback hook asks of the loop after it returns. */
+typedef enum rn_control {
+    RN_CONTINUE = 0,     /* carry on */
+    RN_STOP_STAGE = 1,   /* finish this stage after the current step; go to the next stage */
+    RN_STOP_RUN = 2,     /* finish the run after the current step (final evaluation still runs) */
+} rn_control;
+
+typedef enum rn_plugin_kind {
+    RN_KIND_OPTIMIZER = 1,
+    RN_KIND_SCHEDULER = 2,
+    RN_KIND_AUGMENT = 3,
+    RN_KIND_CALLBACK = 4,
+} rn_plugin_kind;
+
+/* Device bits for rn_plugin.devices. */
+#define RN_DEVICE_CPU 1u
+#define RN_DEVICE_CUDA 2u
+
+/* Log levels for rn_host.log. */
+typedef enum rn_log_level { RN_LOG_DEBUG = 0, RN_LOG_INFO = 1, RN_LOG_WARN = 2 } rn_log_level;
+
+/* ---------------------------------------------------------------------------------------------
+ * Settings schema. The host validates a recipe's settings against it before create() is called:
+ * unknown keys, wrong types and out-of-range values are refused with the recipe's key path, so a
+ * plugin's getters never fail for a declared setting.
+ * ------------------------------------------------------------------------------------------- */
+typedef enum rn_setting_type {
+    RN_SETTING_NUMBER = 1, /* double */
+    RN_SETTING_INT = 2,    /* int64; a Lua integer or an integral float */
+    RN_SETTING_BOOL = 3,   /* int 0/1 */
+    RN_SETTING_STRING = 4, /* NUL-terminated; must be one of `choices` when that is non-NULL */
+} rn_setting_type;
+
+typedef struct rn_setting {
+    const char *name;           /* key in the recipe table, e.g. "momentum" */
+    rn_setting_type type;
+    double default_number;      /* default for NUMBER, INT (integral) and BOOL (0 or 1) */
+    const char *default_string; /* default for STRING; NULL means the setting is required */
+    double min, max;            /* inclusive range for NUMBER and INT; ignored when min > max */
+    const char *choices;        /* STRING only: allowed values separated by '|', or NULL for any */
+    const char *doc;            /* one line: meaning and unit (steps or epochs) */
+} rn_setting;
+
+/* Opaque handle the host gives each plugin instance: its settings, its error buffer, its run. */
+typedef struct rn_ctx rn_ctx;
+
+/* ---------------------------------------------------------------------------------------------
+ * Tensors and batches as plugins see them. Memory is owned by the host; a plugin writes in place.
+ * ------------------------------------------------------------------------------------------- */
+
+/* One trainable tensor of a parameter group. */
+typedef struct rn_param {
+    const char *name;  /* PyTorch-style name, e.g. "conv1.weight" */
+    float *value;      /* numel floats, updated in place by the optimizer */
+    const float *grad; /* numel floats, gradient of the loss for this step */
+    float *state;      /* state_floats(self) * numel floats, zeroed by the host before the first
+                          step; saved in and restored from checkpoints by the host */
+    int64_t numel;
+} rn_param;
+
+/* A parameter group for one optimizer step. The host fills lr/momentum from the schedule. */
+typedef struct rn_group {
+    size_t struct_size;
+    const char *name;    /* group name ("all" or the recipe's pattern) */
+    rn_param *params;    /* n_params tensors */
+    size_t n_params;
+    double lr;           /* learning rate for this step (after scheduling) */
+    double momentum;     /* momentum / beta1 for this step (after scheduling); the optimizer's own
+                            setting when no scheduler sets it */
+    double weight_decay; /* L2 / decoupled weight decay for this group */
+    int64_t step;        /* optimizer steps already taken by this group (0 on the first step) */
+} rn_group;
+
+/* A batch on its way to the model, as augment plugins see it. */
+typedef struct rn_batch {
+    size_t struct_size;
+    float *x;                /* n*c*h*w floats, NCHW, normalized */
+    int64_t n, c, h, w;
+    const int32_t *labels;   /* n class indices */
+    float *soft_targets;     /* n*classes floats when the loss takes soft targets, else NULL */
+    int64_t classes;
+    const int64_t *sample_ids; /* n dataset indices: key per-sample randomness on these */
+    int64_t epoch;           /* 0-based epoch the batch belongs to */
+    uint64_t seed;           /* this plugin instance's seed (derived from the run seed) */
+} rn_batch;
+
+/* Where a schedule is evaluated. All counts are optimizer steps unless named _epochs. */
+typedef struct rn_sched_at {
+    size_t struct_size;
+    int64_t step;            /* 0-based step within the stage */
+    int64_t total_steps;     /* steps in the stage */
+    int64_t steps_per_epoch; /* optimizer steps per epoch */
+    int64_t epoch;           /* 0-based epoch within the stage */
+} rn_sched_at;
+
+/* In: the group's base values. Out: the values for this step (prefilled with the base). */
+typedef struct rn_sched_values {
+    size_t struct_size;
+    double base_lr, base_momentum; /* from the recipe for this group */
+    double lr, momentum;           /* written by the scheduler */
+} rn_sched_values;
+
+/* What a callback sees at an event. Pointers are valid during the hook only. */
+typedef struct rn_event {
+    size_t struct_size;
+    const char *stage;       /* stage name, e.g. "fit" */
+    int stage_index;         /* 0-based */
+    int stage_count;
+    int64_t step;            /* optimizer steps done in this stage */
+    int64_t total_steps;     /* steps in this stage */
+    int64_t epoch;           /* 0-based epoch in this stage */
+    int64_t epochs;          /* epochs in this stage */
+    int64_t steps_per_epoch;
+    int64_t global_step;     /* optimizer steps done in the whole run */
+    double loss;             /* train loss of the last step (on_step_end) or the epoch mean */
+    double lr;               /* lr of the first group at the last step */
+    double images_per_s;     /* training throughput since the epoch began */
+    double elapsed_s;        /* wall time since the run began */
+} rn_event;
+
+/* ---------------------------------------------------------------------------------------------
+ * The host function table (append-only; check struct_size before using fields past the first
+ * minor version).
+ * ------------------------------------------------------------------------------------------- */
+typedef struct rn_host {
+    size_t struct_size;
+    uint16_t abi_major, abi_minor;
+    const char *build_signature;
+
+    /* Settings of this instance, already validated against the schema. */
+    double (*get_number)(rn_ctx *ctx, const char *key);
+    int64_t (*get_int)(rn_ctx *ctx, const char *key);
+    int (*get_bool)(rn_ctx *ctx, const char *key);
+    const char *(*get_string)(rn_ctx *ctx, const char *key); /* owned by the host */
+
+    /* Errors and logging. set_error keeps the first line; log prints one line with the plugin id. */
+    void (*set_error)(rn_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+    void (*log)(rn_ctx *ctx, rn_log_level level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+    /* Memory that may outlive a hook; zeroed. Free with host->free. */
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+
+    /* The run: its directory (exists, writable), its seed, and the run's metrics. */
+    const char *(*run_dir)(rn_ctx *ctx);
+    uint64_t (*seed)(rn_ctx *ctx); /* this instance's seed: run seed mixed with the plugin's slot */
+    size_t (*metric_count)(rn_ctx *ctx);
+    /* i-th metric of the latest values: name like "train.loss", "test.acc"; returns 0 if i is out
+     * of range. A metric that was never measured yet has value NaN. */
+    int (*metric_at)(rn_ctx *ctx, size_t i, const char **name, double *value);
+    /* Latest value of a metric by name; returns 0 when it does not exist. */
+    int (*metric)(rn_ctx *ctx, const char *name, double *value);
+    /* Whether stdout is a terminal (progress bars draw only then). */
+    int (*is_tty)(rn_ctx *ctx);
+
+    /* Run fn over [0, n) in chunks on the host's thread team; fn gets [begin, end). */
+    void (*parallel_for)(int64_t n, void (*fn)(void *arg, int64_t begin, int64_t end), void *arg);
+} rn_host;
+
+/* ---------------------------------------------------------------------------------------------
+ * Per-kind function tables. `self` is what create() returned.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct rn_optimizer_api {
+    size_t struct_size;
+    /* Floats of state per parameter element (e.g. 1 for SGD with momentum, 0 without). */
+    size_t (*state_floats)(void *self);
+    /* One update of every tensor of the group. Called once per optimizer step per trainable group. */
+    int (*step)(void *self, rn_group *group);
+} rn_optimizer_api;
+
+typedef struct rn_scheduler_api {
+    size_t struct_size;
+    /* A pure function of `at` and the base values: the same inputs give the same outputs, so
+     * resume is exact and a dry run can plot it. Called before every optimizer step, per group. */
+    int (*values)(void *self, const rn_sched_at *at, rn_sched_values *v);
+} rn_scheduler_api;
+
+typedef struct rn_augment_api {
+    size_t struct_size;
+    /* Transform the batch in place. Called on the loader thread, never concurrently for one
+     * instance. Randomness only from rn_rand(batch->seed, ...) keyed by sample_ids and epoch. */
+    int (*apply)(void *self, rn_batch *batch);
+} rn_augment_api;
+
+/* Each hook may be NULL. It returns RN_CONTINUE, RN_STOP_STAGE, RN_STOP_RUN, or a negative error. */
+typedef struct rn_callback_api {
+    size_t struct_size;
+    int (*on_run_begin)(void *self, const rn_event *e);
+    int (*on_stage_begin)(void *self, const rn_event *e);
+    int (*on_step_end)(void *self, const rn_event *e);   /* after every optimizer step */
+    int (*on_epoch_end)(void *self, const rn_event *e);  /* after the epoch's evaluation */
+    int (*on_eval_end)(void *self, const rn_event *e);   /* after each evaluation pass */
+    int (*on_stage_end)(void *self, const rn_event *e);
+    int (*on_run_end)(void *self, const rn_event *e);    /* also after an error or a stop */
+} rn_callback_api;
+
+/* ---------------------------------------------------------------------------------------------
+ * The descriptor of one plugin and the library that holds them.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct rn_plugin {
+    size_t struct_size;
+    rn_plugin_kind kind;
+    const char *id;          /* stable: "sgd"; third parties use "org.example.name" */
+    const char *version;     /* "1.0.0" */
+    const char *summary;     /* one line */
+    unsigned devices;        /* RN_DEVICE_* bits */
+    const rn_setting *settings;
+    size_t n_settings;
+    /* Make an instance. Settings come from host->get_*(ctx, ...). On failure return an error and
+     * leave *self untouched. */
+    int (*create)(const rn_host *host, rn_ctx *ctx, void **self);
+    void (*destroy)(void *self);
+    /* Points to the rn_<kind>_api matching `kind`. */
+    const void *api;
+} rn_plugin;
+
+typedef struct rn_library {
+    size_t struct_size;
+    uint16_t abi_major, abi_minor;
+    const char *build_signature;  /* RN_BUILD_SIGNATURE_CPU for a CPU-only build */
+    const rn_plugin *const *plugins;
+    size_t n_plugins;
+} rn_library;
+
+typedef const rn_library *(*rn_plugin_entry_fn)(const rn_host *host);
+
+/* ---------------------------------------------------------------------------------------------
+ * Counter-based randomness: the same (key, counter) gives the same bits on any thread or device.
+ * ------------------------------------------------------------------------------------------- */
+static inline uint64_t rn_mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* 64 random bits for (key, counter). */
+static inline uint64_t rn_rand(uint64_t key, uint64_t counter)
+{
+    return rn_mix64(rn_mix64(key) ^ (counter * 0xd1342543de82ef95ull + 1));
+}
+
+/* A key for (key, a, b): e.g. (instance seed, epoch, sample id). */
+static inline uint64_t rn_key3(uint64_t key, uint64_t a, uint64_t b)
+{
+    return rn_mix64(rn_mix64(key ^ rn_mix64(a)) ^ b);
+}
+
+/* Uniform double in [0, 1) with 53 random bits. */
+static inline double rn_uniform(uint64_t key, uint64_t counter)
+{
+    return (double)(rn_rand(key, counter) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RUNNER_PLUGIN_H */

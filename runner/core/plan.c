@@ -1,0 +1,269 @@
+/* Recipe tree -> run plan, refusing unknown keys and wrong types with the key path. */
+#include "plan.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Refuses any field of t not in `known` (NULL-terminated), listing the known ones. */
+static int check_keys(const rn_value *t, const char *what, const char *const *known, char *err,
+                      size_t errlen)
+{
+    for (size_t i = 0; i < t->n_fields; i++) {
+        int ok = 0;
+        for (const char *const *k = known; *k; k++) ok |= strcmp(*k, t->keys[i]) == 0;
+        if (ok) continue;
+        int off = snprintf(err, errlen, "%s: unknown %s key (known:", t->fields[i]->path, what);
+        for (const char *const *k = known; *k && off > 0 && (size_t)off < errlen; k++)
+            off += snprintf(err + off, errlen - (size_t)off, " %s", *k);
+        if (off > 0 && (size_t)off < errlen) snprintf(err + off, errlen - (size_t)off, ")");
+        return -1;
+    }
+    return 0;
+}
+
+static const rn_value *table_field(const rn_value *t, const char *key, int required,
+                                   const char *what, int *bad, char *err, size_t errlen)
+{
+    const rn_value *v = rn_value_field(t, key);
+    if (!v) {
+        if (required) {
+            snprintf(err, errlen, "%s%s%s: missing (expected %s)", t->path, t->path[0] ? "." : "",
+                     key, what);
+            *bad = 1;
+        }
+        return NULL;
+    }
+    if (v->type != RN_V_TABLE) {
+        rn_value_expected(v, what, err, errlen);
+        *bad = 1;
+        return NULL;
+    }
+    return v;
+}
+
+static char *resolve_path(const char *dir, const char *p)
+{
+    if (p[0] == '/' || !dir[0]) return strdup(p);
+    size_t n = strlen(dir) + strlen(p) + 2;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s/%s", dir, p);
+    return s;
+}
+
+static int split_build(rn_split_spec *s, const rn_value *t, const char *dir, char *err,
+                       size_t errlen)
+{
+    static const char *const known[] = {"format", "images", "labels", "limit", NULL};
+    if (check_keys(t, "data split", known, err, errlen)) return -1;
+    const char *images, *labels;
+    if (rn_get_string(t, "format", 0, "idx", &s->format, err, errlen)) return -1;
+    if (strcmp(s->format, "idx") != 0) {
+        snprintf(err, errlen, "%s.format: expected \"idx\" (the formats this version reads), got "
+                 "\"%s\"", t->path, s->format);
+        return -1;
+    }
+    if (rn_get_string(t, "images", 1, NULL, &images, err, errlen)) return -1;
+    if (rn_get_string(t, "labels", 1, NULL, &labels, err, errlen)) return -1;
+    if (rn_get_int(t, "limit", 0, 0, 0, INT64_MAX, &s->limit, err, errlen)) return -1;
+    s->images = resolve_path(dir, images);
+    s->labels = resolve_path(dir, labels);
+    return 0;
+}
+
+static int norm_list(const rn_value *t, const char *key, float *out, int *n, char *err,
+                     size_t errlen)
+{
+    const rn_value *v = rn_value_field(t, key);
+    if (!v) {
+        snprintf(err, errlen, "%s.%s: missing (expected a list of numbers, one per channel)",
+                 t->path, key);
+        return -1;
+    }
+    if (v->type != RN_V_TABLE || v->n_fields || !v->n_items || v->n_items > RN_MAX_CHANNELS)
+        return rn_value_expected(v, "a list of 1 to 4 numbers, one per channel", err, errlen);
+    for (size_t i = 0; i < v->n_items; i++) {
+        const rn_value *x = v->items[i];
+        if (x->type != RN_V_INT && x->type != RN_V_NUMBER)
+            return rn_value_expected(x, "a number", err, errlen);
+        out[i] = (float)x->n;
+    }
+    *n = (int)v->n_items;
+    return 0;
+}
+
+static int data_build(rn_data_spec *d, const rn_value *t, const char *dir, char *err,
+                      size_t errlen)
+{
+    static const char *const known[] = {"train", "test", "batch_size", "shuffle", "drop_last",
+                                        "normalize", "augment", NULL};
+    if (check_keys(t, "data", known, err, errlen)) return -1;
+    int bad = 0;
+    const rn_value *train = table_field(t, "train", 1, "a table {format, images, labels}", &bad,
+                                        err, errlen);
+    if (bad || split_build(&d->train, train, dir, err, errlen)) return -1;
+    const rn_value *test = table_field(t, "test", 0, "a table {format, images, labels}", &bad, err,
+                                       errlen);
+    if (bad) return -1;
+    if (test) {
+        if (split_build(&d->test, test, dir, err, errlen)) return -1;
+        d->has_test = 1;
+    }
+    if (rn_get_int(t, "batch_size", 0, 64, 1, 65536, &d->batch_size, err, errlen)) return -1;
+    if (rn_get_bool(t, "shuffle", 0, 1, &d->shuffle, err, errlen)) return -1;
+    if (rn_get_bool(t, "drop_last", 0, 0, &d->drop_last, err, errlen)) return -1;
+    const rn_value *norm = table_field(t, "normalize", 0, "a table {mean = {...}, std = {...}}",
+                                       &bad, err, errlen);
+    if (bad) return -1;
+    if (norm) {
+        static const char *const nknown[] = {"mean", "std", NULL};
+        int nm, ns;
+        if (check_keys(norm, "normalize", nknown, err, errlen)) return -1;
+        if (norm_list(norm, "mean", d->mean, &nm, err, errlen)) return -1;
+        if (norm_list(norm, "std", d->std, &ns, err, errlen)) return -1;
+        if (nm != ns) {
+            snprintf(err, errlen, "%s: mean has %d values but std has %d", norm->path, nm, ns);
+            return -1;
+        }
+        for (int i = 0; i < ns; i++) {
+            if (!(d->std[i] > 0)) {
+                snprintf(err, errlen, "%s.std[%d]: expected a positive number, got %g", norm->path,
+                         i + 1, d->std[i]);
+                return -1;
+            }
+        }
+        d->n_norm = nm;
+    }
+    const rn_value *aug = rn_value_field(t, "augment");
+    if (aug && (aug->type != RN_V_TABLE || aug->n_fields))
+        return rn_value_expected(aug, "a list of augment plugins", err, errlen);
+    d->augment = aug;
+    return 0;
+}
+
+static int stage_build(rn_stage_spec *s, const rn_value *t, size_t index,
+                       const rn_value *default_schedule, char *err, size_t errlen)
+{
+    static const char *const known[] = {"name", "epochs", "lr", "schedule", NULL};
+    if (t->type != RN_V_TABLE)
+        return rn_value_expected(t, "a stage table {epochs = n, ...}", err, errlen);
+    if (t->n_items) {
+        const rn_value *kind = t->items[0];
+        if (kind->type == RN_V_STRING)
+            snprintf(err, errlen, "%s: stage kind \"%s\" is not available in this version (a "
+                     "stage here is {epochs = n, lr = x, schedule = {...}})", t->path, kind->s);
+        else
+            rn_value_expected(kind, "named fields only", err, errlen);
+        return -1;
+    }
+    if (check_keys(t, "stage", known, err, errlen)) return -1;
+    const char *name;
+    char fallback[32];
+    snprintf(fallback, sizeof fallback, "stage%zu", index + 1);
+    if (rn_get_string(t, "name", 0, fallback, &name, err, errlen)) return -1;
+    s->name = strdup(name);
+    s->node = t;
+    if (rn_get_int(t, "epochs", 1, 0, 1, 100000, &s->epochs, err, errlen)) return -1;
+    if (rn_get_number(t, "lr", 0, NAN, 0, INFINITY, &s->lr, err, errlen)) return -1;
+    const rn_value *sched = rn_value_field(t, "schedule");
+    s->schedule = sched ? sched : default_schedule;
+    return 0;
+}
+
+int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, char *err,
+                  size_t errlen)
+{
+    static const char *const known[] = {"name", "description", "seed", "device", "data",
+                                        "model", "loss", "optimizer", "schedule", "callbacks",
+                                        "stages", "epochs", NULL};
+    memset(p, 0, sizeof *p);
+    p->root = root;
+    p->recipe_path = strdup(recipe_path);
+    const char *slash = strrchr(recipe_path, '/');
+    p->recipe_dir = slash ? strndup(recipe_path, (size_t)(slash - recipe_path)) : strdup(".");
+    if (root->type != RN_V_TABLE)
+        return rn_value_expected(root, "the recipe to return a table", err, errlen);
+    if (check_keys(root, "recipe", known, err, errlen)) return -1;
+
+    int64_t seed;
+    if (rn_get_int(root, "seed", 0, 0, 0, INT64_MAX, &seed, err, errlen)) return -1;
+    p->seed = (uint64_t)seed;
+    if (rn_get_string(root, "device", 0, "auto", &p->device, err, errlen)) return -1;
+    if (strcmp(p->device, "cpu") && strcmp(p->device, "auto") && strcmp(p->device, "cuda")) {
+        snprintf(err, errlen, "device: expected \"cpu\", \"cuda\" or \"auto\", got \"%s\"",
+                 p->device);
+        return -1;
+    }
+
+    int bad = 0;
+    const rn_value *data = table_field(root, "data", 1, "a data table", &bad, err, errlen);
+    if (bad || data_build(&p->data, data, p->recipe_dir, err, errlen)) return -1;
+    p->model = table_field(root, "model", 1, "a model table (e.g. models.mnist_cnn{})", &bad, err,
+                           errlen);
+    if (bad) return -1;
+
+    const rn_value *loss = rn_value_field(root, "loss");
+    if (loss) {
+        static const char *const lknown[] = {"label_smoothing", NULL};
+        if (loss->type != RN_V_TABLE || loss->n_items != 1 || loss->items[0]->type != RN_V_STRING)
+            return rn_value_expected(loss, "a loss table like {\"cross_entropy\"}", err, errlen);
+        if (strcmp(loss->items[0]->s, "cross_entropy") != 0) {
+            snprintf(err, errlen, "%s: unknown loss \"%s\" (available: cross_entropy)",
+                     loss->items[0]->path, loss->items[0]->s);
+            return -1;
+        }
+        if (check_keys(loss, "loss", lknown, err, errlen)) return -1;
+        if (rn_get_number(loss, "label_smoothing", 0, 0, 0, 0, &p->label_smoothing, err, errlen))
+            return -1;
+    }
+
+    p->optimizer = rn_value_field(root, "optimizer");
+    if (!p->optimizer) {
+        snprintf(err, errlen, "optimizer: missing (expected e.g. {\"sgd\", lr = 0.05})");
+        return -1;
+    }
+    p->schedule = rn_value_field(root, "schedule");
+    p->callbacks = rn_value_field(root, "callbacks");
+    if (p->callbacks && (p->callbacks->type != RN_V_TABLE || p->callbacks->n_fields))
+        return rn_value_expected(p->callbacks, "a list of callback plugins", err, errlen);
+
+    const rn_value *stages = rn_value_field(root, "stages");
+    const rn_value *epochs = rn_value_field(root, "epochs");
+    if (stages && epochs) {
+        snprintf(err, errlen, "epochs: give either epochs or stages, not both");
+        return -1;
+    }
+    if (stages) {
+        if (stages->type != RN_V_TABLE || stages->n_fields || !stages->n_items)
+            return rn_value_expected(stages, "a non-empty list of stages", err, errlen);
+        p->n_stages = (int)stages->n_items;
+        p->stages = calloc(stages->n_items, sizeof *p->stages);
+        for (size_t i = 0; i < stages->n_items; i++)
+            if (stage_build(&p->stages[i], stages->items[i], i, p->schedule, err, errlen))
+                return -1;
+    } else {
+        p->n_stages = 1;
+        p->stages = calloc(1, sizeof *p->stages);
+        p->stages[0].node = root;
+        p->stages[0].name = strdup("fit");
+        p->stages[0].lr = NAN;
+        p->stages[0].schedule = p->schedule;
+        if (rn_get_int(root, "epochs", 1, 0, 1, 100000, &p->stages[0].epochs, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+void rn_plan_free(rn_plan *p)
+{
+    free(p->recipe_path);
+    free(p->recipe_dir);
+    free(p->data.train.images);
+    free(p->data.train.labels);
+    free(p->data.test.images);
+    free(p->data.test.labels);
+    for (int i = 0; i < p->n_stages; i++) free(p->stages[i].name);
+    free(p->stages);
+    memset(p, 0, sizeof *p);
+}

@@ -1,0 +1,56 @@
+/* The run plan: the recipe tree checked key by key and turned into plain settings. Nothing runs
+ * until the whole plan (and every plugin's settings) validated. */
+#ifndef RN_PLAN_H
+#define RN_PLAN_H
+
+#include <stdint.h>
+#include "value.h"
+
+#define RN_MAX_CHANNELS 4
+
+typedef struct rn_split_spec {
+    const char *format;      /* "idx" */
+    char *images, *labels;   /* resolved paths (relative ones against the recipe's directory) */
+    int64_t limit;           /* keep the first `limit` samples; 0 = all */
+} rn_split_spec;
+
+typedef struct rn_data_spec {
+    rn_split_spec train, test;
+    int has_test;
+    int64_t batch_size;
+    int shuffle, drop_last;
+    int n_norm;                       /* channels in mean/std, 0 = no normalization */
+    float mean[RN_MAX_CHANNELS], std[RN_MAX_CHANNELS];
+    const rn_value *augment;          /* list of plugin specs, or NULL */
+} rn_data_spec;
+
+typedef struct rn_stage_spec {
+    const rn_value *node;    /* the stage's table */
+    char *name;              /* "stage1" unless named */
+    int64_t epochs;
+    double lr;               /* base lr override, NaN = optimizer's own */
+    const rn_value *schedule;/* schedule spec for this stage (stage's own or the recipe's) */
+} rn_stage_spec;
+
+typedef struct rn_plan {
+    const rn_value *root;
+    char *recipe_path;       /* as given */
+    char *recipe_dir;        /* its directory, for relative paths and plugins/ */
+    uint64_t seed;
+    const char *device;      /* "cpu" | "auto" | "cuda" */
+    rn_data_spec data;
+    const rn_value *model;   /* model table */
+    double label_smoothing;  /* loss.label_smoothing; only 0 is supported for now */
+    const rn_value *optimizer;
+    const rn_value *schedule;/* may be NULL: constant */
+    const rn_value *callbacks; /* list or NULL (default: progress + csv_logger) */
+    rn_stage_spec *stages;
+    int n_stages;
+} rn_plan;
+
+/* Checks the recipe and fills the plan. Errors name the key path. The plan points into root. */
+int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, char *err,
+                  size_t errlen);
+void rn_plan_free(rn_plan *p);
+
+#endif

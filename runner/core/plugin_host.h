@@ -1,0 +1,65 @@
+/* Finding plugin libraries, checking their ABI, and making instances with validated settings. */
+#ifndef RN_PLUGIN_HOST_H
+#define RN_PLUGIN_HOST_H
+
+#include <runner/plugin.h>
+#include "value.h"
+#include "metrics.h"
+
+/* What instances may see of the run. Owned by the caller; must outlive the instances. */
+typedef struct rn_run_view {
+    const char *run_dir;     /* existing directory */
+    uint64_t seed;           /* the run seed */
+    rn_metrics *metrics;     /* latest values */
+    int is_tty;              /* stdout is a terminal */
+} rn_run_view;
+
+typedef struct rn_registry rn_registry;
+
+/* Scans the directories in order (missing ones are skipped) for *.so files, dlopens each, checks
+ * the entry symbol, ABI major, struct sizes and build signature, and records every plugin. Any
+ * broken library or duplicate id is an error naming the file:
+ *   "plugins/foo.so: no rn_plugin_entry symbol (not a runner plugin?)"
+ *   "plugins/foo.so: plugin ABI major 2, this runner speaks 1"
+ *   "plugins/b.so: duplicate plugin id \"sgd\" (already in plugins/a.so)" */
+int rn_registry_scan(rn_registry **out, const char *const *dirs, size_t n_dirs, char *err,
+                     size_t errlen);
+void rn_registry_free(rn_registry *r);
+size_t rn_registry_count(const rn_registry *r);
+/* i-th plugin in (kind, id) order; *path (optional) receives the library file. */
+const rn_plugin *rn_registry_at(const rn_registry *r, size_t i, const char **path);
+/* Finds a plugin of `kind` by id; on failure writes
+ *   "<where>: unknown optimizer \"sgdd\" (available: sgd)" and returns NULL. */
+const rn_plugin *rn_registry_find(const rn_registry *r, rn_plugin_kind kind, const char *id,
+                                  const char *where, const char **path, char *err, size_t errlen);
+const char *rn_kind_name(rn_plugin_kind kind);
+
+/* A created plugin. */
+typedef struct rn_instance {
+    const rn_plugin *plugin;
+    const char *path;        /* library file */
+    void *self;
+    rn_ctx *ctx;
+} rn_instance;
+
+/* Makes an instance from a recipe node: a table whose first item is the id (a bare string is
+ * accepted as {id}) and whose named fields are settings. The settings are validated against the
+ * plugin's schema (unknown key, type, range, choices: each names spec->path.key) before create()
+ * is called; `overrides` (may be NULL) is a table of settings that take precedence (stage
+ * overrides). `slot` distinguishes instances for their seeds. */
+int rn_instance_create(rn_instance *inst, const rn_registry *reg, rn_plugin_kind kind,
+                       const rn_value *spec, const rn_run_view *run, uint64_t slot,
+                       char *err, size_t errlen);
+void rn_instance_destroy(rn_instance *inst);
+/* The instance's last error line (set by the plugin through host->set_error). */
+const char *rn_instance_error(const rn_instance *inst);
+/* A validated setting's value as a number (NUMBER, INT, BOOL); returns 0 when not declared. */
+int rn_instance_number(const rn_instance *inst, const char *key, double *out);
+
+/* The instance's seed (the run seed mixed with its kind and slot). */
+uint64_t rn_instance_seed(const rn_instance *inst);
+
+/* The host table given to plugins. */
+const rn_host *rn_host_table(void);
+
+#endif

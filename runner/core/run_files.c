@@ -1,0 +1,167 @@
+#include "run_files.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "atomic_file.h"
+#include "sha256.h"
+
+#ifndef RN_VERSION
+#define RN_VERSION "0.0.0"
+#endif
+#ifndef RN_GIT_REVISION
+#define RN_GIT_REVISION "unknown"
+#endif
+
+static int mkdir_p(const char *dir)
+{
+    char *p = strdup(dir);
+    if (!p) return -1;
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) { free(p); return -1; }
+        *s = '/';
+    }
+    int rc = mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
+    free(p);
+    return rc;
+}
+
+static char *join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s/%s", dir, name);
+    return s;
+}
+
+int rn_run_dir_create(const char *dir, char *err, size_t errlen)
+{
+    static const char *const marks[] = {"summary.json", "metrics.csv", "recipe.lua"};
+    for (size_t i = 0; i < sizeof marks / sizeof *marks; i++) {
+        char *p = join(dir, marks[i]);
+        int exists = p && access(p, F_OK) == 0;
+        free(p);
+        if (exists) {
+            snprintf(err, errlen, "--out %s: already holds a run (%s); choose another directory",
+                     dir, marks[i]);
+            return -1;
+        }
+    }
+    if (mkdir_p(dir)) {
+        snprintf(err, errlen, "--out %s: cannot create: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int rn_write_resolved_recipe(const char *dir, const rn_value *root, char *err, size_t errlen)
+{
+    char *path = join(dir, "recipe.lua");
+    rn_atomic_file a;
+    int rc = rn_atomic_open(&a, path, err, errlen);
+    if (rc == 0) {
+        fputs("-- The recipe as this run used it (after --set overrides).\n", a.f);
+        if (rn_value_write_lua(root, a.f)) {
+            snprintf(err, errlen, "%s: cannot write", path);
+            rn_atomic_abort(&a);
+            rc = -1;
+        } else {
+            rc = rn_atomic_commit(&a, err, errlen);
+        }
+    }
+    free(path);
+    return rc;
+}
+
+static int write_json(const char *dir, const char *name, json_t *j, char *err, size_t errlen)
+{
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    char *path = join(dir, name);
+    int rc = -1;
+    if (text && path) {
+        size_t n = strlen(text);
+        text[n] = '\n'; /* over the NUL: the buffer is written by length */
+        rc = rn_atomic_write(path, text, n + 1, err, errlen);
+    } else {
+        snprintf(err, errlen, "%s: cannot encode", name);
+    }
+    free(text);
+    free(path);
+    return rc;
+}
+
+static void add_plugin(json_t *arr, const rn_instance *inst, const char *role)
+{
+    char hex[65] = "";
+    if (rn_sha256_file(inst->path, hex)) snprintf(hex, sizeof hex, "unreadable");
+    json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s}", "role", role, "id",
+                                         inst->plugin->id, "version", inst->plugin->version,
+                                         "file", inst->path, "sha256", hex));
+}
+
+int rn_write_provenance(const char *dir, const rn_run *r, const char *recipe_path,
+                        const char *argv_line, char *err, size_t errlen)
+{
+    char recipe_hash[65] = "", resolved_hash[65] = "";
+    rn_sha256_file(recipe_path, recipe_hash);
+    char *resolved = join(dir, "recipe.lua");
+    rn_sha256_file(resolved, resolved_hash);
+    free(resolved);
+
+    json_t *plugins = json_array();
+    add_plugin(plugins, &r->optimizer, "optimizer");
+    for (int s = 0; s < r->plan->n_stages; s++) add_plugin(plugins, &r->schedulers[s], "scheduler");
+    for (int i = 0; i < r->n_augments; i++) add_plugin(plugins, &r->augments[i], "augment");
+    for (int i = 0; i < r->n_callbacks; i++) add_plugin(plugins, &r->callbacks[i], "callback");
+
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:o}",
+                          "runner_version", RN_VERSION, "git_revision", RN_GIT_REVISION,
+                          "command", argv_line, "recipe", recipe_path, "recipe_sha256",
+                          recipe_hash, "seed", (json_int_t)r->plan->seed, "device", "cpu",
+                          "resolved_recipe_sha256", resolved_hash, "host", host, "plugins",
+                          plugins);
+    int rc = write_json(dir, "provenance.json", j, err, errlen);
+    json_decref(j);
+    return rc;
+}
+
+static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+int rn_write_summary(const char *dir, const rn_run *r, const char *status, const char *error,
+                     char *err, size_t errlen)
+{
+    json_t *final = json_object();
+    for (size_t i = 0; i < r->metrics.n; i++)
+        json_object_set_new(final, r->metrics.names[i], num(r->metrics.values[i]));
+    double ips = r->train_seconds > 0 ? (double)r->train_images / r->train_seconds : NAN;
+    double tl = NAN, ta = NAN;
+    rn_metrics_get(&r->metrics, "test.loss", &tl);
+    rn_metrics_get(&r->metrics, "test.acc", &ta);
+    json_t *j = json_object();
+    json_object_set_new(j, "status", json_string(status));
+    if (error) json_object_set_new(j, "error", json_string(error));
+    json_object_set_new(j, "test.acc", num(ta));
+    json_object_set_new(j, "test.loss", num(tl));
+    json_object_set_new(j, "best", json_pack("{s:o, s:I}", "test.acc", num(r->best_acc), "epoch",
+                                             (json_int_t)r->best_epoch));
+    json_object_set_new(j, "epochs", json_integer(r->epochs_done));
+    json_object_set_new(j, "steps", json_integer(r->global_step));
+    json_object_set_new(j, "train_images", json_integer(r->train_images));
+    json_object_set_new(j, "train_images_per_s", num(ips));
+    json_object_set_new(j, "wall_time_s", num(r->wall_seconds));
+    json_object_set_new(j, "parameters", json_integer(r->model.layers ?
+                                                      rn_model_param_count(&r->model) : 0));
+    json_object_set_new(j, "final", final);
+    int rc = write_json(dir, "summary.json", j, err, errlen);
+    json_decref(j);
+    return rc;
+}

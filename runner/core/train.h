@@ -1,0 +1,48 @@
+/* The run: everything a recipe asked for, prepared (and so validated) before the first step, and
+ * the one loop that serves every stage. */
+#ifndef RN_TRAIN_H
+#define RN_TRAIN_H
+
+#include <signal.h>
+#include "dataset.h"
+#include "metrics.h"
+#include "model.h"
+#include "plan.h"
+#include "plugin_host.h"
+
+typedef struct rn_run {
+    const rn_plan *plan;
+    rn_run_view view;
+    rn_metrics metrics;
+    rn_dataset train, test;
+    rn_model model;
+    rn_instance optimizer;
+    rn_instance *schedulers;  /* one per stage */
+    rn_instance *callbacks;
+    int n_callbacks;
+    rn_instance *augments;
+    int n_augments;
+    /* The single parameter group ("all") handed to the optimizer. */
+    rn_param *params;
+    rn_group group;
+    double base_lr, base_momentum;
+    /* Results. */
+    int64_t global_step, epochs_done, train_images;
+    double train_seconds, wall_seconds;
+    double best_acc;
+    int64_t best_epoch;
+    int interrupted;
+} rn_run;
+
+/* Loads the data, builds the model, makes every plugin instance (validating all settings).
+ * run_dir is recorded for plugins but not created. */
+int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const char *run_dir,
+                   int is_tty, char *err, size_t errlen);
+/* Trains every stage. `stop` is set asynchronously (SIGINT): the step in flight finishes, then the
+ * run stops with r->interrupted set. Returns 0 or -1 with the error (e.g. a non-finite loss). */
+int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errlen);
+/* Test-set loss and accuracy in eval mode. */
+int rn_run_evaluate(rn_run *r, double *loss, double *acc, char *err, size_t errlen);
+void rn_run_free(rn_run *r);
+
+#endif

@@ -1,0 +1,66 @@
+/* In-memory image classification datasets and the prefetching loader. */
+#ifndef RN_DATASET_H
+#define RN_DATASET_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+typedef struct rn_dataset {
+    int64_t n;          /* samples */
+    int64_t c, h, w;    /* per-sample shape */
+    uint8_t *pixels;    /* n*c*h*w bytes, raw 0..255 */
+    int32_t *labels;    /* n labels */
+    int64_t classes;    /* max label + 1 (at least) */
+} rn_dataset;
+
+/* Reads an idx image file and an idx label file (plain or .gz, through libarchive). Checks the
+ * magic numbers (0x00000803 images, 0x00000801 labels), dimensions, lengths and that both files
+ * agree on the count. On error writes one line naming the path and what was wrong. */
+int rn_idx_load(rn_dataset *ds, const char *images_path, const char *labels_path,
+                char *err, size_t errlen);
+/* Keeps only the first n samples (for small test runs). */
+void rn_dataset_truncate(rn_dataset *ds, int64_t n);
+void rn_dataset_free(rn_dataset *ds);
+
+/* A batch produced by the loader: normalized floats, NCHW. */
+typedef struct rn_loader_batch {
+    float *x;          /* n*c*h*w */
+    int32_t *labels;   /* n */
+    int64_t *ids;      /* n dataset indices */
+    int64_t n;
+    int64_t epoch;
+    int64_t index;     /* 0-based batch index within the epoch */
+} rn_loader_batch;
+
+/* Called on the loader thread for each batch after normalization (augmentation). Returns 0 or an
+ * error (message in err). */
+typedef int (*rn_batch_fn)(void *arg, rn_loader_batch *b, char *err, size_t errlen);
+
+typedef struct rn_loader rn_loader;
+
+typedef struct rn_loader_config {
+    const rn_dataset *ds;
+    int64_t batch_size;
+    int shuffle;             /* shuffle each epoch with (seed, epoch) */
+    int drop_last;           /* drop a final partial batch */
+    uint64_t seed;
+    const float *mean, *std; /* c values each, applied to pixel/255; NULL = 0 and 1 */
+    rn_batch_fn transform;   /* optional, runs on the loader thread */
+    void *transform_arg;
+} rn_loader_config;
+
+/* Starts a loader positioned at the beginning of `epoch`; a background thread prepares the next
+ * batch while the caller trains on the current one (a bounded queue of 2). */
+int rn_loader_open(rn_loader **out, const rn_loader_config *cfg, int64_t epoch,
+                   char *err, size_t errlen);
+/* Batches per epoch. */
+int64_t rn_loader_batches(const rn_loader *l);
+/* Next batch of the current epoch: returns 1 with *b filled (valid until the next call), 0 at the
+ * end of the epoch (the next call starts the next epoch), negative on error (message in err). */
+int rn_loader_next(rn_loader *l, rn_loader_batch **b, char *err, size_t errlen);
+void rn_loader_close(rn_loader *l);
+
+/* The permutation of [0, n) used for `epoch` (Fisher-Yates driven by rn_rand(seed, epoch...)). */
+void rn_shuffle_indices(int64_t *idx, int64_t n, uint64_t seed, int64_t epoch);
+
+#endif

@@ -1,0 +1,391 @@
+/* runner: the command line. Only this file decides to exit. */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "plan.h"
+#include "plugin_host.h"
+#include "run_files.h"
+#include "safetensors.h"
+#include "sandbox.h"
+#include "train.h"
+
+#ifndef RN_VERSION
+#define RN_VERSION "0.0.0"
+#endif
+
+#define ERRLEN 1024
+#define MAX_DIRS 64
+
+static const char usage[] =
+    "usage: runner RECIPE.lua [--out DIR] [--seed N] [--set key.path=value ...]\n"
+    "                         [--device cpu|cuda|auto]\n"
+    "       runner plugins [ID]     list the plugins found, or one plugin's settings\n"
+    "       runner --help | --version\n"
+    "\n"
+    "Trains the model a Lua recipe describes and writes a run directory (default\n"
+    "runs/<recipe>-<time>): recipe.lua, provenance.json, metrics.csv, summary.json,\n"
+    "model.safetensors.\n"
+    "\n"
+    "  --out DIR          run directory (must not already hold a run)\n"
+    "  --seed N           overrides the recipe's seed\n"
+    "  --set k.path=v     overrides one recipe value (repeatable), e.g. --set optimizer.lr=0.1\n"
+    "  --device D         cpu, cuda or auto (overrides the recipe's device)\n"
+    "\n"
+    "Plugins are searched in the built-in plugin dir, then each dir of RUNNER_PLUGIN_PATH\n"
+    "(colon-separated), then the recipe's own plugins/ dir.\n";
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+    signal(SIGINT, SIG_DFL); /* a second Ctrl-C ends the process at once */
+}
+
+static int die(const char *msg, int code)
+{
+    fprintf(stderr, "runner: %s\n", msg);
+    return code;
+}
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Directory of the running executable. */
+static void exe_dir(char *out, size_t len)
+{
+    ssize_t n = readlink("/proc/self/exe", out, len - 1);
+    if (n <= 0) {
+        snprintf(out, len, ".");
+        return;
+    }
+    out[n] = 0;
+    char *slash = strrchr(out, '/');
+    if (slash) *slash = 0;
+}
+
+/* bin/runner -> lib/runner/plugins, in the build tree and once installed alike. */
+static void builtin_plugin_dir(char *out, size_t len)
+{
+    char dir[PATH_MAX - 32];
+    exe_dir(dir, sizeof dir);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/../lib/runner/plugins", dir);
+    if (!realpath(path, out)) snprintf(out, len, "%s", path);
+    (void)len; /* realpath writes at most PATH_MAX bytes; callers pass PATH_MAX */
+}
+
+static void lib_dir(char *out, size_t len)
+{
+    const char *env = getenv("RUNNER_LIB_DIR");
+    if (env && *env) {
+        snprintf(out, len, "%s", env);
+        return;
+    }
+#ifdef RN_SOURCE_RECIPES_DIR
+    if (is_dir(RN_SOURCE_RECIPES_DIR)) {
+        snprintf(out, len, "%s", RN_SOURCE_RECIPES_DIR);
+        return;
+    }
+#endif
+    char dir[PATH_MAX - 32];
+    exe_dir(dir, sizeof dir);
+    snprintf(out, len, "%s/../share/runner/recipes", dir);
+}
+
+/* The search path: built-in dir, RUNNER_PLUGIN_PATH entries, the recipe's plugins/ dir. */
+static size_t plugin_dirs(char storage[MAX_DIRS][PATH_MAX], const char *dirs[MAX_DIRS],
+                          const char *recipe_dir)
+{
+    size_t n = 0;
+    builtin_plugin_dir(storage[n], PATH_MAX);
+    dirs[n] = storage[n];
+    n++;
+    const char *env = getenv("RUNNER_PLUGIN_PATH");
+    while (env && *env && n < MAX_DIRS - 1) {
+        const char *colon = strchr(env, ':');
+        size_t len = colon ? (size_t)(colon - env) : strlen(env);
+        if (len && len < PATH_MAX) {
+            memcpy(storage[n], env, len);
+            storage[n][len] = 0;
+            dirs[n] = storage[n];
+            n++;
+        }
+        env = colon ? colon + 1 : NULL;
+    }
+    if (recipe_dir) {
+        snprintf(storage[n], PATH_MAX, "%s/plugins", recipe_dir);
+        dirs[n] = storage[n];
+        n++;
+    }
+    return n;
+}
+
+static const char *setting_type(rn_setting_type t)
+{
+    switch (t) {
+    case RN_SETTING_NUMBER: return "number";
+    case RN_SETTING_INT: return "integer";
+    case RN_SETTING_BOOL: return "boolean";
+    case RN_SETTING_STRING: return "string";
+    }
+    return "?";
+}
+
+static void print_setting(const rn_setting *s)
+{
+    char def[64], range[96] = "";
+    if (s->type == RN_SETTING_STRING)
+        snprintf(def, sizeof def, "%s%s%s", s->default_string ? "\"" : "",
+                 s->default_string ? s->default_string : "(required)",
+                 s->default_string ? "\"" : "");
+    else if (s->type == RN_SETTING_BOOL)
+        snprintf(def, sizeof def, "%s", s->default_number != 0 ? "true" : "false");
+    else
+        snprintf(def, sizeof def, "%g", s->default_number);
+    if (s->type == RN_SETTING_STRING && s->choices)
+        snprintf(range, sizeof range, "one of %s", s->choices);
+    else if (s->type != RN_SETTING_STRING && s->type != RN_SETTING_BOOL && s->min <= s->max)
+        snprintf(range, sizeof range, "[%g, %g]", s->min, s->max);
+    printf("  %-20s %-8s default %-12s %-18s %s\n", s->name, setting_type(s->type), def, range,
+           s->doc ? s->doc : "");
+}
+
+static int cmd_plugins(const char *id)
+{
+    char storage[MAX_DIRS][PATH_MAX];
+    const char *dirs[MAX_DIRS];
+    size_t n = plugin_dirs(storage, dirs, NULL);
+    char err[ERRLEN];
+    rn_registry *reg;
+    if (rn_registry_scan(&reg, dirs, n, err, sizeof err)) return die(err, 1);
+    int found = 0;
+    for (size_t i = 0; i < rn_registry_count(reg); i++) {
+        const char *path;
+        const rn_plugin *p = rn_registry_at(reg, i, &path);
+        if (id && strcmp(id, p->id) != 0) continue;
+        found = 1;
+        if (!id) {
+            printf("%-9s  %-22s %-7s %s\n", rn_kind_name(p->kind), p->id, p->version, p->summary);
+            continue;
+        }
+        printf("%s %s %s: %s\n  file: %s\n  devices:%s%s\n  settings:%s\n", rn_kind_name(p->kind),
+               p->id, p->version, p->summary, path, p->devices & RN_DEVICE_CPU ? " cpu" : "",
+               p->devices & RN_DEVICE_CUDA ? " cuda" : "", p->n_settings ? "" : " none");
+        for (size_t k = 0; k < p->n_settings; k++) print_setting(&p->settings[k]);
+    }
+    if (id && !found) {
+        char msg[ERRLEN];
+        int off = snprintf(msg, sizeof msg, "plugins: no plugin \"%s\" (available:", id);
+        for (size_t i = 0; i < rn_registry_count(reg) && off < (int)sizeof msg; i++)
+            off += snprintf(msg + off, sizeof msg - (size_t)off, " %s",
+                            rn_registry_at(reg, i, NULL)->id);
+        if (off < (int)sizeof msg) snprintf(msg + off, sizeof msg - (size_t)off, ")");
+        rn_registry_free(reg);
+        return die(msg, 1);
+    }
+    if (!id && !rn_registry_count(reg)) printf("no plugins found in %s\n", dirs[0]);
+    rn_registry_free(reg);
+    return 0;
+}
+
+typedef struct options {
+    const char *recipe, *out, *seed, *device;
+    const char **sets;
+    int n_sets;
+} options;
+
+static int parse_args(int argc, char **argv, options *o, char *err, size_t errlen)
+{
+    memset(o, 0, sizeof *o);
+    o->sets = calloc((size_t)argc, sizeof *o->sets);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char **slot = NULL;
+        if (strcmp(a, "--out") == 0) slot = &o->out;
+        else if (strcmp(a, "--seed") == 0) slot = &o->seed;
+        else if (strcmp(a, "--device") == 0) slot = &o->device;
+        else if (strcmp(a, "--set") == 0) slot = &o->sets[o->n_sets++];
+        else if (a[0] == '-' && a[1]) {
+            snprintf(err, errlen, "unknown option %s (see runner --help)", a);
+            return -1;
+        } else if (o->recipe) {
+            snprintf(err, errlen, "one recipe at a time (got %s and %s)", o->recipe, a);
+            return -1;
+        } else {
+            o->recipe = a;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            snprintf(err, errlen, "%s needs a value (see runner --help)", a);
+            return -1;
+        }
+        *slot = argv[++i];
+    }
+    if (!o->recipe) {
+        snprintf(err, errlen, "no recipe given (see runner --help)");
+        return -1;
+    }
+    if (o->seed) {
+        char *end;
+        errno = 0;
+        long long s = strtoll(o->seed, &end, 10);
+        if (errno || *end || s < 0) {
+            snprintf(err, errlen, "--seed: expected a non-negative integer, got \"%s\"", o->seed);
+            return -1;
+        }
+    }
+    if (o->device && strcmp(o->device, "cpu") && strcmp(o->device, "cuda") &&
+        strcmp(o->device, "auto")) {
+        snprintf(err, errlen, "--device: expected cpu, cuda or auto, got \"%s\"", o->device);
+        return -1;
+    }
+    return 0;
+}
+
+static char *default_out(const char *recipe)
+{
+    const char *base = strrchr(recipe, '/');
+    base = base ? base + 1 : recipe;
+    size_t len = strlen(base);
+    if (len > 4 && strcmp(base + len - 4, ".lua") == 0) len -= 4;
+    char stamp[32];
+    time_t t = time(NULL);
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&t));
+    size_t n = len + 48;
+    char *s = malloc(n);
+    snprintf(s, n, "runs/%.*s-%s", (int)len, base, stamp);
+    return s;
+}
+
+static char *argv_line(int argc, char **argv)
+{
+    size_t n = 1;
+    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
+    char *s = calloc(1, n);
+    for (int i = 0; i < argc; i++) {
+        if (i) strcat(s, " ");
+        strcat(s, argv[i]);
+    }
+    return s;
+}
+
+/* Everything that can be refused is checked before the run directory exists. */
+static int cmd_train(int argc, char **argv)
+{
+    char err[ERRLEN] = "";
+    options o;
+    if (parse_args(argc, argv, &o, err, sizeof err)) {
+        free(o.sets);
+        return die(err, 2);
+    }
+    int code = 1;
+    char libdir[PATH_MAX];
+    lib_dir(libdir, sizeof libdir);
+    rn_sandbox *sb = rn_sandbox_new(libdir, NULL, err, sizeof err);
+    rn_value *root = sb ? rn_sandbox_run_file(sb, o.recipe, err, sizeof err) : NULL;
+    rn_plan plan = {0};
+    rn_registry *reg = NULL;
+    rn_run run = {0};
+    char *out = NULL, *cmdline = NULL;
+    int prepared = 0;
+    if (!root) goto done;
+    for (int i = 0; i < o.n_sets; i++)
+        if (rn_value_set(root, o.sets[i], err, sizeof err)) goto done;
+    char assign[128];
+    if (o.seed) {
+        snprintf(assign, sizeof assign, "seed=%s", o.seed);
+        if (rn_value_set(root, assign, err, sizeof err)) goto done;
+    }
+    if (o.device) {
+        snprintf(assign, sizeof assign, "device=\"%s\"", o.device);
+        if (rn_value_set(root, assign, err, sizeof err)) goto done;
+    }
+    if (rn_plan_build(&plan, root, o.recipe, err, sizeof err)) goto done;
+
+    char storage[MAX_DIRS][PATH_MAX];
+    const char *dirs[MAX_DIRS];
+    size_t nd = plugin_dirs(storage, dirs, plan.recipe_dir);
+    if (rn_registry_scan(&reg, dirs, nd, err, sizeof err)) goto done;
+
+    out = o.out ? strdup(o.out) : default_out(o.recipe);
+    if (rn_run_prepare(&run, &plan, reg, out, isatty(STDERR_FILENO), err, sizeof err)) goto done;
+    prepared = 1;
+
+    if (rn_run_dir_create(out, err, sizeof err)) goto done;
+    cmdline = argv_line(argc, argv);
+    if (rn_write_resolved_recipe(out, root, err, sizeof err) ||
+        rn_write_provenance(out, &run, o.recipe, cmdline, err, sizeof err))
+        goto done;
+    printf("runner %s: %s -> %s (%ld train / %ld test images, %ld parameters, cpu)\n", RN_VERSION,
+           o.recipe, out, (long)run.train.n, (long)run.test.n,
+           (long)rn_model_param_count(&run.model));
+    fflush(stdout);
+
+    signal(SIGINT, on_sigint);
+    char train_err[ERRLEN] = "";
+    int trc = rn_run_train(&run, &stop_requested, train_err, sizeof train_err);
+    signal(SIGINT, SIG_DFL);
+    const char *status = trc ? "failed" : run.interrupted ? "interrupted" : "completed";
+    if (trc == 0) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/model.safetensors", out);
+        const char *meta[] = {"format", "pt", "runner_version", RN_VERSION};
+        if (rn_safetensors_write(path, run.model.params, run.model.n_params, meta, 2, err,
+                                 sizeof err))
+            goto done;
+    }
+    if (rn_write_summary(out, &run, status, trc ? train_err : NULL, err, sizeof err)) goto done;
+    if (trc) {
+        snprintf(err, sizeof err, "%s", train_err);
+        goto done;
+    }
+    double acc = 0, loss = 0;
+    rn_metrics_get(&run.metrics, "test.acc", &acc);
+    rn_metrics_get(&run.metrics, "test.loss", &loss);
+    printf("%s: %ld epochs in %.1f s, %.0f train images/s; test.acc %.4f test.loss %.4f; "
+           "run dir %s\n", status, (long)run.epochs_done, run.wall_seconds,
+           run.train_seconds > 0 ? run.train_images / run.train_seconds : 0.0, acc, loss, out);
+    code = run.interrupted ? 130 : 0;
+    err[0] = 0;
+done:
+    if (err[0]) die(err, 1);
+    if (prepared || run.plan) rn_run_free(&run);
+    rn_registry_free(reg);
+    rn_plan_free(&plan);
+    rn_value_free(root);
+    rn_sandbox_free(sb);
+    free(out);
+    free(cmdline);
+    free(o.sets);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("runner %s (plugin ABI %d.%d, %s)\n", RN_VERSION, RN_ABI_MAJOR, RN_ABI_MINOR,
+               RN_BUILD_SIGNATURE_CPU);
+        return 0;
+    }
+    if (strcmp(argv[1], "plugins") == 0) {
+        if (argc > 3) return die("usage: runner plugins [ID]", 2);
+        return cmd_plugins(argc == 3 ? argv[2] : NULL);
+    }
+    return cmd_train(argc, argv);
+}

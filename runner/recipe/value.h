@@ -1,0 +1,82 @@
+/* A recipe as a plain C tree, converted once from the sandboxed Lua table. Everything after loading
+ * (validation, the run plan, the resolved recipe.lua) works on this tree, never on a lua_State.
+ * Every node remembers its key path ("optimizer.lr", "stages[2].train") for error messages. */
+#ifndef RN_VALUE_H
+#define RN_VALUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum rn_vtype {
+    RN_V_NIL = 0,
+    RN_V_BOOL,
+    RN_V_INT,     /* Lua integer */
+    RN_V_NUMBER,  /* Lua float */
+    RN_V_STRING,
+    RN_V_TABLE,
+    RN_V_FUNCTION /* a Lua function kept in the recipe's state (registry ref); later issues */
+} rn_vtype;
+
+typedef struct rn_value rn_value;
+
+struct rn_value {
+    rn_vtype type;
+    char *path;            /* key path from the recipe root, "" for the root */
+    int b;                 /* BOOL */
+    int64_t i;             /* INT */
+    double n;              /* NUMBER (also set for INT) */
+    char *s;               /* STRING */
+    /* TABLE: the array part items[0..n_items) (Lua indices 1..n) and the named fields, sorted by
+     * key so iteration and serialization are deterministic. */
+    rn_value **items;
+    size_t n_items;
+    char **keys;
+    rn_value **fields;
+    size_t n_fields;
+    int fn_ref;            /* FUNCTION: LUA_REGISTRYINDEX reference */
+};
+
+/* "number", "string", ... as Lua names them. */
+const char *rn_vtype_name(rn_vtype t);
+/* A short description for errors: `string "fast"`, `number 0.5`, `table`. */
+const char *rn_value_describe(const rn_value *v, char *buf, size_t len);
+
+void rn_value_free(rn_value *v);
+rn_value *rn_value_clone(const rn_value *v);
+
+/* Field lookup (NULL when absent or when t is not a table); items by 0-based index. */
+const rn_value *rn_value_field(const rn_value *t, const char *key);
+const rn_value *rn_value_item(const rn_value *t, size_t i);
+
+/* Typed getters for a field of table t. When the field is absent, `*out` gets the default and 0 is
+ * returned, unless `required` is set: then it is an error. A present field of the wrong type or
+ * out of [min,max] (ignored when min > max) is an error:
+ *   "optimizer.lr: expected a number, got string \"fast\""
+ *   "optimizer.momentum: expected a number in [0, 1], got 1.5"
+ * Return 0 on success, -1 on error (message in err). */
+int rn_get_number(const rn_value *t, const char *key, int required, double def, double min,
+                  double max, double *out, char *err, size_t errlen);
+int rn_get_int(const rn_value *t, const char *key, int required, int64_t def, int64_t min,
+               int64_t max, int64_t *out, char *err, size_t errlen);
+int rn_get_bool(const rn_value *t, const char *key, int required, int def, int *out,
+                char *err, size_t errlen);
+/* *out points into the tree (or is def). */
+int rn_get_string(const rn_value *t, const char *key, int required, const char *def,
+                  const char **out, char *err, size_t errlen);
+/* Error for an unexpected node: "<path>: expected <what>, got <describe(v)>". Returns -1. */
+int rn_value_expected(const rn_value *v, const char *what, char *err, size_t errlen);
+/* Path for a child: "parent.key" or "parent[3]" (1-based like Lua); caller frees. */
+char *rn_path_join_key(const char *parent, const char *key);
+char *rn_path_join_index(const char *parent, size_t lua_index);
+
+/* Apply "key.path=value" (from --set). The path uses dots and [n] (1-based); missing tables are
+ * created. The value is parsed as a Lua literal: true/false, integer, float, a quoted string, or
+ * otherwise taken as a bare string. Error names the override. */
+int rn_value_set(rn_value *root, const char *assignment, char *err, size_t errlen);
+
+/* Write the tree as a Lua chunk "return { ... }" that loads back to an equal tree; functions are
+ * written as a comment-only `nil --[[function]]`. Deterministic (fields sorted). */
+int rn_value_write_lua(const rn_value *v, FILE *f);
+
+#endif
