@@ -15,7 +15,8 @@ typedef struct rn_dataset {
 
 /* Reads an idx image file and an idx label file (plain or .gz, through libarchive). Checks the
  * magic numbers (0x00000803 images, 0x00000801 labels), dimensions, lengths and that both files
- * agree on the count. On error writes one line naming the path and what was wrong. */
+ * agree on the count. On error writes one line naming the path and what was wrong, and leaves *ds
+ * zeroed (nothing to free). On success *ds owns pixels and labels: free with rn_dataset_free. */
 int rn_idx_load(rn_dataset *ds, const char *images_path, const char *labels_path,
                 char *err, size_t errlen);
 /* Keeps only the first n samples (for small test runs). */
@@ -30,6 +31,7 @@ typedef struct rn_loader_batch {
     int64_t n;
     int64_t epoch;
     int64_t index;     /* 0-based batch index within the epoch */
+    int64_t c, h, w;   /* per-sample shape (the dataset's) */
 } rn_loader_batch;
 
 /* Called on the loader thread for each batch after normalization (augmentation). Returns 0 or an

@@ -1,0 +1,353 @@
+/* The loader: shuffles per epoch, batches, normalizes to float NCHW and prefetches on a thread.
+ *
+ * Two batch slots, allocated at open, alternate between the loader thread and the caller: while
+ * the caller trains on one, the thread prepares the next in the other. The thread runs across
+ * epoch boundaries, so the first batch of the next epoch is ready when the caller asks for it.
+ */
+#include "dataset.h"
+
+#include <runner/plugin.h>
+
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RN_LOADER_SLOTS 2
+/* Keeps the shuffle stream apart from other streams keyed on (seed, epoch). */
+#define RN_SHUFFLE_STREAM 0x73687566666c65ull /* "shuffle" */
+
+enum { SLOT_FREE, SLOT_READY };
+
+typedef struct loader_slot {
+    rn_loader_batch b; /* what the caller sees; pointers reset to the buffers below per fill */
+    float *x;
+    int32_t *labels;
+    int64_t *ids;
+    int state;         /* SLOT_*, under the loader's mutex */
+    int rc;            /* 0, or the transform's error */
+    char err[512];
+} loader_slot;
+
+struct rn_loader {
+    /* configuration, read-only once the thread runs */
+    const rn_dataset *ds;
+    int64_t batch_size, n_batches;
+    int shuffle, drop_last;
+    uint64_t seed;
+    rn_batch_fn transform;
+    void *transform_arg;
+    float *lut;        /* c*256: normalized value of each pixel byte, per channel */
+
+    loader_slot slots[RN_LOADER_SLOTS];
+    pthread_mutex_t mu;
+    pthread_cond_t slot_freed, slot_ready;
+    int stop;          /* under mu */
+    pthread_t thread;
+    int thread_started;
+
+    /* loader thread only */
+    int64_t *perm;     /* the producing epoch's permutation */
+    int64_t start_epoch;
+
+    /* caller only */
+    int next_slot;     /* slot the next batch arrives in */
+    int held;          /* slot the caller holds, or -1 */
+    int64_t epoch, index;
+    int failed;
+    char err[512];
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+void rn_shuffle_indices(int64_t *idx, int64_t n, uint64_t seed, int64_t epoch)
+{
+    for (int64_t i = 0; i < n; i++)
+        idx[i] = i;
+    uint64_t key = rn_key3(seed, (uint64_t)epoch, RN_SHUFFLE_STREAM);
+    /* Fisher-Yates; the counter is the position being filled. The modulo bias is below
+     * (i+1)/2^64, far under anything a training run can notice. */
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(rn_rand(key, (uint64_t)i) % (uint64_t)(i + 1));
+        int64_t t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+}
+
+static void make_perm(rn_loader *l, int64_t epoch)
+{
+    if (l->shuffle) {
+        rn_shuffle_indices(l->perm, l->ds->n, l->seed, epoch);
+    } else {
+        for (int64_t i = 0; i < l->ds->n; i++)
+            l->perm[i] = i;
+    }
+}
+
+/* Fills a slot with batch `index` of `epoch` (l->perm already holds that epoch's order). */
+static int fill_slot(rn_loader *l, loader_slot *s, int64_t epoch, int64_t index)
+{
+    const rn_dataset *ds = l->ds;
+    int64_t start = index * l->batch_size;
+    int64_t n = ds->n - start < l->batch_size ? ds->n - start : l->batch_size;
+    int64_t hw = ds->h * ds->w, sample = ds->c * hw;
+
+    rn_loader_batch *b = &s->b;
+    b->x = s->x;
+    b->labels = s->labels;
+    b->ids = s->ids;
+    b->n = n;
+    b->epoch = epoch;
+    b->index = index;
+    b->c = ds->c;
+    b->h = ds->h;
+    b->w = ds->w;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t id = l->perm[start + i];
+        const uint8_t *src = ds->pixels + id * sample;
+        float *dst = s->x + i * sample;
+        s->ids[i] = id;
+        s->labels[i] = ds->labels[id];
+        for (int64_t ch = 0; ch < ds->c; ch++) {
+            const float *lut = l->lut + ch * 256;
+            for (int64_t p = 0; p < hw; p++)
+                dst[ch * hw + p] = lut[src[ch * hw + p]];
+        }
+    }
+    if (!l->transform)
+        return 0;
+    s->err[0] = '\0';
+    int rc = l->transform(l->transform_arg, b, s->err, sizeof s->err);
+    if (rc != 0 && s->err[0] == '\0')
+        set_err(s->err, sizeof s->err, "loader: transform failed (code %d) on batch %" PRId64
+                " of epoch %" PRId64, rc, index, epoch);
+    return rc;
+}
+
+static void *loader_main(void *arg)
+{
+    rn_loader *l = arg;
+    int64_t epoch = l->start_epoch, index = 0;
+    for (int k = 0;; k ^= 1) {
+        loader_slot *s = &l->slots[k];
+        pthread_mutex_lock(&l->mu);
+        while (!l->stop && s->state != SLOT_FREE)
+            pthread_cond_wait(&l->slot_freed, &l->mu);
+        int stop = l->stop;
+        pthread_mutex_unlock(&l->mu);
+        if (stop)
+            break;
+
+        if (index == 0)
+            make_perm(l, epoch);
+        int rc = fill_slot(l, s, epoch, index);
+
+        pthread_mutex_lock(&l->mu);
+        s->rc = rc;
+        s->state = SLOT_READY;
+        pthread_cond_signal(&l->slot_ready);
+        pthread_mutex_unlock(&l->mu);
+        if (rc != 0)
+            break; /* the caller gets the error; nothing more is produced */
+        if (++index == l->n_batches) {
+            index = 0;
+            epoch++;
+        }
+    }
+    return NULL;
+}
+
+static void loader_free(rn_loader *l)
+{
+    for (int k = 0; k < RN_LOADER_SLOTS; k++) {
+        free(l->slots[k].x);
+        free(l->slots[k].labels);
+        free(l->slots[k].ids);
+    }
+    free(l->lut);
+    free(l->perm);
+    free(l);
+}
+
+static int check_config(const rn_loader_config *cfg, int64_t epoch, char *err, size_t errlen)
+{
+    const rn_dataset *ds = cfg ? cfg->ds : NULL;
+    if (!ds || !ds->pixels || !ds->labels || ds->n <= 0 || ds->c <= 0 || ds->h <= 0 ||
+        ds->w <= 0) {
+        set_err(err, errlen, "loader: empty or unloaded dataset");
+        return -1;
+    }
+    if (cfg->batch_size < 1) {
+        set_err(err, errlen, "loader: batch_size must be at least 1, got %" PRId64,
+                cfg->batch_size);
+        return -1;
+    }
+    if (cfg->drop_last && ds->n < cfg->batch_size) {
+        set_err(err, errlen, "loader: batch_size %" PRId64 " with drop_last leaves no batch of %"
+                PRId64 " samples", cfg->batch_size, ds->n);
+        return -1;
+    }
+    if (epoch < 0) {
+        set_err(err, errlen, "loader: epoch must be >= 0, got %" PRId64, epoch);
+        return -1;
+    }
+    for (int64_t ch = 0; ch < ds->c; ch++) {
+        float m = cfg->mean ? cfg->mean[ch] : 0.0f, sd = cfg->std ? cfg->std[ch] : 1.0f;
+        if (!isfinite(m) || !isfinite(sd) || !(sd > 0.0f)) {
+            set_err(err, errlen, "loader: normalize channel %" PRId64
+                    " needs a finite mean and a std > 0, got mean %g std %g", ch, m, sd);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int rn_loader_open(rn_loader **out, const rn_loader_config *cfg, int64_t epoch, char *err,
+                   size_t errlen)
+{
+    *out = NULL;
+    if (check_config(cfg, epoch, err, errlen))
+        return -1;
+    const rn_dataset *ds = cfg->ds;
+    rn_loader *l = calloc(1, sizeof *l);
+    if (!l) {
+        set_err(err, errlen, "loader: out of memory");
+        return -1;
+    }
+    l->ds = ds;
+    l->batch_size = cfg->batch_size;
+    l->shuffle = cfg->shuffle;
+    l->drop_last = cfg->drop_last;
+    l->seed = cfg->seed;
+    l->transform = cfg->transform;
+    l->transform_arg = cfg->transform_arg;
+    l->n_batches = cfg->drop_last ? ds->n / cfg->batch_size
+                                  : (ds->n + cfg->batch_size - 1) / cfg->batch_size;
+    l->start_epoch = l->epoch = epoch;
+    l->held = -1;
+
+    int64_t rows = cfg->batch_size < ds->n ? cfg->batch_size : ds->n;
+    size_t sample = (size_t)(ds->c * ds->h * ds->w);
+    int ok = 1;
+    for (int k = 0; k < RN_LOADER_SLOTS; k++) {
+        loader_slot *s = &l->slots[k];
+        s->x = malloc((size_t)rows * sample * sizeof *s->x);
+        s->labels = malloc((size_t)rows * sizeof *s->labels);
+        s->ids = malloc((size_t)rows * sizeof *s->ids);
+        ok = ok && s->x && s->labels && s->ids;
+    }
+    l->lut = malloc((size_t)ds->c * 256 * sizeof *l->lut);
+    l->perm = malloc((size_t)ds->n * sizeof *l->perm);
+    if (!ok || !l->lut || !l->perm) {
+        set_err(err, errlen, "loader: out of memory for %" PRId64 " batches of %" PRId64
+                " samples", (int64_t)RN_LOADER_SLOTS, rows);
+        loader_free(l);
+        return -1;
+    }
+    for (int64_t ch = 0; ch < ds->c; ch++) {
+        float m = cfg->mean ? cfg->mean[ch] : 0.0f, sd = cfg->std ? cfg->std[ch] : 1.0f;
+        for (int v = 0; v < 256; v++)
+            l->lut[ch * 256 + v] = ((float)v / 255.0f - m) / sd;
+    }
+
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->slot_freed, NULL);
+    pthread_cond_init(&l->slot_ready, NULL);
+    /* Signals (Ctrl-C) belong to the training thread: the loader thread blocks them all. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&l->thread, NULL, loader_main, l);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        set_err(err, errlen, "loader: cannot start the prefetch thread: %s", strerror(rc));
+        pthread_cond_destroy(&l->slot_ready);
+        pthread_cond_destroy(&l->slot_freed);
+        pthread_mutex_destroy(&l->mu);
+        loader_free(l);
+        return -1;
+    }
+    l->thread_started = 1;
+    *out = l;
+    return 0;
+}
+
+int64_t rn_loader_batches(const rn_loader *l)
+{
+    return l->n_batches;
+}
+
+/* Hands the slot the caller held back to the loader thread. */
+static void release_held(rn_loader *l)
+{
+    if (l->held < 0)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->slots[l->held].state = SLOT_FREE;
+    pthread_cond_signal(&l->slot_freed);
+    pthread_mutex_unlock(&l->mu);
+    l->held = -1;
+}
+
+int rn_loader_next(rn_loader *l, rn_loader_batch **b, char *err, size_t errlen)
+{
+    *b = NULL;
+    if (l->failed) {
+        set_err(err, errlen, "%s", l->err);
+        return -1;
+    }
+    release_held(l);
+    if (l->index == l->n_batches) {
+        l->index = 0;
+        l->epoch++;
+        return 0;
+    }
+    loader_slot *s = &l->slots[l->next_slot];
+    pthread_mutex_lock(&l->mu);
+    while (s->state != SLOT_READY)
+        pthread_cond_wait(&l->slot_ready, &l->mu);
+    pthread_mutex_unlock(&l->mu);
+    if (s->rc != 0) {
+        l->failed = 1;
+        snprintf(l->err, sizeof l->err, "%s", s->err);
+        set_err(err, errlen, "%s", l->err);
+        return -1;
+    }
+    l->held = l->next_slot;
+    l->next_slot ^= 1;
+    l->index++;
+    *b = &s->b;
+    return 1;
+}
+
+void rn_loader_close(rn_loader *l)
+{
+    if (!l)
+        return;
+    if (l->thread_started) {
+        pthread_mutex_lock(&l->mu);
+        l->stop = 1;
+        pthread_cond_broadcast(&l->slot_freed);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->thread, NULL);
+        pthread_cond_destroy(&l->slot_ready);
+        pthread_cond_destroy(&l->slot_freed);
+        pthread_mutex_destroy(&l->mu);
+    }
+    loader_free(l);
+}
