@@ -38,4 +38,10 @@ void rn_sandbox_free(rn_sandbox *sb);
  * return a table, got nil", forbidden globals, budget, memory. Returns NULL on error. */
 rn_value *rn_sandbox_run_file(rn_sandbox *sb, const char *path, char *err, size_t errlen);
 
+/* --- additions beyond the first contract ------------------------------------------------------ */
+
+/* The sandbox's Lua state, for calling the RN_V_FUNCTION values of a tree (their fn_ref lives in
+ * its registry). Owned by the sandbox; only the training thread may touch it. */
+struct lua_State *rn_sandbox_state(rn_sandbox *sb);
+
 #endif

@@ -79,4 +79,22 @@ int rn_value_set(rn_value *root, const char *assignment, char *err, size_t errle
  * written as a comment-only `nil --[[function]]`. Deterministic (fields sorted). */
 int rn_value_write_lua(const rn_value *v, FILE *f);
 
+/* --- additions beyond the first contract ------------------------------------------------------ */
+
+/* A new node of the given type with a copy of path (NULL means ""); NULL when out of memory. */
+rn_value *rn_value_new(rn_vtype type, const char *path);
+/* Put child under key in table t (kept sorted), replacing and freeing an existing field. Takes
+ * ownership of child (freed on failure). Does not touch child->path. Returns 0, or -1 when out of
+ * memory or t is not a table. */
+int rn_value_put_field(rn_value *t, const char *key, rn_value *child);
+/* Append child to the array part of t; takes ownership as above. */
+int rn_value_push_item(rn_value *t, rn_value *child);
+/* Structural equality: same types (INT and NUMBER differ), values, items and fields. Paths and
+ * function refs are not compared. */
+int rn_value_equal(const rn_value *a, const rn_value *b);
+/* A Lua name that is not a reserved word (written as a bare key, joined with a dot). */
+int rn_value_is_identifier(const char *s);
+/* The path as errors show it: the path itself, or "recipe" for the root. */
+const char *rn_value_display_path(const char *path);
+
 #endif
