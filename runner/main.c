@@ -154,10 +154,12 @@ static void print_setting(const rn_setting *s)
         snprintf(def, sizeof def, "%s", s->default_number != 0 ? "true" : "false");
     else
         snprintf(def, sizeof def, "%g", s->default_number);
+    if (s->flags & RN_SETTING_REQUIRED) snprintf(def, sizeof def, "(required)");
     if (s->type == RN_SETTING_STRING && s->choices)
         snprintf(range, sizeof range, "one of %s", s->choices);
     else if (s->type != RN_SETTING_STRING && s->type != RN_SETTING_BOOL && s->min <= s->max)
-        snprintf(range, sizeof range, "[%g, %g]", s->min, s->max);
+        snprintf(range, sizeof range, "%c%g, %g%c", s->flags & RN_SETTING_MIN_EXCLUSIVE ? '(' : '[',
+                 s->min, s->max, s->flags & RN_SETTING_MAX_EXCLUSIVE ? ')' : ']');
     printf("  %-20s %-8s default %-12s %-18s %s\n", s->name, setting_type(s->type), def, range,
            s->doc ? s->doc : "");
 }

@@ -1,1 +1,36 @@
-# tests for runner/plugins
+# tests for plugins/ (and examples/plugins/): every test goes through the real loader, scanning the
+# built plugin dir (RN_PLUGIN_DIR) and making instances from recipe nodes.
+set(RN_BUILTIN_PLUGINS sgd constant cosine random_crop hflip progress csv_logger)
+
+# The example third-party plugin, built out of tree-style with the one line its comment shows
+# (plus -Wl,--no-undefined), into its own dir so it is not mistaken for a built-in plugin.
+set(RN_EXAMPLE_PLUGIN_DIR ${CMAKE_CURRENT_BINARY_DIR}/example_plugins)
+add_custom_command(
+  OUTPUT ${RN_EXAMPLE_PLUGIN_DIR}/step_decay.so
+  COMMAND ${CMAKE_COMMAND} -E make_directory ${RN_EXAMPLE_PLUGIN_DIR}
+  COMMAND ${CMAKE_C_COMPILER} -shared -fPIC -O2 -I${PROJECT_SOURCE_DIR}/include
+          -o ${RN_EXAMPLE_PLUGIN_DIR}/step_decay.so ${PROJECT_SOURCE_DIR}/examples/plugins/step_decay.c
+          -lm -Wl,--no-undefined
+  DEPENDS ${PROJECT_SOURCE_DIR}/examples/plugins/step_decay.c
+          ${PROJECT_SOURCE_DIR}/include/runner/plugin.h
+  COMMENT "Building the example plugin step_decay.so with one cc line")
+add_custom_target(example_step_decay DEPENDS ${RN_EXAMPLE_PLUGIN_DIR}/step_decay.so)
+
+function(rn_add_plugin_test name)
+  rn_add_test(${name} SOURCES ${name}.c LIBS rn_plugin_host rn_recipe)
+  add_dependencies(${name} ${RN_BUILTIN_PLUGINS} ${ARGN})
+  set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT
+               "RN_PLUGIN_DIR=${RN_PLUGIN_OUTPUT_DIR}" "RN_EXAMPLE_PLUGIN_DIR=${RN_EXAMPLE_PLUGIN_DIR}")
+  set_property(TEST ${name} APPEND PROPERTY LABELS plugins)
+endfunction()
+
+rn_add_plugin_test(test_sgd)
+rn_add_plugin_test(test_cosine)
+rn_add_plugin_test(test_constant)
+rn_add_plugin_test(test_random_crop)
+rn_add_plugin_test(test_hflip)
+rn_add_plugin_test(test_csv_logger)
+rn_add_plugin_test(test_progress)
+rn_add_plugin_test(test_plugin_settings)
+rn_add_plugin_test(test_plugin_recipe)
+rn_add_plugin_test(test_step_decay example_step_decay)

@@ -17,7 +17,8 @@
  *
  * Errors: a function that can fail returns RN_OK (0) or a negative RN_ERR_* code after calling
  * host->set_error(ctx, ...) with one line saying what was expected and what was found. A plugin
- * never calls exit() and never prints to stdout except through host->log.
+ * never calls exit(). It prints through host->log, except a callback whose job is output (a
+ * progress bar), which may write to stdout/stderr itself on the training thread.
  */
 #ifndef RUNNER_PLUGIN_H
 #define RUNNER_PLUGIN_H
@@ -83,14 +84,21 @@ typedef enum rn_setting_type {
     RN_SETTING_STRING = 4, /* NUL-terminated; must be one of `choices` when that is non-NULL */
 } rn_setting_type;
 
+/* Bits for rn_setting.flags. */
+#define RN_SETTING_REQUIRED 1u      /* the recipe must give it; the default is not used */
+#define RN_SETTING_MIN_EXCLUSIVE 2u /* the range is (min, ... instead of [min, ... */
+#define RN_SETTING_MAX_EXCLUSIVE 4u /* the range is ..., max) instead of ..., max] */
+
 typedef struct rn_setting {
     const char *name;           /* key in the recipe table, e.g. "momentum" */
     rn_setting_type type;
     double default_number;      /* default for NUMBER, INT (integral) and BOOL (0 or 1) */
     const char *default_string; /* default for STRING; NULL means the setting is required */
-    double min, max;            /* inclusive range for NUMBER and INT; ignored when min > max */
+    double min, max;            /* range for NUMBER and INT (inclusive unless flags say
+                                   otherwise); ignored when min > max */
     const char *choices;        /* STRING only: allowed values separated by '|', or NULL for any */
     const char *doc;            /* one line: meaning and unit (steps or epochs) */
+    unsigned flags;             /* RN_SETTING_* bits; 0 = optional with inclusive range */
 } rn_setting;
 
 /* Opaque handle the host gives each plugin instance: its settings, its error buffer, its run. */
@@ -203,11 +211,14 @@ typedef struct rn_host {
     int (*metric_at)(rn_ctx *ctx, size_t i, const char **name, double *value);
     /* Latest value of a metric by name; returns 0 when it does not exist. */
     int (*metric)(rn_ctx *ctx, const char *name, double *value);
-    /* Whether stdout is a terminal (progress bars draw only then). */
+    /* Whether stderr is a terminal (progress bars draw there only then). */
     int (*is_tty)(rn_ctx *ctx);
 
     /* Run fn over [0, n) in chunks on the host's thread team; fn gets [begin, end). */
     void (*parallel_for)(int64_t n, void (*fn)(void *arg, int64_t begin, int64_t end), void *arg);
+
+    /* 1 when the recipe gave this setting, 0 when it holds the schema's default. */
+    int (*has_setting)(rn_ctx *ctx, const char *key);
 } rn_host;
 
 /* ---------------------------------------------------------------------------------------------
@@ -276,6 +287,9 @@ typedef struct rn_library {
 } rn_library;
 
 typedef const rn_library *(*rn_plugin_entry_fn)(const rn_host *host);
+
+/* The one symbol a plugin library exports (declared here so a wrong signature fails to compile). */
+RN_EXPORT const rn_library *rn_plugin_entry(const rn_host *host);
 
 /* ---------------------------------------------------------------------------------------------
  * Counter-based randomness: the same (key, counter) gives the same bits on any thread or device.

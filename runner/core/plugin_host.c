@@ -16,6 +16,7 @@
 typedef struct rn_setting_value {
     double number; /* NUMBER, INT, BOOL */
     char *string;  /* STRING (owned) */
+    int given;     /* set by the recipe (not the schema's default) */
 } rn_setting_value;
 
 struct rn_ctx {
@@ -148,6 +149,12 @@ static void host_parallel_for(int64_t n, void (*fn)(void *, int64_t, int64_t), v
     }
 }
 
+static int host_has_setting(rn_ctx *ctx, const char *key)
+{
+    const rn_setting_value *v = ctx_value(ctx, key);
+    return v ? v->given : 0;
+}
+
 static const rn_host host_table = {
     .struct_size = sizeof(rn_host),
     .abi_major = RN_ABI_MAJOR,
@@ -168,6 +175,7 @@ static const rn_host host_table = {
     .metric = host_metric,
     .is_tty = host_is_tty,
     .parallel_for = host_parallel_for,
+    .has_setting = host_has_setting,
 };
 
 const rn_host *rn_host_table(void) { return &host_table; }
@@ -451,15 +459,21 @@ static int take_value(const rn_plugin *p, const rn_setting *s, const rn_value *v
 {
     char what[160];
     int range = s->min <= s->max;
+    int lo_open = (s->flags & RN_SETTING_MIN_EXCLUSIVE) != 0;
+    int hi_open = (s->flags & RN_SETTING_MAX_EXCLUSIVE) != 0;
+    out->given = 1;
     switch (s->type) {
     case RN_SETTING_NUMBER:
     case RN_SETTING_INT: {
         int ok = v->type == RN_V_INT || v->type == RN_V_NUMBER;
         if (ok && s->type == RN_SETTING_INT && v->type == RN_V_NUMBER && v->n != floor(v->n))
             ok = 0;
-        if (!ok || !isfinite(v->n) || (range && (v->n < s->min || v->n > s->max))) {
+        int outside = range && (v->n < s->min || v->n > s->max || (lo_open && v->n == s->min) ||
+                                (hi_open && v->n == s->max));
+        if (!ok || !isfinite(v->n) || outside) {
             if (range)
-                snprintf(what, sizeof what, "%s in [%g, %g]", type_word(s->type), s->min, s->max);
+                snprintf(what, sizeof what, "%s in %c%g, %g%c", type_word(s->type),
+                         lo_open ? '(' : '[', s->min, s->max, hi_open ? ')' : ']');
             else
                 snprintf(what, sizeof what, "%s", type_word(s->type));
             if (ok) {
@@ -556,9 +570,12 @@ int rn_instance_create(rn_instance *inst, const rn_registry *reg, rn_plugin_kind
     }
     int rc = spec->type == RN_V_TABLE ? apply_table(p, spec, values, err, errlen) : 0;
     for (size_t i = 0; rc == 0 && i < p->n_settings; i++) {
-        if (p->settings[i].type == RN_SETTING_STRING && !values[i].string) {
-            snprintf(err, errlen, "%s.%s: missing (expected a string; %s)", where,
-                     p->settings[i].name, p->settings[i].doc ? p->settings[i].doc : "required");
+        const rn_setting *st = &p->settings[i];
+        int missing = (st->flags & RN_SETTING_REQUIRED) && !values[i].given;
+        if (st->type == RN_SETTING_STRING && !values[i].string) missing = 1;
+        if (missing) {
+            snprintf(err, errlen, "%s.%s: missing (expected %s: %s)", where, st->name,
+                     type_word(st->type), st->doc ? st->doc : "required");
             rc = -1;
         }
     }

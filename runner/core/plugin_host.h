@@ -44,9 +44,8 @@ typedef struct rn_instance {
 
 /* Makes an instance from a recipe node: a table whose first item is the id (a bare string is
  * accepted as {id}) and whose named fields are settings. The settings are validated against the
- * plugin's schema (unknown key, type, range, choices: each names spec->path.key) before create()
- * is called; `overrides` (may be NULL) is a table of settings that take precedence (stage
- * overrides). `slot` distinguishes instances for their seeds. */
+ * plugin's schema (unknown key, type, range, choices, required: each names spec->path.key)
+ * before create() is called. `slot` distinguishes instances of one kind for their seeds. */
 int rn_instance_create(rn_instance *inst, const rn_registry *reg, rn_plugin_kind kind,
                        const rn_value *spec, const rn_run_view *run, uint64_t slot,
                        char *err, size_t errlen);

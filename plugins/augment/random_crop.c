@@ -1,0 +1,134 @@
+/* random_crop — torchvision's RandomCrop(size, padding) with zero padding, on a normalized batch.
+ *
+ * Each sample is padded by `padding` zeros on every side and a size x size window is cut at
+ * (dy, dx), both uniform in [0, h + 2*padding - size]:
+ *   dy = floor(rn_uniform(key, 0) * range_y), dx = floor(rn_uniform(key, 1) * range_x),
+ *   key = rn_key3(batch->seed, batch->epoch, sample_id)
+ * so a sample's crop depends only on (seed, epoch, sample id), never on the batch it is in.
+ * The batch buffers are fixed, so size must equal the image's height and width: the crop is then
+ * a shift by (dy - padding, dx - padding), done in place row by row. Zero is the data's mean after
+ * normalization, not black (torchvision pads before normalizing).
+ */
+#include <runner/plugin.h>
+
+#include <stdint.h>
+#include <string.h>
+
+typedef struct random_crop {
+    const rn_host *host;
+    rn_ctx *ctx;
+    int64_t size, padding;
+} random_crop;
+
+static const rn_setting random_crop_settings[] = {
+    {"size", RN_SETTING_INT, 0, NULL, 1, 65536, NULL,
+     "output height and width in pixels (must equal the input size for now)",
+     RN_SETTING_REQUIRED},
+    {"padding", RN_SETTING_INT, 0, NULL, 0, 65536, NULL,
+     "zero padding added on every side before cropping, in pixels", 0},
+};
+
+static int random_crop_create(const rn_host *host, rn_ctx *ctx, void **self)
+{
+    int64_t size = host->get_int(ctx, "size"); /* required: the host refused a missing one */
+    random_crop *r = host->alloc(sizeof *r);
+    if (!r) {
+        host->set_error(ctx, "out of memory");
+        return RN_ERR_NOMEM;
+    }
+    r->host = host;
+    r->ctx = ctx;
+    r->size = size;
+    r->padding = host->get_int(ctx, "padding");
+    *self = r;
+    return RN_OK;
+}
+
+static void random_crop_destroy(void *self)
+{
+    random_crop *r = self;
+    if (r) r->host->free(r);
+}
+
+/* Moves one h x w plane in place so that out(y, x) = in(y + sy, x + sx), zero outside. Rows are
+ * visited in the direction that reads each source row before it is overwritten. */
+static void shift_plane(float *p, int64_t h, int64_t w, int64_t sy, int64_t sx)
+{
+    int64_t x0 = sx < 0 ? -sx : 0;           /* first output column with a source */
+    int64_t x1 = sx > 0 ? w - sx : w;        /* one past the last */
+    if (x1 < x0) x1 = x0;
+    size_t keep = (size_t)(x1 - x0) * sizeof(float);
+    for (int64_t k = 0; k < h; k++) {
+        int64_t y = sy > 0 ? k : h - 1 - k;
+        int64_t src = y + sy;
+        float *row = p + y * w;
+        if (src < 0 || src >= h || keep == 0) {
+            memset(row, 0, (size_t)w * sizeof(float));
+            continue;
+        }
+        memmove(row + x0, p + src * w + x0 + sx, keep);
+        memset(row, 0, (size_t)x0 * sizeof(float));
+        memset(row + x1, 0, (size_t)(w - x1) * sizeof(float));
+    }
+}
+
+static int random_crop_apply(void *self, rn_batch *b)
+{
+    random_crop *r = self;
+    if (r->size != b->h || r->size != b->w) {
+        r->host->set_error(r->ctx, "size %lld must equal the batch's image size %lldx%lld (the "
+                           "batch buffers are fixed; resizing crops are not supported yet)",
+                           (long long)r->size, (long long)b->h, (long long)b->w);
+        return RN_ERR_CONFIG;
+    }
+    uint64_t range_y = (uint64_t)(b->h + 2 * r->padding - r->size + 1);
+    uint64_t range_x = (uint64_t)(b->w + 2 * r->padding - r->size + 1);
+    if (r->padding == 0)
+        return RN_OK; /* the only window is the image itself */
+    int64_t plane = b->h * b->w;
+    for (int64_t i = 0; i < b->n; i++) {
+        uint64_t key = rn_key3(b->seed, (uint64_t)b->epoch, (uint64_t)b->sample_ids[i]);
+        int64_t dy = (int64_t)(rn_uniform(key, 0) * (double)range_y);
+        int64_t dx = (int64_t)(rn_uniform(key, 1) * (double)range_x);
+        int64_t sy = dy - r->padding, sx = dx - r->padding;
+        if (sy == 0 && sx == 0) continue;
+        for (int64_t ch = 0; ch < b->c; ch++)
+            shift_plane(b->x + (i * b->c + ch) * plane, b->h, b->w, sy, sx);
+    }
+    return RN_OK;
+}
+
+static const rn_augment_api random_crop_api = {
+    .struct_size = sizeof(rn_augment_api),
+    .apply = random_crop_apply,
+};
+
+static const rn_plugin random_crop_plugin = {
+    .struct_size = sizeof(rn_plugin),
+    .kind = RN_KIND_AUGMENT,
+    .id = "random_crop",
+    .version = "1.0.0",
+    .summary = "random crop after zero padding (torchvision RandomCrop), per-sample offsets",
+    .devices = RN_DEVICE_CPU,
+    .settings = random_crop_settings,
+    .n_settings = sizeof random_crop_settings / sizeof random_crop_settings[0],
+    .create = random_crop_create,
+    .destroy = random_crop_destroy,
+    .api = &random_crop_api,
+};
+
+static const rn_plugin *const random_crop_plugins[] = {&random_crop_plugin};
+
+static const rn_library random_crop_library = {
+    .struct_size = sizeof(rn_library),
+    .abi_major = RN_ABI_MAJOR,
+    .abi_minor = RN_ABI_MINOR,
+    .build_signature = RN_BUILD_SIGNATURE_CPU,
+    .plugins = random_crop_plugins,
+    .n_plugins = 1,
+};
+
+RN_EXPORT const rn_library *rn_plugin_entry(const rn_host *host)
+{
+    return host->abi_major == RN_ABI_MAJOR ? &random_crop_library : NULL;
+}
