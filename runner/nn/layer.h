@@ -31,7 +31,10 @@ typedef struct rn_layer_ops {
      * x and y are the tensors of the matching forward call. */
     int (*backward)(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
                     rn_tensor *dx);
-    void (*destroy)(rn_layer *l);
+    void (*destroy)(rn_layer *l);   /* frees what impl points to; NULL when nothing to free */
+    /* true when y is x under another shape (flatten): the model lets y and dy share the buffers
+     * of x and dx, and forward/backward skip the copy when the pointers are equal. */
+    bool output_is_input;
 } rn_layer_ops;
 
 struct rn_layer {
@@ -42,6 +45,7 @@ struct rn_layer {
     uint64_t seed;            /* for dropout: the run seed mixed with the layer index */
     uint64_t calls;           /* forward calls in train mode (dropout mask counter) */
     void *impl;               /* the layer's own state */
+    char err[256];            /* why the last forward/backward failed (one line); "" otherwise */
 };
 
 /* Constructors. Each returns NULL and writes err on invalid arguments. Weights are initialised

@@ -13,10 +13,13 @@ typedef struct rn_model {
     rn_tensor *grads;      /* n_layers + 1: gradients w.r.t. acts */
     rn_param_ref *params;  /* all layers' params in model order (borrowed from the layers) */
     int n_params;
+    char err[384];         /* why the last rn_model_forward/backward failed, naming the layer */
 } rn_model;
 
 /* Takes ownership of `layers` (an array of n pointers, malloc'ed). Checks that shapes chain
- * (err names the layer index, type and both shapes) and allocates activations. */
+ * (err names the layer index, type and both shapes) and allocates activations. On error the layers
+ * are destroyed too and *m is left empty (rn_model_free on it is a no-op). acts[0] has shape
+ * (max_batch, in_shape...); grads[0] has data NULL since no layer writes the input gradient. */
 int rn_model_init(rn_model *m, rn_layer **layers, int n, rn_shape in_shape, int64_t max_batch,
                   char *err, size_t errlen);
 void rn_model_free(rn_model *m);

@@ -1,0 +1,414 @@
+/* oneDNN convolution plans (see cpu_conv.h). */
+#include "cpu_conv.h"
+#include "cpu_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TRY(what, call)                                                                    \
+    do {                                                                                   \
+        dnnl_status_t s_ = (call);                                                         \
+        if (s_ != dnnl_success) {                                                          \
+            snprintf(err, errlen, "oneDNN convolution: %s failed (%s)", what,              \
+                     rn_cpu_status_str(s_));                                               \
+            return -1;                                                                     \
+        }                                                                                  \
+    } while (0)
+
+/* One primitive argument: `user` wraps the caller's plain buffer (handle set per call); `prim` is
+ * what the primitive reads or writes, the same object unless the layouts differ, in which case a
+ * reorder runs before (inputs) or after (outputs) the primitive. */
+typedef struct bound {
+    dnnl_memory_t user;
+    dnnl_memory_t prim;
+    dnnl_primitive_t reorder; /* user->prim for inputs, prim->user for outputs; NULL if none */
+} bound;
+
+typedef struct step {
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    dnnl_memory_t scratch; /* over the plan's shared scratchpad buffer */
+} step;
+
+struct rn_cpu_conv_plan {
+    rn_cpu_conv_desc d;
+    dnnl_engine_t eng;
+    dnnl_stream_t strm;
+    dnnl_memory_desc_t src_md, w_md, b_md, dst_md; /* plain NCHW / OIHW / x */
+    dnnl_primitive_attr_t attr;                     /* user-managed scratchpad */
+    void *scratch;                                  /* shared by the three primitives */
+    size_t scratch_size;
+    step fwd, bwd_data, bwd_w;
+    bound f_src, f_w, f_b, f_dst;      /* forward */
+    bound d_diff_dst, d_w, d_diff_src; /* backward data */
+    bound w_src, w_diff_dst, w_diff_w, w_diff_b; /* backward weights */
+    int w_src_shares_fwd;              /* backward weights reads the forward's reordered src */
+    int d_diff_dst_shares_w;           /* backward data reads backward weights' reordered dy */
+};
+
+static void bound_destroy(bound *b)
+{
+    if (b->reorder) dnnl_primitive_destroy(b->reorder);
+    if (b->prim && b->prim != b->user) dnnl_memory_destroy(b->prim);
+    if (b->user) dnnl_memory_destroy(b->user);
+    memset(b, 0, sizeof *b);
+}
+
+/* is_input: reorder user->prim before the primitive; otherwise prim->user after it. `share` (may
+ * be NULL) is an existing prim memory with the same layout to use instead of a new buffer. */
+static int bound_init(rn_cpu_conv_plan *p, bound *b, const dnnl_memory_desc_t *user_md,
+                      const dnnl_memory_desc_t *prim_md, int is_input, dnnl_memory_t share,
+                      char *err, size_t errlen)
+{
+    TRY("memory_create", dnnl_memory_create(&b->user, user_md, p->eng, DNNL_MEMORY_NONE));
+    if (dnnl_memory_desc_equal(user_md, prim_md)) {
+        b->prim = b->user;
+        return 0;
+    }
+    if (share) {
+        b->prim = share;
+        return 0; /* owned by the other bound (see the *_shares_* flags) */
+    }
+    TRY("memory_create", dnnl_memory_create(&b->prim, prim_md, p->eng, DNNL_MEMORY_ALLOCATE));
+    dnnl_primitive_desc_t rpd;
+    const dnnl_memory_desc_t *from = is_input ? user_md : prim_md;
+    const dnnl_memory_desc_t *to = is_input ? prim_md : user_md;
+    TRY("reorder_primitive_desc_create",
+        dnnl_reorder_primitive_desc_create(&rpd, from, p->eng, to, p->eng, NULL));
+    dnnl_status_t s = dnnl_primitive_create(&b->reorder, rpd);
+    dnnl_primitive_desc_destroy(rpd);
+    TRY("reorder primitive_create", s);
+    return 0;
+}
+
+static dnnl_status_t bound_reorder(rn_cpu_conv_plan *p, bound *b)
+{
+    if (!b->reorder) return dnnl_success;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, b->user}, {DNNL_ARG_TO, b->prim}};
+    return dnnl_primitive_execute(b->reorder, p->strm, 2, args);
+}
+
+static dnnl_status_t bound_reorder_out(rn_cpu_conv_plan *p, bound *b)
+{
+    if (!b->reorder) return dnnl_success;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, b->prim}, {DNNL_ARG_TO, b->user}};
+    return dnnl_primitive_execute(b->reorder, p->strm, 2, args);
+}
+
+static void step_destroy(step *s)
+{
+    if (s->scratch) dnnl_memory_destroy(s->scratch);
+    if (s->prim) dnnl_primitive_destroy(s->prim);
+    if (s->pd) dnnl_primitive_desc_destroy(s->pd);
+    memset(s, 0, sizeof *s);
+}
+
+/* Creates the primitive, grows the shared scratchpad if needed and binds a memory over it. */
+static int step_finish(rn_cpu_conv_plan *p, step *s, char *err, size_t errlen)
+{
+    TRY("primitive_create", dnnl_primitive_create(&s->prim, s->pd));
+    const dnnl_memory_desc_t *smd =
+        dnnl_primitive_desc_query_md(s->pd, dnnl_query_scratchpad_md, 0);
+    size_t need = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (need > p->scratch_size) {
+        /* Only while building a plan; existing scratch memories are re-pointed below. */
+        void *buf = aligned_alloc(64, (need + 63) / 64 * 64);
+        if (!buf) {
+            snprintf(err, errlen, "oneDNN convolution: out of memory for a %zu-byte scratchpad",
+                     need);
+            return -1;
+        }
+        free(p->scratch);
+        p->scratch = buf;
+        p->scratch_size = need;
+        step *all[3] = {&p->fwd, &p->bwd_data, &p->bwd_w};
+        for (int i = 0; i < 3; i++)
+            if (all[i]->scratch) dnnl_memory_set_data_handle(all[i]->scratch, p->scratch);
+    }
+    if (need > 0)
+        TRY("scratchpad memory_create", dnnl_memory_create(&s->scratch, smd, p->eng, p->scratch));
+    return 0;
+}
+
+static void conv_dims(const rn_cpu_conv_desc *d, dnnl_dims_t strides, dnnl_dims_t pad)
+{
+    strides[0] = d->sh;
+    strides[1] = d->sw;
+    pad[0] = d->ph;
+    pad[1] = d->pw;
+}
+
+static int build_forward(rn_cpu_conv_plan *p, char *err, size_t errlen)
+{
+    const rn_cpu_conv_desc *d = &p->d;
+    dnnl_memory_desc_t src, w, b, dst;
+    dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, wd = {d->oc, d->ic, d->kh, d->kw},
+                bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
+    dnnl_format_tag_t act = d->blocked ? dnnl_format_tag_any : dnnl_nchw;
+    dnnl_format_tag_t wt = d->blocked ? dnnl_format_tag_any : dnnl_oihw;
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, act));
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&w, 4, wd, dnnl_f32, wt));
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&b, 1, bd, dnnl_f32, dnnl_x));
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, act));
+    dnnl_dims_t strides, pad;
+    conv_dims(d, strides, pad);
+    dnnl_convolution_desc_t cd;
+    TRY("convolution_forward_desc_init",
+        dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
+                                           &src, &w, d->bias ? &b : NULL, &dst, strides, pad,
+                                           pad));
+    TRY("forward primitive_desc_create",
+        dnnl_primitive_desc_create(&p->fwd.pd, &cd, p->attr, p->eng, NULL));
+    if (step_finish(p, &p->fwd, err, errlen)) return -1;
+    const dnnl_primitive_desc_t pd = p->fwd.pd;
+    if (bound_init(p, &p->f_src, &p->src_md, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
+                   1, NULL, err, errlen) ||
+        bound_init(p, &p->f_w, &p->w_md,
+                   dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), 1, NULL, err,
+                   errlen) ||
+        bound_init(p, &p->f_dst, &p->dst_md,
+                   dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), 0, NULL, err, errlen))
+        return -1;
+    if (d->bias &&
+        bound_init(p, &p->f_b, &p->b_md, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1),
+                   1, NULL, err, errlen))
+        return -1;
+    return 0;
+}
+
+static int build_backward_weights(rn_cpu_conv_plan *p, char *err, size_t errlen)
+{
+    const rn_cpu_conv_desc *d = &p->d;
+    dnnl_memory_desc_t src, w, b, dst;
+    dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, wd = {d->oc, d->ic, d->kh, d->kw},
+                bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
+    dnnl_format_tag_t act = d->blocked ? dnnl_format_tag_any : dnnl_nchw;
+    dnnl_format_tag_t wt = d->blocked ? dnnl_format_tag_any : dnnl_oihw;
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, act));
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&w, 4, wd, dnnl_f32, wt));
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&b, 1, bd, dnnl_f32, dnnl_x));
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, act));
+    dnnl_dims_t strides, pad;
+    conv_dims(d, strides, pad);
+    dnnl_convolution_desc_t cd;
+    TRY("convolution_backward_weights_desc_init",
+        dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src, &w,
+                                                    d->bias ? &b : NULL, &dst, strides, pad,
+                                                    pad));
+    TRY("backward-weights primitive_desc_create",
+        dnnl_primitive_desc_create(&p->bwd_w.pd, &cd, p->attr, p->eng, p->fwd.pd));
+    if (step_finish(p, &p->bwd_w, err, errlen)) return -1;
+    const dnnl_primitive_desc_t pd = p->bwd_w.pd;
+    const dnnl_memory_desc_t *src_prim = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *fwd_src =
+        dnnl_primitive_desc_query_md(p->fwd.pd, dnnl_query_src_md, 0);
+    /* Same blocked layout as forward's input: read the buffer forward already reordered into. */
+    p->w_src_shares_fwd = p->f_src.reorder && dnnl_memory_desc_equal(src_prim, fwd_src);
+    if (bound_init(p, &p->w_src, &p->src_md, src_prim, 1,
+                   p->w_src_shares_fwd ? p->f_src.prim : NULL, err, errlen) ||
+        bound_init(p, &p->w_diff_dst, &p->dst_md,
+                   dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0), 1, NULL, err,
+                   errlen) ||
+        bound_init(p, &p->w_diff_w, &p->w_md,
+                   dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0), 0, NULL, err,
+                   errlen))
+        return -1;
+    if (d->bias &&
+        bound_init(p, &p->w_diff_b, &p->b_md,
+                   dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 1), 0, NULL, err,
+                   errlen))
+        return -1;
+    return 0;
+}
+
+static int build_backward_data(rn_cpu_conv_plan *p, char *err, size_t errlen)
+{
+    const rn_cpu_conv_desc *d = &p->d;
+    dnnl_memory_desc_t src, w, dst;
+    dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, wd = {d->oc, d->ic, d->kh, d->kw},
+                dd = {d->n, d->oc, d->oh, d->ow};
+    dnnl_format_tag_t act = d->blocked ? dnnl_format_tag_any : dnnl_nchw;
+    dnnl_format_tag_t wt = d->blocked ? dnnl_format_tag_any : dnnl_oihw;
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, act));
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&w, 4, wd, dnnl_f32, wt));
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, act));
+    dnnl_dims_t strides, pad;
+    conv_dims(d, strides, pad);
+    dnnl_convolution_desc_t cd;
+    TRY("convolution_backward_data_desc_init",
+        dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &src, &w, &dst,
+                                                 strides, pad, pad));
+    TRY("backward-data primitive_desc_create",
+        dnnl_primitive_desc_create(&p->bwd_data.pd, &cd, p->attr, p->eng, p->fwd.pd));
+    if (step_finish(p, &p->bwd_data, err, errlen)) return -1;
+    const dnnl_primitive_desc_t pd = p->bwd_data.pd;
+    const dnnl_memory_desc_t *dd_prim = dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0);
+    const dnnl_memory_desc_t *wdd_prim =
+        dnnl_primitive_desc_query_md(p->bwd_w.pd, dnnl_query_diff_dst_md, 0);
+    /* Same layout as backward weights' output gradient: reuse the reorder made there. */
+    p->d_diff_dst_shares_w = p->w_diff_dst.reorder && dnnl_memory_desc_equal(dd_prim, wdd_prim);
+    if (bound_init(p, &p->d_diff_dst, &p->dst_md, dd_prim, 1,
+                   p->d_diff_dst_shares_w ? p->w_diff_dst.prim : NULL, err, errlen) ||
+        bound_init(p, &p->d_w, &p->w_md, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
+                   1, NULL, err, errlen) ||
+        bound_init(p, &p->d_diff_src, &p->src_md,
+                   dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0), 0, NULL, err,
+                   errlen))
+        return -1;
+    return 0;
+}
+
+int rn_cpu_conv_plan_create(rn_cpu_conv_plan **out, const rn_cpu_conv_desc *d, char *err,
+                            size_t errlen)
+{
+    *out = NULL;
+    if (d->n < 1 || d->ic < 1 || d->oc < 1 || d->kh < 1 || d->kw < 1 || d->sh < 1 || d->sw < 1 ||
+        d->ph < 0 || d->pw < 0 || d->oh != (d->ih + 2 * d->ph - d->kh) / d->sh + 1 ||
+        d->ow != (d->iw + 2 * d->pw - d->kw) / d->sw + 1 || d->oh < 1 || d->ow < 1) {
+        snprintf(err, errlen, "oneDNN convolution: inconsistent geometry");
+        return -1;
+    }
+    rn_cpu_conv_plan *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "oneDNN convolution: out of memory");
+        return -1;
+    }
+    p->d = *d;
+    if (rn_cpu_engine(&p->eng, &p->strm, err, errlen)) goto fail;
+    dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, wd = {d->oc, d->ic, d->kh, d->kw},
+                bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
+    if (dnnl_memory_desc_init_by_tag(&p->src_md, 4, sd, dnnl_f32, dnnl_nchw) ||
+        dnnl_memory_desc_init_by_tag(&p->w_md, 4, wd, dnnl_f32, dnnl_oihw) ||
+        dnnl_memory_desc_init_by_tag(&p->b_md, 1, bd, dnnl_f32, dnnl_x) ||
+        dnnl_memory_desc_init_by_tag(&p->dst_md, 4, dd, dnnl_f32, dnnl_nchw) ||
+        dnnl_primitive_attr_create(&p->attr) ||
+        dnnl_primitive_attr_set_scratchpad_mode(p->attr, dnnl_scratchpad_mode_user)) {
+        snprintf(err, errlen, "oneDNN convolution: cannot describe the memory");
+        goto fail;
+    }
+    if (build_forward(p, err, errlen) || build_backward_weights(p, err, errlen)) goto fail;
+    *out = p;
+    return 0;
+fail:
+    rn_cpu_conv_plan_destroy(p);
+    return -1;
+}
+
+void rn_cpu_conv_plan_destroy(rn_cpu_conv_plan *p)
+{
+    if (!p) return;
+    /* the first bound owns a shared buffer */
+    if (p->w_src_shares_fwd) p->w_src.prim = p->w_src.user;
+    if (p->d_diff_dst_shares_w) p->d_diff_dst.prim = p->d_diff_dst.user;
+    bound *all[] = {&p->f_src,      &p->f_w,    &p->f_b,        &p->f_dst,
+                    &p->d_diff_dst, &p->d_w,    &p->d_diff_src, &p->w_src,
+                    &p->w_diff_dst, &p->w_diff_w, &p->w_diff_b};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) bound_destroy(all[i]);
+    step_destroy(&p->fwd);
+    step_destroy(&p->bwd_data);
+    step_destroy(&p->bwd_w);
+    if (p->attr) dnnl_primitive_attr_destroy(p->attr);
+    free(p->scratch);
+    free(p);
+}
+
+const rn_cpu_conv_desc *rn_cpu_conv_plan_desc(const rn_cpu_conv_plan *p) { return &p->d; }
+
+/* Sets the user handle of an argument and returns the memory the primitive should see. */
+static dnnl_memory_t bind(bound *b, const void *ptr)
+{
+    dnnl_memory_set_data_handle(b->user, (void *)ptr);
+    return b->prim;
+}
+
+static int exec(rn_cpu_conv_plan *p, step *s, dnnl_exec_arg_t *args, int nargs, const char *what,
+                char *err, size_t errlen)
+{
+    if (s->scratch) {
+        args[nargs].arg = DNNL_ARG_SCRATCHPAD;
+        args[nargs].memory = s->scratch;
+        nargs++;
+    }
+    TRY(what, dnnl_primitive_execute(s->prim, p->strm, nargs, args));
+    return 0;
+}
+
+int rn_cpu_conv_forward(rn_cpu_conv_plan *p, const float *x, const float *w, const float *b,
+                        float *y, char *err, size_t errlen)
+{
+    dnnl_exec_arg_t args[5];
+    int n = 0;
+    args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, bind(&p->f_src, x)};
+    args[n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, bind(&p->f_w, w)};
+    if (p->d.bias) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bind(&p->f_b, b)};
+    args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DST, bind(&p->f_dst, y)};
+    TRY("forward input reorder", bound_reorder(p, &p->f_src));
+    TRY("forward weights reorder", bound_reorder(p, &p->f_w));
+    if (p->d.bias) TRY("forward bias reorder", bound_reorder(p, &p->f_b));
+    if (exec(p, &p->fwd, args, n, "forward", err, errlen)) return -1;
+    TRY("forward output reorder", bound_reorder_out(p, &p->f_dst));
+    return 0;
+}
+
+static int backward_weights(rn_cpu_conv_plan *p, const float *x, const float *dy, float *dw,
+                            float *db, char *err, size_t errlen)
+{
+    dnnl_exec_arg_t args[6];
+    int n = 0;
+    args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, bind(&p->w_src, x)};
+    args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, bind(&p->w_diff_dst, dy)};
+    args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_WEIGHTS, bind(&p->w_diff_w, dw)};
+    if (p->d.bias) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_BIAS, bind(&p->w_diff_b, db)};
+    if (!p->w_src_shares_fwd) TRY("backward-weights input reorder", bound_reorder(p, &p->w_src));
+    TRY("backward-weights output-gradient reorder", bound_reorder(p, &p->w_diff_dst));
+    if (exec(p, &p->bwd_w, args, n, "backward weights", err, errlen)) return -1;
+    TRY("backward-weights weights-gradient reorder", bound_reorder_out(p, &p->w_diff_w));
+    if (p->d.bias)
+        TRY("backward-weights bias-gradient reorder", bound_reorder_out(p, &p->w_diff_b));
+    return 0;
+}
+
+static int backward_data(rn_cpu_conv_plan *p, const float *dy, const float *w, float *dx,
+                         char *err, size_t errlen)
+{
+    if (!p->bwd_data.prim && build_backward_data(p, err, errlen)) {
+        if (p->d_diff_dst_shares_w) p->d_diff_dst.prim = p->d_diff_dst.user;
+        p->d_diff_dst_shares_w = 0;
+        bound_destroy(&p->d_diff_dst);
+        bound_destroy(&p->d_w);
+        bound_destroy(&p->d_diff_src);
+        step_destroy(&p->bwd_data);
+        return -1;
+    }
+    dnnl_exec_arg_t args[4];
+    int n = 0;
+    args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, bind(&p->d_diff_dst, dy)};
+    args[n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, bind(&p->d_w, w)};
+    args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, bind(&p->d_diff_src, dx)};
+    if (!p->d_diff_dst_shares_w)
+        TRY("backward-data output-gradient reorder", bound_reorder(p, &p->d_diff_dst));
+    TRY("backward-data weights reorder", bound_reorder(p, &p->d_w));
+    if (exec(p, &p->bwd_data, args, n, "backward data", err, errlen)) return -1;
+    TRY("backward-data input-gradient reorder", bound_reorder_out(p, &p->d_diff_src));
+    return 0;
+}
+
+int rn_cpu_conv_backward(rn_cpu_conv_plan *p, const float *x, const float *dy, const float *w,
+                         float *dx, float *dw, float *db, char *err, size_t errlen)
+{
+    /* weights first: backward data may read the output-gradient reorder made here */
+    if (backward_weights(p, x, dy, dw, db, err, errlen)) return -1;
+    if (dx && backward_data(p, dy, w, dx, err, errlen)) return -1;
+    return 0;
+}
+
+const char *rn_cpu_conv_impl(const rn_cpu_conv_plan *p, int which)
+{
+    const step *s = which == 0 ? &p->fwd : which == 1 ? &p->bwd_data : &p->bwd_w;
+    const char *name = NULL;
+    if (!s->pd ||
+        dnnl_primitive_desc_query(s->pd, dnnl_query_impl_info_str, 0, &name) != dnnl_success)
+        return "";
+    return name ? name : "";
+}

@@ -1,0 +1,47 @@
+/* 2-D convolution on the CPU with oneDNN primitives, behind an opaque plan.
+ *
+ * A plan is built once per shape (batch size included) and holds the forward, backward-data and
+ * backward-weights primitives, their scratchpad and any layout-reorder buffers, so executing it
+ * allocates nothing. Callers pass plain NCHW activations and OIHW weights (float32, row-major). */
+#ifndef RN_CPU_CONV_H
+#define RN_CPU_CONV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rn_cpu_conv_desc {
+    int64_t n, ic, ih, iw;   /* input (N, C, H, W) */
+    int64_t oc, kh, kw;      /* weights (OC, IC, KH, KW) */
+    int64_t sh, sw;          /* stride, >= 1 */
+    int64_t ph, pw;          /* zero padding on both sides, >= 0 */
+    int64_t oh, ow;          /* output size: (ih + 2 ph - kh) / sh + 1, likewise for w */
+    bool bias;               /* a bias of OC values is added / its gradient computed */
+    /* false: the primitives take NCHW/OIHW directly. true: oneDNN picks its preferred (blocked)
+     * layouts and the plan reorders at its edges; faster for wide layers. */
+    bool blocked;
+} rn_cpu_conv_desc;
+
+typedef struct rn_cpu_conv_plan rn_cpu_conv_plan;
+
+/* Builds the forward and backward-weights primitives (backward-data is built on its first use,
+ * since a model's first layer never needs it). Returns 0, or nonzero with one line in err. */
+int rn_cpu_conv_plan_create(rn_cpu_conv_plan **out, const rn_cpu_conv_desc *d, char *err,
+                            size_t errlen);
+void rn_cpu_conv_plan_destroy(rn_cpu_conv_plan *p);
+const rn_cpu_conv_desc *rn_cpu_conv_plan_desc(const rn_cpu_conv_plan *p);
+
+/* y (N,OC,OH,OW) = conv(x (N,IC,IH,IW), w (OC,IC,KH,KW)) + b (OC); b is ignored without bias. */
+int rn_cpu_conv_forward(rn_cpu_conv_plan *p, const float *x, const float *w, const float *b,
+                        float *y, char *err, size_t errlen);
+/* Gradients from x (N,IC,IH,IW), dy (N,OC,OH,OW) and w (OC,IC,KH,KW), all overwritten:
+ * dw (OC,IC,KH,KW), db (OC; ignored without bias) and, when dx is not NULL, dx (N,IC,IH,IW).
+ * Must follow the forward call on the same x (a blocked plan reuses forward's input reorder). */
+int rn_cpu_conv_backward(rn_cpu_conv_plan *p, const float *x, const float *dy, const float *w,
+                         float *dx, float *dw, float *db, char *err, size_t errlen);
+
+/* oneDNN's implementation names ("jit:avx512_core", "gemm:jit", ...), for logs and benchmarks;
+ * which: 0 forward, 1 backward data ("" until built), 2 backward weights. */
+const char *rn_cpu_conv_impl(const rn_cpu_conv_plan *p, int which);
+
+#endif

@@ -1,0 +1,124 @@
+/* Fully connected layer, y = x W^T + b (PyTorch nn.Linear), on oneDNN's sgemm. */
+#include "cpu_gemm.h"
+#include "nn_internal.h"
+
+#include <math.h>
+#include <runner/plugin.h>
+#include <string.h>
+
+typedef struct linear_impl {
+    int64_t in_f, out_f;
+    bool bias;
+    rn_tensor w, dw; /* (out_f, in_f) */
+    rn_tensor b, db; /* (out_f) */
+} linear_impl;
+
+static int linear_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, size_t errlen)
+{
+    linear_impl *f = l->impl;
+    if (in->ndim != 2 || in->d[1] != f->in_f) {
+        char label[96], got[64];
+        int64_t per = in->ndim > 1 ? rn_shape_numel(in) / (in->d[0] ? in->d[0] : 1) : 1;
+        return rn_nn_err(err, errlen, "%s: expected input with %lld features, got %s (%lld)%s",
+                         rn_nn_layer_label(l, label, sizeof label), (long long)f->in_f,
+                         rn_nn_sample_str(in, got, sizeof got), (long long)per,
+                         in->ndim > 2 && per == f->in_f ? "; add a flatten before it" : "");
+    }
+    *out = rn_shape_make(2, (int64_t[]){in->d[0], f->out_f});
+    return 0;
+}
+
+/* x (n, in_f) -> y (n, out_f) */
+static int linear_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
+{
+    linear_impl *f = l->impl;
+    int64_t n = x->shape.d[0];
+    if (f->bias) {
+#pragma omp parallel for if (n * f->out_f > 16384)
+        for (int64_t i = 0; i < n; i++) memcpy(y->data + i * f->out_f, f->b.data, f->out_f * 4);
+    }
+    if (rn_cpu_sgemm(false, true, n, f->out_f, f->in_f, 1.0f, x->data, f->in_f, f->w.data,
+                     f->in_f, f->bias ? 1.0f : 0.0f, y->data, f->out_f))
+        return rn_nn_err(l->err, sizeof l->err, "sgemm failed (forward, n=%lld)", (long long)n);
+    return 0;
+}
+
+/* dW (out_f, in_f) = dy^T x; db = sum over the batch of dy; dx (n, in_f) = dy W */
+static int linear_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y,
+                           const rn_tensor *dy, rn_tensor *dx)
+{
+    linear_impl *f = l->impl;
+    int64_t n = x->shape.d[0];
+    if (rn_cpu_sgemm(true, false, f->out_f, f->in_f, n, 1.0f, dy->data, f->out_f, x->data,
+                     f->in_f, 0.0f, f->dw.data, f->in_f))
+        return rn_nn_err(l->err, sizeof l->err, "sgemm failed (weight gradient)");
+    if (f->bias) {
+        const float *g = dy->data;
+        float *db = f->db.data;
+        int64_t of = f->out_f;
+#pragma omp parallel for if (n * of > 16384)
+        for (int64_t j = 0; j < of; j++) {
+            double s = 0;
+            for (int64_t i = 0; i < n; i++) s += g[i * of + j];
+            db[j] = (float)s;
+        }
+    }
+    if (dx && rn_cpu_sgemm(false, false, n, f->in_f, f->out_f, 1.0f, dy->data, f->out_f,
+                           f->w.data, f->in_f, 0.0f, dx->data, f->in_f))
+        return rn_nn_err(l->err, sizeof l->err, "sgemm failed (input gradient)");
+    return 0;
+}
+
+static void linear_destroy(rn_layer *l)
+{
+    linear_impl *f = l->impl;
+    rn_tensor_free(&f->w);
+    rn_tensor_free(&f->dw);
+    rn_tensor_free(&f->b);
+    rn_tensor_free(&f->db);
+}
+
+static const rn_layer_ops linear_ops = {
+    .type = "linear",
+    .setup = linear_setup,
+    .forward = linear_forward,
+    .backward = linear_backward,
+    .destroy = linear_destroy,
+};
+
+rn_layer *rn_linear_create(const char *name, int64_t in_f, int64_t out_f, bool bias,
+                           uint64_t seed, char *err, size_t errlen)
+{
+    if (in_f < 1 || out_f < 1) {
+        rn_nn_err(err, errlen, "linear %s: expected in_features, out_features >= 1, got %lld, %lld",
+                  name ? name : "", (long long)in_f, (long long)out_f);
+        return NULL;
+    }
+    rn_layer *l = rn_nn_layer_new(&linear_ops, name, sizeof(linear_impl), bias ? 2 : 1);
+    if (!l) {
+        rn_nn_err(err, errlen, "linear %s: out of memory", name ? name : "");
+        return NULL;
+    }
+    linear_impl *f = l->impl;
+    f->in_f = in_f;
+    f->out_f = out_f;
+    f->bias = bias;
+    l->seed = seed;
+    rn_shape ws = rn_shape_make(2, (int64_t[]){out_f, in_f});
+    rn_shape bs = rn_shape_make(1, (int64_t[]){out_f});
+    int bad = rn_tensor_alloc(&f->w, ws) || rn_tensor_alloc(&f->dw, ws) ||
+              rn_nn_layer_set_param(l, 0, "weight", &f->w, &f->dw);
+    if (!bad && bias)
+        bad = rn_tensor_alloc(&f->b, bs) || rn_tensor_alloc(&f->db, bs) ||
+              rn_nn_layer_set_param(l, 1, "bias", &f->b, &f->db);
+    if (bad) {
+        rn_layer_destroy(l);
+        rn_nn_err(err, errlen, "linear %s: out of memory for the weights", name ? name : "");
+        return NULL;
+    }
+    /* PyTorch's default: kaiming_uniform(a=sqrt(5)) and the bias both give U(+-1/sqrt(fan_in)) */
+    double bound = 1.0 / sqrt((double)in_f);
+    rn_nn_fill_uniform(f->w.data, rn_tensor_numel(&f->w), bound, RN_NN_INIT_KEY(seed, 0));
+    if (bias) rn_nn_fill_uniform(f->b.data, out_f, bound, RN_NN_INIT_KEY(seed, 1));
+    return l;
+}

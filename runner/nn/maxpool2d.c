@@ -1,0 +1,162 @@
+/* Max pooling, square window, no padding, floor mode (PyTorch nn.MaxPool2d(k, s)). */
+#include "nn_internal.h"
+
+#include <float.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct pool_impl {
+    int64_t k, stride;
+    int64_t c, h, w, oh, ow; /* set by setup */
+    int32_t *argmax;         /* (max_batch, c, oh, ow): input index within its (h, w) plane */
+    int64_t cap;             /* argmax entries allocated */
+} pool_impl;
+
+static int pool_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, size_t errlen)
+{
+    pool_impl *p = l->impl;
+    char got[64];
+    rn_nn_sample_str(in, got, sizeof got);
+    if (in->ndim != 4)
+        return rn_nn_err(err, errlen, "max_pool2d: expected input CxHxW, got %s", got);
+    if (in->d[2] < p->k || in->d[3] < p->k)
+        return rn_nn_err(err, errlen, "max_pool2d: input %s is smaller than the %lldx%lld window",
+                         got, (long long)p->k, (long long)p->k);
+    if (in->d[2] * in->d[3] > INT32_MAX)
+        return rn_nn_err(err, errlen, "max_pool2d: input plane %s is too large", got);
+    p->c = in->d[1];
+    p->h = in->d[2];
+    p->w = in->d[3];
+    p->oh = (p->h - p->k) / p->stride + 1;
+    p->ow = (p->w - p->k) / p->stride + 1;
+    int64_t need = in->d[0] * p->c * p->oh * p->ow;
+    if (need > p->cap) {
+        free(p->argmax);
+        p->argmax = malloc((size_t)need * sizeof *p->argmax);
+        p->cap = p->argmax ? need : 0;
+        if (!p->argmax) return rn_nn_err(err, errlen, "max_pool2d: out of memory for %lld indices",
+                                         (long long)need);
+    }
+    *out = rn_shape_make(4, (int64_t[]){in->d[0], p->c, p->oh, p->ow});
+    return 0;
+}
+
+/* The common 2x2 stride-2 window, unrolled; same tie and NaN rules as the general loop. */
+static void pool2x2(const float *x, float *y, int32_t *argmax, int64_t planes, int64_t h,
+                    int64_t w, int64_t oh, int64_t ow)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *in = x + pl * h * w;
+        float *o = y + pl * oh * ow;
+        int32_t *am = argmax + pl * oh * ow;
+        for (int64_t i = 0; i < oh; i++) {
+            const float *r0 = in + 2 * i * w, *r1 = r0 + w;
+            /* branch-free selects: the compares are data-dependent and mispredict */
+            for (int64_t j = 0; j < ow; j++) {
+                const int32_t base = (int32_t)(2 * i * w + 2 * j);
+                float a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
+                int tb = b > a || b != b;
+                float m = tb ? b : a;
+                int32_t best = tb ? base + 1 : base;
+                int tc = c > m || c != c;
+                m = tc ? c : m;
+                best = tc ? base + (int32_t)w : best;
+                int td = d > m || d != d;
+                m = td ? d : m;
+                best = td ? base + (int32_t)w + 1 : best;
+                o[i * ow + j] = m;
+                am[i * ow + j] = best;
+            }
+        }
+    }
+}
+
+/* x (n, c, h, w) -> y (n, c, oh, ow); remembers where each max came from */
+static int pool_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
+{
+    pool_impl *p = l->impl;
+    int64_t planes = x->shape.d[0] * p->c;
+    if (planes * p->oh * p->ow > p->cap)
+        return rn_nn_err(l->err, sizeof l->err, "batch %lld exceeds the max batch given to setup",
+                         (long long)x->shape.d[0]);
+    const int64_t k = p->k, s = p->stride, h = p->h, w = p->w, oh = p->oh, ow = p->ow;
+    if (k == 2 && s == 2) {
+        pool2x2(x->data, y->data, p->argmax, planes, h, w, oh, ow);
+        return 0;
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *in = x->data + pl * h * w;
+        float *o = y->data + pl * oh * ow;
+        int32_t *am = p->argmax + pl * oh * ow;
+        for (int64_t i = 0; i < oh; i++)
+            for (int64_t j = 0; j < ow; j++) {
+                int64_t best = i * s * w + j * s;
+                float m = in[best];
+                for (int64_t a = 0; a < k; a++)
+                    for (int64_t b = 0; b < k; b++) {
+                        int64_t at = (i * s + a) * w + j * s + b;
+                        /* NaN propagates, like PyTorch */
+                        if (in[at] > m || in[at] != in[at]) {
+                            m = in[at];
+                            best = at;
+                        }
+                    }
+                o[i * ow + j] = m;
+                am[i * ow + j] = (int32_t)best;
+            }
+    }
+    return 0;
+}
+
+/* dx is zero except at each window's argmax, which gets (the sum of) its dy */
+static int pool_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
+                         rn_tensor *dx)
+{
+    if (!dx) return 0;
+    pool_impl *p = l->impl;
+    int64_t planes = x->shape.d[0] * p->c;
+    const int64_t hw = p->h * p->w, ohw = p->oh * p->ow;
+#pragma omp parallel for schedule(static)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        float *gx = dx->data + pl * hw;
+        const float *g = dy->data + pl * ohw;
+        const int32_t *am = p->argmax + pl * ohw;
+        memset(gx, 0, (size_t)hw * sizeof *gx);
+        for (int64_t i = 0; i < ohw; i++) gx[am[i]] += g[i];
+    }
+    return 0;
+}
+
+static void pool_destroy(rn_layer *l)
+{
+    pool_impl *p = l->impl;
+    free(p->argmax);
+}
+
+static const rn_layer_ops pool_ops = {
+    .type = "max_pool2d",
+    .setup = pool_setup,
+    .forward = pool_forward,
+    .backward = pool_backward,
+    .destroy = pool_destroy,
+};
+
+rn_layer *rn_maxpool2d_create(int64_t kernel, int64_t stride, char *err, size_t errlen)
+{
+    if (kernel < 1 || stride < 1) {
+        rn_nn_err(err, errlen, "max_pool2d: expected kernel, stride >= 1, got %lld, %lld",
+                  (long long)kernel, (long long)stride);
+        return NULL;
+    }
+    rn_layer *l = rn_nn_layer_new(&pool_ops, "", sizeof(pool_impl), 0);
+    if (!l) {
+        rn_nn_err(err, errlen, "max_pool2d: out of memory");
+        return NULL;
+    }
+    pool_impl *p = l->impl;
+    p->k = kernel;
+    p->stride = stride;
+    return l;
+}

@@ -1,0 +1,29 @@
+/* Private to runner/nn: helpers shared by the layer files. */
+#ifndef RN_NN_INTERNAL_H
+#define RN_NN_INTERNAL_H
+
+#include <stdarg.h>
+#include "layer.h"
+
+/* A layer with `n_params` empty param slots and a zeroed impl of impl_size bytes; NULL on OOM. */
+rn_layer *rn_nn_layer_new(const rn_layer_ops *ops, const char *name, size_t impl_size,
+                          int n_params);
+/* Fills slot i with "<layer name>.<suffix>"; returns 0 or -1 on OOM. */
+int rn_nn_layer_set_param(rn_layer *l, int i, const char *suffix, rn_tensor *value,
+                          rn_tensor *grad);
+/* "linear fc1", or just "relu" for an unnamed layer. */
+const char *rn_nn_layer_label(const rn_layer *l, char *buf, size_t len);
+/* Per-sample shape (the batch dim dropped), "1x12x12". */
+const char *rn_nn_sample_str(const rn_shape *s, char *buf, size_t len);
+/* snprintf into err when err is not NULL; returns -1 so callers can `return rn_nn_err(...)`. */
+int rn_nn_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* p[i] = U(-bound, bound) from rn_uniform(key, i): same values for any thread count. */
+void rn_nn_fill_uniform(float *p, int64_t n, double bound, uint64_t key);
+/* t with its batch dim set to n, sharing t's data. */
+rn_tensor rn_nn_batch_view(const rn_tensor *t, int64_t n);
+
+/* Key for a parameter's init: the layer seed and the parameter's slot. */
+#define RN_NN_INIT_KEY(seed, slot) rn_key3((seed), 0x696e6974ull /* "init" */, (uint64_t)(slot))
+
+#endif
