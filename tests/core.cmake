@@ -1,1 +1,26 @@
-# tests for runner/core
+# Core: plan, run files, and end-to-end runs of the runner binary.
+rn_add_test(test_sha256 SOURCES test_sha256.c LIBS rn_core)
+rn_add_test(test_safetensors SOURCES test_safetensors.c LIBS rn_core)
+rn_add_test(test_plan SOURCES test_plan.c LIBS rn_core)
+target_compile_definitions(test_plan PRIVATE RN_RECIPES_DIR="${PROJECT_SOURCE_DIR}/recipes")
+
+# Libraries the loader must refuse, each alone in its own directory.
+foreach(bad abi2 no_entry)
+  add_library(bad_${bad} MODULE bad_plugins/${bad}.c)
+  target_include_directories(bad_${bad} PRIVATE ${PROJECT_SOURCE_DIR}/include)
+  set_target_properties(bad_${bad} PROPERTIES PREFIX "" OUTPUT_NAME ${bad}
+                        LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/bad_plugins/${bad})
+endforeach()
+
+find_program(PYTHON3 python3 REQUIRED)
+set(RN_E2E_ENV "RUNNER=$<TARGET_FILE:runner>" "RN_SOURCE=${PROJECT_SOURCE_DIR}"
+    "RN_BAD_PLUGINS=${CMAKE_CURRENT_BINARY_DIR}/bad_plugins")
+add_test(NAME e2e_train_small COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/train_small.py)
+add_test(NAME e2e_bad_input COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/bad_input.py)
+add_test(NAME e2e_custom_plugin
+         COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/custom_plugin.py)
+add_test(NAME e2e_cli COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/cli.py)
+add_test(NAME e2e_interrupt COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/interrupt.py)
+set_tests_properties(e2e_train_small e2e_bad_input e2e_custom_plugin e2e_cli e2e_interrupt
+                     PROPERTIES
+                     LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)

@@ -1,0 +1,79 @@
+"""PyTorch side of scripts/bench: the MNIST-example CNN trained on Fashion-MNIST images held in
+memory, batch 128, SGD with momentum, the same shape of work as runner's bench recipe. Prints one
+JSON line: {"images_per_s": ...} over the measured epochs (the first epoch is warm-up)."""
+import argparse
+import gzip
+import json
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):  # github.com/pytorch/examples mnist/main.py, minus log_softmax (in the loss)
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.conv2 = nn.Conv2d(32, 64, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(9216, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x))
+        x = F.max_pool2d(x, 2)
+        x = self.dropout1(x)
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = self.dropout2(x)
+        return self.fc2(x)
+
+
+def idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, default=6400)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    root = "/usr/share/datasets/fashion-mnist/"
+    x = idx(root + "train-images-idx3-ubyte.gz")[: a.images].astype(np.float32) / 255.0
+    y = idx(root + "train-labels-idx1-ubyte.gz")[: a.images].astype(np.int64)
+    x = torch.from_numpy((x - 0.2860) / 0.3530).unsqueeze(1).contiguous()
+    y = torch.from_numpy(y)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    model.train()
+    measured, seconds = 0, 0.0
+    for epoch in range(a.epochs):
+        perm = torch.randperm(len(x))
+        t0 = time.perf_counter()
+        for i in range(0, len(x), a.batch):
+            idx_ = perm[i:i + a.batch]
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x[idx_]), y[idx_])
+            loss.backward()
+            opt.step()
+        dt = time.perf_counter() - t0
+        if epoch > 0:
+            measured += len(x)
+            seconds += dt
+    print(json.dumps({"images_per_s": measured / seconds, "loss": float(loss)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Helpers for the end-to-end tests: run the runner binary on recipes written to a temp dir."""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+RUNNER = os.environ["RUNNER"]
+SOURCE = os.environ["RN_SOURCE"]
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, file=sys.stderr)
+
+
+def finish(name):
+    print(f"{name}: {len(failures)} failed")
+    sys.exit(1 if failures else 0)
+
+
+def small_recipe(extra="", epochs=2, limit=2000, test_limit=500, optimizer=None, schedule=None,
+                 callbacks='{ {"csv_logger"} }', augment="{}"):
+    """A quick recipe on the first samples of Fashion-MNIST."""
+    optimizer = optimizer or '{ "sgd", lr = 0.05, momentum = 0.9 }'
+    schedule = schedule or '{ "cosine", warmup_epochs = 0.5 }'
+    return f"""
+local models = import "lib.models"
+local datasets = import "lib.datasets"
+local fm = datasets.fashion_mnist{{ limit = {limit}, test_limit = {test_limit} }}
+return {{
+  seed = 7,
+  data = {{ train = fm.train, test = fm.test, batch_size = 64,
+           normalize = datasets.fashion_mnist_stats, augment = {augment} }},
+  model = models.mnist_cnn{{ classes = 10 }},
+  optimizer = {optimizer},
+  schedule = {schedule},
+  callbacks = {callbacks},
+  epochs = {epochs},
+  {extra}
+}}
+"""
+
+
+def write(dir_, name, text):
+    path = os.path.join(dir_, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def run(args, env=None, timeout=600):
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([RUNNER] + args, capture_output=True, text=True, env=full_env,
+                          timeout=timeout)
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    return header, data[8 + n:]
+
+
+def tempdir():
+    return tempfile.mkdtemp(prefix="runner-e2e-")

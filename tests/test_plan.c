@@ -1,0 +1,100 @@
+/* Recipe tree -> plan: defaults, relative paths, stages, and the key path in every refusal. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "plan.h"
+#include "rn_test.h"
+#include "sandbox.h"
+
+static char dir[] = "/tmp/rn-plan-XXXXXX";
+
+/* Loads `body` (a recipe chunk) and builds a plan; returns the plan status, err filled. */
+static int plan_of(const char *body, rn_plan *p, rn_value **root, char *err, size_t errlen)
+{
+    char path[64];
+    snprintf(path, sizeof path, "%s/r.lua", dir);
+    FILE *f = fopen(path, "w");
+    fputs(body, f);
+    fclose(f);
+    rn_sandbox *sb = rn_sandbox_new(RN_RECIPES_DIR, NULL, err, errlen);
+    *root = rn_sandbox_run_file(sb, path, err, errlen);
+    rn_sandbox_free(sb);
+    memset(p, 0, sizeof *p);
+    if (!*root) return -2;
+    return rn_plan_build(p, *root, path, err, errlen);
+}
+
+#define DATA "data = { train = { images = 'img.gz', labels = '/abs/lab.gz' } }, "
+#define BASE DATA "model = {}, optimizer = {'sgd'}, "
+
+static void expect(const char *body, const char *needle)
+{
+    rn_plan p;
+    rn_value *root;
+    char err[512] = "";
+    int rc = plan_of(body, &p, &root, err, sizeof err);
+    CHECK(rc != 0);
+    if (!strstr(err, needle)) fprintf(stderr, "  wanted \"%s\" in \"%s\"\n", needle, err);
+    CHECK(strstr(err, needle) != NULL);
+    rn_plan_free(&p);
+    rn_value_free(root);
+}
+
+int main(void)
+{
+    CHECK(mkdtemp(dir) != NULL);
+    rn_plan p;
+    rn_value *root;
+    char err[512] = "";
+    CHECK(plan_of("return { " BASE "epochs = 3 }", &p, &root, err, sizeof err) == 0);
+    CHECK(p.data.batch_size == 64 && p.data.shuffle == 1 && p.data.drop_last == 0);
+    CHECK(p.n_stages == 1 && p.stages[0].epochs == 3 && isnan(p.stages[0].lr));
+    CHECK(strcmp(p.device, "auto") == 0 && p.seed == 0);
+    char want[128];
+    snprintf(want, sizeof want, "%s/img.gz", dir);
+    CHECK(strcmp(p.data.train.images, want) == 0);   /* relative to the recipe */
+    CHECK(strcmp(p.data.train.labels, "/abs/lab.gz") == 0);
+    rn_plan_free(&p);
+    rn_value_free(root);
+
+    CHECK(plan_of("return { " BASE "seed = 5, schedule = {'cosine'}, stages = { {epochs = 1, "
+                  "lr = 0.1}, {name = 'tune', epochs = 2, schedule = {'constant'}} } }",
+                  &p, &root, err, sizeof err) == 0);
+    CHECK(p.n_stages == 2 && p.seed == 5);
+    CHECK(strcmp(p.stages[0].name, "stage1") == 0 && p.stages[0].lr == 0.1);
+    CHECK(strcmp(p.stages[0].schedule->items[0]->s, "cosine") == 0);
+    CHECK(strcmp(p.stages[1].name, "tune") == 0 && p.stages[1].epochs == 2);
+    CHECK(strcmp(p.stages[1].schedule->items[0]->s, "constant") == 0);
+    rn_plan_free(&p);
+    rn_value_free(root);
+
+    expect("return { " BASE "}", "epochs: missing");
+    expect("return { " BASE "epochs = 1, stages = {{epochs = 1}} }", "either epochs or stages");
+    expect("return { " BASE "stages = { {'lr_find'} } }", "stages[1]: stage kind \"lr_find\"");
+    expect("return { " BASE "stages = { {epochs = 0} } }", "stages[1].epochs");
+    expect("return { " BASE "stages = { {epochs = 1, lrr = 1} } }",
+           "stages[1].lrr: unknown stage key");
+    expect("return { " BASE "epochs = 1, device = 'tpu' }", "device: expected \"cpu\"");
+    expect("return { " BASE "epochs = 1, loss = {'mse'} }", "unknown loss \"mse\"");
+    expect("return { model = {}, optimizer = {'sgd'}, epochs = 1 }", "data: missing");
+    expect("return { " DATA "optimizer = {'sgd'}, epochs = 1 }", "model: missing");
+    expect("return { " DATA "model = {}, epochs = 1 }", "optimizer: missing");
+    expect("return { data = { train = { images = 'a' } }, model = {}, optimizer = {'sgd'}, "
+           "epochs = 1 }", "data.train.labels: missing");
+    expect("return { " BASE "epochs = 1, data = { train = { images = 'a', labels = 'b', "
+           "format = 'csv' } } }", "data.train.format");
+    expect("return { data = { train = { images = 'a', labels = 'b' }, normalize = { mean = {0.5}, "
+           "std = {0} } }, model = {}, optimizer = {'sgd'}, epochs = 1 }",
+           "data.normalize.std[1]: expected a positive number");
+    expect("return { data = { train = { images = 'a', labels = 'b' }, normalize = { mean = {0.5, "
+           "0.5}, std = {1} } }, model = {}, optimizer = {'sgd'}, epochs = 1 }",
+           "mean has 2 values but std has 1");
+    expect("return { " BASE "epochs = 1, callbacks = { x = 1 } }", "callbacks: expected a list");
+
+    char path[64];
+    snprintf(path, sizeof path, "%s/r.lua", dir);
+    unlink(path);
+    rmdir(dir);
+    return rn_test_report("test_plan");
+}
