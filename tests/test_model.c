@@ -82,13 +82,13 @@ static void test_mismatch(void)
     rn_shape in = rn_shape_make(3, (int64_t[]){1, 28, 28});
     rn_layer **ls = mnist_layers(&n, 32, false);
     CHECK(rn_model_init(&m, ls, n, in, 8, err, sizeof err) != 0);
-    CHECK(strcmp(err, "model.layers[6] (linear fc1): expected input with 9216 features, got "
+    CHECK(strcmp(err, "model.layers[7] (linear fc1): expected input with 9216 features, got "
                       "64x12x12 (9216); add a flatten before it") == 0);
     CHECK(m.layers == NULL && m.n_layers == 0);
 
     ls = mnist_layers(&n, 16, true);
     CHECK(rn_model_init(&m, ls, n, in, 8, err, sizeof err) != 0);
-    CHECK(strcmp(err, "model.layers[2] (conv2d conv2): expected input 16xHxW, got 32x26x26") == 0);
+    CHECK(strcmp(err, "model.layers[3] (conv2d conv2): expected input 16xHxW, got 32x26x26") == 0);
 
     /* 1x28x28 -> conv 1->1 -> 1x26x26 -> pool -> 1x13x13 -> linear expecting 9216 */
     ls = malloc(3 * sizeof *ls);
@@ -96,13 +96,13 @@ static void test_mismatch(void)
     ls[1] = rn_maxpool2d_create(2, 2, err, sizeof err);
     ls[2] = rn_linear_create("fc1", 9216, 128, true, 1, err, sizeof err);
     CHECK(rn_model_init(&m, ls, 3, in, 8, err, sizeof err) != 0);
-    CHECK(strcmp(err, "model.layers[2] (linear fc1): expected input with 9216 features, got "
+    CHECK(strcmp(err, "model.layers[3] (linear fc1): expected input with 9216 features, got "
                       "1x13x13 (169)") == 0);
 
     ls = malloc(1 * sizeof *ls);
     ls[0] = rn_maxpool2d_create(2, 2, err, sizeof err);
     CHECK(rn_model_init(&m, ls, 1, rn_shape_make(1, (int64_t[]){5}), 8, err, sizeof err) != 0);
-    CHECK(strcmp(err, "model.layers[0] (max_pool2d): expected input CxHxW, got 5") == 0);
+    CHECK(strcmp(err, "model.layers[1] (max_pool2d): expected input CxHxW, got 5") == 0);
 }
 
 /* loss of the tiny model at its current parameters (dropout mask fixed by resetting counters) */

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <runner/plugin.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct linear_impl {
@@ -19,10 +20,12 @@ static int linear_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *er
     if (in->ndim != 2 || in->d[1] != f->in_f) {
         char label[96], got[64];
         int64_t per = in->ndim > 1 ? rn_shape_numel(in) / (in->d[0] ? in->d[0] : 1) : 1;
-        return rn_nn_err(err, errlen, "%s: expected input with %lld features, got %s (%lld)%s",
-                         rn_nn_layer_label(l, label, sizeof label), (long long)f->in_f,
-                         rn_nn_sample_str(in, got, sizeof got), (long long)per,
-                         in->ndim > 2 && per == f->in_f ? "; add a flatten before it" : "");
+        rn_nn_sample_str(in, got, sizeof got);
+        char count[32] = ""; /* "1x13x13 (169)"; a flat input is its own count */
+        if (in->ndim > 2) snprintf(count, sizeof count, " (%lld)", (long long)per);
+        return rn_nn_err(err, errlen, "%s: expected input with %lld features, got %s%s%s",
+                         rn_nn_layer_label(l, label, sizeof label), (long long)f->in_f, got,
+                         count, in->ndim > 2 && per == f->in_f ? "; add a flatten before it" : "");
     }
     *out = rn_shape_make(2, (int64_t[]){in->d[0], f->out_f});
     return 0;

@@ -26,7 +26,8 @@ void rn_model_free(rn_model *m)
     memset(m, 0, sizeof *m);
 }
 
-/* "model.layers[i] (linear fc1): <msg>", with the layer's own "linear fc1: " prefix dropped. */
+/* "model.layers[i] (linear fc1): <msg>", with the layer's own "linear fc1: " prefix dropped.
+ * The index is 1-based, as in the recipe's key path (Lua lists start at 1). */
 static void layer_error(char *err, size_t errlen, int i, const rn_layer *l, const char *msg)
 {
     char label[96];
@@ -36,7 +37,7 @@ static void layer_error(char *err, size_t errlen, int i, const rn_layer *l, cons
     else if (strncmp(msg, l->ops->type, strlen(l->ops->type)) == 0 &&
              msg[strlen(l->ops->type)] == ':' && msg[strlen(l->ops->type) + 1] == ' ')
         msg += strlen(l->ops->type) + 2;
-    rn_nn_err(err, errlen, "model.layers[%d] (%s): %s", i, label, msg);
+    rn_nn_err(err, errlen, "model.layers[%d] (%s): %s", i + 1, label, msg);
 }
 
 int rn_model_init(rn_model *m, rn_layer **layers, int n, rn_shape in_shape, int64_t max_batch,

@@ -55,7 +55,7 @@ expect_error("device_cuda", ["--device", "cuda"], "cuda", "no CUDA backend")
 
 # Model: shapes that do not chain name the layer and both shapes.
 expect_error("bad_shape", ["--set", "model.layers[8].in_features=1000"],
-             "fc1", "1000", "9216")
+             "model.layers[8] (linear fc1)", "1000", "9216")
 
 # Data: missing, truncated and non-idx files name the path and the problem.
 bad_images = os.path.join(tmp, "data", "missing-images.gz")

@@ -1,0 +1,158 @@
+/* The rn_host function table: what a plugin may ask of the runner. */
+#include "plugin_ctx.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const rn_setting *rn_find_setting(const rn_plugin *p, const char *key, size_t *index)
+{
+    for (size_t i = 0; i < p->n_settings; i++) {
+        if (strcmp(p->settings[i].name, key) == 0) {
+            if (index) *index = i;
+            return &p->settings[i];
+        }
+    }
+    return NULL;
+}
+
+/* A getter for an undeclared key is a plugin bug: report it through the error buffer. */
+static const rn_setting_value *ctx_value(rn_ctx *ctx, const char *key)
+{
+    size_t i;
+    if (!rn_find_setting(ctx->plugin, key, &i)) {
+        if (!ctx->error[0])
+            snprintf(ctx->error, sizeof ctx->error, "%s: asked for undeclared setting \"%s\"",
+                     ctx->plugin->id, key);
+        return NULL;
+    }
+    return &ctx->values[i];
+}
+
+static double host_get_number(rn_ctx *ctx, const char *key)
+{
+    const rn_setting_value *v = ctx_value(ctx, key);
+    return v ? v->number : NAN;
+}
+
+static int64_t host_get_int(rn_ctx *ctx, const char *key)
+{
+    const rn_setting_value *v = ctx_value(ctx, key);
+    return v ? (int64_t)v->number : 0;
+}
+
+static int host_get_bool(rn_ctx *ctx, const char *key)
+{
+    const rn_setting_value *v = ctx_value(ctx, key);
+    return v ? v->number != 0 : 0;
+}
+
+static const char *host_get_string(rn_ctx *ctx, const char *key)
+{
+    const rn_setting_value *v = ctx_value(ctx, key);
+    return v && v->string ? v->string : "";
+}
+
+static void host_set_error(rn_ctx *ctx, const char *fmt, ...)
+{
+    if (ctx->error[0]) return; /* keep the first, most specific line */
+    int off = snprintf(ctx->error, sizeof ctx->error, "%s: ", ctx->plugin->id);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->error + off, sizeof ctx->error - (size_t)off, fmt, ap);
+    va_end(ap);
+}
+
+static void host_log(rn_ctx *ctx, rn_log_level level, const char *fmt, ...)
+{
+    FILE *out = level >= RN_LOG_WARN ? stderr : stdout;
+    fprintf(out, "[%s] ", ctx->plugin->id);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(out, fmt, ap);
+    va_end(ap);
+    fputc('\n', out);
+    fflush(out);
+}
+
+static void *host_alloc(size_t bytes) { return calloc(1, bytes ? bytes : 1); }
+static void host_free(void *p) { free(p); }
+static const char *host_run_dir(rn_ctx *ctx) { return ctx->run ? ctx->run->run_dir : "."; }
+static uint64_t host_seed(rn_ctx *ctx) { return ctx->seed; }
+static int host_is_tty(rn_ctx *ctx) { return ctx->run ? ctx->run->is_tty : 0; }
+
+static size_t host_metric_count(rn_ctx *ctx)
+{
+    return ctx->run && ctx->run->metrics ? ctx->run->metrics->n : 0;
+}
+
+static int host_metric_at(rn_ctx *ctx, size_t i, const char **name, double *value)
+{
+    if (i >= host_metric_count(ctx)) return 0;
+    *name = ctx->run->metrics->names[i];
+    *value = ctx->run->metrics->values[i];
+    return 1;
+}
+
+static int host_metric(rn_ctx *ctx, const char *name, double *value)
+{
+    if (!ctx->run || !ctx->run->metrics) return 0;
+    return rn_metrics_get(ctx->run->metrics, name, value);
+}
+
+static void host_parallel_for(int64_t n, void (*fn)(void *, int64_t, int64_t), void *arg)
+{
+    if (n <= 0) return;
+    /* Chunks of at least 32k elements: below that a thread team costs more than it saves. */
+    const int64_t grain = 1 << 15;
+    int64_t chunks = (n + grain - 1) / grain;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (int64_t c = 0; c < chunks; c++) {
+        int64_t begin = c * grain, end = begin + grain < n ? begin + grain : n;
+        fn(arg, begin, end);
+    }
+}
+
+static int host_has_setting(rn_ctx *ctx, const char *key)
+{
+    const rn_setting_value *v = ctx_value(ctx, key);
+    return v ? v->given : 0;
+}
+
+static const rn_host host_table = {
+    .struct_size = sizeof(rn_host),
+    .abi_major = RN_ABI_MAJOR,
+    .abi_minor = RN_ABI_MINOR,
+    .build_signature = RN_BUILD_SIGNATURE_CPU,
+    .get_number = host_get_number,
+    .get_int = host_get_int,
+    .get_bool = host_get_bool,
+    .get_string = host_get_string,
+    .set_error = host_set_error,
+    .log = host_log,
+    .alloc = host_alloc,
+    .free = host_free,
+    .run_dir = host_run_dir,
+    .seed = host_seed,
+    .metric_count = host_metric_count,
+    .metric_at = host_metric_at,
+    .metric = host_metric,
+    .is_tty = host_is_tty,
+    .parallel_for = host_parallel_for,
+    .has_setting = host_has_setting,
+};
+
+const rn_host *rn_host_table(void) { return &host_table; }
+
+const char *rn_kind_name(rn_plugin_kind kind)
+{
+    switch (kind) {
+    case RN_KIND_OPTIMIZER: return "optimizer";
+    case RN_KIND_SCHEDULER: return "scheduler";
+    case RN_KIND_AUGMENT: return "augment";
+    case RN_KIND_CALLBACK: return "callback";
+    }
+    return "unknown";
+}

@@ -1,0 +1,28 @@
+/* The host's side of a plugin instance: its validated settings, its run, its error line.
+ * Shared by the host table (host_table.c) and instance creation (plugin_instance.c). */
+#ifndef RN_PLUGIN_CTX_H
+#define RN_PLUGIN_CTX_H
+
+#include "plugin_host.h"
+
+#define RN_ERRLEN 512
+
+/* One setting's resolved value. */
+typedef struct rn_setting_value {
+    double number; /* NUMBER, INT, BOOL */
+    char *string;  /* STRING (owned) */
+    int given;     /* set by the recipe (not the schema's default) */
+} rn_setting_value;
+
+struct rn_ctx {
+    const rn_plugin *plugin;
+    rn_setting_value *values; /* parallel to plugin->settings */
+    const rn_run_view *run;
+    uint64_t seed;
+    char error[RN_ERRLEN];
+};
+
+/* The schema entry for key, and its index; NULL when the plugin does not declare it. */
+const rn_setting *rn_find_setting(const rn_plugin *p, const char *key, size_t *index);
+
+#endif

@@ -1,0 +1,217 @@
+/* Plugin instances: a recipe node checked against the plugin's settings schema, then create(). */
+#include "plugin_ctx.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- settings validation ------------------------------------------------------------------- */
+
+static const char *type_word(rn_setting_type t)
+{
+    switch (t) {
+    case RN_SETTING_NUMBER: return "a number";
+    case RN_SETTING_INT: return "an integer";
+    case RN_SETTING_BOOL: return "a boolean";
+    case RN_SETTING_STRING: return "a string";
+    }
+    return "?";
+}
+
+static int choice_ok(const char *choices, const char *s)
+{
+    size_t n = strlen(s);
+    for (const char *c = choices; *c;) {
+        const char *bar = strchr(c, '|');
+        size_t len = bar ? (size_t)(bar - c) : strlen(c);
+        if (len == n && strncmp(c, s, n) == 0) return 1;
+        if (!bar) break;
+        c = bar + 1;
+    }
+    return 0;
+}
+
+static void list_settings(const rn_plugin *p, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < p->n_settings && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", p->settings[i].name);
+    if (!p->n_settings) snprintf(buf, len, "none");
+}
+
+/* Checks one recipe value against its schema entry and stores it. */
+static int take_value(const rn_setting *s, const rn_value *v, rn_setting_value *out, char *err,
+                      size_t errlen)
+{
+    char what[160];
+    int range = s->min <= s->max;
+    int lo_open = (s->flags & RN_SETTING_MIN_EXCLUSIVE) != 0;
+    int hi_open = (s->flags & RN_SETTING_MAX_EXCLUSIVE) != 0;
+    out->given = 1;
+    switch (s->type) {
+    case RN_SETTING_NUMBER:
+    case RN_SETTING_INT: {
+        int ok = v->type == RN_V_INT || v->type == RN_V_NUMBER;
+        if (ok && s->type == RN_SETTING_INT && v->type == RN_V_NUMBER && v->n != floor(v->n))
+            ok = 0;
+        int outside = range && (v->n < s->min || v->n > s->max || (lo_open && v->n == s->min) ||
+                                (hi_open && v->n == s->max));
+        if (!ok || !isfinite(v->n) || outside) {
+            if (range)
+                snprintf(what, sizeof what, "%s in %c%g, %g%c", type_word(s->type),
+                         lo_open ? '(' : '[', s->min, s->max, hi_open ? ')' : ']');
+            else
+                snprintf(what, sizeof what, "%s", type_word(s->type));
+            if (ok) {
+                snprintf(err, errlen, "%s: expected %s, got %.17g", v->path, what, v->n);
+                return -1;
+            }
+            return rn_value_expected(v, what, err, errlen);
+        }
+        out->number = v->n;
+        return 0;
+    }
+    case RN_SETTING_BOOL:
+        if (v->type != RN_V_BOOL) return rn_value_expected(v, "a boolean", err, errlen);
+        out->number = v->b;
+        return 0;
+    case RN_SETTING_STRING:
+        if (v->type != RN_V_STRING) return rn_value_expected(v, "a string", err, errlen);
+        if (s->choices && !choice_ok(s->choices, v->s)) {
+            snprintf(what, sizeof what, "one of %s", s->choices);
+            return rn_value_expected(v, what, err, errlen);
+        }
+        free(out->string);
+        out->string = strdup(v->s);
+        return 0;
+    }
+    return -1;
+}
+
+static int apply_table(const rn_plugin *p, const rn_value *t, rn_setting_value *values,
+                       char *err, size_t errlen)
+{
+    for (size_t i = 0; i < t->n_fields; i++) {
+        size_t k;
+        const rn_setting *s = rn_find_setting(p, t->keys[i], &k);
+        if (!s) {
+            char names[512];
+            list_settings(p, names, sizeof names);
+            snprintf(err, errlen, "%s: unknown setting of %s \"%s\" (settings: %s)",
+                     t->fields[i]->path, rn_kind_name(p->kind), p->id, names);
+            return -1;
+        }
+        if (take_value(s, t->fields[i], &values[k], err, errlen)) return -1;
+    }
+    return 0;
+}
+
+static void free_values(const rn_plugin *p, rn_setting_value *values)
+{
+    if (!values) return;
+    for (size_t i = 0; i < p->n_settings; i++) free(values[i].string);
+    free(values);
+}
+
+int rn_instance_create(rn_instance *inst, const rn_registry *reg, rn_plugin_kind kind,
+                       const rn_value *spec, const rn_run_view *run, uint64_t slot,
+                       char *err, size_t errlen)
+{
+    memset(inst, 0, sizeof *inst);
+    const char *id = NULL;
+    if (spec->type == RN_V_STRING) {
+        id = spec->s;
+    } else if (spec->type == RN_V_TABLE && spec->n_items >= 1 &&
+               spec->items[0]->type == RN_V_STRING) {
+        id = spec->items[0]->s;
+        if (spec->n_items > 1) {
+            char what[96];
+            snprintf(what, sizeof what, "a named setting (%s = value)", rn_kind_name(kind));
+            return rn_value_expected(spec->items[1], what, err, errlen);
+        }
+    } else {
+        char what[128];
+        snprintf(what, sizeof what, "a %s: a table like {\"id\", setting = value}",
+                 rn_kind_name(kind));
+        return rn_value_expected(spec, what, err, errlen);
+    }
+    const char *where = spec->path && spec->path[0] ? spec->path : "recipe";
+    const char *path = NULL;
+    const rn_plugin *p = rn_registry_find(reg, kind, id, where, &path, err, errlen);
+    if (!p) return -1;
+
+    rn_ctx *ctx = calloc(1, sizeof *ctx);
+    rn_setting_value *values = calloc(p->n_settings ? p->n_settings : 1, sizeof *values);
+    if (!ctx || !values) {
+        free(ctx);
+        free(values);
+        snprintf(err, errlen, "%s: out of memory", where);
+        return -1;
+    }
+    for (size_t i = 0; i < p->n_settings; i++) {
+        values[i].number = p->settings[i].default_number;
+        if (p->settings[i].type == RN_SETTING_STRING && p->settings[i].default_string)
+            values[i].string = strdup(p->settings[i].default_string);
+    }
+    int rc = spec->type == RN_V_TABLE ? apply_table(p, spec, values, err, errlen) : 0;
+    for (size_t i = 0; rc == 0 && i < p->n_settings; i++) {
+        const rn_setting *st = &p->settings[i];
+        int missing = (st->flags & RN_SETTING_REQUIRED) && !values[i].given;
+        if (st->type == RN_SETTING_STRING && !values[i].string) missing = 1;
+        if (missing) {
+            snprintf(err, errlen, "%s.%s: missing (expected %s: %s)", where, st->name,
+                     type_word(st->type), st->doc ? st->doc : "required");
+            rc = -1;
+        }
+    }
+    if (rc) {
+        free_values(p, values);
+        free(ctx);
+        return -1;
+    }
+    ctx->plugin = p;
+    ctx->values = values;
+    ctx->run = run;
+    ctx->seed = rn_mix64((run ? run->seed : 0) ^ rn_mix64(slot * 0x100 + (uint64_t)kind));
+
+    void *self = NULL;
+    if (p->create(rn_host_table(), ctx, &self) != RN_OK) {
+        snprintf(err, errlen, "%s: %s", where,
+                 ctx->error[0] ? ctx->error : "plugin create failed without a message");
+        free_values(p, values);
+        free(ctx);
+        return -1;
+    }
+    inst->plugin = p;
+    inst->path = path;
+    inst->self = self;
+    inst->ctx = ctx;
+    return 0;
+}
+
+void rn_instance_destroy(rn_instance *inst)
+{
+    if (!inst->plugin) return;
+    inst->plugin->destroy(inst->self);
+    free_values(inst->plugin, inst->ctx->values);
+    free(inst->ctx);
+    memset(inst, 0, sizeof *inst);
+}
+
+const char *rn_instance_error(const rn_instance *inst)
+{
+    return inst->ctx && inst->ctx->error[0] ? inst->ctx->error : "unknown plugin error";
+}
+
+int rn_instance_number(const rn_instance *inst, const char *key, double *out)
+{
+    size_t i;
+    const rn_setting *s = rn_find_setting(inst->plugin, key, &i);
+    if (!s || s->type == RN_SETTING_STRING) return 0;
+    *out = inst->ctx->values[i].number;
+    return 1;
+}
+
+uint64_t rn_instance_seed(const rn_instance *inst) { return inst->ctx->seed; }
