@@ -24,3 +24,4 @@ add_test(NAME e2e_interrupt COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/i
 set_tests_properties(e2e_train_small e2e_bad_input e2e_custom_plugin e2e_cli e2e_interrupt
                      PROPERTIES
                      LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)
+rn_add_test(test_container SOURCES test_container.c LIBS rn_nn)

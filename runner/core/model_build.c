@@ -1,10 +1,21 @@
-/* Model tables -> layers. The Lua side (recipes/lib/nn.lua) fills defaults; this side checks. */
+/* Model tables -> layers. The Lua side (recipes/lib/nn.lua) fills defaults; this side checks.
+ * Containers (sequential, residual) nest: a child's name is prefixed with its parents' names, so
+ * parameters get torchvision's names ("layer1.0.conv1.weight"). */
 #include "model_build.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <runner/plugin.h>
+
+typedef struct builder {
+    uint64_t seed;
+    uint64_t counter; /* layers built so far, depth first: each layer's init seed */
+    char *err;
+    size_t errlen;
+} builder;
+
+static rn_layer *build_layer(builder *b, const rn_value *t, const char *prefix);
 
 static int known_keys(const rn_value *t, const char *type, const char *const *known, char *err,
                       size_t errlen)
@@ -20,16 +31,88 @@ static int known_keys(const rn_value *t, const char *type, const char *const *kn
     return 0;
 }
 
-static rn_layer *build_layer(const rn_value *t, uint64_t seed, char *err, size_t errlen)
+/* "prefix.name", or name alone at the top level. */
+static char *full_name(const char *prefix, const char *name)
 {
-    if (t->type != RN_V_TABLE || t->n_items != 1 || t->items[0]->type != RN_V_STRING) {
-        rn_value_expected(t, "a layer table like {\"conv2d\", ...} (use recipes/lib/nn.lua)", err,
-                          errlen);
-        return NULL;
+    size_t n = strlen(prefix) + strlen(name) + 2;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s%s%s", prefix, prefix[0] && name[0] ? "." : "", name);
+    return s;
+}
+
+/* Builds the list `key` of table t (a list of layer tables) under prefix. *out is a malloc'ed
+ * array of *n layers (NULL and 0 for an absent optional list). */
+static int build_list(builder *b, const rn_value *t, const char *key, int required,
+                      const char *prefix, rn_layer ***out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    const rn_value *list = rn_value_field(t, key);
+    if (!list && !required) return 0;
+    if (!list) {
+        snprintf(b->err, b->errlen, "%s.%s: missing (expected a list of layers)", t->path, key);
+        return -1;
     }
-    const char *type = t->items[0]->s;
-    const char *name = "";
-    if (rn_get_string(t, "name", 0, "", &name, err, errlen)) return NULL;
+    if (list->type != RN_V_TABLE || list->n_fields || (required && !list->n_items))
+        return rn_value_expected(list, required ? "a non-empty list of layers" : "a list of layers",
+                                 b->err, b->errlen);
+    rn_layer **ls = calloc(list->n_items + 1, sizeof *ls);
+    if (!ls) {
+        snprintf(b->err, b->errlen, "%s: out of memory", list->path);
+        return -1;
+    }
+    for (size_t i = 0; i < list->n_items; i++) {
+        ls[i] = build_layer(b, list->items[i], prefix);
+        if (!ls[i]) {
+            for (size_t j = 0; j < i; j++) rn_layer_destroy(ls[j]);
+            free(ls);
+            return -1;
+        }
+    }
+    *out = ls;
+    *n = (int)list->n_items;
+    return 0;
+}
+
+static rn_layer *build_container(builder *b, const rn_value *t, const char *type,
+                                 const char *name)
+{
+    char *path = NULL, *path2 = NULL;
+    rn_layer **body = NULL, **shortcut = NULL, *l = NULL;
+    int nb = 0, ns = 0, relu = 1;
+    if (strcmp(type, "sequential") == 0) {
+        static const char *const known[] = {"name", "layers", NULL};
+        if (known_keys(t, type, known, b->err, b->errlen) ||
+            build_list(b, t, "layers", 1, name, &body, &nb))
+            return NULL;
+        path = rn_path_join_key(t->path, "layers");
+        l = rn_sequential_create(name, body, nb, path, b->err, b->errlen);
+    } else {
+        static const char *const known[] = {"name", "body", "shortcut", "relu", NULL};
+        if (known_keys(t, type, known, b->err, b->errlen) ||
+            rn_get_bool(t, "relu", 0, 1, &relu, b->err, b->errlen) ||
+            build_list(b, t, "body", 1, name, &body, &nb))
+            return NULL;
+        if (build_list(b, t, "shortcut", 0, name, &shortcut, &ns)) {
+            for (int i = 0; i < nb; i++) rn_layer_destroy(body[i]);
+            free(body);
+            return NULL;
+        }
+        path = rn_path_join_key(t->path, "body");
+        path2 = rn_path_join_key(t->path, "shortcut");
+        l = rn_residual_create(name, body, nb, shortcut, ns, relu, path, path2, b->err,
+                               b->errlen);
+    }
+    free(path);
+    free(path2);
+    return l;
+}
+
+static rn_layer *build_leaf(builder *b, const rn_value *t, const char *type, const char *name,
+                            uint64_t seed)
+{
+    char *err = b->err;
+    size_t errlen = b->errlen;
     int64_t in, out, k, stride, pad;
     int bias;
     if (strcmp(type, "conv2d") == 0) {
@@ -76,41 +159,47 @@ static rn_layer *build_layer(const rn_value *t, uint64_t seed, char *err, size_t
     if (strcmp(type, "flatten") == 0)
         return known_keys(t, type, none, err, errlen) ? NULL : rn_flatten_create();
     snprintf(err, errlen, "%s: unknown layer \"%s\" (available: conv2d, linear, relu, max_pool2d, "
-             "dropout, flatten)", t->items[0]->path, type);
+             "dropout, flatten, sequential, residual)", t->items[0]->path, type);
     return NULL;
+}
+
+static rn_layer *build_layer(builder *b, const rn_value *t, const char *prefix)
+{
+    if (t->type != RN_V_TABLE || t->n_items != 1 || t->items[0]->type != RN_V_STRING) {
+        rn_value_expected(t, "a layer table like {\"conv2d\", ...} (use recipes/lib/nn.lua)",
+                          b->err, b->errlen);
+        return NULL;
+    }
+    const char *type = t->items[0]->s, *name = "";
+    if (rn_get_string(t, "name", 0, "", &name, b->err, b->errlen)) return NULL;
+    char *full = full_name(prefix, name);
+    if (!full) {
+        snprintf(b->err, b->errlen, "%s: out of memory", t->path);
+        return NULL;
+    }
+    uint64_t seed = rn_key3(b->seed, 0x6c61796572ull /* "layer" */, b->counter++);
+    rn_layer *l = strcmp(type, "sequential") == 0 || strcmp(type, "residual") == 0
+                      ? build_container(b, t, type, full)
+                      : build_leaf(b, t, type, full, seed);
+    free(full);
+    return l;
 }
 
 int rn_model_build(rn_model *m, const rn_value *spec, rn_shape in_shape, int64_t max_batch,
                    uint64_t seed, char *err, size_t errlen)
 {
+    /* The top level is {kind = "sequential", name = ..., layers = {...}}. */
     const char *kind;
     if (rn_get_string(spec, "kind", 0, "sequential", &kind, err, errlen)) return -1;
     if (strcmp(kind, "sequential") != 0) {
         snprintf(err, errlen, "%s.kind: expected \"sequential\", got \"%s\"", spec->path, kind);
         return -1;
     }
-    const rn_value *layers = rn_value_field(spec, "layers");
-    if (!layers || layers->type != RN_V_TABLE || !layers->n_items || layers->n_fields) {
-        if (!layers) {
-            snprintf(err, errlen, "%s.layers: missing (expected a list of layers)", spec->path);
-            return -1;
-        }
-        return rn_value_expected(layers, "a non-empty list of layers", err, errlen);
-    }
-    int n = (int)layers->n_items;
-    rn_layer **ls = calloc((size_t)n, sizeof *ls);
-    if (!ls) {
-        snprintf(err, errlen, "%s: out of memory", spec->path);
-        return -1;
-    }
-    for (int i = 0; i < n; i++) {
-        ls[i] = build_layer(layers->items[i], rn_key3(seed, 0x6c61796572ull, (uint64_t)i), err,
-                            errlen);
-        if (!ls[i]) {
-            for (int j = 0; j < i; j++) rn_layer_destroy(ls[j]);
-            free(ls);
-            return -1;
-        }
-    }
-    return rn_model_init(m, ls, n, in_shape, max_batch, err, errlen);
+    static const char *const known[] = {"kind", "name", "layers", NULL};
+    if (known_keys(spec, "sequential", known, err, errlen)) return -1;
+    builder b = {.seed = seed, .err = err, .errlen = errlen};
+    rn_layer **layers;
+    int n;
+    if (build_list(&b, spec, "layers", 1, "", &layers, &n)) return -1;
+    return rn_model_init(m, layers, n, in_shape, max_batch, err, errlen);
 }

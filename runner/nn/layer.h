@@ -61,6 +61,61 @@ rn_layer *rn_maxpool2d_create(int64_t kernel, int64_t stride, char *err, size_t 
 rn_layer *rn_dropout_create(double p, uint64_t seed, char *err, size_t errlen);
 rn_layer *rn_flatten_create(void);
 
+/* nn.Conv2d with every option: square kernel, symmetric zero padding. */
+typedef struct rn_conv2d_args {
+    int64_t in_ch, out_ch; /* >= 1, both divisible by groups */
+    int64_t kernel;        /* >= 1 */
+    int64_t stride;        /* >= 1; PyTorch's default is 1 */
+    int64_t padding;       /* >= 0 on every side; default 0 */
+    int64_t dilation;      /* >= 1 (1: a dense kernel); default 1 */
+    int64_t groups;        /* >= 1; in_ch == out_ch == groups is a depthwise conv; default 1 */
+    bool bias;             /* default true */
+} rn_conv2d_args;
+/* Params "<name>.weight" (out_ch, in_ch / groups, k, k) and "<name>.bias" (out_ch), both
+ * U(+-1/sqrt(fan_in)) with fan_in = in_ch / groups * k * k. */
+rn_layer *rn_conv2d_create2(const char *name, const rn_conv2d_args *a, uint64_t seed, char *err,
+                            size_t errlen);
+
+/* nn.BatchNorm2d(channels, eps, momentum) on (N, C, H, W). Params "<name>.weight" (ones) and
+ * "<name>.bias" (zeros); buffers (grad NULL) "<name>.running_mean" (zeros) and
+ * "<name>.running_var" (ones). Train mode normalises with the batch's mean and biased variance
+ * and updates running = (1 - momentum) running + momentum batch (unbiased variance); eval mode
+ * uses the running stats. eps > 0 (PyTorch: 1e-5), momentum in [0, 1] (PyTorch: 0.1). */
+rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, double momentum,
+                                char *err, size_t errlen);
+/* torchvision's "<name>.num_batches_tracked": train-mode forwards so far (an int64 buffer, not a
+ * float param, so it is kept apart); -1 when l is not a batch norm. The setter is for loading a
+ * state dict; it returns nonzero when l is not a batch norm. */
+int64_t rn_batchnorm2d_num_batches_tracked(const rn_layer *l);
+int rn_batchnorm2d_set_num_batches_tracked(rn_layer *l, int64_t n);
+
+/* nn.LeakyReLU(negative_slope): y = x for x > 0, negative_slope x otherwise (PyTorch: 0.01).
+ * Returns NULL with err when the slope is not finite. */
+rn_layer *rn_leaky_relu_create(double negative_slope, char *err, size_t errlen);
+/* nn.GELU() (approximate='none'): y = x (1 + erf(x / sqrt 2)) / 2. */
+rn_layer *rn_gelu_create(void);
+/* nn.AvgPool2d(kernel, stride, padding, ceil_mode=False, count_include_pad): square window,
+ * floor mode; stride >= 1 (PyTorch's default is the kernel), 0 <= padding <= kernel / 2. With
+ * count_include_pad (PyTorch's default) the zero padding counts in every window's divisor. */
+rn_layer *rn_avgpool2d_create(int64_t kernel, int64_t stride, int64_t padding,
+                              bool count_include_pad, char *err, size_t errlen);
+/* nn.AdaptiveAvgPool2d((1, 1)): (N, C, H, W) -> (N, C, 1, 1), the mean of each plane. */
+rn_layer *rn_global_avgpool2d_create(void);
+/* nn.Identity(): y = x (the model lets them share a buffer). */
+rn_layer *rn_identity_create(void);
+
+/* Containers. Each takes ownership of its child arrays (malloc'ed, n pointers), also on error;
+ * `where` strings name the children in errors ("model.layers[5].body"). Children carry their full
+ * PyTorch names already ("layer1.0.conv1"); a container's params are its children's, in order.
+ * sequential: the children in order (torchvision's nn.Sequential, e.g. "layer1").
+ * residual: y = relu?(body(x) + shortcut(x)), the shortcut being the identity when n_shortcut is
+ * 0 (torchvision's BasicBlock with its optional downsample). */
+rn_layer *rn_sequential_create(const char *name, rn_layer **children, int n, const char *where,
+                               char *err, size_t errlen);
+rn_layer *rn_residual_create(const char *name, rn_layer **body, int n_body, rn_layer **shortcut,
+                             int n_shortcut, bool relu, const char *where_body,
+                             const char *where_shortcut, char *err, size_t errlen);
+
 void rn_layer_destroy(rn_layer *l);
 
 /* Softmax cross-entropy over logits (N, K) and integer labels, mean over the batch.
@@ -68,5 +123,14 @@ void rn_layer_destroy(rn_layer *l);
  * correct (optional) receives the number of argmax hits. */
 double rn_cross_entropy(const rn_tensor *logits, const int32_t *labels, rn_tensor *dlogits,
                         int64_t *correct);
+/* F.cross_entropy(logits, target, label_smoothing=ls), mean over the batch; logits (N, K).
+ * The target is soft_targets (N, K, row-major; class probabilities, as for CutMix/Mixup) when
+ * not NULL, else labels (N class indices). label_smoothing in [0, 1] mixes the target with the
+ * uniform distribution: t' = (1 - ls) t + ls / K. Returns the loss (NaN for a label outside
+ * [0, K), a bad label_smoothing, n == 0 or no target); writes dlogits (N, K) = (softmax *
+ * sum(t') - t') / N when dlogits != NULL. correct (optional) receives the number of rows whose
+ * argmax is the label, or the argmax of the soft target when labels is NULL. */
+double rn_cross_entropy2(const rn_tensor *logits, const int32_t *labels, const float *soft_targets,
+                         double label_smoothing, rn_tensor *dlogits, int64_t *correct);
 
 #endif

@@ -2,15 +2,18 @@
 #ifndef RN_MODEL_H
 #define RN_MODEL_H
 
-#include "layer.h"
+#include "chain.h"
 
 typedef struct rn_model {
-    rn_layer **layers;
-    int n_layers;
+    rn_chain chain;        /* the layers and their activations */
     rn_shape in_shape;     /* per sample, e.g. 1x28x28 (ndim 3) */
     int64_t max_batch;     /* activations are allocated for this many samples */
-    rn_tensor *acts;       /* n_layers + 1: acts[0] is the input, acts[i+1] the output of layer i */
-    rn_tensor *grads;      /* n_layers + 1: gradients w.r.t. acts */
+    /* Views into `chain`, for callers: acts[0] is the input (the model's own buffer, written by
+     * the caller), acts[n_layers] the logits; grads[n_layers] receives the loss gradient. */
+    rn_layer **layers;
+    int n_layers;
+    rn_tensor *acts;       /* n_layers + 1 */
+    rn_tensor *grads;      /* n_layers + 1; grads[0].data is NULL (nothing needs the input grad) */
     rn_param_ref *params;  /* all layers' params in model order (borrowed from the layers) */
     int n_params;
     char err[384];         /* why the last rn_model_forward/backward failed, naming the layer */

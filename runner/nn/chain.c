@@ -1,0 +1,145 @@
+/* Layers in order with their activations planned once (see chain.h). */
+#include "chain.h"
+#include "nn_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* "<where>[i] (linear fc1): <msg>", with the layer's own "linear fc1: " prefix dropped. The index
+ * is 1-based, as in the recipe's key path (Lua lists start at 1). */
+static void layer_error(char *err, size_t errlen, const char *where, int i, const rn_layer *l,
+                        const char *msg)
+{
+    char label[96];
+    rn_nn_layer_label(l, label, sizeof label);
+    size_t ll = strlen(label), tl = strlen(l->ops->type);
+    if (strncmp(msg, label, ll) == 0 && msg[ll] == ':' && msg[ll + 1] == ' ') msg += ll + 2;
+    else if (strncmp(msg, l->ops->type, tl) == 0 && msg[tl] == ':' && msg[tl + 1] == ' ')
+        msg += tl + 2;
+    rn_nn_err(err, errlen, "%s[%d] (%s): %s", where, i + 1, label, msg);
+}
+
+static void free_buffers(rn_chain *c)
+{
+    for (int i = 1; c->acts && i < c->n; i++) rn_tensor_free(&c->acts[i]);
+    for (int i = 1; c->grads && i < c->n; i++) rn_tensor_free(&c->grads[i]);
+    free(c->acts);
+    free(c->grads);
+    free(c->params_before);
+    free(c->params);
+    free(c->where);
+}
+
+void rn_chain_free(rn_chain *c)
+{
+    if (!c) return;
+    free_buffers(c);
+    for (int i = 0; c->layers && i < c->n; i++) rn_layer_destroy(c->layers[i]);
+    free(c->layers);
+    memset(c, 0, sizeof *c);
+}
+
+int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_shape *out,
+                  const char *where, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    c->layers = layers;
+    c->n = n;
+    c->where = strdup(where);
+    c->acts = calloc((size_t)n + 1, sizeof *c->acts);
+    c->grads = calloc((size_t)n + 1, sizeof *c->grads);
+    c->params_before = calloc((size_t)n + 1, sizeof *c->params_before);
+    if (!c->where || !c->acts || !c->grads || !c->params_before) goto oom;
+    if (n < 1) {
+        rn_nn_err(err, errlen, "%s: expected at least one layer", where);
+        goto fail;
+    }
+
+    /* Shapes first, so a mismatch is reported before anything large is allocated. */
+    c->acts[0].shape = *in;
+    c->grads[0].shape = *in;
+    char msg[320];
+    for (int i = 0; i < n; i++) {
+        rn_shape o = {0};
+        msg[0] = '\0';
+        if (layers[i]->ops->setup(layers[i], &c->acts[i].shape, &o, msg, sizeof msg)) {
+            layer_error(err, errlen, where, i, layers[i], msg);
+            goto fail;
+        }
+        c->acts[i + 1].shape = o;
+        c->grads[i + 1].shape = o;
+        c->params_before[i + 1] = c->params_before[i] || layers[i]->n_params > 0;
+    }
+    for (int i = 1; i < n; i++) {
+        /* flatten's output is its input under another shape: share internal buffers */
+        if (i > 1 && layers[i - 1]->ops->output_is_input) {
+            c->acts[i].data = c->acts[i - 1].data;
+            c->acts[i].borrowed = 1;
+            c->grads[i].data = c->grads[i - 1].data;
+            c->grads[i].borrowed = 1;
+            continue;
+        }
+        if (rn_tensor_alloc(&c->acts[i], c->acts[i].shape) ||
+            rn_tensor_alloc(&c->grads[i], c->grads[i].shape))
+            goto oom;
+    }
+
+    for (int i = 0; i < n; i++) c->n_params += layers[i]->n_params;
+    c->params = calloc((size_t)c->n_params + 1, sizeof *c->params);
+    if (!c->params) goto oom;
+    for (int i = 0, at = 0; i < n; i++)
+        for (int j = 0; j < layers[i]->n_params; j++) c->params[at++] = layers[i]->params[j];
+    *out = c->acts[n].shape;
+    return 0;
+oom:
+    rn_nn_err(err, errlen, "%s: out of memory for the activations of batch %lld", where,
+              (long long)in->d[0]);
+fail:
+    rn_chain_free(c);
+    return -1;
+}
+
+int rn_chain_forward(rn_chain *c, const rn_tensor *x, rn_tensor *y, bool train, char *err,
+                     size_t errlen)
+{
+    int64_t n = x->shape.d[0];
+    for (int i = 0; i < c->n; i++) {
+        rn_layer *l = c->layers[i];
+        rn_tensor xi = i == 0 ? *x : rn_nn_batch_view(&c->acts[i], n);
+        rn_tensor yi = i == c->n - 1 ? *y : rn_nn_batch_view(&c->acts[i + 1], n);
+        l->err[0] = '\0';
+        if (l->ops->forward(l, &xi, &yi, train)) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "forward failed: %s", l->err[0] ? l->err : "(no reason)");
+            layer_error(err, errlen, c->where, i, l, msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int rn_chain_backward(rn_chain *c, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
+                      rn_tensor *dx, char *err, size_t errlen)
+{
+    int64_t n = x->shape.d[0];
+    for (int i = c->n - 1; i >= 0; i--) {
+        rn_layer *l = c->layers[i];
+        /* The gradient w.r.t. a layer's input is needed when the caller wants dx or when some
+         * earlier layer has parameters to update. */
+        bool need_dx = dx != NULL || c->params_before[i];
+        if (!need_dx && l->n_params == 0) continue;
+        rn_tensor xi = i == 0 ? *x : rn_nn_batch_view(&c->acts[i], n);
+        rn_tensor yi = i == c->n - 1 ? *y : rn_nn_batch_view(&c->acts[i + 1], n);
+        rn_tensor dyi = i == c->n - 1 ? *dy : rn_nn_batch_view(&c->grads[i + 1], n);
+        rn_tensor dxi = i == 0 ? (dx ? *dx : (rn_tensor){0}) : rn_nn_batch_view(&c->grads[i], n);
+        l->err[0] = '\0';
+        if (l->ops->backward(l, &xi, &yi, &dyi, need_dx ? &dxi : NULL)) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "backward failed: %s", l->err[0] ? l->err : "(no reason)");
+            layer_error(err, errlen, c->where, i, l, msg);
+            return -1;
+        }
+    }
+    return 0;
+}

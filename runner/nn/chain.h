@@ -1,0 +1,37 @@
+/* A chain: layers run in order, with the activations between them planned once. The model and the
+ * container layers (nested sequential, residual) are all chains, so the bookkeeping lives here once.
+ *
+ * acts[0]/grads[0] (the chain's input and its gradient) and acts[n]/grads[n] (its output and the
+ * gradient coming in) belong to whoever owns the chain: forward/backward take them as arguments.
+ * acts[1..n-1] and grads[1..n-1] are the chain's own, allocated for the max batch at init. */
+#ifndef RN_CHAIN_H
+#define RN_CHAIN_H
+
+#include "layer.h"
+
+typedef struct rn_chain {
+    rn_layer **layers;     /* n layers, owned */
+    int n;
+    rn_tensor *acts;       /* n + 1 */
+    rn_tensor *grads;      /* n + 1 */
+    bool *params_before;   /* n: some layer before i has parameters (so layer i must pass dx) */
+    rn_param_ref *params;  /* every layer's params in order (borrowed from the layers) */
+    int n_params;
+    char *where;           /* error prefix, e.g. "model.layers" -> "model.layers[3] (...)" */
+} rn_chain;
+
+/* Takes ownership of layers (a malloc'ed array of n), also on error (the layers are destroyed).
+ * in: the input shape with the max batch as d[0]; out receives the output shape. Errors name the
+ * layer: "<where>[i] (conv2d conv2): expected input 16xHxW, got 32x26x26" (i 1-based). */
+int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_shape *out,
+                  const char *where, char *err, size_t errlen);
+void rn_chain_free(rn_chain *c);
+
+/* y = layers(x). x and y carry the batch size n (<= max batch) in d[0]. */
+int rn_chain_forward(rn_chain *c, const rn_tensor *x, rn_tensor *y, bool train, char *err,
+                     size_t errlen);
+/* From dy, writes every parameter gradient and, when dx is not NULL, the input gradient. */
+int rn_chain_backward(rn_chain *c, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
+                      rn_tensor *dx, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,253 @@
+/* Container layers: a nested sequence ("layer1", a torchvision Sequential) and a residual block
+ * y = act(body(x) + shortcut(x)) (torchvision's BasicBlock, with downsample as the shortcut).
+ * Both run chains (chain.h); their parameters are their children's, under the children's names. */
+#include "chain.h"
+#include "nn_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Copies the children's param refs (names duplicated: each layer frees its own). */
+static int collect_params(rn_layer *l, const rn_chain *const *chains, int n_chains)
+{
+    int total = 0;
+    for (int c = 0; c < n_chains; c++) total += chains[c] ? chains[c]->n_params : 0;
+    l->params = total ? calloc((size_t)total, sizeof *l->params) : NULL;
+    if (total && !l->params) return -1;
+    for (int c = 0, at = 0; c < n_chains; c++) {
+        for (int i = 0; chains[c] && i < chains[c]->n_params; i++, at++) {
+            l->params[at] = chains[c]->params[i];
+            l->params[at].name = strdup(chains[c]->params[i].name);
+            l->n_params = at + 1;
+            if (!l->params[at].name) return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- sequential ---------------------------------------------------------------------------- */
+
+typedef struct seq_impl {
+    rn_layer **pending; /* children until setup builds the chain */
+    int n;
+    char *where;
+    rn_chain chain;
+    bool ready;
+} seq_impl;
+
+static int seq_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, size_t errlen)
+{
+    seq_impl *s = l->impl;
+    if (s->ready) return rn_nn_err(err, errlen, "sequential: set up twice");
+    rn_layer **children = s->pending;
+    s->pending = NULL;
+    if (rn_chain_init(&s->chain, children, s->n, in, out, s->where, err, errlen)) return -1;
+    s->ready = true;
+    const rn_chain *chains[1] = {&s->chain};
+    return collect_params(l, chains, 1) ? rn_nn_err(err, errlen, "sequential: out of memory") : 0;
+}
+
+static int seq_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
+{
+    seq_impl *s = l->impl;
+    return rn_chain_forward(&s->chain, x, y, train, l->err, sizeof l->err);
+}
+
+static int seq_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
+                        rn_tensor *dx)
+{
+    seq_impl *s = l->impl;
+    return rn_chain_backward(&s->chain, x, y, dy, dx, l->err, sizeof l->err);
+}
+
+static void free_pending(rn_layer **layers, int n)
+{
+    for (int i = 0; layers && i < n; i++) rn_layer_destroy(layers[i]);
+    free(layers);
+}
+
+static void seq_destroy(rn_layer *l)
+{
+    seq_impl *s = l->impl;
+    free_pending(s->pending, s->n);
+    rn_chain_free(&s->chain);
+    free(s->where);
+}
+
+static const rn_layer_ops seq_ops = {
+    .type = "sequential",
+    .setup = seq_setup,
+    .forward = seq_forward,
+    .backward = seq_backward,
+    .destroy = seq_destroy,
+};
+
+rn_layer *rn_sequential_create(const char *name, rn_layer **children, int n, const char *where,
+                               char *err, size_t errlen)
+{
+    rn_layer *l = n > 0 ? rn_nn_layer_new(&seq_ops, name, sizeof(seq_impl), 0) : NULL;
+    char *w = l ? strdup(where) : NULL;
+    if (!l || !w) {
+        free_pending(children, n);
+        free(w);
+        rn_layer_destroy(l);
+        rn_nn_err(err, errlen, n > 0 ? "%s: out of memory" : "%s: expected at least one layer",
+                  where);
+        return NULL;
+    }
+    seq_impl *s = l->impl;
+    s->pending = children;
+    s->n = n;
+    s->where = w;
+    return l;
+}
+
+/* ---- residual ------------------------------------------------------------------------------ */
+
+typedef struct res_impl {
+    rn_layer **pending[2]; /* body, shortcut (NULL: identity) until setup */
+    int n[2];
+    char *where[2];
+    rn_chain body, shortcut;
+    bool has_shortcut, relu, ready;
+    rn_tensor b_out, s_out;   /* body and shortcut outputs (max batch) */
+    rn_tensor d_sum, dx_tmp;  /* gradient after the activation; the shortcut's input gradient */
+} res_impl;
+
+static int res_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, size_t errlen)
+{
+    res_impl *r = l->impl;
+    if (r->ready) return rn_nn_err(err, errlen, "residual: set up twice");
+    rn_shape bo, so = *in;
+    rn_layer **body = r->pending[0], **sc = r->pending[1];
+    r->pending[0] = r->pending[1] = NULL;
+    if (rn_chain_init(&r->body, body, r->n[0], in, &bo, r->where[0], err, errlen)) {
+        free_pending(sc, r->n[1]);
+        return -1;
+    }
+    if (r->has_shortcut && rn_chain_init(&r->shortcut, sc, r->n[1], in, &so, r->where[1], err,
+                                         errlen))
+        return -1;
+    r->ready = true;
+    if (!rn_shape_equal(&bo, &so)) {
+        char a[64], b[64];
+        return rn_nn_err(err, errlen, "residual: the body gives %s but the %s gives %s; add a "
+                         "shortcut (downsample) that matches", rn_nn_sample_str(&bo, a, sizeof a),
+                         r->has_shortcut ? "shortcut" : "identity shortcut",
+                         rn_nn_sample_str(&so, b, sizeof b));
+    }
+    if (rn_tensor_alloc(&r->b_out, bo) || rn_tensor_alloc(&r->d_sum, bo) ||
+        (r->has_shortcut && rn_tensor_alloc(&r->s_out, bo)) || rn_tensor_alloc(&r->dx_tmp, *in))
+        return rn_nn_err(err, errlen, "residual: out of memory");
+    *out = bo;
+    const rn_chain *chains[2] = {&r->body, r->has_shortcut ? &r->shortcut : NULL};
+    return collect_params(l, chains, 2) ? rn_nn_err(err, errlen, "residual: out of memory") : 0;
+}
+
+static int res_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
+{
+    res_impl *r = l->impl;
+    int64_t n = x->shape.d[0];
+    rn_tensor b = rn_nn_batch_view(&r->b_out, n), s = *x;
+    if (rn_chain_forward(&r->body, x, &b, train, l->err, sizeof l->err)) return -1;
+    if (r->has_shortcut) {
+        s = rn_nn_batch_view(&r->s_out, n);
+        if (rn_chain_forward(&r->shortcut, x, &s, train, l->err, sizeof l->err)) return -1;
+    }
+    const float *bp = b.data, *sp = s.data;
+    float *yp = y->data;
+    int64_t total = rn_tensor_numel(y);
+    bool relu = r->relu;
+#pragma omp parallel for simd schedule(static) if (total > 65536)
+    for (int64_t i = 0; i < total; i++) {
+        float v = bp[i] + sp[i];
+        yp[i] = relu && v < 0.0f ? 0.0f : v;
+    }
+    return 0;
+}
+
+static int res_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
+                        rn_tensor *dx)
+{
+    res_impl *r = l->impl;
+    int64_t n = x->shape.d[0], total = rn_tensor_numel(y);
+    rn_tensor d = rn_nn_batch_view(&r->d_sum, n);
+    const float *yp = y->data, *dyp = dy->data;
+    float *dp = d.data;
+    bool relu = r->relu;
+    /* y = relu(z): dz = dy where y > 0 (y > 0 exactly when z > 0). */
+#pragma omp parallel for simd schedule(static) if (total > 65536)
+    for (int64_t i = 0; i < total; i++) dp[i] = relu && !(yp[i] > 0.0f) ? 0.0f : dyp[i];
+
+    rn_tensor b = rn_nn_batch_view(&r->b_out, n);
+    if (rn_chain_backward(&r->body, x, &b, &d, dx, l->err, sizeof l->err)) return -1;
+    if (r->has_shortcut) {
+        rn_tensor s = rn_nn_batch_view(&r->s_out, n), t = rn_nn_batch_view(&r->dx_tmp, n);
+        if (rn_chain_backward(&r->shortcut, x, &s, &d, dx ? &t : NULL, l->err, sizeof l->err))
+            return -1;
+        if (!dx) return 0;
+        float *dxp = dx->data;
+        const float *tp = t.data;
+        int64_t m = rn_tensor_numel(dx);
+#pragma omp parallel for simd schedule(static) if (m > 65536)
+        for (int64_t i = 0; i < m; i++) dxp[i] += tp[i];
+    } else if (dx) {
+        float *dxp = dx->data;
+#pragma omp parallel for simd schedule(static) if (total > 65536)
+        for (int64_t i = 0; i < total; i++) dxp[i] += dp[i];
+    }
+    return 0;
+}
+
+static void res_destroy(rn_layer *l)
+{
+    res_impl *r = l->impl;
+    for (int k = 0; k < 2; k++) {
+        free_pending(r->pending[k], r->n[k]);
+        free(r->where[k]);
+    }
+    rn_chain_free(&r->body);
+    rn_chain_free(&r->shortcut);
+    rn_tensor_free(&r->b_out);
+    rn_tensor_free(&r->s_out);
+    rn_tensor_free(&r->d_sum);
+    rn_tensor_free(&r->dx_tmp);
+}
+
+static const rn_layer_ops res_ops = {
+    .type = "residual",
+    .setup = res_setup,
+    .forward = res_forward,
+    .backward = res_backward,
+    .destroy = res_destroy,
+};
+
+rn_layer *rn_residual_create(const char *name, rn_layer **body, int n_body, rn_layer **shortcut,
+                             int n_shortcut, bool relu, const char *where_body,
+                             const char *where_shortcut, char *err, size_t errlen)
+{
+    rn_layer *l = n_body > 0 ? rn_nn_layer_new(&res_ops, name, sizeof(res_impl), 0) : NULL;
+    if (!l) {
+        free_pending(body, n_body);
+        free_pending(shortcut, n_shortcut);
+        rn_nn_err(err, errlen, n_body > 0 ? "%s: out of memory" : "%s: expected at least one layer",
+                  where_body);
+        return NULL;
+    }
+    res_impl *r = l->impl;
+    r->pending[0] = body;
+    r->n[0] = n_body;
+    r->pending[1] = n_shortcut > 0 ? shortcut : NULL;
+    r->n[1] = n_shortcut;
+    r->has_shortcut = n_shortcut > 0;
+    r->relu = relu;
+    r->where[0] = strdup(where_body);
+    r->where[1] = strdup(where_shortcut);
+    if (n_shortcut <= 0) free(shortcut);
+    if (!r->where[0] || !r->where[1]) {
+        rn_layer_destroy(l);
+        rn_nn_err(err, errlen, "%s: out of memory", where_body);
+        return NULL;
+    }
+    return l;
+}
