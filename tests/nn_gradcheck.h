@@ -111,6 +111,7 @@ static inline int gradcheck_layer(const char *name, rn_layer *l, rn_tensor *x, r
     float **saved = calloc((size_t)l->n_params + 1, sizeof *saved);
     for (int p = 0; p < l->n_params; p++) {
         rn_tensor *g = l->params[p].grad;
+        if (!g) continue; /* a buffer (batch norm's running stats): no gradient */
         int64_t n = rn_tensor_numel(g);
         saved[p] = malloc((size_t)n * sizeof(float));
         for (int64_t i = 0; i < n; i++) saved[p][i] = g->data[i];
@@ -121,6 +122,7 @@ static inline int gradcheck_layer(const char *name, rn_layer *l, rn_tensor *x, r
         bad += gc_compare(what, l, x, y, train, calls, r, x->data, dx.data, nx, eps, atol, rtol);
     }
     for (int p = 0; p < l->n_params; p++) {
+        if (!l->params[p].grad) continue;
         snprintf(what, sizeof what, "%s d%s", name, l->params[p].name);
         bad += gc_compare(what, l, x, y, train, calls, r, l->params[p].value->data, saved[p],
                           rn_tensor_numel(l->params[p].value), eps, atol, rtol);

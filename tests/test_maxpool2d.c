@@ -1,20 +1,21 @@
 /* max_pool2d: values against a direct loop; the input gradient against central finite
  * differences, on inputs whose window values are distinct and >= 0.01 apart (eps 1e-3, so no
  * difference changes the argmax); the 2x2/2 fast path, a 3x3/2 overlapping window and a
- * 3x3/3 window with floor-mode leftovers. */
+ * 3x3/3 window with floor-mode leftovers; padding (ResNet's 3x3/2 pad 1 stem pool). */
 #include <string.h>
 
 #include "nn_gradcheck.h"
 
-static void check_case(int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, int64_t s)
+static void check_case(int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, int64_t s,
+                       int64_t pd)
 {
-    char err[256], name[64];
-    snprintf(name, sizeof name, "max_pool2d %lldx%lld k%lld s%lld", (long long)h, (long long)w,
-             (long long)k, (long long)s);
-    rn_layer *l = rn_maxpool2d_create(k, s, err, sizeof err);
+    char err[256], name[80];
+    snprintf(name, sizeof name, "max_pool2d %lldx%lld k%lld s%lld p%lld", (long long)h,
+             (long long)w, (long long)k, (long long)s, (long long)pd);
+    rn_layer *l = rn_maxpool2d_create2(k, s, pd, err, sizeof err);
     rn_shape in = rn_shape_make(4, (int64_t[]){n, c, h, w}), out;
     CHECK(l->ops->setup(l, &in, &out, err, sizeof err) == 0);
-    int64_t oh = (h - k) / s + 1, ow = (w - k) / s + 1;
+    int64_t oh = (h + 2 * pd - k) / s + 1, ow = (w + 2 * pd - k) / s + 1;
     CHECK(out.d[0] == n && out.d[1] == c && out.d[2] == oh && out.d[3] == ow);
     rn_tensor x, y;
     rn_tensor_alloc(&x, in);
@@ -37,7 +38,9 @@ static void check_case(int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, in
                 float m = -1e30f;
                 for (int64_t a = 0; a < k; a++)
                     for (int64_t b = 0; b < k; b++) {
-                        float v = x.data[(p * h + i * s + a) * w + j * s + b];
+                        int64_t r = i * s - pd + a, q = j * s - pd + b;
+                        if (r < 0 || r >= h || q < 0 || q >= w) continue; /* -inf padding */
+                        float v = x.data[(p * h + r) * w + q];
                         m = v > m ? v : m;
                     }
                 bad += y.data[(p * oh + i) * ow + j] != m;
@@ -52,10 +55,12 @@ static void check_case(int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, in
 
 int main(void)
 {
-    check_case(2, 3, 6, 6, 2, 2);
-    check_case(2, 3, 7, 5, 2, 2); /* odd height: the last row is dropped (floor) */
-    check_case(2, 2, 7, 7, 3, 2); /* overlapping windows */
-    check_case(1, 2, 8, 8, 3, 3);
+    check_case(2, 3, 6, 6, 2, 2, 0);
+    check_case(2, 3, 7, 5, 2, 2, 0); /* odd height: the last row is dropped (floor) */
+    check_case(2, 2, 7, 7, 3, 2, 0); /* overlapping windows */
+    check_case(1, 2, 8, 8, 3, 3, 0);
+    check_case(2, 2, 8, 8, 3, 2, 1); /* ResNet's stem pool: 8x8 -> 4x4 */
+    check_case(1, 2, 7, 6, 2, 2, 1); /* padded 2x2/2: the fast path must not take it */
 
     char err[256];
     rn_layer *l = rn_maxpool2d_create(2, 2, err, sizeof err);
@@ -64,5 +69,7 @@ int main(void)
     CHECK(strcmp(err, "max_pool2d: expected input CxHxW, got 10") == 0);
     rn_layer_destroy(l);
     CHECK(rn_maxpool2d_create(0, 2, err, sizeof err) == NULL);
+    CHECK(rn_maxpool2d_create2(3, 2, 2, err, sizeof err) == NULL);
+    CHECK(strstr(err, "padding should be at most half the kernel") != NULL);
     return rn_test_report("test_maxpool2d");
 }

@@ -131,33 +131,51 @@ static int step_finish(rn_cpu_conv_plan *p, step *s, char *err, size_t errlen)
     return 0;
 }
 
-static void conv_dims(const rn_cpu_conv_desc *d, dnnl_dims_t strides, dnnl_dims_t pad)
+/* oneDNN counts dilation from 0 (a dense kernel); PyTorch, and the desc, from 1. */
+static void conv_dims(const rn_cpu_conv_desc *d, dnnl_dims_t strides, dnnl_dims_t dil,
+                      dnnl_dims_t pad)
 {
     strides[0] = d->sh;
     strides[1] = d->sw;
+    dil[0] = d->dh - 1;
+    dil[1] = d->dw - 1;
     pad[0] = d->ph;
     pad[1] = d->pw;
+}
+
+/* Weights (OC, IC, KH, KW), or (G, OC/G, IC/G, KH, KW) with groups: the same bytes as PyTorch's
+ * (OC, IC/G, KH, KW). tag_any lets the primitive pick its layout. */
+static dnnl_status_t weights_md_init(dnnl_memory_desc_t *md, const rn_cpu_conv_desc *d,
+                                     int tag_any)
+{
+    if (d->groups > 1) {
+        dnnl_dims_t wd = {d->groups, d->oc / d->groups, d->ic / d->groups, d->kh, d->kw};
+        return dnnl_memory_desc_init_by_tag(md, 5, wd, dnnl_f32,
+                                            tag_any ? dnnl_format_tag_any : dnnl_goihw);
+    }
+    dnnl_dims_t wd = {d->oc, d->ic, d->kh, d->kw};
+    return dnnl_memory_desc_init_by_tag(md, 4, wd, dnnl_f32,
+                                        tag_any ? dnnl_format_tag_any : dnnl_oihw);
 }
 
 static int build_forward(rn_cpu_conv_plan *p, char *err, size_t errlen)
 {
     const rn_cpu_conv_desc *d = &p->d;
     dnnl_memory_desc_t src, w, b, dst;
-    dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, wd = {d->oc, d->ic, d->kh, d->kw},
-                bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
+    dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
     dnnl_format_tag_t act = d->blocked ? dnnl_format_tag_any : dnnl_nchw;
-    dnnl_format_tag_t wt = d->blocked ? dnnl_format_tag_any : dnnl_oihw;
     TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, act));
-    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&w, 4, wd, dnnl_f32, wt));
+    TRY("memory_desc_init", weights_md_init(&w, d, d->blocked));
     TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&b, 1, bd, dnnl_f32, dnnl_x));
     TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, act));
-    dnnl_dims_t strides, pad;
-    conv_dims(d, strides, pad);
+    dnnl_dims_t strides, dil, pad;
+    conv_dims(d, strides, dil, pad);
     dnnl_convolution_desc_t cd;
     TRY("convolution_forward_desc_init",
-        dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
-                                           &src, &w, d->bias ? &b : NULL, &dst, strides, pad,
-                                           pad));
+        dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training,
+                                                   dnnl_convolution_direct, &src, &w,
+                                                   d->bias ? &b : NULL, &dst, strides, dil, pad,
+                                                   pad));
     TRY("forward primitive_desc_create",
         dnnl_primitive_desc_create(&p->fwd.pd, &cd, p->attr, p->eng, NULL));
     if (step_finish(p, &p->fwd, err, errlen)) return -1;
@@ -181,21 +199,19 @@ static int build_backward_weights(rn_cpu_conv_plan *p, char *err, size_t errlen)
 {
     const rn_cpu_conv_desc *d = &p->d;
     dnnl_memory_desc_t src, w, b, dst;
-    dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, wd = {d->oc, d->ic, d->kh, d->kw},
-                bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
+    dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
     dnnl_format_tag_t act = d->blocked ? dnnl_format_tag_any : dnnl_nchw;
-    dnnl_format_tag_t wt = d->blocked ? dnnl_format_tag_any : dnnl_oihw;
     TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, act));
-    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&w, 4, wd, dnnl_f32, wt));
+    TRY("memory_desc_init", weights_md_init(&w, d, d->blocked));
     TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&b, 1, bd, dnnl_f32, dnnl_x));
     TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, act));
-    dnnl_dims_t strides, pad;
-    conv_dims(d, strides, pad);
+    dnnl_dims_t strides, dil, pad;
+    conv_dims(d, strides, dil, pad);
     dnnl_convolution_desc_t cd;
     TRY("convolution_backward_weights_desc_init",
-        dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src, &w,
-                                                    d->bias ? &b : NULL, &dst, strides, pad,
-                                                    pad));
+        dnnl_dilated_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src,
+                                                            &w, d->bias ? &b : NULL, &dst,
+                                                            strides, dil, pad, pad));
     TRY("backward-weights primitive_desc_create",
         dnnl_primitive_desc_create(&p->bwd_w.pd, &cd, p->attr, p->eng, p->fwd.pd));
     if (step_finish(p, &p->bwd_w, err, errlen)) return -1;
@@ -226,19 +242,17 @@ static int build_backward_data(rn_cpu_conv_plan *p, char *err, size_t errlen)
 {
     const rn_cpu_conv_desc *d = &p->d;
     dnnl_memory_desc_t src, w, dst;
-    dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, wd = {d->oc, d->ic, d->kh, d->kw},
-                dd = {d->n, d->oc, d->oh, d->ow};
+    dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, dd = {d->n, d->oc, d->oh, d->ow};
     dnnl_format_tag_t act = d->blocked ? dnnl_format_tag_any : dnnl_nchw;
-    dnnl_format_tag_t wt = d->blocked ? dnnl_format_tag_any : dnnl_oihw;
     TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, act));
-    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&w, 4, wd, dnnl_f32, wt));
+    TRY("memory_desc_init", weights_md_init(&w, d, d->blocked));
     TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, act));
-    dnnl_dims_t strides, pad;
-    conv_dims(d, strides, pad);
+    dnnl_dims_t strides, dil, pad;
+    conv_dims(d, strides, dil, pad);
     dnnl_convolution_desc_t cd;
     TRY("convolution_backward_data_desc_init",
-        dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &src, &w, &dst,
-                                                 strides, pad, pad));
+        dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &src,
+                                                         &w, &dst, strides, dil, pad, pad));
     TRY("backward-data primitive_desc_create",
         dnnl_primitive_desc_create(&p->bwd_data.pd, &cd, p->attr, p->eng, p->fwd.pd));
     if (step_finish(p, &p->bwd_data, err, errlen)) return -1;
@@ -263,9 +277,18 @@ int rn_cpu_conv_plan_create(rn_cpu_conv_plan **out, const rn_cpu_conv_desc *d, c
                             size_t errlen)
 {
     *out = NULL;
+    rn_cpu_conv_desc g = *d;
+    if (g.dh == 0) g.dh = 1;
+    if (g.dw == 0) g.dw = 1;
+    if (g.groups == 0) g.groups = 1;
+    d = &g;
+    /* the extent of a dilated kernel */
+    int64_t ekh = d->dh * (d->kh - 1) + 1, ekw = d->dw * (d->kw - 1) + 1;
     if (d->n < 1 || d->ic < 1 || d->oc < 1 || d->kh < 1 || d->kw < 1 || d->sh < 1 || d->sw < 1 ||
-        d->ph < 0 || d->pw < 0 || d->oh != (d->ih + 2 * d->ph - d->kh) / d->sh + 1 ||
-        d->ow != (d->iw + 2 * d->pw - d->kw) / d->sw + 1 || d->oh < 1 || d->ow < 1) {
+        d->ph < 0 || d->pw < 0 || d->dh < 1 || d->dw < 1 || d->groups < 1 ||
+        d->ic % d->groups || d->oc % d->groups ||
+        d->oh != (d->ih + 2 * d->ph - ekh) / d->sh + 1 ||
+        d->ow != (d->iw + 2 * d->pw - ekw) / d->sw + 1 || d->oh < 1 || d->ow < 1) {
         snprintf(err, errlen, "oneDNN convolution: inconsistent geometry");
         return -1;
     }
@@ -276,10 +299,9 @@ int rn_cpu_conv_plan_create(rn_cpu_conv_plan **out, const rn_cpu_conv_desc *d, c
     }
     p->d = *d;
     if (rn_cpu_engine(&p->eng, &p->strm, err, errlen)) goto fail;
-    dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, wd = {d->oc, d->ic, d->kh, d->kw},
-                bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
+    dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
     if (dnnl_memory_desc_init_by_tag(&p->src_md, 4, sd, dnnl_f32, dnnl_nchw) ||
-        dnnl_memory_desc_init_by_tag(&p->w_md, 4, wd, dnnl_f32, dnnl_oihw) ||
+        weights_md_init(&p->w_md, d, 0) ||
         dnnl_memory_desc_init_by_tag(&p->b_md, 1, bd, dnnl_f32, dnnl_x) ||
         dnnl_memory_desc_init_by_tag(&p->dst_md, 4, dd, dnnl_f32, dnnl_nchw) ||
         dnnl_primitive_attr_create(&p->attr) ||

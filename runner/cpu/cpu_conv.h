@@ -2,7 +2,9 @@
  *
  * A plan is built once per shape (batch size included) and holds the forward, backward-data and
  * backward-weights primitives, their scratchpad and any layout-reorder buffers, so executing it
- * allocates nothing. Callers pass plain NCHW activations and OIHW weights (float32, row-major). */
+ * allocates nothing. Callers pass plain NCHW activations and OIHW weights (float32, row-major;
+ * with G groups, output channels [g OC/G, (g+1) OC/G) see input channels [g IC/G, (g+1) IC/G),
+ * as in PyTorch). */
 #ifndef RN_CPU_CONV_H
 #define RN_CPU_CONV_H
 
@@ -15,7 +17,10 @@ typedef struct rn_cpu_conv_desc {
     int64_t oc, kh, kw;      /* weights (OC, IC, KH, KW) */
     int64_t sh, sw;          /* stride, >= 1 */
     int64_t ph, pw;          /* zero padding on both sides, >= 0 */
-    int64_t oh, ow;          /* output size: (ih + 2 ph - kh) / sh + 1, likewise for w */
+    int64_t oh, ow;          /* output size: (ih + 2 ph - dh (kh - 1) - 1) / sh + 1, likewise w */
+    int64_t dh, dw;          /* dilation as PyTorch counts it (1: dense kernel); 0 is taken as 1 */
+    int64_t groups;          /* ic and oc divisible by it; weights are then (OC, IC/groups, KH,
+                                KW); 0 is taken as 1 */
     bool bias;               /* a bias of OC values is added / its gradient computed */
     /* false: the primitives take NCHW/OIHW directly. true: oneDNN picks its preferred (blocked)
      * layouts and the plan reorders at its edges; faster for wide layers. */
@@ -31,11 +36,11 @@ int rn_cpu_conv_plan_create(rn_cpu_conv_plan **out, const rn_cpu_conv_desc *d, c
 void rn_cpu_conv_plan_destroy(rn_cpu_conv_plan *p);
 const rn_cpu_conv_desc *rn_cpu_conv_plan_desc(const rn_cpu_conv_plan *p);
 
-/* y (N,OC,OH,OW) = conv(x (N,IC,IH,IW), w (OC,IC,KH,KW)) + b (OC); b is ignored without bias. */
+/* y (N,OC,OH,OW) = conv(x (N,IC,IH,IW), w (OC,IC/G,KH,KW)) + b (OC); b is ignored without bias. */
 int rn_cpu_conv_forward(rn_cpu_conv_plan *p, const float *x, const float *w, const float *b,
                         float *y, char *err, size_t errlen);
-/* Gradients from x (N,IC,IH,IW), dy (N,OC,OH,OW) and w (OC,IC,KH,KW), all overwritten:
- * dw (OC,IC,KH,KW), db (OC; ignored without bias) and, when dx is not NULL, dx (N,IC,IH,IW).
+/* Gradients from x (N,IC,IH,IW), dy (N,OC,OH,OW) and w (OC,IC/G,KH,KW), all overwritten:
+ * dw (OC,IC/G,KH,KW), db (OC; ignored without bias) and, when dx is not NULL, dx (N,IC,IH,IW).
  * Must follow the forward call on the same x (a blocked plan reuses forward's input reorder). */
 int rn_cpu_conv_backward(rn_cpu_conv_plan *p, const float *x, const float *dy, const float *w,
                          float *dx, float *dw, float *db, char *err, size_t errlen);

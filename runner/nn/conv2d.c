@@ -1,4 +1,5 @@
-/* 2-D convolution, square kernel, symmetric zero padding (PyTorch nn.Conv2d), on oneDNN. */
+/* 2-D convolution, square kernel, symmetric zero padding, dilation and groups (PyTorch nn.Conv2d),
+ * on oneDNN. */
 #include "cpu_conv.h"
 #include "nn_internal.h"
 
@@ -11,9 +12,9 @@
 #define CONV_PLANS 4
 
 typedef struct conv_impl {
-    int64_t in_ch, out_ch, k, stride, pad;
+    int64_t in_ch, out_ch, k, stride, pad, dil, groups;
     bool bias;
-    rn_tensor w, dw;        /* (out_ch, in_ch, k, k) */
+    rn_tensor w, dw;        /* (out_ch, in_ch / groups, k, k) */
     rn_tensor b, db;        /* (out_ch) */
     rn_cpu_conv_desc geom;  /* set by setup; n varies per plan */
     rn_cpu_conv_plan *plans[CONV_PLANS];
@@ -63,17 +64,23 @@ static int conv_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err,
     if (in->ndim != 4 || in->d[1] != c->in_ch)
         return rn_nn_err(err, errlen, "%s: expected input %lldxHxW, got %s", label,
                          (long long)c->in_ch, got);
-    int64_t oh = (in->d[2] + 2 * c->pad - c->k) / c->stride + 1;
-    int64_t ow = (in->d[3] + 2 * c->pad - c->k) / c->stride + 1;
-    if (in->d[2] + 2 * c->pad < c->k || in->d[3] + 2 * c->pad < c->k)
+    int64_t ek = c->dil * (c->k - 1) + 1; /* the dilated kernel's extent */
+    int64_t oh = (in->d[2] + 2 * c->pad - ek) / c->stride + 1;
+    int64_t ow = (in->d[3] + 2 * c->pad - ek) / c->stride + 1;
+    if (in->d[2] + 2 * c->pad < ek || in->d[3] + 2 * c->pad < ek) {
+        char dil[96] = "";
+        if (c->dil > 1)
+            snprintf(dil, sizeof dil, ", dilation %lld: %lldx%lld", (long long)c->dil,
+                     (long long)ek, (long long)ek);
         return rn_nn_err(err, errlen,
-                         "%s: input %s is smaller than the %lldx%lld kernel (padding %lld)",
-                         label, got, (long long)c->k, (long long)c->k, (long long)c->pad);
+                         "%s: input %s is smaller than the %lldx%lld kernel (padding %lld%s)",
+                         label, got, (long long)c->k, (long long)c->k, (long long)c->pad, dil);
+    }
     drop_plans(c);
     c->geom = (rn_cpu_conv_desc){
         .n = in->d[0], .ic = c->in_ch, .ih = in->d[2], .iw = in->d[3], .oc = c->out_ch,
         .kh = c->k, .kw = c->k, .sh = c->stride, .sw = c->stride, .ph = c->pad, .pw = c->pad,
-        .oh = oh, .ow = ow, .bias = c->bias,
+        .oh = oh, .ow = ow, .dh = c->dil, .dw = c->dil, .groups = c->groups, .bias = c->bias,
         /* oneDNN's direct kernels want 16-channel blocks; with 16+ channels on either side they
          * beat its im2col+gemm path on plain NCHW by 2-3x, reorders included (MNIST CNN) */
         .blocked = c->in_ch >= 16 || c->out_ch >= 16,
@@ -121,6 +128,62 @@ static const rn_layer_ops conv_ops = {
     .destroy = conv_destroy,
 };
 
+rn_layer *rn_conv2d_create2(const char *name, const rn_conv2d_args *a, uint64_t seed, char *err,
+                            size_t errlen)
+{
+    const char *nm = name ? name : "";
+    if (a->in_ch < 1 || a->out_ch < 1 || a->kernel < 1 || a->stride < 1 || a->padding < 0 ||
+        a->dilation < 1 || a->groups < 1) {
+        rn_nn_err(err, errlen,
+                  "conv2d %s: expected in_ch, out_ch, kernel, stride, dilation, groups >= 1 and "
+                  "padding >= 0, got %lld, %lld, %lld, %lld, %lld, %lld, %lld",
+                  nm, (long long)a->in_ch, (long long)a->out_ch, (long long)a->kernel,
+                  (long long)a->stride, (long long)a->dilation, (long long)a->groups,
+                  (long long)a->padding);
+        return NULL;
+    }
+    if (a->in_ch % a->groups || a->out_ch % a->groups) {
+        rn_nn_err(err, errlen,
+                  "conv2d %s: in_ch %lld and out_ch %lld must both be divisible by groups %lld",
+                  nm, (long long)a->in_ch, (long long)a->out_ch, (long long)a->groups);
+        return NULL;
+    }
+    rn_layer *l = rn_nn_layer_new(&conv_ops, name, sizeof(conv_impl), a->bias ? 2 : 1);
+    if (!l) {
+        rn_nn_err(err, errlen, "conv2d %s: out of memory", nm);
+        return NULL;
+    }
+    conv_impl *c = l->impl;
+    c->in_ch = a->in_ch;
+    c->out_ch = a->out_ch;
+    c->k = a->kernel;
+    c->stride = a->stride;
+    c->pad = a->padding;
+    c->dil = a->dilation;
+    c->groups = a->groups;
+    c->bias = a->bias;
+    l->seed = seed;
+    int64_t icg = a->in_ch / a->groups;
+    rn_shape ws = rn_shape_make(4, (int64_t[]){a->out_ch, icg, a->kernel, a->kernel});
+    rn_shape bs = rn_shape_make(1, (int64_t[]){a->out_ch});
+    int bad = rn_tensor_alloc(&c->w, ws) || rn_tensor_alloc(&c->dw, ws) ||
+              rn_nn_layer_set_param(l, 0, "weight", &c->w, &c->dw);
+    if (!bad && a->bias)
+        bad = rn_tensor_alloc(&c->b, bs) || rn_tensor_alloc(&c->db, bs) ||
+              rn_nn_layer_set_param(l, 1, "bias", &c->b, &c->db);
+    if (bad) {
+        rn_layer_destroy(l);
+        rn_nn_err(err, errlen, "conv2d %s: out of memory for the weights", nm);
+        return NULL;
+    }
+    /* PyTorch's default: kaiming_uniform(a=sqrt(5)) and the bias both give U(+-1/sqrt(fan_in)),
+     * fan_in = in_ch / groups * k * k */
+    double bound = 1.0 / sqrt((double)(icg * a->kernel * a->kernel));
+    rn_nn_fill_uniform(c->w.data, rn_tensor_numel(&c->w), bound, RN_NN_INIT_KEY(seed, 0));
+    if (a->bias) rn_nn_fill_uniform(c->b.data, a->out_ch, bound, RN_NN_INIT_KEY(seed, 1));
+    return l;
+}
+
 rn_layer *rn_conv2d_create(const char *name, int64_t in_ch, int64_t out_ch, int64_t kernel,
                            int64_t stride, int64_t padding, bool bias, uint64_t seed, char *err,
                            size_t errlen)
@@ -133,34 +196,7 @@ rn_layer *rn_conv2d_create(const char *name, int64_t in_ch, int64_t out_ch, int6
                   (long long)stride, (long long)padding);
         return NULL;
     }
-    rn_layer *l = rn_nn_layer_new(&conv_ops, name, sizeof(conv_impl), bias ? 2 : 1);
-    if (!l) {
-        rn_nn_err(err, errlen, "conv2d %s: out of memory", name ? name : "");
-        return NULL;
-    }
-    conv_impl *c = l->impl;
-    c->in_ch = in_ch;
-    c->out_ch = out_ch;
-    c->k = kernel;
-    c->stride = stride;
-    c->pad = padding;
-    c->bias = bias;
-    l->seed = seed;
-    rn_shape ws = rn_shape_make(4, (int64_t[]){out_ch, in_ch, kernel, kernel});
-    rn_shape bs = rn_shape_make(1, (int64_t[]){out_ch});
-    int bad = rn_tensor_alloc(&c->w, ws) || rn_tensor_alloc(&c->dw, ws) ||
-              rn_nn_layer_set_param(l, 0, "weight", &c->w, &c->dw);
-    if (!bad && bias)
-        bad = rn_tensor_alloc(&c->b, bs) || rn_tensor_alloc(&c->db, bs) ||
-              rn_nn_layer_set_param(l, 1, "bias", &c->b, &c->db);
-    if (bad) {
-        rn_layer_destroy(l);
-        rn_nn_err(err, errlen, "conv2d %s: out of memory for the weights", name ? name : "");
-        return NULL;
-    }
-    /* PyTorch's default: kaiming_uniform(a=sqrt(5)) and the bias both give U(+-1/sqrt(fan_in)) */
-    double bound = 1.0 / sqrt((double)(in_ch * kernel * kernel));
-    rn_nn_fill_uniform(c->w.data, rn_tensor_numel(&c->w), bound, RN_NN_INIT_KEY(seed, 0));
-    if (bias) rn_nn_fill_uniform(c->b.data, out_ch, bound, RN_NN_INIT_KEY(seed, 1));
-    return l;
+    rn_conv2d_args a = {.in_ch = in_ch, .out_ch = out_ch, .kernel = kernel, .stride = stride,
+                        .padding = padding, .dilation = 1, .groups = 1, .bias = bias};
+    return rn_conv2d_create2(name, &a, seed, err, errlen);
 }

@@ -58,6 +58,9 @@ rn_layer *rn_linear_create(const char *name, int64_t in_f, int64_t out_f, bool b
                            uint64_t seed, char *err, size_t errlen);
 rn_layer *rn_relu_create(void);
 rn_layer *rn_maxpool2d_create(int64_t kernel, int64_t stride, char *err, size_t errlen);
+/* With -inf padding on every side (nn.MaxPool2d(kernel, stride, padding)); padding <= kernel/2. */
+rn_layer *rn_maxpool2d_create2(int64_t kernel, int64_t stride, int64_t padding, char *err,
+                               size_t errlen);
 rn_layer *rn_dropout_create(double p, uint64_t seed, char *err, size_t errlen);
 rn_layer *rn_flatten_create(void);
 

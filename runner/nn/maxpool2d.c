@@ -1,4 +1,5 @@
-/* Max pooling, square window, no padding, floor mode (PyTorch nn.MaxPool2d(k, s)). */
+/* Max pooling, square window, floor mode (PyTorch nn.MaxPool2d(k, s, padding)); the padding is
+ * -inf, so a window never picks it. */
 #include "nn_internal.h"
 
 #include <float.h>
@@ -6,7 +7,7 @@
 #include <string.h>
 
 typedef struct pool_impl {
-    int64_t k, stride;
+    int64_t k, stride, pad;
     int64_t c, h, w, oh, ow; /* set by setup */
     int32_t *argmax;         /* (max_batch, c, oh, ow): input index within its (h, w) plane */
     int64_t cap;             /* argmax entries allocated */
@@ -19,7 +20,7 @@ static int pool_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err,
     rn_nn_sample_str(in, got, sizeof got);
     if (in->ndim != 4)
         return rn_nn_err(err, errlen, "max_pool2d: expected input CxHxW, got %s", got);
-    if (in->d[2] < p->k || in->d[3] < p->k)
+    if (in->d[2] + 2 * p->pad < p->k || in->d[3] + 2 * p->pad < p->k)
         return rn_nn_err(err, errlen, "max_pool2d: input %s is smaller than the %lldx%lld window",
                          got, (long long)p->k, (long long)p->k);
     if (in->d[2] * in->d[3] > INT32_MAX)
@@ -27,8 +28,8 @@ static int pool_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err,
     p->c = in->d[1];
     p->h = in->d[2];
     p->w = in->d[3];
-    p->oh = (p->h - p->k) / p->stride + 1;
-    p->ow = (p->w - p->k) / p->stride + 1;
+    p->oh = (p->h + 2 * p->pad - p->k) / p->stride + 1;
+    p->ow = (p->w + 2 * p->pad - p->k) / p->stride + 1;
     int64_t need = in->d[0] * p->c * p->oh * p->ow;
     if (need > p->cap) {
         free(p->argmax);
@@ -81,7 +82,8 @@ static int pool_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool trai
         return rn_nn_err(l->err, sizeof l->err, "batch %lld exceeds the max batch given to setup",
                          (long long)x->shape.d[0]);
     const int64_t k = p->k, s = p->stride, h = p->h, w = p->w, oh = p->oh, ow = p->ow;
-    if (k == 2 && s == 2) {
+    const int64_t pad = p->pad;
+    if (k == 2 && s == 2 && pad == 0) {
         pool2x2(x->data, y->data, p->argmax, planes, h, w, oh, ow);
         return 0;
     }
@@ -92,11 +94,16 @@ static int pool_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool trai
         int32_t *am = p->argmax + pl * oh * ow;
         for (int64_t i = 0; i < oh; i++)
             for (int64_t j = 0; j < ow; j++) {
-                int64_t best = i * s * w + j * s;
+                /* the window clipped to the image (padding <= k/2 keeps it non-empty) */
+                int64_t a0 = i * s - pad, b0 = j * s - pad;
+                int64_t a1 = a0 + k < h ? a0 + k : h, b1 = b0 + k < w ? b0 + k : w;
+                if (a0 < 0) a0 = 0;
+                if (b0 < 0) b0 = 0;
+                int64_t best = a0 * w + b0;
                 float m = in[best];
-                for (int64_t a = 0; a < k; a++)
-                    for (int64_t b = 0; b < k; b++) {
-                        int64_t at = (i * s + a) * w + j * s + b;
+                for (int64_t a = a0; a < a1; a++)
+                    for (int64_t b = b0; b < b1; b++) {
+                        int64_t at = a * w + b;
                         /* NaN propagates, like PyTorch */
                         if (in[at] > m || in[at] != in[at]) {
                             m = in[at];
@@ -145,9 +152,20 @@ static const rn_layer_ops pool_ops = {
 
 rn_layer *rn_maxpool2d_create(int64_t kernel, int64_t stride, char *err, size_t errlen)
 {
+    return rn_maxpool2d_create2(kernel, stride, 0, err, errlen);
+}
+
+rn_layer *rn_maxpool2d_create2(int64_t kernel, int64_t stride, int64_t padding, char *err,
+                               size_t errlen)
+{
     if (kernel < 1 || stride < 1) {
         rn_nn_err(err, errlen, "max_pool2d: expected kernel, stride >= 1, got %lld, %lld",
                   (long long)kernel, (long long)stride);
+        return NULL;
+    }
+    if (padding < 0 || 2 * padding > kernel) {
+        rn_nn_err(err, errlen, "max_pool2d: padding should be at most half the kernel (%lld), "
+                  "got %lld", (long long)kernel, (long long)padding);
         return NULL;
     }
     rn_layer *l = rn_nn_layer_new(&pool_ops, "", sizeof(pool_impl), 0);
@@ -158,5 +176,6 @@ rn_layer *rn_maxpool2d_create(int64_t kernel, int64_t stride, char *err, size_t 
     pool_impl *p = l->impl;
     p->k = kernel;
     p->stride = stride;
+    p->pad = padding;
     return l;
 }

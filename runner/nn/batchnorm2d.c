@@ -1,0 +1,211 @@
+/* Batch normalisation over (N, C, H, W), per channel (PyTorch nn.BatchNorm2d, affine, tracking
+ * running stats). Sums run in double per channel, one channel per OpenMP iteration. */
+#include "nn_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+typedef struct bn_impl {
+    int64_t c;
+    double eps, momentum;
+    rn_tensor w, dw;           /* (c): gamma */
+    rn_tensor b, db;           /* (c): beta */
+    rn_tensor rmean, rvar;     /* (c): running stats, buffers */
+    int64_t batches_tracked;   /* train-mode forwards, torchvision's num_batches_tracked */
+    double *mean, *invstd;     /* (c): what the last forward normalised with */
+    bool last_train;           /* whether the last forward used batch stats */
+} bn_impl;
+
+static int bn_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, size_t errlen)
+{
+    bn_impl *b = l->impl;
+    if (in->ndim != 4 || in->d[1] != b->c) {
+        char label[96], got[64];
+        rn_nn_layer_label(l, label, sizeof label);
+        rn_nn_sample_str(in, got, sizeof got);
+        return rn_nn_err(err, errlen, "%s: expected input %lldxHxW, got %s", label,
+                         (long long)b->c, got);
+    }
+    *out = *in;
+    return 0;
+}
+
+/* x, y (n, c, h, w). Train: batch mean and biased variance normalise; the running variance gets
+ * the unbiased one, m / (m - 1) times it, m = n h w. */
+static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
+{
+    bn_impl *b = l->impl;
+    const int64_t n = x->shape.d[0], c = b->c, hw = x->shape.d[2] * x->shape.d[3];
+    const int64_t m = n * hw;
+    if (train && m < 2)
+        return rn_nn_err(l->err, sizeof l->err,
+                         "expected more than 1 value per channel in train mode, got input "
+                         "%lldx%lldx%lldx%lld",
+                         (long long)n, (long long)c, (long long)x->shape.d[2],
+                         (long long)x->shape.d[3]);
+    const float *xs = x->data, *gamma = b->w.data, *beta = b->b.data;
+    float *ys = y->data, *rm = b->rmean.data, *rv = b->rvar.data;
+    const double eps = b->eps, mom = b->momentum;
+#pragma omp parallel for schedule(static) if (m * c > 16384)
+    for (int64_t ch = 0; ch < c; ch++) {
+        double mean, var;
+        if (train) {
+            double s = 0.0;
+            for (int64_t i = 0; i < n; i++) {
+                const float *p = xs + (i * c + ch) * hw;
+                for (int64_t j = 0; j < hw; j++) s += p[j];
+            }
+            mean = s / (double)m;
+            /* two passes: no cancellation when the mean is large against the spread */
+            double ss = 0.0;
+            for (int64_t i = 0; i < n; i++) {
+                const float *p = xs + (i * c + ch) * hw;
+                for (int64_t j = 0; j < hw; j++) {
+                    double d = (double)p[j] - mean;
+                    ss += d * d;
+                }
+            }
+            var = ss / (double)m;
+            rm[ch] = (float)((1.0 - mom) * rm[ch] + mom * mean);
+            rv[ch] = (float)((1.0 - mom) * rv[ch] + mom * var * (double)m / (double)(m - 1));
+        } else {
+            mean = rm[ch];
+            var = rv[ch];
+        }
+        double is = 1.0 / sqrt(var + eps);
+        b->mean[ch] = mean;
+        b->invstd[ch] = is;
+        /* y = (x - mean) a + beta; centring first keeps a large mean from cancelling */
+        const float a = (float)(gamma[ch] * is), mf = (float)mean, o = beta[ch];
+        for (int64_t i = 0; i < n; i++) {
+            const float *p = xs + (i * c + ch) * hw;
+            float *q = ys + (i * c + ch) * hw;
+            for (int64_t j = 0; j < hw; j++) q[j] = (p[j] - mf) * a + o;
+        }
+    }
+    if (train) b->batches_tracked++;
+    b->last_train = train;
+    return 0;
+}
+
+/* With xh = (x - mean) invstd: dbeta = sum dy, dgamma = sum dy xh; in train mode the batch stats
+ * depend on x: dx = gamma invstd (dy - mean(dy) - xh mean(dy xh)); in eval mode they are
+ * constants: dx = gamma invstd dy. */
+static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
+                       rn_tensor *dx)
+{
+    bn_impl *b = l->impl;
+    const int64_t n = x->shape.d[0], c = b->c, hw = x->shape.d[2] * x->shape.d[3];
+    const int64_t m = n * hw;
+    const float *xs = x->data, *g = dy->data, *gamma = b->w.data;
+    float *gx = dx ? dx->data : NULL, *dgamma = b->dw.data, *dbeta = b->db.data;
+    const bool train = b->last_train;
+#pragma omp parallel for schedule(static) if (m * c > 16384)
+    for (int64_t ch = 0; ch < c; ch++) {
+        const double mean = b->mean[ch], is = b->invstd[ch];
+        double sg = 0.0, sgx = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            const float *p = xs + (i * c + ch) * hw, *q = g + (i * c + ch) * hw;
+            for (int64_t j = 0; j < hw; j++) {
+                sg += q[j];
+                sgx += q[j] * ((double)p[j] - mean);
+            }
+        }
+        dbeta[ch] = (float)sg;
+        dgamma[ch] = (float)(sgx * is);
+        if (!gx) continue;
+        const double k = gamma[ch] * is;
+        /* dx = k dy + u (x - mean) + v per channel, u, v from the batch sums (0 in eval mode) */
+        double u = 0.0, v = 0.0;
+        if (train) {
+            double mg = sg / (double)m, mgx = sgx * is / (double)m; /* mean(dy), mean(dy xh) */
+            u = -k * mgx * is;
+            v = -k * mg;
+        }
+        const float kf = (float)k, uf = (float)u, vf = (float)v, mf = (float)mean;
+        for (int64_t i = 0; i < n; i++) {
+            const float *p = xs + (i * c + ch) * hw, *q = g + (i * c + ch) * hw;
+            float *r = gx + (i * c + ch) * hw;
+            for (int64_t j = 0; j < hw; j++) r[j] = q[j] * kf + (p[j] - mf) * uf + vf;
+        }
+    }
+    return 0;
+}
+
+static void bn_destroy(rn_layer *l)
+{
+    bn_impl *b = l->impl;
+    rn_tensor_free(&b->w);
+    rn_tensor_free(&b->dw);
+    rn_tensor_free(&b->b);
+    rn_tensor_free(&b->db);
+    rn_tensor_free(&b->rmean);
+    rn_tensor_free(&b->rvar);
+    free(b->mean);
+    free(b->invstd);
+}
+
+static const rn_layer_ops bn_ops = {
+    .type = "batch_norm2d",
+    .setup = bn_setup,
+    .forward = bn_forward,
+    .backward = bn_backward,
+    .destroy = bn_destroy,
+};
+
+rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, double momentum,
+                                char *err, size_t errlen)
+{
+    const char *nm = name ? name : "";
+    if (channels < 1 || !(eps > 0.0) || !(momentum >= 0.0 && momentum <= 1.0)) {
+        rn_nn_err(err, errlen,
+                  "batch_norm2d %s: expected channels >= 1, eps > 0 and momentum in [0, 1], got "
+                  "%lld, %g, %g",
+                  nm, (long long)channels, eps, momentum);
+        return NULL;
+    }
+    rn_layer *l = rn_nn_layer_new(&bn_ops, name, sizeof(bn_impl), 4);
+    if (!l) {
+        rn_nn_err(err, errlen, "batch_norm2d %s: out of memory", nm);
+        return NULL;
+    }
+    bn_impl *b = l->impl;
+    b->c = channels;
+    b->eps = eps;
+    b->momentum = momentum;
+    rn_shape cs = rn_shape_make(1, (int64_t[]){channels});
+    b->mean = calloc((size_t)channels, sizeof *b->mean);
+    b->invstd = calloc((size_t)channels, sizeof *b->invstd);
+    int bad = !b->mean || !b->invstd || rn_tensor_alloc(&b->w, cs) ||
+              rn_tensor_alloc(&b->dw, cs) || rn_tensor_alloc(&b->b, cs) ||
+              rn_tensor_alloc(&b->db, cs) || rn_tensor_alloc(&b->rmean, cs) ||
+              rn_tensor_alloc(&b->rvar, cs) ||
+              rn_nn_layer_set_param(l, 0, "weight", &b->w, &b->dw) ||
+              rn_nn_layer_set_param(l, 1, "bias", &b->b, &b->db) ||
+              rn_nn_layer_set_param(l, 2, "running_mean", &b->rmean, NULL) ||
+              rn_nn_layer_set_param(l, 3, "running_var", &b->rvar, NULL);
+    if (bad) {
+        rn_layer_destroy(l);
+        rn_nn_err(err, errlen, "batch_norm2d %s: out of memory for the parameters", nm);
+        return NULL;
+    }
+    /* PyTorch's reset_parameters: gamma 1, beta 0, running mean 0, running var 1 */
+    for (int64_t i = 0; i < channels; i++) {
+        b->w.data[i] = 1.0f;
+        b->rvar.data[i] = 1.0f;
+    }
+    return l;
+}
+
+int64_t rn_batchnorm2d_num_batches_tracked(const rn_layer *l)
+{
+    if (!l || l->ops != &bn_ops) return -1;
+    return ((const bn_impl *)l->impl)->batches_tracked;
+}
+
+int rn_batchnorm2d_set_num_batches_tracked(rn_layer *l, int64_t n)
+{
+    if (!l || l->ops != &bn_ops || n < 0) return -1;
+    ((bn_impl *)l->impl)->batches_tracked = n;
+    return 0;
+}

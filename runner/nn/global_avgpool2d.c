@@ -1,0 +1,55 @@
+/* Global average pooling, (N, C, H, W) -> (N, C, 1, 1) (PyTorch nn.AdaptiveAvgPool2d((1, 1))). */
+#include "nn_internal.h"
+
+static int gap_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, size_t errlen)
+{
+    if (in->ndim != 4) {
+        char got[64];
+        rn_nn_sample_str(in, got, sizeof got);
+        return rn_nn_err(err, errlen, "global_avg_pool2d: expected input CxHxW, got %s", got);
+    }
+    *out = rn_shape_make(4, (int64_t[]){in->d[0], in->d[1], 1, 1});
+    return 0;
+}
+
+/* x (n, c, h, w) -> y (n, c, 1, 1): each plane's mean, summed in double */
+static int gap_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
+{
+    const int64_t planes = x->shape.d[0] * x->shape.d[1], hw = x->shape.d[2] * x->shape.d[3];
+    const float *xs = x->data;
+    float *ys = y->data;
+#pragma omp parallel for schedule(static) if (planes * hw > 16384)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *p = xs + pl * hw;
+        double s = 0.0;
+        for (int64_t j = 0; j < hw; j++) s += p[j];
+        ys[pl] = (float)(s / (double)hw);
+    }
+    return 0;
+}
+
+/* dx = dy / (h w) over each plane */
+static int gap_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
+                        rn_tensor *dx)
+{
+    if (!dx) return 0;
+    const int64_t planes = x->shape.d[0] * x->shape.d[1], hw = x->shape.d[2] * x->shape.d[3];
+    const float *g = dy->data;
+    float *gx = dx->data;
+    const float inv = (float)(1.0 / (double)hw);
+#pragma omp parallel for schedule(static) if (planes * hw > 16384)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float v = g[pl] * inv;
+        for (int64_t j = 0; j < hw; j++) gx[pl * hw + j] = v;
+    }
+    return 0;
+}
+
+static const rn_layer_ops gap_ops = {
+    .type = "global_avg_pool2d",
+    .setup = gap_setup,
+    .forward = gap_forward,
+    .backward = gap_backward,
+};
+
+rn_layer *rn_global_avgpool2d_create(void) { return rn_nn_layer_new(&gap_ops, "", 0, 0); }
