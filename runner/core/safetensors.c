@@ -1,10 +1,21 @@
 #include "safetensors.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "atomic_file.h"
+
+/* F32 data is copied as it is in memory, in both directions. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "safetensors.c assumes a little-endian host"
+#endif
 
 int rn_safetensors_write(const char *path, const rn_param_ref *tensors, int n,
                          const char *const *metadata, int n_meta, char *err, size_t errlen)
@@ -57,4 +68,762 @@ int rn_safetensors_write(const char *path, const rn_param_ref *tensors, int n,
         return -1;
     }
     return rn_atomic_commit(&a, err, errlen);
+}
+
+/* --- reading ---------------------------------------------------------------------------------- */
+
+/* The reference implementation refuses larger headers too. */
+#define ST_MAX_HEADER 100000000u
+/* How many names an error or report line lists before "(+N more)". */
+#define ST_LIST_NAMES 4
+
+struct rn_safetensors {
+    char *path;
+    int fd;
+    uint64_t data_start;   /* 8 + header length */
+    uint64_t data_size;    /* bytes after the header */
+    int n;
+    rn_st_tensor *tensors; /* sorted by data offset; names point into `names` */
+    int *by_name;          /* indices into tensors, sorted by name */
+    char *names;           /* all tensor names, NUL-separated */
+    int n_meta;
+    char **meta;           /* 2 * n_meta strings: key, value */
+};
+
+static const char *const DTYPE_NAMES[] = {"F32", "F16", "BF16", "F64", "I64",
+                                          "I32", "I16", "I8",   "U8",  "BOOL"};
+static const size_t DTYPE_SIZES[] = {4, 2, 2, 8, 8, 4, 2, 1, 1, 1};
+#define N_DTYPES ((int)(sizeof DTYPE_NAMES / sizeof DTYPE_NAMES[0]))
+
+const char *rn_st_dtype_name(rn_st_dtype t)
+{
+    return (int)t >= 0 && (int)t < N_DTYPES ? DTYPE_NAMES[t] : "?";
+}
+
+size_t rn_st_dtype_size(rn_st_dtype t)
+{
+    return (int)t >= 0 && (int)t < N_DTYPES ? DTYPE_SIZES[t] : 0;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Appends to a fixed buffer; silently truncates (the buffer may be NULL). */
+typedef struct line_buf {
+    char *buf;
+    size_t cap, len;
+} line_buf;
+
+static void line_add(line_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void line_add(line_buf *b, const char *fmt, ...)
+{
+    if (!b->buf || b->cap == 0 || b->len >= b->cap - 1)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        b->len = b->len + (size_t)w < b->cap ? b->len + (size_t)w : b->cap - 1;
+}
+
+/* "[2, 3]"; "[]" for a scalar. */
+static const char *dims_str(const int64_t *d, int ndim, char *buf, size_t len)
+{
+    line_buf b = {buf, len, 0};
+    buf[0] = '\0';
+    line_add(&b, "[");
+    for (int i = 0; i < ndim; i++)
+        line_add(&b, i ? ", %" PRId64 : "%" PRId64, d[i]);
+    line_add(&b, "]");
+    return buf;
+}
+
+static int pread_all(int fd, void *dst, size_t len, uint64_t at, size_t *got)
+{
+    *got = 0;
+    while (*got < len) {
+        ssize_t r = pread(fd, (char *)dst + *got, len - *got, (off_t)(at + *got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        *got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Reads a JSON integer >= 0. */
+static int json_nonneg(const json_t *v, uint64_t *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return -1;
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+/* Fills *t from one header entry; on error writes the message (path and tensor named). */
+static int parse_entry(const char *path, const char *name, json_t *v, uint64_t data_size,
+                       rn_st_tensor *t, char *err, size_t errlen)
+{
+    char s1[160];
+    if (!json_is_object(v)) {
+        set_err(err, errlen, "%s: tensor \"%s\": not an object with dtype, shape and data_offsets",
+                path, name);
+        return -1;
+    }
+    json_t *dtype = json_object_get(v, "dtype"), *shape = json_object_get(v, "shape");
+    json_t *offs = json_object_get(v, "data_offsets");
+    const char *missing = !dtype ? "dtype" : !shape ? "shape" : !offs ? "data_offsets" : NULL;
+    if (missing) {
+        set_err(err, errlen, "%s: tensor \"%s\": no %s", path, name, missing);
+        return -1;
+    }
+    if (!json_is_string(dtype)) {
+        set_err(err, errlen, "%s: tensor \"%s\": dtype is not a string", path, name);
+        return -1;
+    }
+    int dt = -1;
+    for (int k = 0; k < N_DTYPES; k++)
+        if (strcmp(json_string_value(dtype), DTYPE_NAMES[k]) == 0)
+            dt = k;
+    if (dt < 0) {
+        set_err(err, errlen, "%s: tensor \"%s\": unknown dtype \"%s\" (known: F32, F16, BF16, F64, "
+                "I64, I32, I16, I8, U8, BOOL)", path, name, json_string_value(dtype));
+        return -1;
+    }
+    t->dtype = (rn_st_dtype)dt;
+    if (!json_is_array(shape)) {
+        set_err(err, errlen, "%s: tensor \"%s\": shape is not a list", path, name);
+        return -1;
+    }
+    if (json_array_size(shape) > RN_ST_MAX_DIMS) {
+        set_err(err, errlen, "%s: tensor \"%s\": shape has %zu dimensions (at most %d)", path,
+                name, json_array_size(shape), RN_ST_MAX_DIMS);
+        return -1;
+    }
+    t->ndim = (int)json_array_size(shape);
+    uint64_t numel = 1;
+    int too_big = 0;
+    for (int d = 0; d < t->ndim; d++) {
+        uint64_t dim;
+        if (json_nonneg(json_array_get(shape, (size_t)d), &dim)) {
+            set_err(err, errlen, "%s: tensor \"%s\": shape is not a list of non-negative integers",
+                    path, name);
+            return -1;
+        }
+        t->shape[d] = (int64_t)dim;
+        if (dim && numel > (uint64_t)INT64_MAX / dim)
+            too_big = 1;
+        else
+            numel *= dim;
+    }
+    uint64_t begin, end;
+    if (!json_is_array(offs) || json_array_size(offs) != 2 ||
+        json_nonneg(json_array_get(offs, 0), &begin) ||
+        json_nonneg(json_array_get(offs, 1), &end)) {
+        set_err(err, errlen, "%s: tensor \"%s\": data_offsets is not a pair [begin, end] of "
+                "non-negative integers", path, name);
+        return -1;
+    }
+    if (end < begin) {
+        set_err(err, errlen, "%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] end "
+                "before begin", path, name, begin, end);
+        return -1;
+    }
+    if (end > data_size) {
+        set_err(err, errlen, "%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] end past "
+                "the data (%" PRIu64 " bytes)", path, name, begin, end, data_size);
+        return -1;
+    }
+    size_t esize = DTYPE_SIZES[dt];
+    if (too_big || numel > UINT64_MAX / esize) {
+        set_err(err, errlen, "%s: tensor \"%s\": shape %s has too many elements", path, name,
+                dims_str(t->shape, t->ndim, s1, sizeof s1));
+        return -1;
+    }
+    if (numel * esize != end - begin) {
+        set_err(err, errlen, "%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] hold %"
+                PRIu64 " bytes, but shape %s of %s needs %" PRIu64, path, name, begin, end,
+                end - begin, dims_str(t->shape, t->ndim, s1, sizeof s1), DTYPE_NAMES[dt],
+                numel * esize);
+        return -1;
+    }
+    t->numel = (int64_t)numel;
+    t->begin = begin;
+    t->end = end;
+    return 0;
+}
+
+static int parse_metadata(rn_safetensors *st, json_t *meta, char *err, size_t errlen)
+{
+    if (!json_is_object(meta)) {
+        set_err(err, errlen, "%s: __metadata__ is not an object of strings", st->path);
+        return -1;
+    }
+    st->meta = calloc(2 * json_object_size(meta) + 1, sizeof *st->meta);
+    if (!st->meta) {
+        set_err(err, errlen, "%s: out of memory", st->path);
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(meta, key, v) {
+        if (!json_is_string(v)) {
+            set_err(err, errlen, "%s: __metadata__ \"%s\" is not a string", st->path, key);
+            return -1;
+        }
+        st->meta[2 * st->n_meta] = strdup(key);
+        st->meta[2 * st->n_meta + 1] = strdup(json_string_value(v));
+        st->n_meta++;
+        if (!st->meta[2 * st->n_meta - 2] || !st->meta[2 * st->n_meta - 1]) {
+            set_err(err, errlen, "%s: out of memory", st->path);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int cmp_offset(const void *a, const void *b)
+{
+    const rn_st_tensor *x = a, *y = b;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* qsort has no context argument: sort pointers to the tensors by name. */
+static int cmp_name_ptr(const void *a, const void *b)
+{
+    const rn_st_tensor *const *x = a, *const *y = b;
+    return strcmp((*x)->name, (*y)->name);
+}
+
+/* Parses the header text into st->tensors / st->meta. */
+static int parse_header(rn_safetensors *st, const char *text, size_t len, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        set_err(err, errlen, "%s: header is not valid JSON (line %d column %d: %s)", st->path,
+                je.line, je.column, je.text);
+        return -1;
+    }
+    int rc = -1;
+    if (!json_is_object(root)) {
+        set_err(err, errlen, "%s: header is not a JSON object", st->path);
+        goto out;
+    }
+    size_t cap = json_object_size(root), names_len = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) names_len += strlen(key) + 1;
+    st->tensors = calloc(cap + 1, sizeof *st->tensors);
+    st->names = malloc(names_len + 1);
+    if (!st->tensors || !st->names) {
+        set_err(err, errlen, "%s: out of memory for a header of %zu entries", st->path, cap);
+        goto out;
+    }
+    char *np = st->names;
+    json_object_foreach(root, key, v) {
+        if (strcmp(key, "__metadata__") == 0) {
+            if (parse_metadata(st, v, err, errlen))
+                goto out;
+            continue;
+        }
+        rn_st_tensor *t = &st->tensors[st->n];
+        if (parse_entry(st->path, key, v, st->data_size, t, err, errlen))
+            goto out;
+        size_t kl = strlen(key) + 1;
+        memcpy(np, key, kl);
+        t->name = np;
+        np += kl;
+        st->n++;
+    }
+    qsort(st->tensors, (size_t)st->n, sizeof *st->tensors, cmp_offset);
+    /* Empty tensors occupy no bytes and cannot overlap anything. */
+    const rn_st_tensor *prev = NULL;
+    for (int i = 0; i < st->n; i++) {
+        const rn_st_tensor *t = &st->tensors[i];
+        if (t->begin == t->end)
+            continue;
+        if (prev && t->begin < prev->end) {
+            set_err(err, errlen, "%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] "
+                    "overlap tensor \"%s\" [%" PRIu64 ", %" PRIu64 "]", st->path, t->name,
+                    t->begin, t->end, prev->name, prev->begin, prev->end);
+            goto out;
+        }
+        prev = t;
+    }
+    const rn_st_tensor **order = malloc(((size_t)st->n + 1) * sizeof *order);
+    st->by_name = malloc(((size_t)st->n + 1) * sizeof *st->by_name);
+    if (!order || !st->by_name) {
+        free(order);
+        set_err(err, errlen, "%s: out of memory", st->path);
+        goto out;
+    }
+    for (int i = 0; i < st->n; i++)
+        order[i] = &st->tensors[i];
+    qsort(order, (size_t)st->n, sizeof *order, cmp_name_ptr);
+    for (int i = 0; i < st->n; i++)
+        st->by_name[i] = (int)(order[i] - st->tensors);
+    free(order);
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+int rn_safetensors_open(rn_safetensors **out, const char *path, char *err, size_t errlen)
+{
+    *out = NULL;
+    rn_safetensors *st = calloc(1, sizeof *st);
+    char *text = NULL;
+    if (!st || !(st->path = strdup(path))) {
+        free(st);
+        set_err(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    st->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (st->fd < 0) {
+        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        goto fail;
+    }
+    struct stat sb;
+    if (fstat(st->fd, &sb) != 0) {
+        set_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        set_err(err, errlen, "%s: cannot read: %s", path, strerror(EISDIR));
+        goto fail;
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    unsigned char lenbytes[8];
+    size_t got;
+    if (size < 8 || pread_all(st->fd, lenbytes, 8, 0, &got) || got < 8) {
+        set_err(err, errlen, "%s: %" PRIu64 " bytes, too short for a safetensors file (it starts "
+                "with an 8-byte header length)", path, size);
+        goto fail;
+    }
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++)
+        hlen |= (uint64_t)lenbytes[i] << (8 * i);
+    if (hlen > size - 8) {
+        set_err(err, errlen, "%s: header length %" PRIu64 " is larger than the file (%" PRIu64
+                " bytes)", path, hlen, size);
+        goto fail;
+    }
+    if (hlen > ST_MAX_HEADER) {
+        set_err(err, errlen, "%s: header length %" PRIu64 " is over the %u bytes safetensors "
+                "allows", path, hlen, ST_MAX_HEADER);
+        goto fail;
+    }
+    text = malloc(hlen + 1);
+    if (!text) {
+        set_err(err, errlen, "%s: out of memory for a %" PRIu64 "-byte header", path, hlen);
+        goto fail;
+    }
+    if (pread_all(st->fd, text, hlen, 8, &got) || got < hlen) {
+        set_err(err, errlen, "%s: cannot read the header: %s", path,
+                got < hlen ? "file shrank while reading" : strerror(errno));
+        goto fail;
+    }
+    st->data_start = 8 + hlen;
+    st->data_size = size - 8 - hlen;
+    if (parse_header(st, text, hlen, err, errlen))
+        goto fail;
+    free(text);
+    *out = st;
+    return 0;
+fail:
+    free(text);
+    rn_safetensors_close(st);
+    return -1;
+}
+
+void rn_safetensors_close(rn_safetensors *st)
+{
+    if (!st)
+        return;
+    if (st->fd >= 0)
+        close(st->fd);
+    for (int i = 0; st->meta && i < 2 * st->n_meta; i++)
+        free(st->meta[i]);
+    free(st->meta);
+    free(st->tensors);
+    free(st->by_name);
+    free(st->names);
+    free(st->path);
+    free(st);
+}
+
+int rn_safetensors_count(const rn_safetensors *st) { return st->n; }
+
+const rn_st_tensor *rn_safetensors_tensor(const rn_safetensors *st, int i)
+{
+    return i >= 0 && i < st->n ? &st->tensors[i] : NULL;
+}
+
+const rn_st_tensor *rn_safetensors_find(const rn_safetensors *st, const char *name)
+{
+    int lo = 0, hi = st->n - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        const rn_st_tensor *t = &st->tensors[st->by_name[mid]];
+        int c = strcmp(name, t->name);
+        if (c == 0)
+            return t;
+        if (c < 0)
+            hi = mid - 1;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+const char *rn_safetensors_metadata(const rn_safetensors *st, const char *key)
+{
+    for (int i = 0; i < st->n_meta; i++)
+        if (strcmp(st->meta[2 * i], key) == 0)
+            return st->meta[2 * i + 1];
+    return NULL;
+}
+
+static int read_tensor(rn_safetensors *st, const rn_st_tensor *t, void *dst, char *err,
+                       size_t errlen)
+{
+    size_t len = (size_t)(t->end - t->begin), got;
+    if (pread_all(st->fd, dst, len, st->data_start + t->begin, &got)) {
+        set_err(err, errlen, "%s: tensor \"%s\": cannot read: %s", st->path, t->name,
+                strerror(errno));
+        return -1;
+    }
+    if (got < len) {
+        set_err(err, errlen, "%s: tensor \"%s\": the file ends after %zu of its %zu bytes",
+                st->path, t->name, got, len);
+        return -1;
+    }
+    return 0;
+}
+
+static const rn_st_tensor *find_or_err(rn_safetensors *st, const char *name, char *err,
+                                       size_t errlen)
+{
+    const rn_st_tensor *t = rn_safetensors_find(st, name);
+    if (!t)
+        set_err(err, errlen, "%s: no tensor \"%s\"", st->path, name);
+    return t;
+}
+
+int rn_safetensors_read_raw(rn_safetensors *st, const char *name, void *dst, size_t len,
+                            char *err, size_t errlen)
+{
+    const rn_st_tensor *t = find_or_err(st, name, err, errlen);
+    if (!t)
+        return -1;
+    if (len != t->end - t->begin) {
+        set_err(err, errlen, "%s: tensor \"%s\" has %" PRIu64 " bytes, the destination %zu",
+                st->path, name, t->end - t->begin, len);
+        return -1;
+    }
+    return read_tensor(st, t, dst, err, errlen);
+}
+
+/* IEEE half to float, exactly (every half is a float). */
+static float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0) {
+        float f = (float)man * 0x1p-24f; /* zero or subnormal */
+        return sign ? -f : f;
+    }
+    if (exp == 31)
+        bits = sign | 0x7f800000u | (man << 13);
+    else
+        bits = sign | ((exp + 112u) << 23) | (man << 13);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static uint64_t le_bytes(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static float to_float(rn_st_dtype dt, const unsigned char *p)
+{
+    uint64_t v = le_bytes(p, DTYPE_SIZES[dt]);
+    switch (dt) {
+    case RN_ST_F16: return half_to_float((uint16_t)v);
+    case RN_ST_BF16: {
+        uint32_t bits = (uint32_t)v << 16;
+        float f;
+        memcpy(&f, &bits, sizeof f);
+        return f;
+    }
+    case RN_ST_F64: {
+        double d;
+        memcpy(&d, &v, sizeof d);
+        return (float)d;
+    }
+    case RN_ST_I64: return (float)(int64_t)v;
+    case RN_ST_I32: return (float)(int32_t)(uint32_t)v;
+    case RN_ST_I16: return (float)(int16_t)(uint16_t)v;
+    case RN_ST_I8: return (float)(int8_t)(uint8_t)v;
+    case RN_ST_U8: return (float)(uint8_t)v;
+    case RN_ST_BOOL: return v ? 1.0f : 0.0f;
+    case RN_ST_F32: break;
+    }
+    uint32_t bits = (uint32_t)v;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static int read_f32(rn_safetensors *st, const rn_st_tensor *t, float *dst, char *err,
+                    size_t errlen)
+{
+    if (t->dtype == RN_ST_F32)
+        return read_tensor(st, t, dst, err, errlen);
+    size_t len = (size_t)(t->end - t->begin), esize = DTYPE_SIZES[t->dtype];
+    unsigned char *raw = malloc(len ? len : 1);
+    if (!raw) {
+        set_err(err, errlen, "%s: tensor \"%s\": out of memory for %zu bytes", st->path, t->name,
+                len);
+        return -1;
+    }
+    int rc = read_tensor(st, t, raw, err, errlen);
+    for (int64_t i = 0; rc == 0 && i < t->numel; i++)
+        dst[i] = to_float(t->dtype, raw + (size_t)i * esize);
+    free(raw);
+    return rc;
+}
+
+int rn_safetensors_read_f32(rn_safetensors *st, const char *name, float *dst, int64_t numel,
+                            char *err, size_t errlen)
+{
+    const rn_st_tensor *t = find_or_err(st, name, err, errlen);
+    if (!t)
+        return -1;
+    if (numel != t->numel) {
+        set_err(err, errlen, "%s: tensor \"%s\" has %" PRId64 " elements, the destination %" PRId64,
+                st->path, name, t->numel, numel);
+        return -1;
+    }
+    return read_f32(st, t, dst, err, errlen);
+}
+
+/* --- loading a model's parameters ------------------------------------------------------------- */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t ls = strlen(s), lx = strlen(suffix);
+    return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
+}
+
+static int shape_matches(const rn_st_tensor *t, const rn_shape *s)
+{
+    if (t->ndim != s->ndim)
+        return 0;
+    for (int d = 0; d < t->ndim; d++)
+        if (t->shape[d] != s->d[d])
+            return 0;
+    return 1;
+}
+
+enum { P_LOAD, P_MISSING, P_SHAPE };
+
+/* "fc.weight [1000, 512] in the file, [10, 512] in the model" */
+static void add_shape_pair(line_buf *b, const rn_st_tensor *t, const rn_param_ref *p)
+{
+    char s1[160], s2[160];
+    line_add(b, "%s %s in the file, %s in the model", p->name,
+             dims_str(t->shape, t->ndim, s1, sizeof s1),
+             dims_str(p->value->shape.d, p->value->shape.ndim, s2, sizeof s2));
+}
+
+/* ", a, b, c, d (+3 more)" style list of model parameters with status `which`. */
+static void add_param_list(line_buf *b, const rn_param_ref *params, const int *status, int n,
+                           int which, const rn_st_tensor *const *src)
+{
+    int shown = 0, total = 0;
+    for (int i = 0; i < n; i++) {
+        if (status[i] != which)
+            continue;
+        if (shown < ST_LIST_NAMES) {
+            line_add(b, shown ? ", " : "");
+            if (which == P_SHAPE)
+                add_shape_pair(b, src[i], &params[i]);
+            else
+                line_add(b, "%s", params[i].name);
+            shown++;
+        }
+        total++;
+    }
+    if (total > shown)
+        line_add(b, " (+%d more)", total - shown);
+}
+
+static void add_extra_list(line_buf *b, const rn_safetensors *st, const unsigned char *extra)
+{
+    int shown = 0, total = 0;
+    for (int i = 0; i < st->n; i++) {
+        if (!extra[i])
+            continue;
+        if (shown++ < ST_LIST_NAMES)
+            line_add(b, "%s%s", shown > 1 ? ", " : "", st->tensors[i].name);
+        total++;
+    }
+    if (total > ST_LIST_NAMES)
+        line_add(b, " (+%d more)", total - ST_LIST_NAMES);
+}
+
+int rn_safetensors_load_params(const char *path, rn_param_ref *params, int n, int strict,
+                               char *report, size_t reportlen, char *err, size_t errlen)
+{
+    if (report && reportlen)
+        report[0] = '\0';
+    rn_safetensors *st;
+    if (rn_safetensors_open(&st, path, err, errlen))
+        return -1;
+    int rc = -1;
+    int *status = calloc((size_t)n + 1, sizeof *status);
+    const rn_st_tensor **src = calloc((size_t)n + 1, sizeof *src);
+    unsigned char *extra = calloc((size_t)st->n + 1, 1);
+    float *staging = NULL;
+    if (!status || !src || !extra) {
+        set_err(err, errlen, "%s: out of memory", path);
+        goto out;
+    }
+    /* Match by name: a file tensor no parameter claims is extra, unless it is a batch-norm
+     * counter the model does not keep. */
+    for (int i = 0; i < st->n; i++)
+        extra[i] = !ends_with(st->tensors[i].name, ".num_batches_tracked");
+    int n_load = 0, n_missing = 0, n_shape = 0, n_extra = 0;
+    int64_t floats = 0;
+    for (int i = 0; i < n; i++) {
+        const rn_st_tensor *t = rn_safetensors_find(st, params[i].name);
+        src[i] = t;
+        if (!t) {
+            status[i] = P_MISSING;
+            n_missing++;
+            continue;
+        }
+        extra[t - st->tensors] = 0;
+        if (!shape_matches(t, &params[i].value->shape)) {
+            status[i] = P_SHAPE;
+            n_shape++;
+            continue;
+        }
+        status[i] = P_LOAD;
+        floats += t->numel;
+        n_load++;
+    }
+    for (int i = 0; i < st->n; i++)
+        n_extra += extra[i];
+
+    line_buf e = {err, errlen, 0};
+    if (strict && n_shape) {
+        int first = 0;
+        while (status[first] != P_SHAPE)
+            first++;
+        line_add(&e, "%s: tensor \"%s\": shape ", path, params[first].name);
+        char s1[160], s2[160];
+        line_add(&e, "%s in the file, %s in the model",
+                 dims_str(src[first]->shape, src[first]->ndim, s1, sizeof s1),
+                 dims_str(params[first].value->shape.d, params[first].value->shape.ndim, s2,
+                          sizeof s2));
+        if (n_shape > 1)
+            line_add(&e, " (%d tensors differ in shape)", n_shape);
+        goto out;
+    }
+    if (strict && (n_missing || n_extra)) {
+        line_add(&e, "%s: strict load:", path);
+        if (n_missing) {
+            line_add(&e, " %d model parameter%s not in the file: ", n_missing,
+                     n_missing == 1 ? "" : "s");
+            add_param_list(&e, params, status, n, P_MISSING, src);
+        }
+        if (n_extra) {
+            line_add(&e, "%s %d file tensor%s not in the model: ", n_missing ? ";" : "", n_extra,
+                     n_extra == 1 ? "" : "s");
+            add_extra_list(&e, st, extra);
+        }
+        goto out;
+    }
+    if (n_load == 0 && n > 0) {
+        line_add(&e, "%s: no tensor matches a model parameter by name and shape (model: \"%s\"",
+                 path, params[0].name);
+        /* Show a name worth comparing: not the batch-norm counter. */
+        int k = 0;
+        while (k < st->n - 1 && !extra[k])
+            k++;
+        if (st->n)
+            line_add(&e, "; file: \"%s\"", st->tensors[k].name);
+        line_add(&e, ")");
+        goto out;
+    }
+
+    /* Read everything first, so a failure leaves the model as it was. */
+    staging = rn_falloc(floats);
+    if (!staging) {
+        set_err(err, errlen, "%s: out of memory for %" PRId64 " floats", path, floats);
+        goto out;
+    }
+    int64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        if (status[i] != P_LOAD)
+            continue;
+        if (read_f32(st, src[i], staging + at, err, errlen))
+            goto out;
+        at += src[i]->numel;
+    }
+    at = 0;
+    for (int i = 0; i < n; i++) {
+        if (status[i] != P_LOAD)
+            continue;
+        memcpy(params[i].value->data, staging + at, (size_t)src[i]->numel * sizeof(float));
+        at += src[i]->numel;
+    }
+
+    line_buf r = {report, reportlen, 0};
+    line_add(&r, "%s: loaded %d of %d model parameters", path, n_load, n);
+    if (n_shape) {
+        line_add(&r, "; kept the model's for %d whose shape differs: ", n_shape);
+        add_param_list(&r, params, status, n, P_SHAPE, src);
+    }
+    if (n_missing) {
+        line_add(&r, "; %d not in the file: ", n_missing);
+        add_param_list(&r, params, status, n, P_MISSING, src);
+    }
+    if (n_extra) {
+        line_add(&r, "; ignored %d file tensor%s not in the model: ", n_extra,
+                 n_extra == 1 ? "" : "s");
+        add_extra_list(&r, st, extra);
+    }
+    rc = 0;
+out:
+    rn_ffree(staging);
+    free(status);
+    free(src);
+    free(extra);
+    rn_safetensors_close(st);
+    return rc;
 }

@@ -19,6 +19,18 @@ typedef struct rn_dataset {
  * zeroed (nothing to free). On success *ds owns pixels and labels: free with rn_dataset_free. */
 int rn_idx_load(rn_dataset *ds, const char *images_path, const char *labels_path,
                 char *err, size_t errlen);
+/* Reads a CIFAR split from the binary version as downloaded: archive_path is
+ * cifar-10-binary.tar.gz (members cifar-10-batches-bin/data_batch_1..5.bin, test_batch.bin; records
+ * of 1 label byte + 3072 pixels) or cifar-100-binary.tar.gz (cifar-100-binary/train.bin, test.bin;
+ * records of a coarse and a fine label byte + 3072 pixels; the fine label is used), streamed through
+ * libarchive without unpacking; or a directory holding the extracted .bin files (directly or under
+ * cifar-10-batches-bin/ / cifar-100-binary/). split: "train" (CIFAR-10: the five batches in order,
+ * 50000 images) or "test" (10000). variant: 10 or 100. The result is c = 3, h = w = 32, pixels in
+ * CHW order as stored, classes = variant. Errors as for rn_idx_load: one line naming the archive
+ * and member (a missing member, a size that is not whole records, a label out of range), *ds left
+ * zeroed. While assembling, memory holds the raw files and the data set (about 2x the split). */
+int rn_cifar_load(rn_dataset *ds, const char *archive_path, const char *split, int variant,
+                  char *err, size_t errlen);
 /* Keeps only the first n samples (for small test runs). */
 void rn_dataset_truncate(rn_dataset *ds, int64_t n);
 void rn_dataset_free(rn_dataset *ds);
