@@ -1,6 +1,7 @@
 # Core: plan, run files, and end-to-end runs of the runner binary.
 rn_add_test(test_sha256 SOURCES test_sha256.c LIBS rn_core)
 rn_add_test(test_safetensors SOURCES test_safetensors.c LIBS rn_core)
+rn_add_test(test_safetensors_read SOURCES test_safetensors_read.c LIBS rn_core)
 rn_add_test(test_plan SOURCES test_plan.c LIBS rn_core)
 target_compile_definitions(test_plan PRIVATE RN_RECIPES_DIR="${PROJECT_SOURCE_DIR}/recipes")
 
@@ -21,7 +22,8 @@ add_test(NAME e2e_custom_plugin
          COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/custom_plugin.py)
 add_test(NAME e2e_cli COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/cli.py)
 add_test(NAME e2e_interrupt COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/interrupt.py)
+add_test(NAME e2e_cifar_resnet COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/cifar_resnet.py)
 set_tests_properties(e2e_train_small e2e_bad_input e2e_custom_plugin e2e_cli e2e_interrupt
-                     PROPERTIES
+                     e2e_cifar_resnet PROPERTIES
                      LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)
 rn_add_test(test_container SOURCES test_container.c LIBS rn_nn)

@@ -84,6 +84,19 @@ int main(void)
            "epochs = 1 }", "data.train.labels: missing");
     expect("return { " BASE "epochs = 1, data = { train = { images = 'a', labels = 'b', "
            "format = 'csv' } } }", "data.train.format");
+    expect("return { model = {}, optimizer = {'sgd'}, epochs = 1, data = { train = { format = "
+           "'cifar10' } } }", "data.train.archive: missing");
+
+    /* CIFAR splits name the archive and know which part of it they are. */
+    CHECK(plan_of("return { model = {}, optimizer = {'sgd'}, epochs = 1, data = { train = { "
+                  "format = 'cifar100', archive = 'c.tar.gz' }, test = { format = 'cifar10', "
+                  "archive = '/x/c.tar.gz' } } }", &p, &root, err, sizeof err) == 0);
+    snprintf(want, sizeof want, "%s/c.tar.gz", dir);
+    CHECK(strcmp(p.data.train.archive, want) == 0 && strcmp(p.data.train.split, "train") == 0);
+    CHECK(strcmp(p.data.train.format, "cifar100") == 0);
+    CHECK(strcmp(p.data.test.archive, "/x/c.tar.gz") == 0 && strcmp(p.data.test.split, "test") == 0);
+    rn_plan_free(&p);
+    rn_value_free(root);
     expect("return { data = { train = { images = 'a', labels = 'b' }, normalize = { mean = {0.5}, "
            "std = {0} } }, model = {}, optimizer = {'sgd'}, epochs = 1 }",
            "data.normalize.std[1]: expected a positive number");

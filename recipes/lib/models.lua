@@ -57,4 +57,118 @@ function M.mnist_cnn(args)
   }
 end
 
+-- Refuses keys of args outside `allowed` (a set), naming the model.
+local function check(model, args, allowed)
+  if args == nil then return {} end
+  if type(args) ~= "table" then
+    error(("models.%s: expected a table of arguments, got %s"):format(model, describe(args)), 3)
+  end
+  for k in next, args do
+    if not allowed[k] then
+      error(("models.%s: unknown argument %s"):format(model,
+        type(k) == "string" and ("'" .. k .. "'") or describe(k)), 3)
+    end
+  end
+  return args
+end
+
+-- torchvision's BasicBlock: conv3x3(stride) bn relu conv3x3 bn, plus the input (through a 1x1
+-- conv + bn "downsample" when the shape changes), then relu. Names as torchvision's.
+local function basic_block(name, inplanes, planes, stride)
+  local shortcut
+  if stride ~= 1 or inplanes ~= planes then
+    shortcut = { nn.sequential{ name = "downsample",
+      nn.conv2d{ name = "0", in_channels = inplanes, out_channels = planes, kernel_size = 1,
+                 stride = stride, bias = false },
+      nn.batch_norm2d{ name = "1", num_features = planes } } }
+  end
+  return nn.residual{
+    name = name,
+    body = {
+      nn.conv2d{ name = "conv1", in_channels = inplanes, out_channels = planes, kernel_size = 3,
+                 stride = stride, padding = 1, bias = false },
+      nn.batch_norm2d{ name = "bn1", num_features = planes },
+      nn.relu{ name = "relu" },
+      nn.conv2d{ name = "conv2", in_channels = planes, out_channels = planes, kernel_size = 3,
+                 padding = 1, bias = false },
+      nn.batch_norm2d{ name = "bn2", num_features = planes },
+    },
+    shortcut = shortcut,
+  }
+end
+
+-- "layerN": `blocks` basic blocks named "0", "1", ...; the first one may stride.
+local function stage(name, inplanes, planes, blocks, stride)
+  local list = { name = name, basic_block("0", inplanes, planes, stride) }
+  for i = 2, blocks do list[i] = basic_block(tostring(i - 1), planes, planes, 1) end
+  return nn.sequential(list)
+end
+
+-- The head every ResNet ends with: global average pool, flatten, fc.
+local function head(features, classes)
+  return nn.global_avg_pool2d{ name = "avgpool" }, nn.flatten(),
+         nn.linear{ name = "fc", in_features = features, out_features = classes }
+end
+
+-- CIFAR-style ResNet (He et al. 2016, section 4.2): a 3x3 stem with 16 channels, three stages
+-- of n blocks with 16, 32, 64 channels (stride 2 into the last two), depth 6n + 2. Shortcuts
+-- that change shape are 1x1 convolutions + batch norm (option B), named like torchvision's.
+local function cifar_resnet(model, n, args)
+  args = check(model, args, { classes = true, in_channels = true, name = true })
+  local classes = option(model, args, "classes", 10, 1)
+  local in_channels = option(model, args, "in_channels", 3, 1)
+  local avgpool, flatten, fc = head(64, classes)
+  return nn.sequential{
+    name = args.name or model,
+    nn.conv2d{ name = "conv1", in_channels = in_channels, out_channels = 16, kernel_size = 3,
+               padding = 1, bias = false },
+    nn.batch_norm2d{ name = "bn1", num_features = 16 },
+    nn.relu{ name = "relu" },
+    stage("layer1", 16, 16, n, 1),
+    stage("layer2", 16, 32, n, 2),
+    stage("layer3", 32, 64, n, 2),
+    avgpool, flatten, fc,
+  }
+end
+
+-- ResNet-8 and ResNet-20 for 32x32 (or 28x28) images. args: classes (10), in_channels (3).
+function M.resnet8(args) return cifar_resnet("resnet8", 1, args) end
+function M.resnet20(args) return cifar_resnet("resnet20", 3, args) end
+
+-- torchvision's resnet18: 7x7/2 stem + 3x3/2 max pool, layer1..layer4 of two BasicBlocks with
+-- 64, 128, 256, 512 channels, global average pool, fc; parameter names equal torchvision's, so
+-- its state dict loads by name. args: classes (1000), in_channels (3), cifar_stem (false: with
+-- true, a 3x3/1 stem and no max pool, the usual change for 32x32 images).
+function M.resnet18(args)
+  args = check("resnet18", args, { classes = true, in_channels = true, cifar_stem = true,
+                                   name = true })
+  local classes = option("resnet18", args, "classes", 1000, 1)
+  local in_channels = option("resnet18", args, "in_channels", 3, 1)
+  if args.cifar_stem ~= nil and type(args.cifar_stem) ~= "boolean" then
+    error(("models.resnet18: cifar_stem: expected a boolean, got %s")
+      :format(describe(args.cifar_stem)), 2)
+  end
+  local layers = { name = args.name or "resnet18" }
+  local function add(l) layers[#layers + 1] = l end
+  if args.cifar_stem then
+    add(nn.conv2d{ name = "conv1", in_channels = in_channels, out_channels = 64, kernel_size = 3,
+                   padding = 1, bias = false })
+  else
+    add(nn.conv2d{ name = "conv1", in_channels = in_channels, out_channels = 64, kernel_size = 7,
+                   stride = 2, padding = 3, bias = false })
+  end
+  add(nn.batch_norm2d{ name = "bn1", num_features = 64 })
+  add(nn.relu{ name = "relu" })
+  if not args.cifar_stem then
+    add(nn.max_pool2d{ name = "maxpool", kernel_size = 3, stride = 2, padding = 1 })
+  end
+  add(stage("layer1", 64, 64, 2, 1))
+  add(stage("layer2", 64, 128, 2, 2))
+  add(stage("layer3", 128, 256, 2, 2))
+  add(stage("layer4", 256, 512, 2, 2))
+  local avgpool, flatten, fc = head(512, classes)
+  add(avgpool); add(flatten); add(fc)
+  return nn.sequential(layers)
+end
+
 return M

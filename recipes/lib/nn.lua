@@ -62,11 +62,12 @@ local function name(ctor, v)
   return v
 end
 
--- 2D convolution over (N, C, H, W); square kernel, stride and padding.
+-- 2D convolution over (N, C, H, W); square kernel, stride, padding, dilation and groups.
 function M.conv2d(args)
-  args = check_args("conv2d", args,
-    set("name", "in_channels", "out_channels", "kernel_size", "stride", "padding", "bias"))
-  return {
+  args = check_args("conv2d", args, set("name", "in_channels", "out_channels", "kernel_size",
+    "stride", "padding", "dilation", "groups", "bias"))
+  local groups = positive("conv2d", "groups", args.groups == nil and 1 or args.groups)
+  local layer = {
     "conv2d",
     name = name("conv2d", args.name),
     in_channels = positive("conv2d", "in_channels", args.in_channels),
@@ -75,7 +76,35 @@ function M.conv2d(args)
     stride = positive("conv2d", "stride", args.stride == nil and 1 or args.stride),
     padding = integer("conv2d", "padding", args.padding == nil and 0 or args.padding, 0,
       "a non-negative integer"),
+    dilation = positive("conv2d", "dilation", args.dilation == nil and 1 or args.dilation),
+    groups = groups,
     bias = boolean("conv2d", "bias", args.bias, true),
+  }
+  if layer.in_channels % groups ~= 0 or layer.out_channels % groups ~= 0 then
+    error(("nn.conv2d: groups: in_channels (%d) and out_channels (%d) must be divisible by %d")
+      :format(layer.in_channels, layer.out_channels, groups), 2)
+  end
+  return layer
+end
+
+-- Batch normalization over (N, C, H, W): running statistics, eps and momentum as PyTorch's.
+function M.batch_norm2d(args)
+  args = check_args("batch_norm2d", args, set("name", "num_features", "eps", "momentum"))
+  local eps = args.eps == nil and 1e-5 or args.eps
+  local momentum = args.momentum == nil and 0.1 or args.momentum
+  if type(eps) ~= "number" or not (eps > 0) then
+    error(("nn.batch_norm2d: eps: expected a positive number, got %s"):format(describe(eps)), 2)
+  end
+  if type(momentum) ~= "number" or not (momentum >= 0 and momentum <= 1) then
+    error(("nn.batch_norm2d: momentum: expected a number in [0, 1], got %s")
+      :format(describe(momentum)), 2)
+  end
+  return {
+    "batch_norm2d",
+    name = name("batch_norm2d", args.name),
+    num_features = positive("batch_norm2d", "num_features", args.num_features),
+    eps = eps,
+    momentum = momentum,
   }
 end
 
@@ -96,16 +125,63 @@ function M.relu(args)
   return { "relu", name = name("relu", args.name) }
 end
 
--- Max pooling with a square window; stride defaults to the window (non-overlapping).
-function M.max_pool2d(args)
-  args = check_args("max_pool2d", args, set("name", "kernel_size", "stride"))
-  local k = positive("max_pool2d", "kernel_size", args.kernel_size)
-  return {
-    "max_pool2d",
-    name = name("max_pool2d", args.name),
+function M.leaky_relu(args)
+  args = check_args("leaky_relu", args, set("name", "negative_slope"))
+  local slope = args.negative_slope == nil and 0.01 or args.negative_slope
+  if type(slope) ~= "number" then
+    error(("nn.leaky_relu: negative_slope: expected a number, got %s"):format(describe(slope)), 2)
+  end
+  return { "leaky_relu", name = name("leaky_relu", args.name), negative_slope = slope }
+end
+
+-- GELU, the exact (erf) form: PyTorch's approximate = "none".
+function M.gelu(args)
+  args = check_args("gelu", args, set("name"))
+  return { "gelu", name = name("gelu", args.name) }
+end
+
+function M.identity(args)
+  args = check_args("identity", args, set("name"))
+  return { "identity", name = name("identity", args.name) }
+end
+
+-- Pooling with a square window; stride defaults to the window (non-overlapping).
+local function pool(ctor, args, extra)
+  args = check_args(ctor, args, set("name", "kernel_size", "stride", "padding"))
+  local k = positive(ctor, "kernel_size", args.kernel_size)
+  local layer = {
+    ctor,
+    name = name(ctor, args.name),
     kernel_size = k,
-    stride = positive("max_pool2d", "stride", args.stride == nil and k or args.stride),
+    stride = positive(ctor, "stride", args.stride == nil and k or args.stride),
+    padding = integer(ctor, "padding", args.padding == nil and 0 or args.padding, 0,
+      "a non-negative integer"),
   }
+  if 2 * layer.padding > k then
+    error(("nn.%s: padding: expected at most half the kernel_size (%d), got %d")
+      :format(ctor, k, layer.padding), 3)
+  end
+  return layer
+end
+
+function M.max_pool2d(args) return pool("max_pool2d", args) end
+
+-- Average pooling; the padding counts in the average (PyTorch's count_include_pad = true).
+function M.avg_pool2d(args) return pool("avg_pool2d", args) end
+
+-- (N, C, H, W) -> (N, C, 1, 1), the mean of each plane: nn.AdaptiveAvgPool2d((1, 1)).
+function M.global_avg_pool2d(args)
+  args = check_args("global_avg_pool2d", args, set("name"))
+  return { "global_avg_pool2d", name = name("global_avg_pool2d", args.name) }
+end
+
+function M.adaptive_avg_pool2d(args)
+  args = check_args("adaptive_avg_pool2d", args, set("name", "output_size"))
+  if args.output_size ~= nil and args.output_size ~= 1 then
+    error(("nn.adaptive_avg_pool2d: output_size: only 1 is supported, got %s")
+      :format(describe(args.output_size)), 2)
+  end
+  return { "global_avg_pool2d", name = name("adaptive_avg_pool2d", args.name) }
 end
 
 -- Zeroes each activation with probability p in training (scaling the rest by 1/(1-p)).
@@ -124,37 +200,75 @@ function M.flatten(args)
   return { "flatten", name = name("flatten", args.name) }
 end
 
--- Layers in order: nn.sequential{ name = "net", nn.conv2d{...}, nn.relu(), ... }.
-function M.sequential(args)
-  if type(args) ~= "table" then
-    error(("nn.sequential: expected a table of layers, got %s"):format(describe(args)), 2)
+local function is_layer(v)
+  return type(v) == "table" and type(v[1]) == "string"
+end
+
+-- A list of layers (the array part of args), checked; names must be unique within it.
+local function layer_list(ctor, what, list, level)
+  if type(list) ~= "table" then
+    error(("nn.%s: %s: expected a list of layers, got %s"):format(ctor, what, describe(list)),
+      level)
   end
   local layers, seen = {}, {}
-  for k, v in next, args do
-    if k ~= "name" and math.type(k) ~= "integer" then
-      error(("nn.sequential: unknown argument %s"):format(
-        type(k) == "string" and ("'" .. k .. "'") or describe(k)), 2)
+  for k in next, list do
+    if math.type(k) ~= "integer" or k < 1 or k > #list then
+      error(("nn.%s: %s: expected a list of layers, got key %s"):format(ctor, what,
+        describe(k)), level)
     end
   end
-  local n = 0
-  for _ in next, args do n = n + 1 end
-  if args.name ~= nil then n = n - 1 end
-  for i = 1, n do
-    local layer = args[i]
-    if type(layer) ~= "table" or (type(layer[1]) ~= "string" and layer.kind == nil) then
-      error(("nn.sequential: layer %d: expected a layer (a table from nn.*), got %s"):format(
-        i, describe(layer)), 2)
+  for i = 1, #list do
+    local layer = list[i]
+    if not is_layer(layer) then
+      error(("nn.%s: layer %d: expected a layer (a table from nn.*), got %s"):format(
+        ctor, i, describe(layer)), level)
     end
     if layer.name ~= nil then
       if seen[layer.name] then
-        error(("nn.sequential: layer %d: duplicate name %q (also layer %d)"):format(
-          i, layer.name, seen[layer.name]), 2)
+        error(("nn.%s: layer %d: duplicate name %q (also layer %d)"):format(
+          ctor, i, layer.name, seen[layer.name]), level)
       end
       seen[layer.name] = i
     end
     layers[i] = layer
   end
-  return { kind = "sequential", name = name("sequential", args.name), layers = layers }
+  return layers
+end
+
+-- Layers in order: nn.sequential{ name = "layer1", nn.conv2d{...}, nn.relu(), ... }.
+-- A model is a sequential; inside a model a named sequential prefixes its children's names
+-- ("layer1" + "0" + "conv1" -> parameters "layer1.0.conv1.weight"), like torchvision.
+function M.sequential(args)
+  if type(args) ~= "table" then
+    error(("nn.sequential: expected a table of layers, got %s"):format(describe(args)), 2)
+  end
+  local list = {}
+  for k, v in next, args do
+    if k ~= "name" and math.type(k) ~= "integer" then
+      error(("nn.sequential: unknown argument %s"):format(
+        type(k) == "string" and ("'" .. k .. "'") or describe(k)), 2)
+    end
+    if k ~= "name" then list[k] = v end
+  end
+  if #list == 0 then error("nn.sequential: expected at least one layer", 2) end
+  return { "sequential", name = name("sequential", args.name),
+           layers = layer_list("sequential", "layers", list, 3) }
+end
+
+-- y = relu(body(x) + shortcut(x)): torchvision's BasicBlock, whose downsample is the shortcut.
+-- shortcut = nil is the identity; relu = false leaves the sum as it is.
+function M.residual(args)
+  args = check_args("residual", args, set("name", "body", "shortcut", "relu"))
+  if args.body == nil or (type(args.body) == "table" and #args.body == 0) then
+    error("nn.residual: body: expected a non-empty list of layers", 2)
+  end
+  return {
+    "residual",
+    name = name("residual", args.name),
+    body = layer_list("residual", "body", args.body, 3),
+    shortcut = args.shortcut ~= nil and layer_list("residual", "shortcut", args.shortcut, 3) or nil,
+    relu = boolean("residual", "relu", args.relu, true),
+  }
 end
 
 return M

@@ -15,7 +15,7 @@ typedef struct builder {
     size_t errlen;
 } builder;
 
-static rn_layer *build_layer(builder *b, const rn_value *t, const char *prefix);
+static rn_layer *build_layer(builder *b, const rn_value *t, const char *prefix, size_t index);
 
 static int known_keys(const rn_value *t, const char *type, const char *const *known, char *err,
                       size_t errlen)
@@ -62,7 +62,7 @@ static int build_list(builder *b, const rn_value *t, const char *key, int requir
         return -1;
     }
     for (size_t i = 0; i < list->n_items; i++) {
-        ls[i] = build_layer(b, list->items[i], prefix);
+        ls[i] = build_layer(b, list->items[i], prefix, i);
         if (!ls[i]) {
             for (size_t j = 0; j < i; j++) rn_layer_destroy(ls[j]);
             free(ls);
@@ -117,16 +117,21 @@ static rn_layer *build_leaf(builder *b, const rn_value *t, const char *type, con
     int bias;
     if (strcmp(type, "conv2d") == 0) {
         static const char *const known[] = {"name", "in_channels", "out_channels", "kernel_size",
-                                            "stride", "padding", "bias", NULL};
+                                            "stride", "padding", "dilation", "groups", "bias",
+                                            NULL};
+        rn_conv2d_args a;
         if (known_keys(t, type, known, err, errlen) ||
-            rn_get_int(t, "in_channels", 1, 0, 1, 1 << 16, &in, err, errlen) ||
-            rn_get_int(t, "out_channels", 1, 0, 1, 1 << 16, &out, err, errlen) ||
-            rn_get_int(t, "kernel_size", 1, 0, 1, 64, &k, err, errlen) ||
-            rn_get_int(t, "stride", 0, 1, 1, 64, &stride, err, errlen) ||
-            rn_get_int(t, "padding", 0, 0, 0, 64, &pad, err, errlen) ||
+            rn_get_int(t, "in_channels", 1, 0, 1, 1 << 16, &a.in_ch, err, errlen) ||
+            rn_get_int(t, "out_channels", 1, 0, 1, 1 << 16, &a.out_ch, err, errlen) ||
+            rn_get_int(t, "kernel_size", 1, 0, 1, 64, &a.kernel, err, errlen) ||
+            rn_get_int(t, "stride", 0, 1, 1, 64, &a.stride, err, errlen) ||
+            rn_get_int(t, "padding", 0, 0, 0, 64, &a.padding, err, errlen) ||
+            rn_get_int(t, "dilation", 0, 1, 1, 64, &a.dilation, err, errlen) ||
+            rn_get_int(t, "groups", 0, 1, 1, 1 << 16, &a.groups, err, errlen) ||
             rn_get_bool(t, "bias", 0, 1, &bias, err, errlen))
             return NULL;
-        return rn_conv2d_create(name, in, out, k, stride, pad, bias, seed, err, errlen);
+        a.bias = bias;
+        return rn_conv2d_create2(name, &a, seed, err, errlen);
     }
     if (strcmp(type, "linear") == 0) {
         static const char *const known[] = {"name", "in_features", "out_features", "bias", NULL};
@@ -137,13 +142,25 @@ static rn_layer *build_leaf(builder *b, const rn_value *t, const char *type, con
             return NULL;
         return rn_linear_create(name, in, out, bias, seed, err, errlen);
     }
-    if (strcmp(type, "max_pool2d") == 0) {
-        static const char *const known[] = {"name", "kernel_size", "stride", NULL};
+    if (strcmp(type, "batch_norm2d") == 0) {
+        static const char *const known[] = {"name", "num_features", "eps", "momentum", NULL};
+        double eps, momentum;
+        if (known_keys(t, type, known, err, errlen) ||
+            rn_get_int(t, "num_features", 1, 0, 1, 1 << 16, &in, err, errlen) ||
+            rn_get_number(t, "eps", 0, 1e-5, 1e-30, 1, &eps, err, errlen) ||
+            rn_get_number(t, "momentum", 0, 0.1, 0, 1, &momentum, err, errlen))
+            return NULL;
+        return rn_batchnorm2d_create(name, in, eps, momentum, err, errlen);
+    }
+    if (strcmp(type, "max_pool2d") == 0 || strcmp(type, "avg_pool2d") == 0) {
+        static const char *const known[] = {"name", "kernel_size", "stride", "padding", NULL};
         if (known_keys(t, type, known, err, errlen) ||
             rn_get_int(t, "kernel_size", 1, 0, 1, 64, &k, err, errlen) ||
-            rn_get_int(t, "stride", 0, k, 1, 64, &stride, err, errlen))
+            rn_get_int(t, "stride", 0, k, 1, 64, &stride, err, errlen) ||
+            rn_get_int(t, "padding", 0, 0, 0, k / 2, &pad, err, errlen))
             return NULL;
-        return rn_maxpool2d_create(k, stride, err, errlen);
+        return type[0] == 'm' ? rn_maxpool2d_create2(k, stride, pad, err, errlen)
+                              : rn_avgpool2d_create(k, stride, pad, true, err, errlen);
     }
     if (strcmp(type, "dropout") == 0) {
         static const char *const known[] = {"name", "p", NULL};
@@ -153,17 +170,35 @@ static rn_layer *build_leaf(builder *b, const rn_value *t, const char *type, con
             return NULL;
         return rn_dropout_create(p, seed, err, errlen);
     }
+    if (strcmp(type, "leaky_relu") == 0) {
+        static const char *const known[] = {"name", "negative_slope", NULL};
+        double slope;
+        if (known_keys(t, type, known, err, errlen) ||
+            rn_get_number(t, "negative_slope", 0, 0.01, 1, 0, &slope, err, errlen))
+            return NULL;
+        return rn_leaky_relu_create(slope, err, errlen);
+    }
     static const char *const none[] = {"name", NULL};
-    if (strcmp(type, "relu") == 0)
-        return known_keys(t, type, none, err, errlen) ? NULL : rn_relu_create();
-    if (strcmp(type, "flatten") == 0)
-        return known_keys(t, type, none, err, errlen) ? NULL : rn_flatten_create();
-    snprintf(err, errlen, "%s: unknown layer \"%s\" (available: conv2d, linear, relu, max_pool2d, "
-             "dropout, flatten, sequential, residual)", t->items[0]->path, type);
+    static const struct {
+        const char *type;
+        rn_layer *(*create)(void);
+    } plain[] = {{"relu", rn_relu_create},
+                 {"flatten", rn_flatten_create},
+                 {"gelu", rn_gelu_create},
+                 {"global_avg_pool2d", rn_global_avgpool2d_create},
+                 {"identity", rn_identity_create}};
+    for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
+        if (strcmp(type, plain[i].type) == 0)
+            return known_keys(t, type, none, err, errlen) ? NULL : plain[i].create();
+    snprintf(err, errlen, "%s: unknown layer \"%s\" (available: conv2d, linear, batch_norm2d, "
+             "relu, leaky_relu, gelu, max_pool2d, avg_pool2d, global_avg_pool2d, dropout, "
+             "flatten, identity, sequential, residual)", t->items[0]->path, type);
     return NULL;
 }
 
-static rn_layer *build_layer(builder *b, const rn_value *t, const char *prefix)
+/* An unnamed layer is named by its 0-based index in its list, as nn.Sequential names children
+ * ("features.0.weight"), so two unnamed layers never share parameter names. */
+static rn_layer *build_layer(builder *b, const rn_value *t, const char *prefix, size_t index)
 {
     if (t->type != RN_V_TABLE || t->n_items != 1 || t->items[0]->type != RN_V_STRING) {
         rn_value_expected(t, "a layer table like {\"conv2d\", ...} (use recipes/lib/nn.lua)",
@@ -172,7 +207,9 @@ static rn_layer *build_layer(builder *b, const rn_value *t, const char *prefix)
     }
     const char *type = t->items[0]->s, *name = "";
     if (rn_get_string(t, "name", 0, "", &name, b->err, b->errlen)) return NULL;
-    char *full = full_name(prefix, name);
+    char idx[24];
+    snprintf(idx, sizeof idx, "%zu", index);
+    char *full = full_name(prefix, name[0] ? name : idx);
     if (!full) {
         snprintf(b->err, b->errlen, "%s: out of memory", t->path);
         return NULL;
@@ -188,14 +225,13 @@ static rn_layer *build_layer(builder *b, const rn_value *t, const char *prefix)
 int rn_model_build(rn_model *m, const rn_value *spec, rn_shape in_shape, int64_t max_batch,
                    uint64_t seed, char *err, size_t errlen)
 {
-    /* The top level is {kind = "sequential", name = ..., layers = {...}}. */
-    const char *kind;
-    if (rn_get_string(spec, "kind", 0, "sequential", &kind, err, errlen)) return -1;
-    if (strcmp(kind, "sequential") != 0) {
-        snprintf(err, errlen, "%s.kind: expected \"sequential\", got \"%s\"", spec->path, kind);
-        return -1;
-    }
-    static const char *const known[] = {"kind", "name", "layers", NULL};
+    /* The top level is a sequential ({"sequential", name = ..., layers = {...}}) whose own name
+     * does not prefix its children: torchvision's parameters start at "conv1", not "resnet18.". */
+    if (spec->n_items != 1 || spec->items[0]->type != RN_V_STRING ||
+        strcmp(spec->items[0]->s, "sequential") != 0)
+        return rn_value_expected(spec, "a model: a sequential from lib.nn or lib.models", err,
+                                 errlen);
+    static const char *const known[] = {"name", "layers", NULL};
     if (known_keys(spec, "sequential", known, err, errlen)) return -1;
     builder b = {.seed = seed, .err = err, .errlen = errlen};
     rn_layer **layers;

@@ -52,24 +52,32 @@ static char *resolve_path(const char *dir, const char *p)
     return s;
 }
 
-static int split_build(rn_split_spec *s, const rn_value *t, const char *dir, char *err,
-                       size_t errlen)
+static int split_build(rn_split_spec *s, const rn_value *t, const char *split, const char *dir,
+                       char *err, size_t errlen)
 {
-    static const char *const known[] = {"format", "images", "labels", "limit", NULL};
+    static const char *const known[] = {"format", "images", "labels", "archive", "limit", NULL};
     if (check_keys(t, "data split", known, err, errlen)) return -1;
-    const char *images, *labels;
+    s->split = split;
     if (rn_get_string(t, "format", 0, "idx", &s->format, err, errlen)) return -1;
-    if (strcmp(s->format, "idx") != 0) {
-        snprintf(err, errlen, "%s.format: expected \"idx\" (the formats this version reads), got "
-                 "\"%s\"", t->path, s->format);
-        return -1;
-    }
-    if (rn_get_string(t, "images", 1, NULL, &images, err, errlen)) return -1;
-    if (rn_get_string(t, "labels", 1, NULL, &labels, err, errlen)) return -1;
     if (rn_get_int(t, "limit", 0, 0, 0, INT64_MAX, &s->limit, err, errlen)) return -1;
-    s->images = resolve_path(dir, images);
-    s->labels = resolve_path(dir, labels);
-    return 0;
+    if (strcmp(s->format, "idx") == 0) {
+        const char *images, *labels;
+        if (rn_get_string(t, "images", 1, NULL, &images, err, errlen) ||
+            rn_get_string(t, "labels", 1, NULL, &labels, err, errlen))
+            return -1;
+        s->images = resolve_path(dir, images);
+        s->labels = resolve_path(dir, labels);
+        return 0;
+    }
+    if (strcmp(s->format, "cifar10") == 0 || strcmp(s->format, "cifar100") == 0) {
+        const char *archive;
+        if (rn_get_string(t, "archive", 1, NULL, &archive, err, errlen)) return -1;
+        s->archive = resolve_path(dir, archive);
+        return 0;
+    }
+    snprintf(err, errlen, "%s.format: expected \"idx\", \"cifar10\" or \"cifar100\", got \"%s\"",
+             t->path, s->format);
+    return -1;
 }
 
 static int norm_list(const rn_value *t, const char *key, float *out, int *n, char *err,
@@ -102,12 +110,12 @@ static int data_build(rn_data_spec *d, const rn_value *t, const char *dir, char 
     int bad = 0;
     const rn_value *train = table_field(t, "train", 1, "a table {format, images, labels}", &bad,
                                         err, errlen);
-    if (bad || split_build(&d->train, train, dir, err, errlen)) return -1;
+    if (bad || split_build(&d->train, train, "train", dir, err, errlen)) return -1;
     const rn_value *test = table_field(t, "test", 0, "a table {format, images, labels}", &bad, err,
                                        errlen);
     if (bad) return -1;
     if (test) {
-        if (split_build(&d->test, test, dir, err, errlen)) return -1;
+        if (split_build(&d->test, test, "test", dir, err, errlen)) return -1;
         d->has_test = 1;
     }
     if (rn_get_int(t, "batch_size", 0, 64, 1, 65536, &d->batch_size, err, errlen)) return -1;
@@ -263,6 +271,8 @@ void rn_plan_free(rn_plan *p)
     free(p->data.train.labels);
     free(p->data.test.images);
     free(p->data.test.labels);
+    free(p->data.train.archive);
+    free(p->data.test.archive);
     for (int i = 0; i < p->n_stages; i++) free(p->stages[i].name);
     free(p->stages);
     memset(p, 0, sizeof *p);

@@ -9,8 +9,10 @@
 #define RN_MAX_CHANNELS 4
 
 typedef struct rn_split_spec {
-    const char *format;      /* "idx" */
-    char *images, *labels;   /* resolved paths (relative ones against the recipe's directory) */
+    const char *format;      /* "idx", "cifar10" or "cifar100" */
+    const char *split;       /* "train" or "test": which part of a CIFAR archive */
+    char *images, *labels;   /* idx: resolved paths (relative ones against the recipe's dir) */
+    char *archive;           /* cifar: the .tar.gz as downloaded, or a directory of .bin files */
     int64_t limit;           /* keep the first `limit` samples; 0 = all */
 } rn_split_spec;
 

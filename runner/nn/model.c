@@ -49,6 +49,15 @@ int rn_model_init(rn_model *m, rn_layer **layers, int n, rn_shape in_shape, int6
                          (long long)max_batch);
     }
     m->grads[0].shape = s;
+    /* Names key checkpoints and safetensors files: two tensors with one name would lose one. */
+    for (int i = 0; i < m->n_params; i++)
+        for (int j = 0; j < i; j++)
+            if (strcmp(m->params[i].name, m->params[j].name) == 0) {
+                rn_nn_err(err, errlen, "model: two parameters are both named \"%s\"; give the "
+                          "layers distinct names", m->params[i].name);
+                rn_model_free(m);
+                return -1;
+            }
     return 0;
 }
 

@@ -42,7 +42,7 @@ TestMnistCnn = {}
 function TestMnistCnn:test_structure_and_names()
   local tree = assert(sandbox.run(FIX .. "mnist.lua"))
   local m = tree.model
-  lu.assertEquals(m.kind, "sequential")
+  lu.assertEquals(m[1], "sequential")
   lu.assertEquals(m.name, "mnist_cnn")
   local types, names = {}, {}
   for i, layer in ipairs(m.layers) do
@@ -54,10 +54,12 @@ function TestMnistCnn:test_structure_and_names()
   lu.assertEquals(names, { "conv1", "", "conv2", "", "", "dropout1", "", "fc1", "", "dropout2",
                            "fc2" })
   lu.assertEquals(m.layers[1], { "conv2d", name = "conv1", in_channels = 1, out_channels = 32,
-                                 kernel_size = 3, stride = 1, padding = 0, bias = true })
+                                 kernel_size = 3, stride = 1, padding = 0, dilation = 1,
+                                 groups = 1, bias = true })
   lu.assertEquals(m.layers[3], { "conv2d", name = "conv2", in_channels = 32, out_channels = 64,
-                                 kernel_size = 3, stride = 1, padding = 0, bias = true })
-  lu.assertEquals(m.layers[5], { "max_pool2d", kernel_size = 2, stride = 2 })
+                                 kernel_size = 3, stride = 1, padding = 0, dilation = 1,
+                                 groups = 1, bias = true })
+  lu.assertEquals(m.layers[5], { "max_pool2d", kernel_size = 2, stride = 2, padding = 0 })
   lu.assertEquals(m.layers[6].p, 0.25)
   lu.assertEquals(m.layers[8], { "linear", name = "fc1", in_features = 9216, out_features = 128,
                                  bias = true })
@@ -115,17 +117,18 @@ return {
   seq = nn.sequential{ nn.flatten(), nn.relu() },
 }]])
   lu.assertEquals(t.conv, { "conv2d", in_channels = 1, out_channels = 8, kernel_size = 5,
-                            stride = 1, padding = 0, bias = true })
+                            stride = 1, padding = 0, dilation = 1, groups = 1, bias = true })
   lu.assertEquals(t.conv_nb, { "conv2d", name = "c", in_channels = 2, out_channels = 4,
-                               kernel_size = 3, stride = 2, padding = 1, bias = false })
+                               kernel_size = 3, stride = 2, padding = 1, dilation = 1, groups = 1,
+                               bias = false })
   lu.assertEquals(t.fc, { "linear", name = "fc", in_features = 4, out_features = 2, bias = true })
-  lu.assertEquals(t.pool, { "max_pool2d", kernel_size = 3, stride = 3 })
-  lu.assertEquals(t.pool2, { "max_pool2d", kernel_size = 3, stride = 1 })
+  lu.assertEquals(t.pool, { "max_pool2d", kernel_size = 3, stride = 3, padding = 0 })
+  lu.assertEquals(t.pool2, { "max_pool2d", kernel_size = 3, stride = 1, padding = 0 })
   lu.assertEquals(t.drop, { "dropout", p = 0.5 })
   lu.assertEquals(t.drop0, { "dropout", p = 0 })
   lu.assertEquals(t.relu, { "relu" })
   lu.assertEquals(t.flat, { "flatten" })
-  lu.assertEquals(t.seq, { kind = "sequential", layers = { { "flatten" }, { "relu" } } })
+  lu.assertEquals(t.seq, { "sequential", layers = { { "flatten" }, { "relu" } } })
 end
 
 function TestNn:test_argument_errors()
