@@ -1,6 +1,7 @@
 /* runner: the command line. Only this file decides to exit. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,16 +40,48 @@ static const char usage[] =
     "  --device D         cpu, cuda or auto (overrides the recipe's device)\n"
     "\n"
     "Plugins are searched in the built-in plugin dir, then each dir of RUNNER_PLUGIN_PATH\n"
-    "(colon-separated), then the recipe's own plugins/ dir.\n";
+    "(colon-separated), then the recipe's own plugins/ dir. A recipe gets 64 MiB, 50 million\n"
+    "Lua instructions and RUNNER_RECIPE_SECONDS (default 30) of wall time to evaluate.\n";
 
+/* Ctrl-C. No compute thread is ever interrupted by a signal (one landing inside oneDNN's AVX-512
+ * kernels corrupted the heap now and then on this VM): SIGINT stays blocked in every thread and
+ * one thread waits for it with sigwait. During training the first Ctrl-C asks the loop to stop
+ * after the step in flight; before training, or a second time, it ends the process. */
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t training;
 
-static void on_sigint(int sig)
+static void *sigint_thread(void *arg)
+{
+    const sigset_t *set = arg;
+    for (;;) {
+        int sig;
+        if (sigwait(set, &sig) != 0) continue;
+        if (training && !stop_requested) {
+            stop_requested = 1;
+            continue;
+        }
+        static const char msg[] = "runner: interrupted\n";
+        ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)n;
+        _exit(130);
+    }
+    return NULL;
+}
+
+/* The instruction budget cannot see time spent inside one C call (a pathological string pattern
+ * in string.find runs for hours inside the C matcher), so evaluation also gets a wall-clock limit.
+ * Nothing has been written yet when it fires, so the handler may end the process. */
+#define RECIPE_SECONDS 30 /* default; RUNNER_RECIPE_SECONDS overrides */
+static char alarm_message[512];
+
+static void on_alarm(int sig)
 {
     (void)sig;
-    stop_requested = 1;
-    signal(SIGINT, SIG_DFL); /* a second Ctrl-C ends the process at once */
+    ssize_t n = write(STDERR_FILENO, alarm_message, strlen(alarm_message));
+    (void)n;
+    _exit(1);
 }
+
 
 static int die(const char *msg, int code)
 {
@@ -296,7 +329,15 @@ static int cmd_train(int argc, char **argv)
     char libdir[PATH_MAX];
     lib_dir(libdir, sizeof libdir);
     rn_sandbox *sb = rn_sandbox_new(libdir, NULL, err, sizeof err);
+    const char *limit_env = getenv("RUNNER_RECIPE_SECONDS");
+    int limit = limit_env && atoi(limit_env) > 0 ? atoi(limit_env) : RECIPE_SECONDS;
+    snprintf(alarm_message, sizeof alarm_message, "runner: %s: evaluating the recipe took longer "
+             "than %d s (a runaway string pattern?)\n", o.recipe, limit);
+    signal(SIGALRM, on_alarm);
+    alarm((unsigned)limit);
     rn_value *root = sb ? rn_sandbox_run_file(sb, o.recipe, err, sizeof err) : NULL;
+    alarm(0);
+    signal(SIGALRM, SIG_DFL);
     rn_plan plan = {0};
     rn_registry *reg = NULL;
     rn_run run = {0};
@@ -335,10 +376,10 @@ static int cmd_train(int argc, char **argv)
            (long)rn_model_param_count(&run.model));
     fflush(stdout);
 
-    signal(SIGINT, on_sigint);
+    training = 1;
     char train_err[ERRLEN] = "";
     int trc = rn_run_train(&run, &stop_requested, train_err, sizeof train_err);
-    signal(SIGINT, SIG_DFL);
+    training = 0;
     const char *status = trc ? "failed" : run.interrupted ? "interrupted" : "completed";
     if (trc == 0) {
         char path[PATH_MAX + 32];
@@ -376,6 +417,13 @@ done:
 
 int main(int argc, char **argv)
 {
+    /* Block SIGINT before any thread exists, so every thread inherits the mask (see sigint_thread). */
+    static sigset_t intr;
+    sigemptyset(&intr);
+    sigaddset(&intr, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &intr, NULL);
+    pthread_t waiter;
+    if (pthread_create(&waiter, NULL, sigint_thread, &intr) == 0) pthread_detach(waiter);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -21,7 +21,10 @@ static void fill(float *x, const int64_t *ids, int n)
                     x[((i * C + c) * H + y) * W + xx] = pixel(ids[i], c, y, xx);
 }
 
-/* The reference: pad, then take the size x size window at (dy, dx). */
+/* What black becomes after normalization, per channel: the padding. */
+static const float black[4] = {-0.8101983f, 1.25f, -2.0f, 0.5f};
+
+/* The reference: pad with black, then take the size x size window at (dy, dx). */
 static void reference(float *out, const int64_t *ids, int n, uint64_t seed, int64_t epoch)
 {
     enum { PH = H + 2 * PAD, PW = W + 2 * PAD };
@@ -30,7 +33,9 @@ static void reference(float *out, const int64_t *ids, int n, uint64_t seed, int6
         int dy = (int)(rn_uniform(key, 0) * (PH - H + 1));
         int dx = (int)(rn_uniform(key, 1) * (PW - W + 1));
         for (int c = 0; c < C; c++) {
-            float padded[PH][PW] = {{0}};
+            float padded[PH][PW];
+            for (int y = 0; y < PH; y++)
+                for (int x = 0; x < PW; x++) padded[y][x] = black[c];
             for (int y = 0; y < H; y++)
                 for (int x = 0; x < W; x++) padded[y + PAD][x + PAD] = pixel(ids[i], c, y, x);
             for (int y = 0; y < H; y++)
@@ -42,7 +47,7 @@ static void reference(float *out, const int64_t *ids, int n, uint64_t seed, int6
 
 static rn_batch make_batch(float *x, const int64_t *ids, int n, uint64_t seed, int64_t epoch)
 {
-    rn_batch b = {sizeof b, x, n, C, H, W, NULL, NULL, 0, ids, epoch, seed};
+    rn_batch b = {sizeof b, x, n, C, H, W, NULL, NULL, 0, ids, epoch, seed, black};
     return b;
 }
 

@@ -118,7 +118,9 @@ typedef struct rn_param {
     int64_t numel;
 } rn_param;
 
-/* A parameter group for one optimizer step. The host fills lr/momentum from the schedule. */
+/* A parameter group for one optimizer step. The host fills lr/momentum from the schedule, whose
+ * base values are the optimizer's own settings named "lr" (required), "momentum" (or "beta1" when
+ * there is no "momentum") and "weight_decay": declare them under these names. */
 typedef struct rn_group {
     size_t struct_size;
     const char *name;    /* group name ("all" or the recipe's pattern) */
@@ -142,6 +144,9 @@ typedef struct rn_batch {
     const int64_t *sample_ids; /* n dataset indices: key per-sample randomness on these */
     int64_t epoch;           /* 0-based epoch the batch belongs to */
     uint64_t seed;           /* this plugin instance's seed (derived from the run seed) */
+    const float *zero_value; /* c floats: a raw 0 (black) pixel after normalization, the fill a
+                                padding transform uses to match torchvision (pads before
+                                normalizing) */
 } rn_batch;
 
 /* Where a schedule is evaluated. All counts are optimizer steps unless named _epochs. */
@@ -242,7 +247,10 @@ typedef struct rn_scheduler_api {
 typedef struct rn_augment_api {
     size_t struct_size;
     /* Transform the batch in place. Called on the loader thread, never concurrently for one
-     * instance. Randomness only from rn_rand(batch->seed, ...) keyed by sample_ids and epoch. */
+     * instance; once at set-up on a one-sample zero batch (sample id 0, epoch 0) so that a bad
+     * setting is refused before training. Randomness only from rn_rand(batch->seed, ...) keyed by
+     * sample_ids and epoch. On the loader thread the metrics are not available (host->metric*
+     * report none). */
     int (*apply)(void *self, rn_batch *batch);
 } rn_augment_api;
 

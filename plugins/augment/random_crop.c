@@ -1,16 +1,18 @@
 /* random_crop — torchvision's RandomCrop(size, padding) with zero padding, on a normalized batch.
  *
- * Each sample is padded by `padding` zeros on every side and a size x size window is cut at
+ * Each sample is padded by `padding` black pixels on every side and a size x size window is cut at
  * (dy, dx), both uniform in [0, h + 2*padding - size]:
  *   dy = floor(rn_uniform(key, 0) * range_y), dx = floor(rn_uniform(key, 1) * range_x),
  *   key = rn_key3(batch->seed, batch->epoch, sample_id)
  * so a sample's crop depends only on (seed, epoch, sample id), never on the batch it is in.
  * The batch buffers are fixed, so size must equal the image's height and width: the crop is then
- * a shift by (dy - padding, dx - padding), done in place row by row. Zero is the data's mean after
- * normalization, not black (torchvision pads before normalizing).
+ * a shift by (dy - padding, dx - padding), done in place row by row. The batch is normalized
+ * already, so the fill is batch->zero_value[c], what black became (torchvision pads before
+ * normalizing); a host without zero_value gets 0.
  */
 #include <runner/plugin.h>
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -50,9 +52,18 @@ static void random_crop_destroy(void *self)
     if (r) r->host->free(r);
 }
 
-/* Moves one h x w plane in place so that out(y, x) = in(y + sy, x + sx), zero outside. Rows are
+static void fill(float *p, int64_t n, float v)
+{
+    if (v == 0.0f) {
+        memset(p, 0, (size_t)n * sizeof *p);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) p[i] = v;
+}
+
+/* Moves one h x w plane in place so that out(y, x) = in(y + sy, x + sx), `pad` outside. Rows are
  * visited in the direction that reads each source row before it is overwritten. */
-static void shift_plane(float *p, int64_t h, int64_t w, int64_t sy, int64_t sx)
+static void shift_plane(float *p, int64_t h, int64_t w, int64_t sy, int64_t sx, float pad)
 {
     int64_t x0 = sx < 0 ? -sx : 0;           /* first output column with a source */
     int64_t x1 = sx > 0 ? w - sx : w;        /* one past the last */
@@ -63,12 +74,12 @@ static void shift_plane(float *p, int64_t h, int64_t w, int64_t sy, int64_t sx)
         int64_t src = y + sy;
         float *row = p + y * w;
         if (src < 0 || src >= h || keep == 0) {
-            memset(row, 0, (size_t)w * sizeof(float));
+            fill(row, w, pad);
             continue;
         }
         memmove(row + x0, p + src * w + x0 + sx, keep);
-        memset(row, 0, (size_t)x0 * sizeof(float));
-        memset(row + x1, 0, (size_t)(w - x1) * sizeof(float));
+        fill(row, x0, pad);
+        fill(row + x1, w - x1, pad);
     }
 }
 
@@ -86,6 +97,8 @@ static int random_crop_apply(void *self, rn_batch *b)
     if (r->padding == 0)
         return RN_OK; /* the only window is the image itself */
     int64_t plane = b->h * b->w;
+    const float *zero = b->struct_size >= offsetof(rn_batch, zero_value) + sizeof b->zero_value
+                            ? b->zero_value : NULL;
     for (int64_t i = 0; i < b->n; i++) {
         uint64_t key = rn_key3(b->seed, (uint64_t)b->epoch, (uint64_t)b->sample_ids[i]);
         int64_t dy = (int64_t)(rn_uniform(key, 0) * (double)range_y);
@@ -93,7 +106,7 @@ static int random_crop_apply(void *self, rn_batch *b)
         int64_t sy = dy - r->padding, sx = dx - r->padding;
         if (sy == 0 && sx == 0) continue;
         for (int64_t ch = 0; ch < b->c; ch++)
-            shift_plane(b->x + (i * b->c + ch) * plane, b->h, b->w, sy, sx);
+            shift_plane(b->x + (i * b->c + ch) * plane, b->h, b->w, sy, sx, zero ? zero[ch] : 0.0f);
     }
     return RN_OK;
 }

@@ -83,9 +83,18 @@ static const char *host_run_dir(rn_ctx *ctx) { return ctx->run ? ctx->run->run_d
 static uint64_t host_seed(rn_ctx *ctx) { return ctx->seed; }
 static int host_is_tty(rn_ctx *ctx) { return ctx->run ? ctx->run->is_tty : 0; }
 
+/* The metrics belong to the training thread; augment plugins run on the loader thread, so they
+ * see none (reading them there would race with the training thread's updates). */
+static const rn_metrics *ctx_metrics(const rn_ctx *ctx)
+{
+    if (!ctx->run || ctx->plugin->kind == RN_KIND_AUGMENT) return NULL;
+    return ctx->run->metrics;
+}
+
 static size_t host_metric_count(rn_ctx *ctx)
 {
-    return ctx->run && ctx->run->metrics ? ctx->run->metrics->n : 0;
+    const rn_metrics *m = ctx_metrics(ctx);
+    return m ? m->n : 0;
 }
 
 static int host_metric_at(rn_ctx *ctx, size_t i, const char **name, double *value)
@@ -98,8 +107,8 @@ static int host_metric_at(rn_ctx *ctx, size_t i, const char **name, double *valu
 
 static int host_metric(rn_ctx *ctx, const char *name, double *value)
 {
-    if (!ctx->run || !ctx->run->metrics) return 0;
-    return rn_metrics_get(ctx->run->metrics, name, value);
+    const rn_metrics *m = ctx_metrics(ctx);
+    return m ? rn_metrics_get(m, name, value) : 0;
 }
 
 static void host_parallel_for(int64_t n, void (*fn)(void *, int64_t, int64_t), void *arg)

@@ -151,8 +151,12 @@ int rn_write_summary(const char *dir, const rn_run *r, const char *status, const
     if (error) json_object_set_new(j, "error", json_string(error));
     json_object_set_new(j, "test.acc", num(ta));
     json_object_set_new(j, "test.loss", num(tl));
-    json_object_set_new(j, "best", json_pack("{s:o, s:I}", "test.acc", num(r->best_acc), "epoch",
-                                             (json_int_t)r->best_epoch));
+    /* The epoch with the best test.acc, numbered as in metrics.csv (0-based within its stage). */
+    json_object_set_new(j, "best", r->best_epoch < 0 ? json_null() :
+                        json_pack("{s:o, s:o, s:s, s:I}", "test.acc", num(r->best_acc),
+                                  "test.loss", num(r->best_loss), "stage",
+                                  r->plan->stages[r->best_stage].name, "epoch",
+                                  (json_int_t)r->best_epoch));
     json_object_set_new(j, "epochs", json_integer(r->epochs_done));
     json_object_set_new(j, "steps", json_integer(r->global_step));
     json_object_set_new(j, "train_images", json_integer(r->train_images));

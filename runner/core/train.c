@@ -19,7 +19,11 @@ static double now_s(void)
 
 static int load_split(rn_dataset *ds, const rn_split_spec *s, char *err, size_t errlen)
 {
-    if (rn_idx_load(ds, s->images, s->labels, err, errlen)) return -1;
+    int variant = strcmp(s->format, "cifar100") == 0 ? 100 : 10;
+    int rc = strcmp(s->format, "idx") == 0
+                 ? rn_idx_load(ds, s->images, s->labels, err, errlen)
+                 : rn_cifar_load(ds, s->archive, s->split, variant, err, errlen);
+    if (rc) return -1;
     if (s->limit && s->limit < ds->n) rn_dataset_truncate(ds, s->limit);
     return 0;
 }
@@ -45,6 +49,9 @@ static int make_list(rn_instance **out, int *n_out, const rn_value *list, rn_plu
     }
     return 0;
 }
+
+static int augment(rn_run *r, float *x, int64_t n, const int32_t *labels, const int64_t *ids,
+                   int64_t epoch, char *err, size_t errlen);
 
 /* The callbacks a recipe gets when it names none: a progress bar and metrics.csv. */
 static rn_value *default_callbacks(void)
@@ -149,10 +156,47 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
     }
     r->group = (rn_group){.struct_size = sizeof(rn_group), .name = "all", .params = r->params,
                           .n_params = n};
-    r->base_lr = 0.01;
-    rn_instance_number(&r->optimizer, "lr", &r->base_lr);
-    rn_instance_number(&r->optimizer, "momentum", &r->base_momentum);
+    /* The group's base values come from the optimizer's settings of these names (plugin.h). */
+    if (!rn_instance_number(&r->optimizer, "lr", &r->base_lr)) {
+        snprintf(err, errlen, "%s: optimizer \"%s\" declares no \"lr\" setting, so runner cannot "
+                 "schedule its learning rate", plan->optimizer->path[0] ? plan->optimizer->path
+                 : "optimizer", r->optimizer.plugin->id);
+        return -1;
+    }
+    if (!rn_instance_number(&r->optimizer, "momentum", &r->base_momentum))
+        rn_instance_number(&r->optimizer, "beta1", &r->base_momentum);
     rn_instance_number(&r->optimizer, "weight_decay", &r->group.weight_decay);
+
+    /* What a raw 0 pixel becomes after normalization: the fill for padding augmentations. */
+    for (int c = 0; c < RN_MAX_CHANNELS; c++)
+        r->zero_value[c] = plan->data.n_norm ? -plan->data.mean[c] / plan->data.std[c] : 0.0f;
+
+    /* Checks the loader and the augmentations would otherwise meet only on the loader thread,
+     * after the run directory exists. */
+    int64_t bs = plan->data.batch_size;
+    if (plan->data.drop_last && r->train.n < bs) {
+        snprintf(err, errlen, "data.batch_size: %ld with data.drop_last = true leaves no batch of "
+                 "the %ld training samples", (long)bs, (long)r->train.n);
+        return -1;
+    }
+    if (r->n_augments) {
+        int64_t id = 0;
+        float *x = calloc((size_t)(r->train.c * r->train.h * r->train.w), sizeof *x);
+        if (!x) {
+            snprintf(err, errlen, "data.augment: out of memory");
+            return -1;
+        }
+        int bad = augment(r, x, 1, r->train.labels, &id, 0, err, errlen);
+        free(x);
+        if (bad) return -1;
+    }
+
+    /* Every metric exists from the start (NaN until measured), so loggers see all columns. */
+    static const char *const names[] = {"train.loss", "lr", "images_per_s", "test.loss",
+                                        "test.acc", "time_s"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (plan->data.has_test || strncmp(names[i], "test.", 5) != 0)
+            rn_metrics_set(&r->metrics, names[i], NAN);
     return 0;
 }
 
@@ -247,7 +291,7 @@ int rn_run_evaluate(rn_run *r, double *loss, double *acc, char *err, size_t errl
                sizeof(float));
         rn_tensor out;
         if (rn_model_forward(m, b->n, false, &out)) {
-            snprintf(err, errlen, "evaluation: forward pass failed");
+            snprintf(err, errlen, "evaluation: %s", m->err);
             rc = -1;
             break;
         }
@@ -265,13 +309,13 @@ int rn_run_evaluate(rn_run *r, double *loss, double *acc, char *err, size_t errl
 
 /* ---- training ------------------------------------------------------------------------------ */
 
-static int augment_batch(void *arg, rn_loader_batch *b, char *err, size_t errlen)
+static int augment(rn_run *r, float *x, int64_t n, const int32_t *labels, const int64_t *ids,
+                   int64_t epoch, char *err, size_t errlen)
 {
-    rn_run *r = arg;
     rn_batch batch = {
-        .struct_size = sizeof batch, .x = b->x, .n = b->n, .c = r->train.c, .h = r->train.h,
-        .w = r->train.w, .labels = b->labels, .classes = r->train.classes,
-        .sample_ids = b->ids, .epoch = b->epoch,
+        .struct_size = sizeof batch, .x = x, .n = n, .c = r->train.c, .h = r->train.h,
+        .w = r->train.w, .labels = labels, .classes = r->train.classes,
+        .sample_ids = ids, .epoch = epoch, .zero_value = r->zero_value,
     };
     for (int i = 0; i < r->n_augments; i++) {
         const rn_augment_api *api = r->augments[i].plugin->api;
@@ -283,6 +327,11 @@ static int augment_batch(void *arg, rn_loader_batch *b, char *err, size_t errlen
         }
     }
     return 0;
+}
+
+static int augment_batch(void *arg, rn_loader_batch *b, char *err, size_t errlen)
+{
+    return augment(arg, b->x, b->n, b->labels, b->ids, b->epoch, err, errlen);
 }
 
 /* Runs the schedule for this step and sets the group's lr and momentum. */
@@ -325,7 +374,7 @@ static int train_step(rn_run *r, const rn_loader_batch *b, double *loss, char *e
            (size_t)(b->n * r->train.c * r->train.h * r->train.w) * sizeof(float));
     rn_tensor out;
     if (rn_model_forward(m, b->n, true, &out)) {
-        snprintf(err, errlen, "step %ld: forward pass failed", (long)r->global_step + 1);
+        snprintf(err, errlen, "step %ld: %s", (long)r->global_step + 1, m->err);
         return -1;
     }
     rn_tensor dlogits = batch_view(&m->grads[m->n_layers], b->n);
@@ -336,7 +385,7 @@ static int train_step(rn_run *r, const rn_loader_batch *b, double *loss, char *e
         return -1;
     }
     if (rn_model_backward(m, b->n)) {
-        snprintf(err, errlen, "step %ld: backward pass failed", (long)r->global_step + 1);
+        snprintf(err, errlen, "step %ld: %s", (long)r->global_step + 1, m->err);
         return -1;
     }
     const rn_optimizer_api *opt = r->optimizer.plugin->api;
@@ -359,13 +408,7 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
     cfg.transform_arg = r;
     rn_loader *ld = NULL;
     if (rn_loader_open(&ld, &cfg, 0, err, errlen)) return -1;
-    int64_t spe = rn_loader_batches(ld);
-    if (spe == 0) {
-        rn_loader_close(ld);
-        snprintf(err, errlen, "data.train: no batches (%ld samples, batch_size %ld, drop_last)",
-                 (long)r->train.n, (long)r->plan->data.batch_size);
-        return -1;
-    }
+    int64_t spe = rn_loader_batches(ld); /* >= 1: rn_run_prepare checked drop_last */
 
     rn_event e = make_event(r, 0, 0, 0, 0, spe, NAN, 0, t0);
     int rc = fire(r, EV_RUN_BEGIN, &e, err, errlen);
@@ -410,11 +453,23 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
             }
             if (more < 0) rc = -1;
             if (rc < 0) break;
-            /* A stop mid-epoch leaves the loader inside the epoch; drain so stages stay aligned. */
-            while (more == 1 && (more = rn_loader_next(ld, &b, err, errlen)) == 1) {}
-            if (more < 0) { rc = -1; break; }
             r->train_images += seen;
             r->train_seconds += train_time;
+            if (steps < spe) {
+                /* Stopped mid-epoch: the epoch is not finished, so it is not counted, evaluated
+                 * or reported. A stopped run ends here; a stopped stage drains the loader so the
+                 * next stage starts at an epoch boundary. */
+                if (stop_run) break;
+                while ((more = rn_loader_next(ld, &b, err, errlen)) == 1) {}
+                if (more < 0) rc = -1;
+                break;
+            }
+            /* Stopped after the last batch: take the loader's end-of-epoch too. */
+            if (more == 1 && (more = rn_loader_next(ld, &b, err, errlen)) != 0) {
+                if (more > 0) snprintf(err, errlen, "loader: more batches than the epoch has");
+                rc = -1;
+                break;
+            }
             r->epochs_done++;
             rn_metrics_set(&r->metrics, "images_per_s", seen / (now_s() - te));
             if (r->plan->data.has_test && !r->interrupted) {
@@ -424,7 +479,9 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
                 rn_metrics_set(&r->metrics, "test.acc", ta);
                 if (isnan(r->best_acc) || ta > r->best_acc) {
                     r->best_acc = ta;
-                    r->best_epoch = r->epochs_done;
+                    r->best_loss = tl;
+                    r->best_stage = s;
+                    r->best_epoch = ep;
                 }
                 e = make_event(r, s, step, total, ep, spe, sum / (double)(steps ? steps : 1), ips,
                                t0);

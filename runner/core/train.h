@@ -26,11 +26,13 @@ typedef struct rn_run {
     rn_param *params;
     rn_group group;
     double base_lr, base_momentum;
+    float zero_value[RN_MAX_CHANNELS]; /* a raw 0 pixel after normalization, per channel */
     /* Results. */
     int64_t global_step, epochs_done, train_images;
     double train_seconds, wall_seconds;
-    double best_acc;
-    int64_t best_epoch;
+    double best_acc, best_loss;  /* test metrics of the epoch with the best test.acc */
+    int best_stage;              /* its stage index */
+    int64_t best_epoch;          /* its 0-based epoch within that stage (as in metrics.csv) */
     int interrupted;
 } rn_run;
 

@@ -7,11 +7,15 @@
 #include <string.h>
 
 #define MAX_DEPTH 200
+/* Nodes one recipe may produce. A table shared by many fields is copied for each (the tree has
+ * no sharing), so without a cap `t = {t, t}` repeated 30 times would need 2^30 nodes. */
+#define MAX_NODES 1000000
 
 typedef struct conv {
     rn_value *root;
     const void *open[MAX_DEPTH]; /* the tables on the current path, for cycle detection */
     int depth;
+    long nodes;
     int keep_functions;
     char *err;
     size_t errlen;
@@ -36,6 +40,11 @@ static int convert_child(lua_State *L, conv *c, rn_value **slot, char *path)
 {
     if (path == NULL)
         return fail(c, "", "%s", "out of memory");
+    if (++c->nodes > MAX_NODES) {
+        fail(c, path, "%s", "more than 1000000 values (a table shared many times over?)");
+        free(path);
+        return -1;
+    }
     *slot = rn_value_new(RN_V_NIL, path);
     free(path);
     if (*slot == NULL)

@@ -36,6 +36,13 @@ expect_error("endless", [], "recipe.lua:1:", "budget",
              recipe_text="while true do end\nreturn {}\n")
 expect_error("not_table", [], "expected the recipe to return a table",
              recipe_text="return 42\n")
+# The C pattern matcher runs outside the instruction budget: a wall-clock limit catches it.
+expect_error("pattern", [], "recipe.lua", "longer than 2 s",
+             recipe_text='local s = string.rep("a", 3000):find(".-.-.-.-b")\nreturn {}\n',
+             env={"RUNNER_RECIPE_SECONDS": "2"})
+# A table shared 2^30 times over would be copied 2^30 times: the conversion has a node cap.
+expect_error("shared_tables", [], "more than 1000000 values",
+             recipe_text="local t = {1}\nfor i = 1, 30 do t = {t, t} end\nreturn {x = t}\n")
 
 # Plugins: unknown id lists what exists; settings: type, range, unknown key.
 expect_error("unknown_plugin", ["--set", 'optimizer[1]="sgdd"'],
@@ -52,6 +59,13 @@ expect_error("batch_type", ["--set", "data.batch_size=12.5"],
 expect_error("callback_unknown", ["--set", 'callbacks[1]="progres"'],
              'callbacks[1]: unknown callback "progres"', "progress")
 expect_error("device_cuda", ["--device", "cuda"], "cuda", "no CUDA backend")
+
+# Settings the loader and augmentations would meet only after the run began are checked first.
+expect_error("drop_last", ["--set", "data.drop_last=true", "--set", "data.batch_size=512"],
+             "data.batch_size: 512 with data.drop_last = true leaves no batch")
+expect_error("crop_size", [], "data.augment[1]", "random_crop", "size 30",
+             recipe_text=small_recipe(epochs=1, limit=256, test_limit=128,
+                                      augment='{ { "random_crop", size = 30 } }'))
 
 # Model: shapes that do not chain name the layer and both shapes.
 expect_error("bad_shape", ["--set", "model.layers[8].in_features=1000"],
