@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "model_print.h"
 #include "plan.h"
 #include "plugin_host.h"
 #include "run_files.h"
@@ -26,7 +27,7 @@
 
 static const char usage[] =
     "usage: runner RECIPE.lua [--out DIR] [--seed N] [--set key.path=value ...]\n"
-    "                         [--device cpu|cuda|auto]\n"
+    "                         [--device cpu|cuda|auto] [--dry-run]\n"
     "       runner plugins [ID]     list the plugins found, or one plugin's settings\n"
     "       runner --help | --version\n"
     "\n"
@@ -38,6 +39,8 @@ static const char usage[] =
     "  --seed N           overrides the recipe's seed\n"
     "  --set k.path=v     overrides one recipe value (repeatable), e.g. --set optimizer.lr=0.1\n"
     "  --device D         cpu, cuda or auto (overrides the recipe's device)\n"
+    "  --dry-run          check everything, print the model (layers, shapes, parameters,\n"
+    "                     FLOPs, parameter groups) and stop without writing anything\n"
     "\n"
     "Plugins are searched in the built-in plugin dir, then each dir of RUNNER_PLUGIN_PATH\n"
     "(colon-separated), then the recipe's own plugins/ dir. A recipe gets 64 MiB, 50 million\n"
@@ -237,6 +240,7 @@ static int cmd_plugins(const char *id)
 
 typedef struct options {
     const char *recipe, *out, *seed, *device;
+    int dry_run;
     const char **sets;
     int n_sets;
 } options;
@@ -251,6 +255,10 @@ static int parse_args(int argc, char **argv, options *o, char *err, size_t errle
         if (strcmp(a, "--out") == 0) slot = &o->out;
         else if (strcmp(a, "--seed") == 0) slot = &o->seed;
         else if (strcmp(a, "--device") == 0) slot = &o->device;
+        else if (strcmp(a, "--dry-run") == 0) {
+            o->dry_run = 1;
+            continue;
+        }
         else if (strcmp(a, "--set") == 0) slot = &o->sets[o->n_sets++];
         else if (a[0] == '-' && a[1]) {
             snprintf(err, errlen, "unknown option %s (see runner --help)", a);
@@ -365,6 +373,16 @@ static int cmd_train(int argc, char **argv)
     out = o.out ? strdup(o.out) : default_out(o.recipe);
     if (rn_run_prepare(&run, &plan, reg, out, isatty(STDERR_FILENO), err, sizeof err)) goto done;
     prepared = 1;
+    if (o.dry_run) {
+        const char *name = "";
+        rn_get_string(plan.model, "name", 0, "", &name, err, sizeof err);
+        rn_model_print(stdout, &run.model, name, plan.groups);
+        printf("dry run: the recipe, its plugins, the data (%ld train / %ld test images) and the "
+               "model check out; nothing was written\n", (long)run.train.n, (long)run.test.n);
+        code = 0;
+        err[0] = 0;
+        goto done;
+    }
 
     if (rn_run_dir_create(out, err, sizeof err)) goto done;
     cmdline = argv_line(argc, argv);

@@ -27,3 +27,4 @@ set_tests_properties(e2e_train_small e2e_bad_input e2e_custom_plugin e2e_cli e2e
                      e2e_cifar_resnet PROPERTIES
                      LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)
 rn_add_test(test_container SOURCES test_container.c LIBS rn_nn)
+rn_add_test(test_model_print SOURCES test_model_print.c LIBS rn_core)

@@ -218,6 +218,14 @@ static rn_layer *build_layer(builder *b, const rn_value *t, const char *prefix, 
     rn_layer *l = strcmp(type, "sequential") == 0 || strcmp(type, "residual") == 0
                       ? build_container(b, t, type, full)
                       : build_leaf(b, t, type, full, seed);
+    /* Layers without parameters take no name at creation; give them theirs for messages. */
+    if (l && !l->name[0]) {
+        char *copy = strdup(full);
+        if (copy) {
+            free(l->name);
+            l->name = copy;
+        }
+    }
     free(full);
     return l;
 }

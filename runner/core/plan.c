@@ -184,7 +184,7 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
 {
     static const char *const known[] = {"name", "description", "seed", "device", "data",
                                         "model", "loss", "optimizer", "schedule", "callbacks",
-                                        "stages", "epochs", NULL};
+                                        "stages", "epochs", "groups", NULL};
     memset(p, 0, sizeof *p);
     p->root = root;
     p->recipe_path = strdup(recipe_path);
@@ -222,7 +222,8 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
             return -1;
         }
         if (check_keys(loss, "loss", lknown, err, errlen)) return -1;
-        if (rn_get_number(loss, "label_smoothing", 0, 0, 0, 0, &p->label_smoothing, err, errlen))
+        if (rn_get_number(loss, "label_smoothing", 0, 0, 0, 0.999, &p->label_smoothing, err,
+                          errlen))
             return -1;
     }
 
@@ -232,6 +233,7 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
         return -1;
     }
     p->schedule = rn_value_field(root, "schedule");
+    p->groups = rn_value_field(root, "groups");
     p->callbacks = rn_value_field(root, "callbacks");
     if (p->callbacks && (p->callbacks->type != RN_V_TABLE || p->callbacks->n_fields))
         return rn_value_expected(p->callbacks, "a list of callback plugins", err, errlen);

@@ -42,7 +42,8 @@ typedef struct rn_plan {
     const char *device;      /* "cpu" | "auto" | "cuda" */
     rn_data_spec data;
     const rn_value *model;   /* model table */
-    double label_smoothing;  /* loss.label_smoothing; only 0 is supported for now */
+    double label_smoothing;  /* loss.label_smoothing in [0, 1), as F.cross_entropy's */
+    const rn_value *groups;  /* named parameter groups by pattern, or NULL */
     const rn_value *optimizer;
     const rn_value *schedule;/* may be NULL: constant */
     const rn_value *callbacks; /* list or NULL (default: progress + csv_logger) */

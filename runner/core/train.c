@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "model_build.h"
+#include "model_print.h"
 
 static double now_s(void)
 {
@@ -130,6 +131,7 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
     if (rn_model_build(&r->model, plan->model, rn_shape_make(3, in), plan->data.batch_size,
                        plan->seed, err, errlen))
         return -1;
+    if (rn_groups_check(plan->groups, &r->model, err, errlen)) return -1;
     const rn_tensor *logits = &r->model.acts[r->model.n_layers];
     int64_t classes = r->train.classes > r->test.classes ? r->train.classes : r->test.classes;
     if (logits->shape.ndim != 2 || logits->shape.d[1] < classes) {
@@ -296,7 +298,8 @@ int rn_run_evaluate(rn_run *r, double *loss, double *acc, char *err, size_t errl
             break;
         }
         int64_t correct = 0;
-        total += rn_cross_entropy(&out, b->labels, NULL, &correct) * (double)b->n;
+        total += rn_cross_entropy2(&out, b->labels, NULL, r->plan->label_smoothing, NULL,
+                                   &correct) * (double)b->n;
         hits += correct;
         seen += b->n;
     }
@@ -378,7 +381,7 @@ static int train_step(rn_run *r, const rn_loader_batch *b, double *loss, char *e
         return -1;
     }
     rn_tensor dlogits = batch_view(&m->grads[m->n_layers], b->n);
-    *loss = rn_cross_entropy(&out, b->labels, &dlogits, NULL);
+    *loss = rn_cross_entropy2(&out, b->labels, NULL, r->plan->label_smoothing, &dlogits, NULL);
     if (!isfinite(*loss)) {
         snprintf(err, errlen, "step %ld: the loss is %g at lr %g; lower the lr (or check the "
                  "data)", (long)r->global_step + 1, *loss, r->group.lr);

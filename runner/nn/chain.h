@@ -34,4 +34,8 @@ int rn_chain_forward(rn_chain *c, const rn_tensor *x, rn_tensor *y, bool train, 
 int rn_chain_backward(rn_chain *c, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
                       rn_tensor *dx, char *err, size_t errlen);
 
+/* The k-th chain inside a container layer (sequential: 0; residual: 0 the body, 1 the
+ * shortcut), for printing the model; NULL when l has no such chain. */
+const rn_chain *rn_container_chain(const rn_layer *l, int k);
+
 #endif

@@ -251,3 +251,18 @@ rn_layer *rn_residual_create(const char *name, rn_layer **body, int n_body, rn_l
     }
     return l;
 }
+
+const rn_chain *rn_container_chain(const rn_layer *l, int k)
+{
+    if (l->ops == &seq_ops) {
+        const seq_impl *s = l->impl;
+        return k == 0 && s->ready ? &s->chain : NULL;
+    }
+    if (l->ops == &res_ops) {
+        const res_impl *r = l->impl;
+        if (!r->ready) return NULL;
+        if (k == 0) return &r->body;
+        if (k == 1 && r->has_shortcut) return &r->shortcut;
+    }
+    return NULL;
+}

@@ -27,4 +27,25 @@ p = run(["plugins", "nope"])
 check(p.returncode == 1 and 'no plugin "nope"' in p.stderr and "sgd" in p.stderr,
       "plugins nope: error lists the ids")
 
+# --dry-run checks everything, prints the model and writes nothing.
+import os
+from common import small_recipe, tempdir, write
+tmp = tempdir()
+recipe = write(tmp, "r.lua", small_recipe(epochs=1, limit=256, test_limit=64,
+                                          extra='groups = { head = "fc2.*", convs = "conv*" },'))
+out = os.path.join(tmp, "run")
+p = run([recipe, "--dry-run", "--out", out])
+check(p.returncode == 0, f"--dry-run exit {p.returncode}: {p.stderr}")
+check("model mnist_cnn: input 1x28x28, 1199882 parameters, 23.98M FLOPs" in p.stdout,
+      f"model line: {p.stdout[:200]!r}")
+check(re.search(r"^\s+fc1\s+linear\s+128\s+1179776\s+2\.36M$", p.stdout, re.M) is not None,
+      "fc1 row: type, output, parameters, FLOPs")
+check(re.search(r"^\s+head\s+1290 parameters in 2 tensors$", p.stdout, re.M) is not None and
+      re.search(r"^\s+convs\s+18816 parameters in 4 tensors$", p.stdout, re.M) is not None,
+      "group counts")
+check(not os.path.exists(out), "--dry-run wrote nothing")
+p = run([recipe, "--dry-run", "--set", 'groups.head="fc3.*"'])
+check(p.returncode == 1 and p.stderr.strip() == 'runner: groups.head: pattern "fc3.*" matches '
+      "no parameter (the model's modules: conv1, conv2, fc1, fc2)", f"bad group: {p.stderr!r}")
+
 finish("e2e_cli")

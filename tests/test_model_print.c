@@ -1,0 +1,72 @@
+/* Name patterns for parameter groups, the groups check, and the printed model table. */
+#include <stdlib.h>
+#include <string.h>
+#include "model_print.h"
+#include "rn_test.h"
+
+static rn_value *str(const char *path, const char *s)
+{
+    rn_value *v = rn_value_new(RN_V_STRING, path);
+    v->s = strdup(s);
+    return v;
+}
+
+int main(void)
+{
+    /* glob: '*' crosses dots, '?' is one character, everything else is literal */
+    CHECK(rn_pattern_match("layer4.*", "layer4.0.conv1.weight"));
+    CHECK(!rn_pattern_match("layer4.*", "layer40.weight")); /* the dot is literal */
+    CHECK(!rn_pattern_match("layer4.*", "layer3.0.conv1.weight"));
+    CHECK(rn_pattern_match("*.bias", "layer1.0.downsample.1.bias"));
+    CHECK(!rn_pattern_match("*.bias", "bias"));
+    CHECK(rn_pattern_match("*bn*", "layer2.1.bn2.weight"));
+    CHECK(rn_pattern_match("fc.*", "fc.weight") && !rn_pattern_match("fc.*", "xfc.weight"));
+    CHECK(rn_pattern_match("conv?.weight", "conv1.weight") &&
+          !rn_pattern_match("conv?.weight", "conv12.weight"));
+    CHECK(rn_pattern_match("*", "") && rn_pattern_match("**a**", "xay"));
+    CHECK(!rn_pattern_match("a*b*c", "aXbXd"));
+
+    /* A small model: conv1 -> flatten -> fc */
+    char err[256];
+    rn_layer **ls = malloc(3 * sizeof *ls);
+    ls[0] = rn_conv2d_create("conv1", 1, 2, 3, 1, 1, true, 1, err, sizeof err);
+    ls[1] = rn_flatten_create();
+    ls[2] = rn_linear_create("fc", 2 * 4 * 4, 3, true, 2, err, sizeof err);
+    rn_model m;
+    CHECK(rn_model_init(&m, ls, 3, rn_shape_make(3, (int64_t[]){1, 4, 4}), 2, err,
+                        sizeof err) == 0);
+
+    rn_value *groups = rn_value_new(RN_V_TABLE, "groups");
+    rn_value_put_field(groups, "head", str("groups.head", "fc.*"));
+    rn_value *list = rn_value_new(RN_V_TABLE, "groups.no_decay");
+    rn_value_push_item(list, str("groups.no_decay[1]", "*.bias"));
+    rn_value_put_field(groups, "no_decay", list);
+    CHECK(rn_groups_check(groups, &m, err, sizeof err) == 0);
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    rn_model_print(f, &m, "tiny", groups);
+    fclose(f);
+    /* conv 18 + 2, fc 96 + 3: 119 parameters; FLOPs conv 2 * 18 * 16 = 576, fc 2 * 96 = 192 */
+    CHECK(strstr(text, "model tiny: input 1x4x4, 119 parameters, 768 FLOPs") != NULL);
+    CHECK(strstr(text, "2x4x4") && strstr(text, "32 "));
+    CHECK(strstr(text, "head                           99 parameters in 2 tensors") != NULL);
+    CHECK(strstr(text, "no_decay                        5 parameters in 2 tensors") != NULL);
+    CHECK(strstr(text, "(in no group)                  18 parameters in 1 tensors") != NULL);
+    if (!strstr(text, "119 parameters, 768 FLOPs")) fputs(text, stderr);
+    free(text);
+
+    /* A pattern that matches nothing names itself and lists the modules. */
+    rn_value_put_field(groups, "body", str("groups.body", "layer4.*"));
+    CHECK(rn_groups_check(groups, &m, err, sizeof err) != 0);
+    CHECK(strcmp(err, "groups.body: pattern \"layer4.*\" matches no parameter (the model's "
+                      "modules: conv1, fc)") == 0);
+    rn_value *bad = rn_value_new(RN_V_TABLE, "groups");
+    rn_value_push_item(bad, str("groups[1]", "fc.*"));
+    CHECK(rn_groups_check(bad, &m, err, sizeof err) != 0 && strstr(err, "named groups"));
+    rn_value_free(bad);
+    rn_value_free(groups);
+    rn_model_free(&m);
+    return rn_test_report("test_model_print");
+}
