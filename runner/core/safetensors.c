@@ -1,3 +1,4 @@
+#include "errorf.h"
 #include "safetensors.h"
 
 #include <errno.h>
@@ -105,17 +106,6 @@ size_t rn_st_dtype_size(rn_st_dtype t)
     return (int)t >= 0 && (int)t < N_DTYPES ? DTYPE_SIZES[t] : 0;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Appends to a fixed buffer; silently truncates (the buffer may be NULL). */
 typedef struct line_buf {
@@ -179,7 +169,7 @@ static int parse_entry(const char *path, const char *name, json_t *v, uint64_t d
 {
     char s1[160];
     if (!json_is_object(v)) {
-        set_err(err, errlen, "%s: tensor \"%s\": not an object with dtype, shape and data_offsets",
+        rn_errorf(err, errlen, "%s: tensor \"%s\": not an object with dtype, shape and data_offsets",
                 path, name);
         return -1;
     }
@@ -187,11 +177,11 @@ static int parse_entry(const char *path, const char *name, json_t *v, uint64_t d
     json_t *offs = json_object_get(v, "data_offsets");
     const char *missing = !dtype ? "dtype" : !shape ? "shape" : !offs ? "data_offsets" : NULL;
     if (missing) {
-        set_err(err, errlen, "%s: tensor \"%s\": no %s", path, name, missing);
+        rn_errorf(err, errlen, "%s: tensor \"%s\": no %s", path, name, missing);
         return -1;
     }
     if (!json_is_string(dtype)) {
-        set_err(err, errlen, "%s: tensor \"%s\": dtype is not a string", path, name);
+        rn_errorf(err, errlen, "%s: tensor \"%s\": dtype is not a string", path, name);
         return -1;
     }
     int dt = -1;
@@ -199,17 +189,17 @@ static int parse_entry(const char *path, const char *name, json_t *v, uint64_t d
         if (strcmp(json_string_value(dtype), DTYPE_NAMES[k]) == 0)
             dt = k;
     if (dt < 0) {
-        set_err(err, errlen, "%s: tensor \"%s\": unknown dtype \"%s\" (known: F32, F16, BF16, F64, "
+        rn_errorf(err, errlen, "%s: tensor \"%s\": unknown dtype \"%s\" (known: F32, F16, BF16, F64, "
                 "I64, I32, I16, I8, U8, BOOL)", path, name, json_string_value(dtype));
         return -1;
     }
     t->dtype = (rn_st_dtype)dt;
     if (!json_is_array(shape)) {
-        set_err(err, errlen, "%s: tensor \"%s\": shape is not a list", path, name);
+        rn_errorf(err, errlen, "%s: tensor \"%s\": shape is not a list", path, name);
         return -1;
     }
     if (json_array_size(shape) > RN_ST_MAX_DIMS) {
-        set_err(err, errlen, "%s: tensor \"%s\": shape has %zu dimensions (at most %d)", path,
+        rn_errorf(err, errlen, "%s: tensor \"%s\": shape has %zu dimensions (at most %d)", path,
                 name, json_array_size(shape), RN_ST_MAX_DIMS);
         return -1;
     }
@@ -219,7 +209,7 @@ static int parse_entry(const char *path, const char *name, json_t *v, uint64_t d
     for (int d = 0; d < t->ndim; d++) {
         uint64_t dim;
         if (json_nonneg(json_array_get(shape, (size_t)d), &dim)) {
-            set_err(err, errlen, "%s: tensor \"%s\": shape is not a list of non-negative integers",
+            rn_errorf(err, errlen, "%s: tensor \"%s\": shape is not a list of non-negative integers",
                     path, name);
             return -1;
         }
@@ -233,28 +223,28 @@ static int parse_entry(const char *path, const char *name, json_t *v, uint64_t d
     if (!json_is_array(offs) || json_array_size(offs) != 2 ||
         json_nonneg(json_array_get(offs, 0), &begin) ||
         json_nonneg(json_array_get(offs, 1), &end)) {
-        set_err(err, errlen, "%s: tensor \"%s\": data_offsets is not a pair [begin, end] of "
+        rn_errorf(err, errlen, "%s: tensor \"%s\": data_offsets is not a pair [begin, end] of "
                 "non-negative integers", path, name);
         return -1;
     }
     if (end < begin) {
-        set_err(err, errlen, "%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] end "
+        rn_errorf(err, errlen, "%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] end "
                 "before begin", path, name, begin, end);
         return -1;
     }
     if (end > data_size) {
-        set_err(err, errlen, "%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] end past "
+        rn_errorf(err, errlen, "%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] end past "
                 "the data (%" PRIu64 " bytes)", path, name, begin, end, data_size);
         return -1;
     }
     size_t esize = DTYPE_SIZES[dt];
     if (too_big || numel > UINT64_MAX / esize) {
-        set_err(err, errlen, "%s: tensor \"%s\": shape %s has too many elements", path, name,
+        rn_errorf(err, errlen, "%s: tensor \"%s\": shape %s has too many elements", path, name,
                 dims_str(t->shape, t->ndim, s1, sizeof s1));
         return -1;
     }
     if (numel * esize != end - begin) {
-        set_err(err, errlen, "%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] hold %"
+        rn_errorf(err, errlen, "%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] hold %"
                 PRIu64 " bytes, but shape %s of %s needs %" PRIu64, path, name, begin, end,
                 end - begin, dims_str(t->shape, t->ndim, s1, sizeof s1), DTYPE_NAMES[dt],
                 numel * esize);
@@ -269,26 +259,26 @@ static int parse_entry(const char *path, const char *name, json_t *v, uint64_t d
 static int parse_metadata(rn_safetensors *st, json_t *meta, char *err, size_t errlen)
 {
     if (!json_is_object(meta)) {
-        set_err(err, errlen, "%s: __metadata__ is not an object of strings", st->path);
+        rn_errorf(err, errlen, "%s: __metadata__ is not an object of strings", st->path);
         return -1;
     }
     st->meta = calloc(2 * json_object_size(meta) + 1, sizeof *st->meta);
     if (!st->meta) {
-        set_err(err, errlen, "%s: out of memory", st->path);
+        rn_errorf(err, errlen, "%s: out of memory", st->path);
         return -1;
     }
     const char *key;
     json_t *v;
     json_object_foreach(meta, key, v) {
         if (!json_is_string(v)) {
-            set_err(err, errlen, "%s: __metadata__ \"%s\" is not a string", st->path, key);
+            rn_errorf(err, errlen, "%s: __metadata__ \"%s\" is not a string", st->path, key);
             return -1;
         }
         st->meta[2 * st->n_meta] = strdup(key);
         st->meta[2 * st->n_meta + 1] = strdup(json_string_value(v));
         st->n_meta++;
         if (!st->meta[2 * st->n_meta - 2] || !st->meta[2 * st->n_meta - 1]) {
-            set_err(err, errlen, "%s: out of memory", st->path);
+            rn_errorf(err, errlen, "%s: out of memory", st->path);
             return -1;
         }
     }
@@ -316,13 +306,13 @@ static int parse_header(rn_safetensors *st, const char *text, size_t len, char *
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
-        set_err(err, errlen, "%s: header is not valid JSON (line %d column %d: %s)", st->path,
+        rn_errorf(err, errlen, "%s: header is not valid JSON (line %d column %d: %s)", st->path,
                 je.line, je.column, je.text);
         return -1;
     }
     int rc = -1;
     if (!json_is_object(root)) {
-        set_err(err, errlen, "%s: header is not a JSON object", st->path);
+        rn_errorf(err, errlen, "%s: header is not a JSON object", st->path);
         goto out;
     }
     size_t cap = json_object_size(root), names_len = 0;
@@ -332,7 +322,7 @@ static int parse_header(rn_safetensors *st, const char *text, size_t len, char *
     st->tensors = calloc(cap + 1, sizeof *st->tensors);
     st->names = malloc(names_len + 1);
     if (!st->tensors || !st->names) {
-        set_err(err, errlen, "%s: out of memory for a header of %zu entries", st->path, cap);
+        rn_errorf(err, errlen, "%s: out of memory for a header of %zu entries", st->path, cap);
         goto out;
     }
     char *np = st->names;
@@ -359,7 +349,7 @@ static int parse_header(rn_safetensors *st, const char *text, size_t len, char *
         if (t->begin == t->end)
             continue;
         if (prev && t->begin < prev->end) {
-            set_err(err, errlen, "%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] "
+            rn_errorf(err, errlen, "%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] "
                     "overlap tensor \"%s\" [%" PRIu64 ", %" PRIu64 "]", st->path, t->name,
                     t->begin, t->end, prev->name, prev->begin, prev->end);
             goto out;
@@ -370,7 +360,7 @@ static int parse_header(rn_safetensors *st, const char *text, size_t len, char *
     st->by_name = malloc(((size_t)st->n + 1) * sizeof *st->by_name);
     if (!order || !st->by_name) {
         free(order);
-        set_err(err, errlen, "%s: out of memory", st->path);
+        rn_errorf(err, errlen, "%s: out of memory", st->path);
         goto out;
     }
     for (int i = 0; i < st->n; i++)
@@ -392,28 +382,28 @@ int rn_safetensors_open(rn_safetensors **out, const char *path, char *err, size_
     char *text = NULL;
     if (!st || !(st->path = strdup(path))) {
         free(st);
-        set_err(err, errlen, "%s: out of memory", path);
+        rn_errorf(err, errlen, "%s: out of memory", path);
         return -1;
     }
     st->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (st->fd < 0) {
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        rn_errorf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         goto fail;
     }
     struct stat sb;
     if (fstat(st->fd, &sb) != 0) {
-        set_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        rn_errorf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
         goto fail;
     }
     if (S_ISDIR(sb.st_mode)) {
-        set_err(err, errlen, "%s: cannot read: %s", path, strerror(EISDIR));
+        rn_errorf(err, errlen, "%s: cannot read: %s", path, strerror(EISDIR));
         goto fail;
     }
     uint64_t size = (uint64_t)sb.st_size;
     unsigned char lenbytes[8];
     size_t got;
     if (size < 8 || pread_all(st->fd, lenbytes, 8, 0, &got) || got < 8) {
-        set_err(err, errlen, "%s: %" PRIu64 " bytes, too short for a safetensors file (it starts "
+        rn_errorf(err, errlen, "%s: %" PRIu64 " bytes, too short for a safetensors file (it starts "
                 "with an 8-byte header length)", path, size);
         goto fail;
     }
@@ -421,22 +411,22 @@ int rn_safetensors_open(rn_safetensors **out, const char *path, char *err, size_
     for (int i = 0; i < 8; i++)
         hlen |= (uint64_t)lenbytes[i] << (8 * i);
     if (hlen > size - 8) {
-        set_err(err, errlen, "%s: header length %" PRIu64 " is larger than the file (%" PRIu64
+        rn_errorf(err, errlen, "%s: header length %" PRIu64 " is larger than the file (%" PRIu64
                 " bytes)", path, hlen, size);
         goto fail;
     }
     if (hlen > ST_MAX_HEADER) {
-        set_err(err, errlen, "%s: header length %" PRIu64 " is over the %u bytes safetensors "
+        rn_errorf(err, errlen, "%s: header length %" PRIu64 " is over the %u bytes safetensors "
                 "allows", path, hlen, ST_MAX_HEADER);
         goto fail;
     }
     text = malloc(hlen + 1);
     if (!text) {
-        set_err(err, errlen, "%s: out of memory for a %" PRIu64 "-byte header", path, hlen);
+        rn_errorf(err, errlen, "%s: out of memory for a %" PRIu64 "-byte header", path, hlen);
         goto fail;
     }
     if (pread_all(st->fd, text, hlen, 8, &got) || got < hlen) {
-        set_err(err, errlen, "%s: cannot read the header: %s", path,
+        rn_errorf(err, errlen, "%s: cannot read the header: %s", path,
                 got < hlen ? "file shrank while reading" : strerror(errno));
         goto fail;
     }
@@ -506,12 +496,12 @@ static int read_tensor(rn_safetensors *st, const rn_st_tensor *t, void *dst, cha
 {
     size_t len = (size_t)(t->end - t->begin), got;
     if (pread_all(st->fd, dst, len, st->data_start + t->begin, &got)) {
-        set_err(err, errlen, "%s: tensor \"%s\": cannot read: %s", st->path, t->name,
+        rn_errorf(err, errlen, "%s: tensor \"%s\": cannot read: %s", st->path, t->name,
                 strerror(errno));
         return -1;
     }
     if (got < len) {
-        set_err(err, errlen, "%s: tensor \"%s\": the file ends after %zu of its %zu bytes",
+        rn_errorf(err, errlen, "%s: tensor \"%s\": the file ends after %zu of its %zu bytes",
                 st->path, t->name, got, len);
         return -1;
     }
@@ -523,7 +513,7 @@ static const rn_st_tensor *find_or_err(rn_safetensors *st, const char *name, cha
 {
     const rn_st_tensor *t = rn_safetensors_find(st, name);
     if (!t)
-        set_err(err, errlen, "%s: no tensor \"%s\"", st->path, name);
+        rn_errorf(err, errlen, "%s: no tensor \"%s\"", st->path, name);
     return t;
 }
 
@@ -534,7 +524,7 @@ int rn_safetensors_read_raw(rn_safetensors *st, const char *name, void *dst, siz
     if (!t)
         return -1;
     if (len != t->end - t->begin) {
-        set_err(err, errlen, "%s: tensor \"%s\" has %" PRIu64 " bytes, the destination %zu",
+        rn_errorf(err, errlen, "%s: tensor \"%s\" has %" PRIu64 " bytes, the destination %zu",
                 st->path, name, t->end - t->begin, len);
         return -1;
     }
@@ -605,7 +595,7 @@ static int read_f32(rn_safetensors *st, const rn_st_tensor *t, float *dst, char 
     size_t len = (size_t)(t->end - t->begin), esize = DTYPE_SIZES[t->dtype];
     unsigned char *raw = malloc(len ? len : 1);
     if (!raw) {
-        set_err(err, errlen, "%s: tensor \"%s\": out of memory for %zu bytes", st->path, t->name,
+        rn_errorf(err, errlen, "%s: tensor \"%s\": out of memory for %zu bytes", st->path, t->name,
                 len);
         return -1;
     }
@@ -623,7 +613,7 @@ int rn_safetensors_read_f32(rn_safetensors *st, const char *name, float *dst, in
     if (!t)
         return -1;
     if (numel != t->numel) {
-        set_err(err, errlen, "%s: tensor \"%s\" has %" PRId64 " elements, the destination %" PRId64,
+        rn_errorf(err, errlen, "%s: tensor \"%s\" has %" PRId64 " elements, the destination %" PRId64,
                 st->path, name, t->numel, numel);
         return -1;
     }
@@ -709,7 +699,7 @@ int rn_safetensors_load_params(const char *path, rn_param_ref *params, int n, in
     unsigned char *extra = calloc((size_t)st->n + 1, 1);
     float *staging = NULL;
     if (!status || !src || !extra) {
-        set_err(err, errlen, "%s: out of memory", path);
+        rn_errorf(err, errlen, "%s: out of memory", path);
         goto out;
     }
     /* Match by name: a file tensor no parameter claims is extra, unless it is a batch-norm
@@ -784,7 +774,7 @@ int rn_safetensors_load_params(const char *path, rn_param_ref *params, int n, in
     /* Read everything first, so a failure leaves the model as it was. */
     staging = rn_falloc(floats);
     if (!staging) {
-        set_err(err, errlen, "%s: out of memory for %" PRId64 " floats", path, floats);
+        rn_errorf(err, errlen, "%s: out of memory for %" PRId64 " floats", path, floats);
         goto out;
     }
     int64_t at = 0;

@@ -1,6 +1,7 @@
 /* CIFAR-10 / CIFAR-100 "binary version": the tar.gz as downloaded, streamed through libarchive
  * without unpacking, or a directory holding the extracted .bin files. A record is the label
  * byte(s) then 3072 pixel bytes: 1024 red, 1024 green, 1024 blue, each 32x32 row-major (CHW). */
+#include "errorf.h"
 #include "dataset.h"
 
 #include <archive.h>
@@ -36,17 +37,6 @@ typedef struct cifar_member {
     char where[768];                         /* "archive: dir/file" or the file's path */
 } cifar_member;
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int layout_for(cifar_layout *l, const char *path, const char *split, int variant,
                       char *err, size_t errlen)
@@ -54,7 +44,7 @@ static int layout_for(cifar_layout *l, const char *path, const char *split, int 
     memset(l, 0, sizeof *l);
     int train = split && strcmp(split, "train") == 0, test = split && strcmp(split, "test") == 0;
     if (!train && !test) {
-        set_err(err, errlen, "%s: CIFAR split \"%s\" is neither \"train\" nor \"test\"", path,
+        rn_errorf(err, errlen, "%s: CIFAR split \"%s\" is neither \"train\" nor \"test\"", path,
                 split ? split : "(null)");
         return -1;
     }
@@ -72,7 +62,7 @@ static int layout_for(cifar_layout *l, const char *path, const char *split, int 
                             .other_dir = "cifar-10-batches-bin", .n_files = 1};
         l->files[0] = train ? "train.bin" : "test.bin";
     } else {
-        set_err(err, errlen, "%s: CIFAR variant %d is neither 10 nor 100", path, variant);
+        rn_errorf(err, errlen, "%s: CIFAR variant %d is neither 10 nor 100", path, variant);
         return -1;
     }
     return 0;
@@ -89,11 +79,11 @@ static int check_size(const cifar_layout *l, const cifar_member *m, int64_t len,
 {
     int64_t rec = record_bytes(l);
     if (len == 0) {
-        set_err(err, errlen, "%s: empty, expected %" PRId64 "-byte records", m->where, rec);
+        rn_errorf(err, errlen, "%s: empty, expected %" PRId64 "-byte records", m->where, rec);
         return -1;
     }
     if (len % rec != 0) {
-        set_err(err, errlen, "%s: %" PRId64 " bytes is not a whole number of %" PRId64
+        rn_errorf(err, errlen, "%s: %" PRId64 " bytes is not a whole number of %" PRId64
                 "-byte records", m->where, len, rec);
         return -1;
     }
@@ -113,7 +103,7 @@ static int read_entry(struct archive *a, struct archive_entry *e, const cifar_la
     free(m->data);
     m->data = malloc(cap);
     if (!m->data) {
-        set_err(err, errlen, "%s: out of memory for %zu bytes", m->where, cap);
+        rn_errorf(err, errlen, "%s: out of memory for %zu bytes", m->where, cap);
         return -1;
     }
     for (;;) {
@@ -123,13 +113,13 @@ static int read_entry(struct archive *a, struct archive_entry *e, const cifar_la
                 la_ssize_t r = archive_read_data(a, &probe, 1);
                 if (r == 0)
                     break;
-                set_err(err, errlen, "%s: read error: %s", m->where,
+                rn_errorf(err, errlen, "%s: read error: %s", m->where,
                         r < 0 ? archive_error_string(a) : "more data than its header says");
                 return -1;
             }
             uint8_t *grown = realloc(m->data, cap * 2);
             if (!grown) {
-                set_err(err, errlen, "%s: out of memory for %zu bytes", m->where, cap * 2);
+                rn_errorf(err, errlen, "%s: out of memory for %zu bytes", m->where, cap * 2);
                 return -1;
             }
             m->data = grown;
@@ -137,7 +127,7 @@ static int read_entry(struct archive *a, struct archive_entry *e, const cifar_la
         }
         la_ssize_t r = archive_read_data(a, m->data + len, cap - len);
         if (r < 0) {
-            set_err(err, errlen, "%s: read error: %s", m->where, archive_error_string(a));
+            rn_errorf(err, errlen, "%s: read error: %s", m->where, archive_error_string(a));
             return -1;
         }
         if (r == 0)
@@ -145,7 +135,7 @@ static int read_entry(struct archive *a, struct archive_entry *e, const cifar_la
         len += (size_t)r;
     }
     if (known >= 0 && (int64_t)len != known) {
-        set_err(err, errlen, "%s: truncated: %zu of its %" PRId64 " bytes", m->where, len, known);
+        rn_errorf(err, errlen, "%s: truncated: %zu of its %" PRId64 " bytes", m->where, len, known);
         return -1;
     }
     if (known < 0 && check_size(l, m, (int64_t)len, err, errlen))
@@ -160,7 +150,7 @@ static int load_archive(const char *path, const cifar_layout *l, cifar_member *m
 {
     struct archive *a = archive_read_new();
     if (!a) {
-        set_err(err, errlen, "%s: out of memory", path);
+        rn_errorf(err, errlen, "%s: out of memory", path);
         return -1;
     }
     archive_read_support_filter_all(a);
@@ -169,7 +159,7 @@ static int load_archive(const char *path, const cifar_layout *l, cifar_member *m
     const char *expected = l->classes == 10 ? "cifar-10-binary" : "cifar-100-binary";
     /* Opening reads the start and bids the formats: this is where a non-archive fails. */
     if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) {
-        set_err(err, errlen, "%s: not a CIFAR archive (expected the %s tar.gz as downloaded, or "
+        rn_errorf(err, errlen, "%s: not a CIFAR archive (expected the %s tar.gz as downloaded, or "
                 "a directory of .bin files): %s", path, expected, archive_error_string(a));
         goto out;
     }
@@ -183,11 +173,11 @@ static int load_archive(const char *path, const cifar_layout *l, cifar_member *m
             break;
         if (r < ARCHIVE_WARN) {
             if (entries == 0)
-                set_err(err, errlen, "%s: not a CIFAR archive (expected the %s tar.gz as "
+                rn_errorf(err, errlen, "%s: not a CIFAR archive (expected the %s tar.gz as "
                         "downloaded, or a directory of .bin files): %s", path, expected,
                         archive_error_string(a));
             else
-                set_err(err, errlen, "%s: read error after %d entries: %s", path, entries,
+                rn_errorf(err, errlen, "%s: read error after %d entries: %s", path, entries,
                         archive_error_string(a));
             goto out;
         }
@@ -215,10 +205,10 @@ static int load_archive(const char *path, const cifar_layout *l, cifar_member *m
         if (m[k].present)
             continue;
         if (saw_other)
-            set_err(err, errlen, "%s: no %s/%s in the archive (it holds %s/: is it CIFAR-%d?)",
+            rn_errorf(err, errlen, "%s: no %s/%s in the archive (it holds %s/: is it CIFAR-%d?)",
                     path, l->dir, l->files[k], l->other_dir, l->classes == 10 ? 100 : 10);
         else
-            set_err(err, errlen, "%s: no %s/%s in the archive", path, l->dir, l->files[k]);
+            rn_errorf(err, errlen, "%s: no %s/%s in the archive", path, l->dir, l->files[k]);
         goto out;
     }
     rc = 0;
@@ -234,7 +224,7 @@ static int load_file(const cifar_layout *l, cifar_member *m, char *err, size_t e
     FILE *f = fopen(m->where, "rb");
     struct stat st;
     if (!f || fstat(fileno(f), &st) != 0) {
-        set_err(err, errlen, "%s: cannot open: %s", m->where, strerror(errno));
+        rn_errorf(err, errlen, "%s: cannot open: %s", m->where, strerror(errno));
         if (f)
             fclose(f);
         return -1;
@@ -244,12 +234,12 @@ static int load_file(const cifar_layout *l, cifar_member *m, char *err, size_t e
         goto out;
     m->data = malloc((size_t)st.st_size);
     if (!m->data) {
-        set_err(err, errlen, "%s: out of memory for %lld bytes", m->where, (long long)st.st_size);
+        rn_errorf(err, errlen, "%s: out of memory for %lld bytes", m->where, (long long)st.st_size);
         goto out;
     }
     size_t got = fread(m->data, 1, (size_t)st.st_size, f);
     if (got != (size_t)st.st_size) {
-        set_err(err, errlen, "%s: read %zu of %lld bytes: %s", m->where, got,
+        rn_errorf(err, errlen, "%s: read %zu of %lld bytes: %s", m->where, got,
                 (long long)st.st_size, ferror(f) ? strerror(errno) : "file shrank");
         goto out;
     }
@@ -271,7 +261,7 @@ static int load_dir(const char *dir, const cifar_layout *l, cifar_member *m, cha
         if (stat(m[k].where, &st) != 0) {
             snprintf(m[k].where, sizeof m[k].where, "%s/%s/%s", dir, l->dir, l->files[k]);
             if (stat(m[k].where, &st) != 0) {
-                set_err(err, errlen, "%s: no %s (nor %s/%s) in the directory", dir, l->files[k],
+                rn_errorf(err, errlen, "%s: no %s (nor %s/%s) in the directory", dir, l->files[k],
                         l->dir, l->files[k]);
                 return -1;
             }
@@ -293,7 +283,7 @@ static int decode(rn_dataset *ds, const cifar_layout *l, const cifar_member *m, 
     ds->pixels = malloc((size_t)n * CIFAR_PIXELS);
     ds->labels = malloc((size_t)n * sizeof *ds->labels);
     if (!ds->pixels || !ds->labels) {
-        set_err(err, errlen, "%s: out of memory for %" PRId64 " images", m[0].where, n);
+        rn_errorf(err, errlen, "%s: out of memory for %" PRId64 " images", m[0].where, n);
         return -1;
     }
     int64_t at = 0;
@@ -303,12 +293,12 @@ static int decode(rn_dataset *ds, const cifar_layout *l, const cifar_member *m, 
             /* CIFAR-100 records are (coarse, fine): the fine label is the class. */
             int label = p[l->label_bytes - 1];
             if (l->label_bytes == 2 && p[0] >= CIFAR100_COARSE) {
-                set_err(err, errlen, "%s: record %" PRId64 ": coarse label %d is out of range "
+                rn_errorf(err, errlen, "%s: record %" PRId64 ": coarse label %d is out of range "
                         "0..%d", m[k].where, r, p[0], CIFAR100_COARSE - 1);
                 return -1;
             }
             if (label >= l->classes) {
-                set_err(err, errlen, "%s: record %" PRId64 ": label %d is out of range 0..%d",
+                rn_errorf(err, errlen, "%s: record %" PRId64 ": label %d is out of range 0..%d",
                         m[k].where, r, label, l->classes - 1);
                 return -1;
             }
@@ -332,17 +322,17 @@ int rn_cifar_load(rn_dataset *ds, const char *archive_path, const char *split, i
         return -1;
     struct stat st;
     if (stat(archive_path, &st) != 0) {
-        set_err(err, errlen, "%s: cannot open: %s", archive_path, strerror(errno));
+        rn_errorf(err, errlen, "%s: cannot open: %s", archive_path, strerror(errno));
         return -1;
     }
     if (S_ISREG(st.st_mode) && st.st_size == 0) {
-        set_err(err, errlen, "%s: empty file, expected the %s tar.gz", archive_path,
+        rn_errorf(err, errlen, "%s: empty file, expected the %s tar.gz", archive_path,
                 variant == 10 ? "cifar-10-binary" : "cifar-100-binary");
         return -1;
     }
     cifar_member *m = calloc(CIFAR_MAX_FILES, sizeof *m);
     if (!m) {
-        set_err(err, errlen, "%s: out of memory", archive_path);
+        rn_errorf(err, errlen, "%s: out of memory", archive_path);
         return -1;
     }
     int rc = S_ISDIR(st.st_mode) ? load_dir(archive_path, &l, m, err, errlen)

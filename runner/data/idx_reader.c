@@ -1,4 +1,5 @@
 /* idx (MNIST / Fashion-MNIST) image and label files, plain or compressed, read through libarchive. */
+#include "errorf.h"
 #include "dataset.h"
 
 #include <archive.h>
@@ -21,17 +22,6 @@
 #define IDX_MAX_SIDE 65536u
 #define IDX_MAX_BYTES ((int64_t)1 << 36)
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* One idx file being read: the raw format turns any input (after decompression) into one entry. */
 typedef struct idx_file {
@@ -58,26 +48,26 @@ static int idx_open(idx_file *f, const char *path, size_t header_bytes, char *er
     /* open() ourselves so a missing file reports errno, not libarchive's generic wording. */
     f->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (f->fd < 0) {
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        rn_errorf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     /* libarchive calls an empty input an unrecognized format and a directory a read error;
      * say what they are. */
     struct stat st;
     if (fstat(f->fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        set_err(err, errlen, "%s: cannot read: %s", path, strerror(EISDIR));
+        rn_errorf(err, errlen, "%s: cannot read: %s", path, strerror(EISDIR));
         idx_close(f);
         return -1;
     }
     if (fstat(f->fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
-        set_err(err, errlen, "%s: empty file, expected an idx header of %zu bytes", path,
+        rn_errorf(err, errlen, "%s: empty file, expected an idx header of %zu bytes", path,
                 header_bytes);
         idx_close(f);
         return -1;
     }
     f->a = archive_read_new();
     if (!f->a) {
-        set_err(err, errlen, "%s: out of memory", path);
+        rn_errorf(err, errlen, "%s: out of memory", path);
         idx_close(f);
         return -1;
     }
@@ -86,7 +76,7 @@ static int idx_open(idx_file *f, const char *path, size_t header_bytes, char *er
     struct archive_entry *entry;
     if (archive_read_open_fd(f->a, f->fd, 1 << 16) != ARCHIVE_OK ||
         archive_read_next_header(f->a, &entry) != ARCHIVE_OK) {
-        set_err(err, errlen, "%s: cannot read: %s", path, archive_error_string(f->a));
+        rn_errorf(err, errlen, "%s: cannot read: %s", path, archive_error_string(f->a));
         idx_close(f);
         return -1;
     }
@@ -100,7 +90,7 @@ static int64_t idx_read(idx_file *f, void *buf, size_t len, char *err, size_t er
     while (got < len) {
         la_ssize_t r = archive_read_data(f->a, (char *)buf + got, len - got);
         if (r < 0) {
-            set_err(err, errlen, "%s: read error: %s", f->path, archive_error_string(f->a));
+            rn_errorf(err, errlen, "%s: read error: %s", f->path, archive_error_string(f->a));
             return -1;
         }
         if (r == 0)
@@ -135,12 +125,12 @@ static int idx_header(idx_file *f, uint32_t magic, const char *what, uint32_t *d
     if (got < 0)
         return -1;
     if (got < 4) {
-        set_err(err, errlen, "%s: truncated idx header: expected %zu bytes, found %" PRId64,
+        rn_errorf(err, errlen, "%s: truncated idx header: expected %zu bytes, found %" PRId64,
                 f->path, want, got);
         return -1;
     }
     if (be32(hdr) != magic) {
-        set_err(err, errlen, "%s: not an idx %s file (magic 0x%08" PRIx32 ", expected 0x%08" PRIx32
+        rn_errorf(err, errlen, "%s: not an idx %s file (magic 0x%08" PRIx32 ", expected 0x%08" PRIx32
                 ")", f->path, what, be32(hdr), magic);
         return -1;
     }
@@ -148,7 +138,7 @@ static int idx_header(idx_file *f, uint32_t magic, const char *what, uint32_t *d
     if (got < 0)
         return -1;
     if ((size_t)got < want - 4) {
-        set_err(err, errlen, "%s: truncated idx header: expected %zu bytes, found %" PRId64,
+        rn_errorf(err, errlen, "%s: truncated idx header: expected %zu bytes, found %" PRId64,
                 f->path, want, got + 4);
         return -1;
     }
@@ -164,7 +154,7 @@ static int idx_payload(idx_file *f, void *buf, int64_t len, char *err, size_t er
     if (got < 0)
         return -1;
     if (got < len) {
-        set_err(err, errlen, "%s: truncated idx payload: expected %" PRId64
+        rn_errorf(err, errlen, "%s: truncated idx payload: expected %" PRId64
                 " bytes after the header, found %" PRId64, f->path, len, got);
         return -1;
     }
@@ -172,7 +162,7 @@ static int idx_payload(idx_file *f, void *buf, int64_t len, char *err, size_t er
     if (rest < 0)
         return -1;
     if (rest > 0) {
-        set_err(err, errlen, "%s: %" PRId64 " trailing bytes after the %" PRId64
+        rn_errorf(err, errlen, "%s: %" PRId64 " trailing bytes after the %" PRId64
                 "-byte payload the idx header declares", f->path, rest, len);
         return -1;
     }
@@ -189,13 +179,13 @@ static int load_images(rn_dataset *ds, const char *path, char *err, size_t errle
     if (idx_header(&f, IDX_MAGIC_IMAGES, "image", d, 3, err, errlen))
         goto out;
     if (d[0] == 0 || d[1] == 0 || d[2] == 0) {
-        set_err(err, errlen, "%s: idx image file has a zero dimension (%" PRIu32 "x%" PRIu32
+        rn_errorf(err, errlen, "%s: idx image file has a zero dimension (%" PRIu32 "x%" PRIu32
                 "x%" PRIu32 ")", path, d[0], d[1], d[2]);
         goto out;
     }
     if (d[0] > IDX_MAX_COUNT || d[1] > IDX_MAX_SIDE || d[2] > IDX_MAX_SIDE ||
         (double)d[0] * d[1] * d[2] > (double)IDX_MAX_BYTES) {
-        set_err(err, errlen, "%s: implausible idx image dimensions %" PRIu32 "x%" PRIu32 "x%" PRIu32
+        rn_errorf(err, errlen, "%s: implausible idx image dimensions %" PRIu32 "x%" PRIu32 "x%" PRIu32
                 " (at most %d images of %ux%u, %" PRId64 " bytes)", path, d[0], d[1], d[2],
                 IDX_MAX_COUNT, IDX_MAX_SIDE, IDX_MAX_SIDE, IDX_MAX_BYTES);
         goto out;
@@ -203,7 +193,7 @@ static int load_images(rn_dataset *ds, const char *path, char *err, size_t errle
     int64_t bytes = (int64_t)d[0] * d[1] * d[2]; /* <= IDX_MAX_BYTES: no overflow */
     ds->pixels = malloc((size_t)bytes);
     if (!ds->pixels) {
-        set_err(err, errlen, "%s: out of memory for %" PRId64 " bytes of pixels", path, bytes);
+        rn_errorf(err, errlen, "%s: out of memory for %" PRId64 " bytes of pixels", path, bytes);
         goto out;
     }
     if (idx_payload(&f, ds->pixels, bytes, err, errlen))
@@ -229,14 +219,14 @@ static int load_labels(rn_dataset *ds, const char *path, uint32_t *count, char *
     if (idx_header(&f, IDX_MAGIC_LABELS, "label", &n, 1, err, errlen))
         goto out;
     if (n == 0 || n > IDX_MAX_COUNT) {
-        set_err(err, errlen, "%s: implausible idx label count %" PRIu32 " (expected 1..%d)", path,
+        rn_errorf(err, errlen, "%s: implausible idx label count %" PRIu32 " (expected 1..%d)", path,
                 n, IDX_MAX_COUNT);
         goto out;
     }
     raw = malloc(n);
     ds->labels = malloc((size_t)n * sizeof *ds->labels);
     if (!raw || !ds->labels) {
-        set_err(err, errlen, "%s: out of memory for %" PRIu32 " labels", path, n);
+        rn_errorf(err, errlen, "%s: out of memory for %" PRIu32 " labels", path, n);
         goto out;
     }
     if (idx_payload(&f, raw, n, err, errlen))
@@ -265,7 +255,7 @@ int rn_idx_load(rn_dataset *ds, const char *images_path, const char *labels_path
         load_labels(ds, labels_path, &n_labels, err, errlen))
         goto fail;
     if ((int64_t)n_labels != ds->n) {
-        set_err(err, errlen, "%s: %" PRIu32 " labels, but %s has %" PRId64 " images", labels_path,
+        rn_errorf(err, errlen, "%s: %" PRIu32 " labels, but %s has %" PRId64 " images", labels_path,
                 n_labels, images_path, ds->n);
         goto fail;
     }

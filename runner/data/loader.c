@@ -4,6 +4,7 @@
  * the caller trains on one, the thread prepares the next in the other. The thread runs across
  * epoch boundaries, so the first batch of the next epoch is ready when the caller asks for it.
  */
+#include "errorf.h"
 #include "dataset.h"
 
 #include <runner/plugin.h>
@@ -62,17 +63,6 @@ struct rn_loader {
     char err[512];
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void rn_shuffle_indices(int64_t *idx, int64_t n, uint64_t seed, int64_t epoch)
 {
@@ -134,7 +124,7 @@ static int fill_slot(rn_loader *l, loader_slot *s, int64_t epoch, int64_t index)
     s->err[0] = '\0';
     int rc = l->transform(l->transform_arg, b, s->err, sizeof s->err);
     if (rc != 0 && s->err[0] == '\0')
-        set_err(s->err, sizeof s->err, "loader: transform failed (code %d) on batch %" PRId64
+        rn_errorf(s->err, sizeof s->err, "loader: transform failed (code %d) on batch %" PRId64
                 " of epoch %" PRId64, rc, index, epoch);
     return rc;
 }
@@ -189,27 +179,27 @@ static int check_config(const rn_loader_config *cfg, int64_t epoch, char *err, s
     const rn_dataset *ds = cfg ? cfg->ds : NULL;
     if (!ds || !ds->pixels || !ds->labels || ds->n <= 0 || ds->c <= 0 || ds->h <= 0 ||
         ds->w <= 0) {
-        set_err(err, errlen, "loader: empty or unloaded dataset");
+        rn_errorf(err, errlen, "loader: empty or unloaded dataset");
         return -1;
     }
     if (cfg->batch_size < 1) {
-        set_err(err, errlen, "loader: batch_size must be at least 1, got %" PRId64,
+        rn_errorf(err, errlen, "loader: batch_size must be at least 1, got %" PRId64,
                 cfg->batch_size);
         return -1;
     }
     if (cfg->drop_last && ds->n < cfg->batch_size) {
-        set_err(err, errlen, "loader: batch_size %" PRId64 " with drop_last leaves no batch of %"
+        rn_errorf(err, errlen, "loader: batch_size %" PRId64 " with drop_last leaves no batch of %"
                 PRId64 " samples", cfg->batch_size, ds->n);
         return -1;
     }
     if (epoch < 0) {
-        set_err(err, errlen, "loader: epoch must be >= 0, got %" PRId64, epoch);
+        rn_errorf(err, errlen, "loader: epoch must be >= 0, got %" PRId64, epoch);
         return -1;
     }
     for (int64_t ch = 0; ch < ds->c; ch++) {
         float m = cfg->mean ? cfg->mean[ch] : 0.0f, sd = cfg->std ? cfg->std[ch] : 1.0f;
         if (!isfinite(m) || !isfinite(sd) || !(sd > 0.0f)) {
-            set_err(err, errlen, "loader: normalize channel %" PRId64
+            rn_errorf(err, errlen, "loader: normalize channel %" PRId64
                     " needs a finite mean and a std > 0, got mean %g std %g", ch, m, sd);
             return -1;
         }
@@ -226,7 +216,7 @@ int rn_loader_open(rn_loader **out, const rn_loader_config *cfg, int64_t epoch, 
     const rn_dataset *ds = cfg->ds;
     rn_loader *l = calloc(1, sizeof *l);
     if (!l) {
-        set_err(err, errlen, "loader: out of memory");
+        rn_errorf(err, errlen, "loader: out of memory");
         return -1;
     }
     l->ds = ds;
@@ -254,7 +244,7 @@ int rn_loader_open(rn_loader **out, const rn_loader_config *cfg, int64_t epoch, 
     l->lut = malloc((size_t)ds->c * 256 * sizeof *l->lut);
     l->perm = malloc((size_t)ds->n * sizeof *l->perm);
     if (!ok || !l->lut || !l->perm) {
-        set_err(err, errlen, "loader: out of memory for %" PRId64 " batches of %" PRId64
+        rn_errorf(err, errlen, "loader: out of memory for %" PRId64 " batches of %" PRId64
                 " samples", (int64_t)RN_LOADER_SLOTS, rows);
         loader_free(l);
         return -1;
@@ -275,7 +265,7 @@ int rn_loader_open(rn_loader **out, const rn_loader_config *cfg, int64_t epoch, 
     int rc = pthread_create(&l->thread, NULL, loader_main, l);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        set_err(err, errlen, "loader: cannot start the prefetch thread: %s", strerror(rc));
+        rn_errorf(err, errlen, "loader: cannot start the prefetch thread: %s", strerror(rc));
         pthread_cond_destroy(&l->slot_ready);
         pthread_cond_destroy(&l->slot_freed);
         pthread_mutex_destroy(&l->mu);
@@ -308,7 +298,7 @@ int rn_loader_next(rn_loader *l, rn_loader_batch **b, char *err, size_t errlen)
 {
     *b = NULL;
     if (l->failed) {
-        set_err(err, errlen, "%s", l->err);
+        rn_errorf(err, errlen, "%s", l->err);
         return -1;
     }
     release_held(l);
@@ -325,7 +315,7 @@ int rn_loader_next(rn_loader *l, rn_loader_batch **b, char *err, size_t errlen)
     if (s->rc != 0) {
         l->failed = 1;
         snprintf(l->err, sizeof l->err, "%s", s->err);
-        set_err(err, errlen, "%s", l->err);
+        rn_errorf(err, errlen, "%s", l->err);
         return -1;
     }
     l->held = l->next_slot;
