@@ -8,10 +8,17 @@ python):
 
 No weights are stored: the C test and this script fill every parameter and buffer from the same
 formula of (tensor name, element index), so the fixtures stay small. For a tensor called `name`
-with elements i = 0, 1, ... (row-major), in double precision, then rounded to float32:
+with elements i = 0, 1, ... (row-major), in 64-bit unsigned arithmetic (wrapping) and double:
 
-    h(name) = (sum of the bytes of name) * 0.01
-    s_i     = sin(0.7 * (i + 1) + h(name))
+    key(name) = FNV-1a 64 of the name's bytes (offset 0xcbf29ce484222325, prime 0x100000001b3)
+    z         = key(name) + (i + 1) * 0x9e3779b97f4a7c15
+    z         = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+    z         = (z ^ (z >> 27)) * 0x94d049bb133111eb
+    z         = z ^ (z >> 31)                        (splitmix64's finaliser)
+    s_i       = (z >> 11) * 2^-52 - 1                (exact in double, in [-1, 1))
+
+then, rounded to float32:
+
     "*.weight" with ndim >= 2 (conv, linear)  s_i / sqrt(fan_in),  fan_in = numel / shape[0]
     "*.weight" with ndim 1 (batch norm)       1 + 0.1 * s_i
     "*.bias"                                  0.1 * s_i
@@ -19,11 +26,13 @@ with elements i = 0, 1, ... (row-major), in double precision, then rounded to fl
     "*.running_var"                           1 + 0.5 * |s_i|
     "*.num_batches_tracked"                   0 (torchvision's default)
 
-The input images (flat index i over the whole (N, C, H, W) batch) are
-
-    x_i = sin(0.37 * (i + 1)) + 0.5 * cos(0.013 * (i + 1))
-
+The input images are s_i of the name "input" (flat index i over the whole (N, C, H, W) batch),
 and the ResNet-8 labels are label_k = (7 k + 3) mod 10 for sample k.
+
+Why a hash and not sin(a i + b): a sinusoid in the flat index makes every conv and linear output
+a sinusoid in its output channel (two degrees of freedom), so the 1000 logits would hardly
+depend on the image; the hash has no such structure and needs no libm, so both sides agree
+bit for bit.
 
 The references are computed in float64 from those float32 values (the PyTorch module cast to
 double), so they carry no float32 rounding of their own; the script prints how far PyTorch's own
@@ -60,12 +69,31 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_fixtures import write  # noqa: E402  (the RNFX0001 writer)
 
 
+M64 = (1 << 64) - 1
+
+
+def key(name):
+    h = 0xcbf29ce484222325
+    for b in name.encode("ascii"):
+        h = ((h ^ b) * 0x100000001b3) & M64
+    return h
+
+
+def uniform(name, n):
+    """s_i for i = 0..n-1 (float64, in [-1, 1)), as documented above."""
+    with np.errstate(over="ignore"):
+        z = np.uint64(key(name)) + (np.arange(1, n + 1, dtype=np.uint64) *
+                                    np.uint64(0x9e3779b97f4a7c15))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xbf58476d1ce4e5b9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94d049bb133111eb)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0 ** -52 - 1.0
+
+
 def formula(name, shape):
     """The value of every element of tensor `name` (float32, shape), as documented above."""
     n = int(np.prod(shape)) if len(shape) else 1
-    h = sum(name.encode("ascii")) * 0.01
-    # math.sin is the C library's sin, the same one the C test calls.
-    s = np.fromiter((math.sin(0.7 * (i + 1) + h) for i in range(n)), dtype=np.float64, count=n)
+    s = uniform(name, n)
     if name.endswith(".weight") and len(shape) >= 2:
         v = s / math.sqrt(n // shape[0])
     elif name.endswith(".weight"):
@@ -81,9 +109,7 @@ def formula(name, shape):
 
 def images(shape):
     n = int(np.prod(shape))
-    x = np.fromiter((math.sin(0.37 * (i + 1)) + 0.5 * math.cos(0.013 * (i + 1)) for i in range(n)),
-                    dtype=np.float64, count=n)
-    return torch.from_numpy(x.astype(np.float32).reshape(shape))
+    return torch.from_numpy(uniform("input", n).astype(np.float32).reshape(shape))
 
 
 def sums(t):

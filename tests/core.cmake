@@ -28,3 +28,6 @@ set_tests_properties(e2e_train_small e2e_bad_input e2e_custom_plugin e2e_cli e2e
                      LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)
 rn_add_test(test_container SOURCES test_container.c LIBS rn_nn)
 rn_add_test(test_model_print SOURCES test_model_print.c LIBS rn_core)
+# Whole ResNets against PyTorch (tests/fixtures/resnet, scripts/make_resnet_fixtures.py)
+rn_add_test(test_resnet_parity SOURCES test_resnet_parity.c LIBS rn_core)
+target_compile_definitions(test_resnet_parity PRIVATE RN_RECIPES_DIR="${PROJECT_SOURCE_DIR}/recipes")
