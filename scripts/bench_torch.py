@@ -1,9 +1,13 @@
-"""PyTorch side of scripts/bench: the MNIST-example CNN trained on Fashion-MNIST images held in
-memory, batch 128, SGD with momentum, the same shape of work as runner's bench recipe. Prints one
-JSON line: {"images_per_s": ...} over the measured epochs (the first epoch is warm-up)."""
+"""PyTorch side of scripts/bench: a zoo model trained on images held in memory, batch 128, SGD
+with momentum, the same work as runner's bench recipe (scripts/bench.d/<model>.lua). Prints one
+JSON line: {"images_per_s": ...} over the measured epochs (the first epoch is warm-up).
+  mnist_cnn, resnet8: the first --images Fashion-MNIST training images (1x28x28)
+  resnet18: torchvision's ResNet-18 with the CIFAR stem on random 3x32x32 images"""
 import argparse
 import gzip
 import json
+import os
+import sys
 import time
 
 import numpy as np
@@ -41,8 +45,17 @@ def idx(path):
     return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
+def resnet18_cifar():
+    import torchvision
+    m = torchvision.models.resnet18(num_classes=10)
+    m.conv1 = nn.Conv2d(3, 64, 3, padding=1, bias=False)  # lib.models.resnet18{cifar_stem=true}
+    m.maxpool = nn.Identity()
+    return m
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="mnist_cnn", choices=["mnist_cnn", "resnet8", "resnet18"])
     ap.add_argument("--images", type=int, default=6400)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=128)
@@ -50,12 +63,22 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    root = "/usr/share/datasets/fashion-mnist/"
-    x = idx(root + "train-images-idx3-ubyte.gz")[: a.images].astype(np.float32) / 255.0
-    y = idx(root + "train-labels-idx1-ubyte.gz")[: a.images].astype(np.int64)
-    x = torch.from_numpy((x - 0.2860) / 0.3530).unsqueeze(1).contiguous()
-    y = torch.from_numpy(y)
-    model = Net()
+    if a.model == "resnet18":
+        x = torch.rand(a.images, 3, 32, 32)
+        y = torch.randint(0, 10, (a.images,))
+        model = resnet18_cifar()
+    else:
+        root = "/usr/share/datasets/fashion-mnist/"
+        x = idx(root + "train-images-idx3-ubyte.gz")[: a.images].astype(np.float32) / 255.0
+        y = idx(root + "train-labels-idx1-ubyte.gz")[: a.images].astype(np.int64)
+        x = torch.from_numpy((x - 0.2860) / 0.3530).unsqueeze(1).contiguous()
+        y = torch.from_numpy(y)
+        if a.model == "resnet8":
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            from make_resnet_fixtures import resnet8
+            model = resnet8(in_channels=1, classes=10)
+        else:
+            model = Net()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     model.train()
     measured, seconds = 0, 0.0

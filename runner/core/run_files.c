@@ -136,6 +136,42 @@ int rn_write_provenance(const char *dir, const rn_run *r, const char *recipe_pat
 
 static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
+/* Per-class precision, recall (= the class's accuracy), F1 and support from the last
+ * evaluation's confusion matrix, the macro-F1 over classes that occur, and the matrix itself. */
+static void add_classes(json_t *j, const rn_run *r)
+{
+    int64_t k = r->n_classes;
+    const int64_t *c = r->confusion;
+    json_t *classes = json_array(), *matrix = json_array();
+    double f1_sum = 0;
+    int64_t present = 0;
+    for (int64_t t = 0; t < k; t++) {
+        int64_t tp = c[t * k + t], support = 0, predicted = 0;
+        json_t *row = json_array();
+        for (int64_t p = 0; p < k; p++) {
+            support += c[t * k + p];
+            predicted += c[p * k + t];
+            json_array_append_new(row, json_integer(c[t * k + p]));
+        }
+        json_array_append_new(matrix, row);
+        double precision = predicted ? (double)tp / (double)predicted : 0.0;
+        double recall = support ? (double)tp / (double)support : NAN;
+        double f1 = precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0.0;
+        if (support) {
+            f1_sum += f1;
+            present++;
+        }
+        json_array_append_new(classes, json_pack("{s:I, s:I, s:o, s:o, s:o, s:o}", "class",
+                                                 (json_int_t)t, "support", (json_int_t)support,
+                                                 "accuracy", num(recall), "precision",
+                                                 num(precision), "recall", num(recall), "f1",
+                                                 num(support ? f1 : NAN)));
+    }
+    json_object_set_new(j, "macro_f1", num(present ? f1_sum / (double)present : NAN));
+    json_object_set_new(j, "per_class", classes);
+    json_object_set_new(j, "confusion_matrix", matrix);
+}
+
 int rn_write_summary(const char *dir, const rn_run *r, const char *status, const char *error,
                      char *err, size_t errlen)
 {
@@ -165,6 +201,7 @@ int rn_write_summary(const char *dir, const rn_run *r, const char *status, const
     json_object_set_new(j, "parameters", json_integer(r->model.layers ?
                                                       rn_model_param_count(&r->model) : 0));
     json_object_set_new(j, "final", final);
+    if (r->plan->data.has_test && r->epochs_done > 0) add_classes(j, r);
     int rc = write_json(dir, "summary.json", j, err, errlen);
     json_decref(j);
     return rc;

@@ -133,6 +133,13 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
         return -1;
     if (rn_groups_check(plan->groups, &r->model, err, errlen)) return -1;
     const rn_tensor *logits = &r->model.acts[r->model.n_layers];
+    r->n_classes = logits->shape.d[logits->shape.ndim - 1];
+    r->confusion = calloc((size_t)(r->n_classes * r->n_classes), sizeof *r->confusion);
+    if (!r->confusion) {
+        snprintf(err, errlen, "model: out of memory for a %ld-class confusion matrix",
+                 (long)r->n_classes);
+        return -1;
+    }
     int64_t classes = r->train.classes > r->test.classes ? r->train.classes : r->test.classes;
     if (logits->shape.ndim != 2 || logits->shape.d[1] < classes) {
         char buf[64];
@@ -219,6 +226,7 @@ void rn_run_free(rn_run *r)
     rn_dataset_free(&r->train);
     rn_dataset_free(&r->test);
     rn_metrics_free(&r->metrics);
+    free(r->confusion);
     memset(r, 0, sizeof *r);
 }
 
@@ -284,10 +292,11 @@ int rn_run_evaluate(rn_run *r, double *loss, double *acc, char *err, size_t errl
     rn_loader *ld;
     if (rn_loader_open(&ld, &cfg, 0, err, errlen)) return -1;
     double total = 0;
-    int64_t seen = 0, hits = 0;
+    int64_t seen = 0, hits = 0, k = r->n_classes;
     rn_loader_batch *b;
     int rc;
     rn_model *m = &r->model;
+    memset(r->confusion, 0, (size_t)(k * k) * sizeof *r->confusion);
     while ((rc = rn_loader_next(ld, &b, err, errlen)) == 1) {
         memcpy(m->acts[0].data, b->x, (size_t)(b->n * r->test.c * r->test.h * r->test.w) *
                sizeof(float));
@@ -302,6 +311,14 @@ int rn_run_evaluate(rn_run *r, double *loss, double *acc, char *err, size_t errl
                                    &correct) * (double)b->n;
         hits += correct;
         seen += b->n;
+        /* confusion[true][predicted], the argmax taking the first of equal logits */
+        for (int64_t i = 0; i < b->n; i++) {
+            const float *row = out.data + i * out.shape.d[1];
+            int64_t best = 0;
+            for (int64_t j = 1; j < k; j++)
+                if (row[j] > row[best]) best = j;
+            if (b->labels[i] >= 0 && b->labels[i] < k) r->confusion[b->labels[i] * k + best]++;
+        }
     }
     rn_loader_close(ld);
     if (rc < 0) return -1;

@@ -34,6 +34,9 @@ typedef struct rn_run {
     int best_stage;              /* its stage index */
     int64_t best_epoch;          /* its 0-based epoch within that stage (as in metrics.csv) */
     int interrupted;
+    /* The last evaluation's confusion matrix: n_classes x n_classes counts, [true][predicted]. */
+    int64_t n_classes;
+    int64_t *confusion;
 } rn_run;
 
 /* Loads the data, builds the model, makes every plugin instance (validating all settings).

@@ -36,6 +36,22 @@ check(s["train_images_per_s"] > 0 and s["wall_time_s"] > 0, "throughput and wall
 check(s["parameters"] == 1199882, f"parameters {s['parameters']} (PyTorch's net has 1,199,882)")
 check(s["best"]["stage"] == "fit" and s["best"]["epoch"] in (0, 1), f"best {s['best']}")
 
+# Per-class metrics recomputed from the confusion matrix; its diagonal gives test.acc.
+cm = s["confusion_matrix"]
+check(len(cm) == 10 and all(len(row) == 10 for row in cm), "10x10 confusion matrix")
+check(sum(map(sum, cm)) == 500, f"confusion covers the 500 test images: {sum(map(sum, cm))}")
+check(abs(sum(cm[i][i] for i in range(10)) / 500 - s["test.acc"]) < 1e-12, "diagonal = test.acc")
+f1s = []
+for i, pc in enumerate(s["per_class"]):
+    tp, support, predicted = cm[i][i], sum(cm[i]), sum(row[i] for row in cm)
+    prec = tp / predicted if predicted else 0.0
+    rec = tp / support
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    f1s.append(f1)
+    check(pc["class"] == i and pc["support"] == support and abs(pc["precision"] - prec) < 1e-9
+          and abs(pc["recall"] - rec) < 1e-9 and abs(pc["f1"] - f1) < 1e-9, f"class {i}: {pc}")
+check(abs(s["macro_f1"] - sum(f1s) / 10) < 1e-9, f"macro_f1 {s['macro_f1']}")
+
 # metrics.csv: one row per epoch; lr follows the cosine schedule (end of epoch 2 = near 0).
 rows = list(csv.DictReader(open(os.path.join(out, "metrics.csv"))))
 check(len(rows) == 2, f"{len(rows)} metric rows")
