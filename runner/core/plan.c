@@ -184,7 +184,7 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
 {
     static const char *const known[] = {"name", "description", "seed", "device", "data",
                                         "model", "loss", "optimizer", "schedule", "callbacks",
-                                        "stages", "epochs", "groups", NULL};
+                                        "stages", "epochs", "groups", "weights", NULL};
     memset(p, 0, sizeof *p);
     p->root = root;
     p->recipe_path = strdup(recipe_path);
@@ -234,6 +234,20 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
     }
     p->schedule = rn_value_field(root, "schedule");
     p->groups = rn_value_field(root, "groups");
+    int bad_weights = 0;
+    const rn_value *weights = table_field(root, "weights", 0,
+                                          "a table { file = \"x.safetensors\", strict = true }",
+                                          &bad_weights, err, errlen);
+    if (bad_weights) return -1;
+    if (weights) {
+        static const char *const wknown[] = {"file", "strict", NULL};
+        const char *file;
+        if (check_keys(weights, "weights", wknown, err, errlen) ||
+            rn_get_string(weights, "file", 1, NULL, &file, err, errlen) ||
+            rn_get_bool(weights, "strict", 0, 1, &p->weights_strict, err, errlen))
+            return -1;
+        p->weights = resolve_path(p->recipe_dir, file);
+    }
     p->callbacks = rn_value_field(root, "callbacks");
     if (p->callbacks && (p->callbacks->type != RN_V_TABLE || p->callbacks->n_fields))
         return rn_value_expected(p->callbacks, "a list of callback plugins", err, errlen);
@@ -273,6 +287,7 @@ void rn_plan_free(rn_plan *p)
     free(p->data.train.labels);
     free(p->data.test.images);
     free(p->data.test.labels);
+    free(p->weights);
     free(p->data.train.archive);
     free(p->data.test.archive);
     for (int i = 0; i < p->n_stages; i++) free(p->stages[i].name);

@@ -44,6 +44,8 @@ typedef struct rn_plan {
     const rn_value *model;   /* model table */
     double label_smoothing;  /* loss.label_smoothing in [0, 1), as F.cross_entropy's */
     const rn_value *groups;  /* named parameter groups by pattern, or NULL */
+    char *weights;           /* weights.file: a safetensors state dict to start from, or NULL */
+    int weights_strict;      /* weights.strict (default true) */
     const rn_value *optimizer;
     const rn_value *schedule;/* may be NULL: constant */
     const rn_value *callbacks; /* list or NULL (default: progress + csv_logger) */

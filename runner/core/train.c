@@ -10,6 +10,7 @@
 
 #include "model_build.h"
 #include "model_print.h"
+#include "safetensors.h"
 
 static double now_s(void)
 {
@@ -146,6 +147,18 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
         snprintf(err, errlen, "model: outputs %s per batch, but the data has %ld classes",
                  rn_shape_str(&logits->shape, buf, sizeof buf), (long)classes);
         return -1;
+    }
+
+    /* Starting weights (a pre-trained backbone): by name, after the shapes are known good. */
+    if (plan->weights) {
+        char report[512] = "", why[768];
+        if (rn_safetensors_load_params(plan->weights, r->model.params, r->model.n_params,
+                                       plan->weights_strict, report, sizeof report, why,
+                                       sizeof why)) {
+            snprintf(err, errlen, "weights.file: %s", why);
+            return -1;
+        }
+        if (report[0]) printf("weights: %s\n", report);
     }
 
     /* One group with every trainable tensor; state as the optimizer asks. */
