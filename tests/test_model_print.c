@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "model_print.h"
+#include "param_groups.h"
 #include "rn_test.h"
 
 static rn_value *str(const char *path, const char *s)
@@ -39,7 +40,7 @@ int main(void)
     rn_value *groups = rn_value_new(RN_V_TABLE, "groups");
     rn_value_put_field(groups, "head", str("groups.head", "fc.*"));
     rn_value *list = rn_value_new(RN_V_TABLE, "groups.no_decay");
-    rn_value_push_item(list, str("groups.no_decay[1]", "*.bias"));
+    rn_value_push_item(list, str("groups.no_decay[1]", "conv1.bias"));
     rn_value_put_field(groups, "no_decay", list);
     CHECK(rn_groups_check(groups, &m, err, sizeof err) == 0);
 
@@ -51,13 +52,24 @@ int main(void)
     /* conv 18 + 2, fc 96 + 3: 119 parameters; FLOPs conv 2 * 18 * 16 = 576, fc 2 * 96 = 192 */
     CHECK(strstr(text, "model tiny: input 1x4x4, 119 parameters, 768 FLOPs") != NULL);
     CHECK(strstr(text, "2x4x4") && strstr(text, "32 "));
+    CHECK(strstr(text, "default                        18 parameters in 1 tensors") != NULL);
     CHECK(strstr(text, "head                           99 parameters in 2 tensors") != NULL);
-    CHECK(strstr(text, "no_decay                        5 parameters in 2 tensors") != NULL);
-    CHECK(strstr(text, "(in no group)                  18 parameters in 1 tensors") != NULL);
+    CHECK(strstr(text, "no_decay                        2 parameters in 1 tensors") != NULL);
     if (!strstr(text, "119 parameters, 768 FLOPs")) fputs(text, stderr);
     free(text);
 
+    /* Each parameter in at most one group: fc.bias in head and in no_decay is refused. */
+    int group_of[4];
+    CHECK(rn_groups_assign(groups, &m, group_of, err, sizeof err) == 0);
+    CHECK(group_of[0] == -1 && group_of[1] == 1 && group_of[2] == 0 && group_of[3] == 0);
+    rn_value_push_item(list, str("groups.no_decay[2]", "*.bias"));
+    CHECK(rn_groups_check(groups, &m, err, sizeof err) != 0);
+    CHECK(strcmp(err, "groups.no_decay[2]: parameter \"fc.bias\" is in groups \"head\" and "
+                      "\"no_decay\"; groups must not overlap") == 0);
+
     /* A pattern that matches nothing names itself and lists the modules. */
+    free(list->items[1]->s);
+    list->items[1]->s = strdup("conv1.bias"); /* back to disjoint groups */
     rn_value_put_field(groups, "body", str("groups.body", "layer4.*"));
     CHECK(rn_groups_check(groups, &m, err, sizeof err) != 0);
     CHECK(strcmp(err, "groups.body: pattern \"layer4.*\" matches no parameter (the model's "

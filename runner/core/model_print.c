@@ -1,106 +1,12 @@
-/* The model as a table, and parameter groups by name pattern. */
+/* The model as a table, with the sizes of its parameter groups. */
 #include "model_print.h"
+
+#include "param_groups.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-int rn_pattern_match(const char *p, const char *s)
-{
-    /* Iterative glob with one backtrack point: linear in practice, no recursion. */
-    const char *star = NULL, *resume = NULL;
-    while (*s) {
-        if (*p == '*') {
-            star = p++;
-            resume = s;
-        } else if (*p == '?' || *p == *s) {
-            p++;
-            s++;
-        } else if (star) {
-            p = star + 1;
-            s = ++resume;
-        } else {
-            return 0;
-        }
-    }
-    while (*p == '*') p++;
-    return *p == '\0';
-}
-
-/* ---- groups -------------------------------------------------------------------------------- */
-
 static int trainable(const rn_param_ref *p) { return p->grad != NULL; }
-
-/* Calls fn for each pattern of a group's value (a string or a list of strings). */
-static int each_pattern(const rn_value *v, int (*fn)(void *, const rn_value *), void *arg,
-                        char *err, size_t errlen)
-{
-    if (v->type == RN_V_STRING) return fn(arg, v);
-    if (v->type != RN_V_TABLE || v->n_fields || !v->n_items)
-        return rn_value_expected(v, "a name pattern like \"layer4.*\" or a list of them", err,
-                                 errlen);
-    for (size_t i = 0; i < v->n_items; i++) {
-        if (v->items[i]->type != RN_V_STRING)
-            return rn_value_expected(v->items[i], "a name pattern like \"layer4.*\"", err,
-                                     errlen);
-        int rc = fn(arg, v->items[i]);
-        if (rc) return rc;
-    }
-    return 0;
-}
-
-typedef struct match_ctx {
-    const rn_model *m;
-    char *err;
-    size_t errlen;
-    unsigned char *hit; /* per param: matched by this group (may be NULL) */
-} match_ctx;
-
-static void top_modules(const rn_model *m, char *buf, size_t len)
-{
-    size_t off = 0;
-    buf[0] = 0;
-    for (int i = 0; i < m->n_params && off < len; i++) {
-        const char *n = m->params[i].name, *dot = strchr(n, '.');
-        size_t k = dot ? (size_t)(dot - n) : strlen(n);
-        int seen = 0;
-        for (int j = 0; j < i && !seen; j++)
-            seen = strncmp(m->params[j].name, n, k) == 0 &&
-                   (m->params[j].name[k] == '.' || m->params[j].name[k] == 0);
-        if (!seen)
-            off += (size_t)snprintf(buf + off, len - off, "%s%.*s", off ? ", " : "", (int)k, n);
-    }
-}
-
-static int match_one(void *arg, const rn_value *pattern)
-{
-    match_ctx *c = arg;
-    int any = 0;
-    for (int i = 0; i < c->m->n_params; i++) {
-        if (!rn_pattern_match(pattern->s, c->m->params[i].name)) continue;
-        any = 1;
-        if (c->hit) c->hit[i] = 1;
-    }
-    if (!any) {
-        char mods[256];
-        top_modules(c->m, mods, sizeof mods);
-        snprintf(c->err, c->errlen, "%s: pattern \"%s\" matches no parameter (the model's "
-                 "modules: %s)", pattern->path, pattern->s, mods);
-        return -1;
-    }
-    return 0;
-}
-
-int rn_groups_check(const rn_value *groups, const rn_model *m, char *err, size_t errlen)
-{
-    if (!groups) return 0;
-    if (groups->type != RN_V_TABLE || groups->n_items)
-        return rn_value_expected(groups, "a table of named groups { head = \"fc.*\", ... }",
-                                 err, errlen);
-    match_ctx c = {.m = m, .err = err, .errlen = errlen};
-    for (size_t g = 0; g < groups->n_fields; g++)
-        if (each_pattern(groups->fields[g], match_one, &c, err, errlen)) return -1;
-    return 0;
-}
 
 /* ---- the table ----------------------------------------------------------------------------- */
 
@@ -162,19 +68,6 @@ static void print_chain(FILE *f, const rn_chain *c, int depth)
     }
 }
 
-typedef struct count_ctx {
-    const rn_model *m;
-    unsigned char *hit;
-} count_ctx;
-
-static int mark(void *arg, const rn_value *pattern)
-{
-    count_ctx *c = arg;
-    for (int i = 0; i < c->m->n_params; i++)
-        if (rn_pattern_match(pattern->s, c->m->params[i].name)) c->hit[i] = 1;
-    return 0;
-}
-
 static void group_line(FILE *f, const char *name, const rn_model *m, const unsigned char *sel)
 {
     int64_t numel = 0;
@@ -201,22 +94,17 @@ void rn_model_print(FILE *f, const rn_model *m, const char *name, const rn_value
     fprintf(f, "  %-34s %-18s %-14s %12s %10s\n", "layer", "type", "output", "parameters",
             "FLOPs");
     print_chain(f, &m->chain, 0);
-    if (!groups || groups->type != RN_V_TABLE) return;
+    if (!groups) return;
     fprintf(f, "parameter groups:\n");
-    unsigned char *any = calloc((size_t)m->n_params + 1, 1);
+    int *group_of = calloc((size_t)m->n_params + 1, sizeof *group_of);
     unsigned char *sel = calloc((size_t)m->n_params + 1, 1);
-    char err[64];
-    for (size_t g = 0; any && sel && g < groups->n_fields; g++) {
-        memset(sel, 0, (size_t)m->n_params);
-        count_ctx c = {.m = m, .hit = sel};
-        each_pattern(groups->fields[g], mark, &c, err, sizeof err);
-        group_line(f, groups->keys[g], m, sel);
-        for (int i = 0; i < m->n_params; i++) any[i] |= sel[i];
+    char err[256];
+    if (group_of && sel && rn_groups_assign(groups, m, group_of, err, sizeof err) == 0) {
+        for (int g = -1; g < (int)groups->n_fields; g++) {
+            for (int i = 0; i < m->n_params; i++) sel[i] = group_of[i] == g;
+            group_line(f, g < 0 ? "default" : groups->keys[g], m, sel);
+        }
     }
-    if (any && sel) {
-        for (int i = 0; i < m->n_params; i++) sel[i] = !any[i];
-        group_line(f, "(in no group)", m, sel);
-    }
-    free(any);
+    free(group_of);
     free(sel);
 }

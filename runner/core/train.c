@@ -10,6 +10,7 @@
 
 #include "model_build.h"
 #include "model_print.h"
+#include "param_groups.h"
 #include "safetensors.h"
 
 static double now_s(void)
@@ -93,9 +94,11 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
     }
 
     /* Plugins first: their settings are the most likely typos, and checking them costs nothing. */
-    if (rn_instance_create(&r->optimizer, reg, RN_KIND_OPTIMIZER, plan->optimizer, &r->view, 0,
-                           err, errlen))
+    rn_instance probe; /* the optimizer's settings, checked now; its groups are made below */
+    if (rn_instance_create(&probe, reg, RN_KIND_OPTIMIZER, plan->optimizer, &r->view, 0, err,
+                           errlen))
         return -1;
+    rn_instance_destroy(&probe);
     r->schedulers = calloc((size_t)plan->n_stages, sizeof *r->schedulers);
     for (int s = 0; s < plan->n_stages; s++) {
         static const rn_value constant = {.type = RN_V_STRING, .path = "schedule", .s = "constant"};
@@ -161,33 +164,9 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
         if (report[0]) printf("weights: %s\n", report);
     }
 
-    /* One group with every trainable tensor; state as the optimizer asks. */
-    const rn_optimizer_api *opt = r->optimizer.plugin->api;
-    size_t per = opt->state_floats(r->optimizer.self);
-    r->params = calloc((size_t)r->model.n_params, sizeof *r->params);
-    size_t n = 0;
-    for (int i = 0; i < r->model.n_params; i++) {
-        rn_param_ref *p = &r->model.params[i];
-        if (!p->grad) continue;
-        rn_param *q = &r->params[n++];
-        q->name = p->name;
-        q->value = p->value->data;
-        q->grad = p->grad->data;
-        q->numel = rn_tensor_numel(p->value);
-        q->state = per ? rn_falloc(q->numel * (int64_t)per) : NULL;
-    }
-    r->group = (rn_group){.struct_size = sizeof(rn_group), .name = "all", .params = r->params,
-                          .n_params = n};
-    /* The group's base values come from the optimizer's settings of these names (plugin.h). */
-    if (!rn_instance_number(&r->optimizer, "lr", &r->base_lr)) {
-        snprintf(err, errlen, "%s: optimizer \"%s\" declares no \"lr\" setting, so runner cannot "
-                 "schedule its learning rate", plan->optimizer->path[0] ? plan->optimizer->path
-                 : "optimizer", r->optimizer.plugin->id);
+    if (rn_opt_groups_create(&r->opt, plan->optimizer, plan->groups, &r->model, reg, &r->view,
+                             err, errlen))
         return -1;
-    }
-    if (!rn_instance_number(&r->optimizer, "momentum", &r->base_momentum))
-        rn_instance_number(&r->optimizer, "beta1", &r->base_momentum);
-    rn_instance_number(&r->optimizer, "weight_decay", &r->group.weight_decay);
 
     /* What a raw 0 pixel becomes after normalization: the fill for padding augmentations. */
     for (int c = 0; c < RN_MAX_CHANNELS; c++)
@@ -219,6 +198,11 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (plan->data.has_test || strncmp(names[i], "test.", 5) != 0)
             rn_metrics_set(&r->metrics, names[i], NAN);
+    for (int g = 0; r->opt.n > 1 && g < r->opt.n; g++) {
+        char name[160];
+        snprintf(name, sizeof name, "lr.%s", r->opt.v[g].name);
+        rn_metrics_set(&r->metrics, name, NAN);
+    }
     return 0;
 }
 
@@ -231,10 +215,7 @@ void rn_run_free(rn_run *r)
     if (r->schedulers)
         for (int s = 0; s < r->plan->n_stages; s++) rn_instance_destroy(&r->schedulers[s]);
     free(r->schedulers);
-    rn_instance_destroy(&r->optimizer);
-    if (r->params)
-        for (size_t i = 0; i < r->group.n_params; i++) rn_ffree(r->params[i].state);
-    free(r->params);
+    rn_opt_groups_free(&r->opt);
     if (r->model.layers) rn_model_free(&r->model);
     rn_dataset_free(&r->train);
     rn_dataset_free(&r->test);
@@ -367,23 +348,27 @@ static int augment_batch(void *arg, rn_loader_batch *b, char *err, size_t errlen
     return augment(arg, b->x, b->n, b->labels, b->ids, b->epoch, err, errlen);
 }
 
-/* Runs the schedule for this step and sets the group's lr and momentum. */
+/* Runs the schedule for this step and sets every group's lr and momentum from its base values
+ * (a stage's lr replaces every group's base lr). */
 static int schedule_step(rn_run *r, int stage, const rn_sched_at *at, char *err, size_t errlen)
 {
     const rn_stage_spec *st = &r->plan->stages[stage];
-    rn_sched_values v = {.struct_size = sizeof v,
-                         .base_lr = isnan(st->lr) ? r->base_lr : st->lr,
-                         .base_momentum = r->base_momentum};
-    v.lr = v.base_lr;
-    v.momentum = v.base_momentum;
     const rn_instance *s = &r->schedulers[stage];
-    if (((const rn_scheduler_api *)s->plugin->api)->values(s->self, at, &v) != RN_OK) {
-        snprintf(err, errlen, "%s: %s", st->node == r->plan->root ? "schedule" : st->node->path,
-                 rn_instance_error(s));
-        return -1;
+    for (int i = 0; i < r->opt.n; i++) {
+        rn_opt_group *g = &r->opt.v[i];
+        rn_sched_values v = {.struct_size = sizeof v,
+                             .base_lr = isnan(st->lr) ? g->base_lr : st->lr,
+                             .base_momentum = g->base_momentum};
+        v.lr = v.base_lr;
+        v.momentum = v.base_momentum;
+        if (((const rn_scheduler_api *)s->plugin->api)->values(s->self, at, &v) != RN_OK) {
+            snprintf(err, errlen, "%s: %s", st->node == r->plan->root ? "schedule" : st->node->path,
+                     rn_instance_error(s));
+            return -1;
+        }
+        g->g.lr = v.lr;
+        g->g.momentum = v.momentum;
     }
-    r->group.lr = v.lr;
-    r->group.momentum = v.momentum;
     return 0;
 }
 
@@ -394,7 +379,7 @@ static rn_event make_event(const rn_run *r, int stage, int64_t step, int64_t tot
         .struct_size = sizeof(rn_event), .stage = r->plan->stages[stage].name,
         .stage_index = stage, .stage_count = r->plan->n_stages, .step = step,
         .total_steps = total, .epoch = epoch, .epochs = r->plan->stages[stage].epochs,
-        .steps_per_epoch = spe, .global_step = r->global_step, .loss = loss, .lr = r->group.lr,
+        .steps_per_epoch = spe, .global_step = r->global_step, .loss = loss, .lr = r->opt.v[0].g.lr,
         .images_per_s = ips, .elapsed_s = now_s() - t0,
     };
 }
@@ -414,19 +399,14 @@ static int train_step(rn_run *r, const rn_loader_batch *b, double *loss, char *e
     *loss = rn_cross_entropy2(&out, b->labels, NULL, r->plan->label_smoothing, &dlogits, NULL);
     if (!isfinite(*loss)) {
         snprintf(err, errlen, "step %ld: the loss is %g at lr %g; lower the lr (or check the "
-                 "data)", (long)r->global_step + 1, *loss, r->group.lr);
+                 "data)", (long)r->global_step + 1, *loss, r->opt.v[0].g.lr);
         return -1;
     }
     if (rn_model_backward(m, b->n)) {
         snprintf(err, errlen, "step %ld: %s", (long)r->global_step + 1, m->err);
         return -1;
     }
-    const rn_optimizer_api *opt = r->optimizer.plugin->api;
-    if (opt->step(r->optimizer.self, &r->group) != RN_OK) {
-        snprintf(err, errlen, "optimizer: %s", rn_instance_error(&r->optimizer));
-        return -1;
-    }
-    r->group.step++;
+    if (rn_opt_groups_step(&r->opt, err, errlen)) return -1;
     r->global_step++;
     return 0;
 }
@@ -472,7 +452,12 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
                 train_time += now_s() - ts;
                 ips = (double)seen / (now_s() - te);
                 rn_metrics_set(&r->metrics, "train.loss", sum / (double)steps);
-                rn_metrics_set(&r->metrics, "lr", r->group.lr);
+                rn_metrics_set(&r->metrics, "lr", r->opt.v[0].g.lr);
+                for (int g = 0; r->opt.n > 1 && g < r->opt.n; g++) {
+                    char name[160];
+                    snprintf(name, sizeof name, "lr.%s", r->opt.v[g].name);
+                    rn_metrics_set(&r->metrics, name, r->opt.v[g].g.lr);
+                }
                 e = make_event(r, s, step, total, ep, spe, loss, ips, t0);
                 int c = fire(r, EV_STEP_END, &e, err, errlen);
                 if (c < 0) { rc = -1; break; }

@@ -8,6 +8,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "plan.h"
+#include "opt_groups.h"
 #include "plugin_host.h"
 
 typedef struct rn_run {
@@ -16,16 +17,12 @@ typedef struct rn_run {
     rn_metrics metrics;
     rn_dataset train, test;
     rn_model model;
-    rn_instance optimizer;
+    rn_opt_groups opt;        /* one optimizer instance per parameter group */
     rn_instance *schedulers;  /* one per stage */
     rn_instance *callbacks;
     int n_callbacks;
     rn_instance *augments;
     int n_augments;
-    /* The single parameter group ("all") handed to the optimizer. */
-    rn_param *params;
-    rn_group group;
-    double base_lr, base_momentum;
     float zero_value[RN_MAX_CHANNELS]; /* a raw 0 pixel after normalization, per channel */
     /* Results. */
     int64_t global_step, epochs_done, train_images;

@@ -4,6 +4,7 @@ import io
 import json
 import os
 import random
+import re
 import tarfile
 
 from common import check, finish, read_safetensors, run, tempdir, write
@@ -70,4 +71,12 @@ p = run([recipe, "--out", os.path.join(tmp, "bad"), "--set", f'data.train.archiv
 check(p.returncode != 0 and bad in p.stderr and len(p.stderr.splitlines()) == 1,
       f"bad archive: {p.stderr!r}")
 check(not os.path.exists(os.path.join(tmp, "bad")), "no run dir for a bad archive")
+# recipes/cifar10_resnet18.lua checks out against an archive in the real layout.
+from common import SOURCE
+p = run([os.path.join(SOURCE, "recipes", "cifar10_resnet18.lua"), "--dry-run",
+         "--set", f'data.train.archive="{archive}"', "--set", f'data.test.archive="{archive}"'])
+check(p.returncode == 0 and "model resnet18: input 3x32x32, 11173962 parameters" in p.stdout,
+      f"cifar10_resnet18 dry run: {p.stdout[:300]!r} {p.stderr!r}")
+check(re.search(r"^\s+head\s+5130 parameters in 2 tensors$", p.stdout, re.M) is not None,
+      "head group")
 finish("e2e_cifar_resnet")

@@ -1,0 +1,33 @@
+/* One optimizer instance per parameter group, so a group's own settings (lr, weight decay,
+ * betas, ...) are validated by the optimizer's schema like any other setting. */
+#ifndef RN_OPT_GROUPS_H
+#define RN_OPT_GROUPS_H
+
+#include "model.h"
+#include "plugin_host.h"
+
+typedef struct rn_opt_group {
+    char *name;                     /* "default", or the recipe's group name */
+    rn_instance opt;                /* the optimizer with this group's settings */
+    rn_group g;                     /* its tensors, and this step's lr, momentum, weight decay */
+    rn_param *params;               /* g.n_params, state allocated as the optimizer asks */
+    double base_lr, base_momentum;  /* from the settings "lr" and "momentum" (or "beta1") */
+} rn_opt_group;
+
+typedef struct rn_opt_groups {
+    rn_opt_group *v;
+    int n;
+} rn_opt_groups;
+
+/* Makes the groups of `groups` (param_groups.h) plus "default" for the trainable parameters in
+ * none (left out when empty). A group's optimizer spec is `optimizer` with the group's named
+ * settings on top; errors name their key path (groups.head.lr). */
+int rn_opt_groups_create(rn_opt_groups *og, const rn_value *optimizer, const rn_value *groups,
+                         const rn_model *m, const rn_registry *reg, const rn_run_view *view,
+                         char *err, size_t errlen);
+void rn_opt_groups_free(rn_opt_groups *og);
+
+/* One optimizer step for every group (then each group's step count advances). */
+int rn_opt_groups_step(rn_opt_groups *og, char *err, size_t errlen);
+
+#endif
