@@ -184,7 +184,8 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
 {
     static const char *const known[] = {"name", "description", "seed", "device", "data",
                                         "model", "loss", "optimizer", "schedule", "callbacks",
-                                        "stages", "epochs", "groups", "weights", NULL};
+                                        "stages", "epochs", "groups", "weights", "accumulate",
+                                        "clip_grad", NULL};
     memset(p, 0, sizeof *p);
     p->root = root;
     p->recipe_path = strdup(recipe_path);
@@ -234,6 +235,25 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
     }
     p->schedule = rn_value_field(root, "schedule");
     p->groups = rn_value_field(root, "groups");
+    if (rn_get_int(root, "accumulate", 0, 1, 1, 1 << 20, &p->accumulate, err, errlen)) return -1;
+    p->clip_norm = p->clip_value = NAN;
+    int bad_clip = 0;
+    const rn_value *clip = table_field(root, "clip_grad", 0,
+                                       "a table { norm = x } or { value = x }", &bad_clip, err,
+                                       errlen);
+    if (bad_clip) return -1;
+    if (clip) {
+        static const char *const cknown[] = {"norm", "value", NULL};
+        if (check_keys(clip, "clip_grad", cknown, err, errlen) ||
+            rn_get_number(clip, "norm", 0, NAN, 1e-30, INFINITY, &p->clip_norm, err, errlen) ||
+            rn_get_number(clip, "value", 0, NAN, 1e-30, INFINITY, &p->clip_value, err, errlen))
+            return -1;
+        if (isnan(p->clip_norm) == isnan(p->clip_value)) {
+            snprintf(err, errlen, "%s: expected exactly one of norm (clip the global L2 norm) "
+                     "and value (clip each gradient)", clip->path);
+            return -1;
+        }
+    }
     int bad_weights = 0;
     const rn_value *weights = table_field(root, "weights", 0,
                                           "a table { file = \"x.safetensors\", strict = true }",

@@ -44,6 +44,9 @@ typedef struct rn_plan {
     const rn_value *model;   /* model table */
     double label_smoothing;  /* loss.label_smoothing in [0, 1), as F.cross_entropy's */
     const rn_value *groups;  /* named parameter groups by pattern, or NULL */
+    int64_t accumulate;      /* micro-batches per optimizer step (>= 1) */
+    double clip_norm;        /* clip_grad.norm: max global L2 norm, NaN = no clipping */
+    double clip_value;       /* clip_grad.value: max |gradient|, NaN = no clipping */
     char *weights;           /* weights.file: a safetensors state dict to start from, or NULL */
     int weights_strict;      /* weights.strict (default true) */
     const rn_value *optimizer;

@@ -165,7 +165,8 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
     }
 
     if (rn_opt_groups_create(&r->opt, plan->optimizer, plan->groups, &r->model, reg, &r->view,
-                             err, errlen))
+                             err, errlen) ||
+        rn_grads_init(&r->grads, &r->model, plan->accumulate, err, errlen))
         return -1;
 
     /* What a raw 0 pixel becomes after normalization: the fill for padding augmentations. */
@@ -193,8 +194,8 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
     }
 
     /* Every metric exists from the start (NaN until measured), so loggers see all columns. */
-    static const char *const names[] = {"train.loss", "lr", "images_per_s", "test.loss",
-                                        "test.acc", "time_s"};
+    static const char *const names[] = {"train.loss", "lr", "grad_norm", "images_per_s",
+                                        "test.loss", "test.acc", "time_s"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (plan->data.has_test || strncmp(names[i], "test.", 5) != 0)
             rn_metrics_set(&r->metrics, names[i], NAN);
@@ -216,6 +217,7 @@ void rn_run_free(rn_run *r)
         for (int s = 0; s < r->plan->n_stages; s++) rn_instance_destroy(&r->schedulers[s]);
     free(r->schedulers);
     rn_opt_groups_free(&r->opt);
+    rn_grads_free(&r->grads);
     if (r->model.layers) rn_model_free(&r->model);
     rn_dataset_free(&r->train);
     rn_dataset_free(&r->test);
@@ -384,8 +386,9 @@ static rn_event make_event(const rn_run *r, int stage, int64_t step, int64_t tot
     };
 }
 
-/* One optimizer step on batch b; returns the loss through *loss. */
-static int train_step(rn_run *r, const rn_loader_batch *b, double *loss, char *err, size_t errlen)
+/* Forward and backward of one micro-batch; its mean loss through *loss. */
+static int micro_batch(rn_run *r, const rn_loader_batch *b, double *loss, char *err,
+                       size_t errlen)
 {
     rn_model *m = &r->model;
     memcpy(m->acts[0].data, b->x,
@@ -406,6 +409,24 @@ static int train_step(rn_run *r, const rn_loader_batch *b, double *loss, char *e
         snprintf(err, errlen, "step %ld: %s", (long)r->global_step + 1, m->err);
         return -1;
     }
+    return 0;
+}
+
+/* The optimizer step after micro-batches of `samples` samples in all: their gradients combined
+ * (accumulate > 1), the norm logged, clipping, then every group's update. */
+static int optimizer_step(rn_run *r, int64_t samples, char *err, size_t errlen)
+{
+    const rn_plan *p = r->plan;
+    if (p->accumulate > 1) rn_grads_finish(&r->grads, samples);
+    double norm = rn_grads_norm(&r->grads);
+    rn_metrics_set(&r->metrics, "grad_norm", norm);
+    if (!isnan(p->clip_norm)) {
+        /* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when below 1 */
+        double coef = p->clip_norm / (norm + 1e-6);
+        if (coef < 1.0) rn_grads_scale(&r->grads, (float)coef);
+    } else if (!isnan(p->clip_value)) {
+        rn_grads_clamp(&r->grads, (float)p->clip_value);
+    }
     if (rn_opt_groups_step(&r->opt, err, errlen)) return -1;
     r->global_step++;
     return 0;
@@ -421,7 +442,9 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
     cfg.transform_arg = r;
     rn_loader *ld = NULL;
     if (rn_loader_open(&ld, &cfg, 0, err, errlen)) return -1;
-    int64_t spe = rn_loader_batches(ld); /* >= 1: rn_run_prepare checked drop_last */
+    /* Optimizer steps per epoch: the last one may take fewer micro-batches. */
+    int64_t k = r->plan->accumulate;
+    int64_t spe = (rn_loader_batches(ld) + k - 1) / k; /* >= 1: prepare checked drop_last */
 
     rn_event e = make_event(r, 0, 0, 0, 0, spe, NAN, 0, t0);
     int rc = fire(r, EV_RUN_BEGIN, &e, err, errlen);
@@ -437,18 +460,36 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
             int64_t seen = 0, steps = 0;
             rn_loader_batch *b;
             int more;
-            while ((more = rn_loader_next(ld, &b, err, errlen)) == 1) {
-                double ts = now_s(), loss;
+            more = 1;
+            while (more == 1) {
+                /* One optimizer step: up to k micro-batches, fewer at the end of the epoch. */
+                double ts = now_s(), loss_sum = 0;
+                int64_t samples = 0;
+                int micro = 0;
+                while (micro < k && (more = rn_loader_next(ld, &b, err, errlen)) == 1) {
+                    double loss;
+                    if (micro_batch(r, b, &loss, err, errlen)) {
+                        rc = -1;
+                        break;
+                    }
+                    if (k > 1) rn_grads_accumulate(&r->grads, b->n, micro == 0);
+                    loss_sum += loss * (double)b->n;
+                    samples += b->n;
+                    micro++;
+                }
+                if (rc < 0 || more < 0 || micro == 0) break;
                 rn_sched_at at = {.struct_size = sizeof at, .step = step, .total_steps = total,
                                   .steps_per_epoch = spe, .epoch = ep};
-                if (schedule_step(r, s, &at, err, errlen) || train_step(r, b, &loss, err, errlen)) {
+                if (schedule_step(r, s, &at, err, errlen) ||
+                    optimizer_step(r, samples, err, errlen)) {
                     rc = -1;
                     break;
                 }
+                double loss = loss_sum / (double)samples;
                 step++;
                 steps++;
                 sum += loss;
-                seen += b->n;
+                seen += samples;
                 train_time += now_s() - ts;
                 ips = (double)seen / (now_s() - te);
                 rn_metrics_set(&r->metrics, "train.loss", sum / (double)steps);

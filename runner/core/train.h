@@ -8,6 +8,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "plan.h"
+#include "grads.h"
 #include "opt_groups.h"
 #include "plugin_host.h"
 
@@ -18,6 +19,7 @@ typedef struct rn_run {
     rn_dataset train, test;
     rn_model model;
     rn_opt_groups opt;        /* one optimizer instance per parameter group */
+    rn_grads grads;           /* accumulation, norm and clipping between backward and step */
     rn_instance *schedulers;  /* one per stage */
     rn_instance *callbacks;
     int n_callbacks;
