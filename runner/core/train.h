@@ -45,6 +45,10 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
 /* Trains every stage. `stop` is set asynchronously (SIGINT): the step in flight finishes, then the
  * run stops with r->interrupted set. Returns 0 or -1 with the error (e.g. a non-finite loss). */
 int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errlen);
+/* Runs the augment plugins, in order, on n samples at x (the loader thread's callback; prepare
+ * also runs them once on a zero sample so that bad settings are refused before training). */
+int rn_run_augment(rn_run *r, float *x, int64_t n, const int32_t *labels, const int64_t *ids,
+                   int64_t epoch, char *err, size_t errlen);
 /* Test-set loss and accuracy in eval mode. */
 int rn_run_evaluate(rn_run *r, double *loss, double *acc, char *err, size_t errlen);
 void rn_run_free(rn_run *r);

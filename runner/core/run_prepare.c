@@ -1,0 +1,235 @@
+/* Setting a run up: plugins, data, model, optimizer groups, each checked before anything is
+ * written; and tearing it down. */
+#include "train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_build.h"
+#include "param_groups.h"
+#include "safetensors.h"
+
+static int load_split(rn_dataset *ds, const rn_split_spec *s, char *err, size_t errlen)
+{
+    int variant = strcmp(s->format, "cifar100") == 0 ? 100 : 10;
+    int rc = strcmp(s->format, "idx") == 0
+                 ? rn_idx_load(ds, s->images, s->labels, err, errlen)
+                 : rn_cifar_load(ds, s->archive, s->split, variant, err, errlen);
+    if (rc) return -1;
+    if (s->limit && s->limit < ds->n) rn_dataset_truncate(ds, s->limit);
+    return 0;
+}
+
+/* Makes one instance per item of a plugin list. */
+static int make_list(rn_instance **out, int *n_out, const rn_value *list, rn_plugin_kind kind,
+                     const rn_registry *reg, const rn_run_view *view, uint64_t slot0, char *err,
+                     size_t errlen)
+{
+    *n_out = 0;
+    *out = NULL;
+    if (!list || !list->n_items) return 0;
+    *out = calloc(list->n_items, sizeof **out);
+    if (!*out) {
+        snprintf(err, errlen, "%s: out of memory", list->path);
+        return -1;
+    }
+    for (size_t i = 0; i < list->n_items; i++) {
+        if (rn_instance_create(&(*out)[i], reg, kind, list->items[i], view, slot0 + i, err,
+                               errlen))
+            return -1;
+        (*n_out)++;
+    }
+    return 0;
+}
+
+/* The callbacks a recipe gets when it names none: a progress bar and metrics.csv. */
+static rn_value *default_callbacks(void)
+{
+    rn_value *list = calloc(1, sizeof *list);
+    list->type = RN_V_TABLE;
+    list->path = strdup("callbacks");
+    const char *ids[] = {"progress", "csv_logger"};
+    list->n_items = 2;
+    list->items = calloc(2, sizeof *list->items);
+    for (int i = 0; i < 2; i++) {
+        rn_value *v = calloc(1, sizeof *v);
+        v->type = RN_V_STRING;
+        v->s = strdup(ids[i]);
+        v->path = rn_path_join_index("callbacks", (size_t)i + 1);
+        list->items[i] = v;
+    }
+    return list;
+}
+
+int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const char *run_dir,
+                   int is_tty, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    r->plan = plan;
+    r->best_acc = NAN;
+    r->best_epoch = -1;
+    r->view.run_dir = run_dir;
+    r->view.seed = plan->seed;
+    r->view.metrics = &r->metrics;
+    r->view.is_tty = is_tty;
+
+    if (strcmp(plan->device, "cuda") == 0) {
+        snprintf(err, errlen, "device: \"cuda\" asked for, but this build has no CUDA backend; "
+                 "use \"cpu\" or \"auto\"");
+        return -1;
+    }
+
+    /* Plugins first: their settings are the most likely typos, and checking them costs nothing. */
+    rn_instance probe; /* the optimizer's settings, checked now; its groups are made below */
+    if (rn_instance_create(&probe, reg, RN_KIND_OPTIMIZER, plan->optimizer, &r->view, 0, err,
+                           errlen))
+        return -1;
+    rn_instance_destroy(&probe);
+    r->schedulers = calloc((size_t)plan->n_stages, sizeof *r->schedulers);
+    for (int s = 0; s < plan->n_stages; s++) {
+        static const rn_value constant = {.type = RN_V_STRING, .path = "schedule", .s = "constant"};
+        const rn_value *spec = plan->stages[s].schedule ? plan->stages[s].schedule : &constant;
+        if (rn_instance_create(&r->schedulers[s], reg, RN_KIND_SCHEDULER, spec, &r->view,
+                               (uint64_t)s, err, errlen))
+            return -1;
+    }
+    if (make_list(&r->augments, &r->n_augments, plan->data.augment, RN_KIND_AUGMENT, reg,
+                  &r->view, 0, err, errlen))
+        return -1;
+    rn_value *defaults = plan->callbacks ? NULL : default_callbacks();
+    int rc = make_list(&r->callbacks, &r->n_callbacks, plan->callbacks ? plan->callbacks : defaults,
+                       RN_KIND_CALLBACK, reg, &r->view, 0, err, errlen);
+    rn_value_free(defaults);
+    if (rc) return -1;
+
+    if (load_split(&r->train, &plan->data.train, err, errlen)) return -1;
+    if (plan->data.has_test && load_split(&r->test, &plan->data.test, err, errlen)) return -1;
+    if (plan->data.has_test && (r->test.c != r->train.c || r->test.h != r->train.h ||
+                                r->test.w != r->train.w)) {
+        snprintf(err, errlen, "data.test: images are %ldx%ldx%ld but data.train's are %ldx%ldx%ld",
+                 (long)r->test.c, (long)r->test.h, (long)r->test.w, (long)r->train.c,
+                 (long)r->train.h, (long)r->train.w);
+        return -1;
+    }
+    if (plan->data.n_norm && plan->data.n_norm != r->train.c) {
+        snprintf(err, errlen, "data.normalize.mean: %d values, but the images have %ld channel%s",
+                 plan->data.n_norm, (long)r->train.c, r->train.c == 1 ? "" : "s");
+        return -1;
+    }
+
+    int64_t in[3] = {r->train.c, r->train.h, r->train.w};
+    if (rn_model_build(&r->model, plan->model, rn_shape_make(3, in), plan->data.batch_size,
+                       plan->seed, err, errlen))
+        return -1;
+    if (rn_groups_check(plan->groups, &r->model, err, errlen)) return -1;
+    const rn_tensor *logits = &r->model.acts[r->model.n_layers];
+    r->n_classes = logits->shape.d[logits->shape.ndim - 1];
+    r->confusion = calloc((size_t)(r->n_classes * r->n_classes), sizeof *r->confusion);
+    if (!r->confusion) {
+        snprintf(err, errlen, "model: out of memory for a %ld-class confusion matrix",
+                 (long)r->n_classes);
+        return -1;
+    }
+    int64_t classes = r->train.classes > r->test.classes ? r->train.classes : r->test.classes;
+    if (logits->shape.ndim != 2 || logits->shape.d[1] < classes) {
+        char buf[64];
+        snprintf(err, errlen, "model: outputs %s per batch, but the data has %ld classes",
+                 rn_shape_str(&logits->shape, buf, sizeof buf), (long)classes);
+        return -1;
+    }
+
+    /* Starting weights (a pre-trained backbone): by name, after the shapes are known good. */
+    if (plan->weights) {
+        char report[512] = "", why[768];
+        if (rn_safetensors_load_params(plan->weights, r->model.params, r->model.n_params,
+                                       plan->weights_strict, report, sizeof report, why,
+                                       sizeof why)) {
+            snprintf(err, errlen, "weights.file: %s", why);
+            return -1;
+        }
+        if (report[0]) printf("weights: %s\n", report);
+    }
+
+    if (rn_opt_groups_create(&r->opt, plan->optimizer, plan->groups, &r->model, reg, &r->view,
+                             err, errlen) ||
+        rn_grads_init(&r->grads, &r->model, plan->accumulate, err, errlen))
+        return -1;
+
+    /* What a raw 0 pixel becomes after normalization: the fill for padding augmentations. */
+    for (int c = 0; c < RN_MAX_CHANNELS; c++)
+        r->zero_value[c] = plan->data.n_norm ? -plan->data.mean[c] / plan->data.std[c] : 0.0f;
+
+    /* Checks the loader and the augmentations would otherwise meet only on the loader thread,
+     * after the run directory exists. */
+    int64_t bs = plan->data.batch_size;
+    if (plan->data.drop_last && r->train.n < bs) {
+        snprintf(err, errlen, "data.batch_size: %ld with data.drop_last = true leaves no batch of "
+                 "the %ld training samples", (long)bs, (long)r->train.n);
+        return -1;
+    }
+    if (r->n_augments) {
+        int64_t id = 0;
+        float *x = calloc((size_t)(r->train.c * r->train.h * r->train.w), sizeof *x);
+        if (!x) {
+            snprintf(err, errlen, "data.augment: out of memory");
+            return -1;
+        }
+        int bad = rn_run_augment(r, x, 1, r->train.labels, &id, 0, err, errlen);
+        free(x);
+        if (bad) return -1;
+    }
+
+    /* Every metric exists from the start (NaN until measured), so loggers see all columns. */
+    static const char *const names[] = {"train.loss", "lr", "grad_norm", "images_per_s",
+                                        "test.loss", "test.acc", "time_s"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (plan->data.has_test || strncmp(names[i], "test.", 5) != 0)
+            rn_metrics_set(&r->metrics, names[i], NAN);
+    for (int g = 0; r->opt.n > 1 && g < r->opt.n; g++) {
+        char name[160];
+        snprintf(name, sizeof name, "lr.%s", r->opt.v[g].name);
+        rn_metrics_set(&r->metrics, name, NAN);
+    }
+    return 0;
+}
+
+void rn_run_free(rn_run *r)
+{
+    for (int i = 0; i < r->n_callbacks; i++) rn_instance_destroy(&r->callbacks[i]);
+    free(r->callbacks);
+    for (int i = 0; i < r->n_augments; i++) rn_instance_destroy(&r->augments[i]);
+    free(r->augments);
+    if (r->schedulers)
+        for (int s = 0; s < r->plan->n_stages; s++) rn_instance_destroy(&r->schedulers[s]);
+    free(r->schedulers);
+    rn_opt_groups_free(&r->opt);
+    rn_grads_free(&r->grads);
+    if (r->model.layers) rn_model_free(&r->model);
+    rn_dataset_free(&r->train);
+    rn_dataset_free(&r->test);
+    rn_metrics_free(&r->metrics);
+    free(r->confusion);
+    memset(r, 0, sizeof *r);
+}
+
+int rn_run_augment(rn_run *r, float *x, int64_t n, const int32_t *labels, const int64_t *ids,
+                   int64_t epoch, char *err, size_t errlen)
+{
+    rn_batch batch = {
+        .struct_size = sizeof batch, .x = x, .n = n, .c = r->train.c, .h = r->train.h,
+        .w = r->train.w, .labels = labels, .classes = r->train.classes,
+        .sample_ids = ids, .epoch = epoch, .zero_value = r->zero_value,
+    };
+    for (int i = 0; i < r->n_augments; i++) {
+        const rn_augment_api *api = r->augments[i].plugin->api;
+        batch.seed = rn_instance_seed(&r->augments[i]);
+        if (api->apply(r->augments[i].self, &batch) != RN_OK) {
+            snprintf(err, errlen, "data.augment[%d]: %s", i + 1,
+                     rn_instance_error(&r->augments[i]));
+            return -1;
+        }
+    }
+    return 0;
+}
