@@ -15,6 +15,7 @@
 #include "plugin_host.h"
 #include "run_files.h"
 #include "safetensors.h"
+#include "schedule_plan.h"
 #include "sandbox.h"
 #include "train.h"
 
@@ -377,8 +378,16 @@ static int cmd_train(int argc, char **argv)
         const char *name = "";
         rn_get_string(plan.model, "name", 0, "", &name, err, sizeof err);
         rn_model_print(stdout, &run.model, name, plan.groups);
+        char svg[PATH_MAX + 32];
+        snprintf(svg, sizeof svg, "%s/schedule.svg", out);
+        /* Only an explicit --out gets schedule.svg; otherwise a dry run writes nothing. */
+        if ((o.out && rn_run_dir_create(out, err, sizeof err)) ||
+            rn_schedule_plan(&run, stdout, o.out ? svg : NULL, err, sizeof err))
+            goto done;
         printf("dry run: the recipe, its plugins, the data (%ld train / %ld test images) and the "
-               "model check out; nothing was written\n", (long)run.train.n, (long)run.test.n);
+               "model check out; %s\n", (long)run.train.n, (long)run.test.n,
+               o.out ? "the schedule is drawn in the --out directory" :
+               "nothing was written (give --out DIR for schedule.svg)");
         code = 0;
         err[0] = 0;
         goto done;
@@ -386,8 +395,11 @@ static int cmd_train(int argc, char **argv)
 
     if (rn_run_dir_create(out, err, sizeof err)) goto done;
     cmdline = argv_line(argc, argv);
+    char svg[PATH_MAX + 32];
+    snprintf(svg, sizeof svg, "%s/schedule.svg", out);
     if (rn_write_resolved_recipe(out, root, err, sizeof err) ||
-        rn_write_provenance(out, &run, o.recipe, cmdline, err, sizeof err))
+        rn_write_provenance(out, &run, o.recipe, cmdline, err, sizeof err) ||
+        rn_schedule_plan(&run, NULL, svg, err, sizeof err))
         goto done;
     printf("runner %s: %s -> %s (%ld train / %ld test images, %ld parameters, cpu)\n", RN_VERSION,
            o.recipe, out, (long)run.train.n, (long)run.test.n,

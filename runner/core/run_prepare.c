@@ -10,6 +10,7 @@
 #include "model_build.h"
 #include "param_groups.h"
 #include "safetensors.h"
+#include "schedule_plan.h"
 
 static int load_split(rn_dataset *ds, const rn_split_spec *s, char *err, size_t errlen)
 {
@@ -180,6 +181,10 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
         free(x);
         if (bad) return -1;
     }
+
+    /* Every schedule evaluated once for every step: a scheduler that refuses its stage (a length
+     * that does not fit, say) does so now, not mid-run. */
+    if (rn_schedule_plan(r, NULL, NULL, err, errlen)) return -1;
 
     /* Every metric exists from the start (NaN until measured), so loggers see all columns. */
     static const char *const names[] = {"train.loss", "lr", "grad_norm", "images_per_s",

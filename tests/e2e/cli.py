@@ -34,8 +34,10 @@ tmp = tempdir()
 recipe = write(tmp, "r.lua", small_recipe(epochs=1, limit=256, test_limit=64,
                                           extra='groups = { head = "fc2.*", convs = "conv*" },'))
 out = os.path.join(tmp, "run")
-p = run([recipe, "--dry-run", "--out", out])
+os.chdir(tmp)
+p = run([recipe, "--dry-run"])
 check(p.returncode == 0, f"--dry-run exit {p.returncode}: {p.stderr}")
+check(sorted(os.listdir(tmp)) == ["r.lua"], f"--dry-run wrote nothing: {os.listdir(tmp)}")
 check("model mnist_cnn: input 1x28x28, 1199882 parameters, 23.98M FLOPs" in p.stdout,
       f"model line: {p.stdout[:200]!r}")
 check(re.search(r"^\s+fc1\s+linear\s+128\s+1179776\s+2\.36M$", p.stdout, re.M) is not None,
@@ -43,7 +45,13 @@ check(re.search(r"^\s+fc1\s+linear\s+128\s+1179776\s+2\.36M$", p.stdout, re.M) i
 check(re.search(r"^\s+head\s+1290 parameters in 2 tensors$", p.stdout, re.M) is not None and
       re.search(r"^\s+convs\s+18816 parameters in 4 tensors$", p.stdout, re.M) is not None,
       "group counts")
-check(not os.path.exists(out), "--dry-run wrote nothing")
+check("plan: 4 optimizer steps per epoch (256 training images, batch 64)" in p.stdout and
+      "stage fit: 1 epochs, 4 steps, schedule cosine" in p.stdout, "the plan")
+check(re.search(r"^\s+group default\s+lr 5e-05 -> ", p.stdout, re.M) is not None,
+      "cosine warm-up starts at base lr x 1e-3")
+p = run([recipe, "--dry-run", "--out", out])
+check(p.returncode == 0 and sorted(os.listdir(out)) == ["schedule.svg"],
+      f"--dry-run --out writes schedule.svg only: {os.listdir(out) if os.path.isdir(out) else p.stderr}")
 p = run([recipe, "--dry-run", "--set", 'groups.head="fc3.*"'])
 check(p.returncode == 1 and p.stderr.strip() == 'runner: groups.head: pattern "fc3.*" matches '
       "no parameter (the model's modules: conv1, conv2, fc1, fc2)", f"bad group: {p.stderr!r}")

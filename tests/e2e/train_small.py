@@ -22,7 +22,10 @@ check(p.returncode == 0, f"runner exit {p.returncode}: {p.stderr}")
 
 names = sorted(os.listdir(out)) if os.path.isdir(out) else []
 check(names == ["metrics.csv", "model.safetensors", "provenance.json", "recipe.lua",
-                "summary.json"], f"run dir files: {names}")
+                "schedule.svg", "summary.json"], f"run dir files: {names}")
+svg = open(os.path.join(out, "schedule.svg")).read() if "schedule.svg" in names else ""
+points = re.findall(r'points="([^"]*)"', svg)
+check(len(points) == 1 and len(points[0].split()) == 64, "schedule.svg: one group, 64 steps")
 
 # summary.json: real numbers, accuracy well above chance (10%) after 2 epochs on 2k images.
 s = json.load(open(os.path.join(out, "summary.json")))

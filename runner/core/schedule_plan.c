@@ -1,0 +1,175 @@
+/* The run's schedule without training: per stage, per group, the lr (and momentum) at every
+ * optimizer step, printed as a plan and drawn as schedule.svg. Schedulers are pure functions of
+ * the step, so this is exactly what training will use. */
+#include "schedule_plan.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atomic_file.h"
+
+int64_t rn_run_steps_per_epoch(const rn_run *r)
+{
+    int64_t bs = r->plan->data.batch_size, n = r->train.n;
+    int64_t batches = r->plan->data.drop_last ? n / bs : (n + bs - 1) / bs;
+    return (batches + r->plan->accumulate - 1) / r->plan->accumulate;
+}
+
+/* lr[g * total + t] and momentum likewise, for every step t of every stage in order. */
+static int evaluate(rn_run *r, int64_t spe, double *lr, double *mom, int64_t total, char *err,
+                    size_t errlen)
+{
+    int64_t at_step = 0;
+    for (int s = 0; s < r->plan->n_stages; s++) {
+        const rn_stage_spec *st = &r->plan->stages[s];
+        const rn_instance *sch = &r->schedulers[s];
+        const rn_scheduler_api *api = sch->plugin->api;
+        int64_t steps = st->epochs * spe;
+        for (int64_t t = 0; t < steps; t++, at_step++) {
+            rn_sched_at at = {.struct_size = sizeof at, .step = t, .total_steps = steps,
+                              .steps_per_epoch = spe, .epoch = t / spe};
+            for (int g = 0; g < r->opt.n; g++) {
+                const rn_opt_group *og = &r->opt.v[g];
+                rn_sched_values v = {.struct_size = sizeof v,
+                                     .base_lr = isnan(st->lr) ? og->base_lr : st->lr,
+                                     .base_momentum = og->base_momentum};
+                v.lr = v.base_lr;
+                v.momentum = v.base_momentum;
+                if (api->values(sch->self, &at, &v) != RN_OK) {
+                    snprintf(err, errlen, "%s: %s", st->node == r->plan->root ? "schedule"
+                             : st->node->path, rn_instance_error(sch));
+                    return -1;
+                }
+                lr[g * total + at_step] = v.lr;
+                mom[g * total + at_step] = v.momentum;
+            }
+        }
+    }
+    return 0;
+}
+
+static void range(const double *v, int64_t n, double *lo, double *hi)
+{
+    *lo = INFINITY;
+    *hi = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        if (v[i] < *lo) *lo = v[i];
+        if (v[i] > *hi) *hi = v[i];
+    }
+}
+
+static void print_plan(FILE *f, const rn_run *r, int64_t spe, const double *lr, const double *mom,
+                       int64_t total)
+{
+    fprintf(f, "plan: %ld optimizer steps per epoch (%ld training images, batch %ld%s)\n",
+            (long)spe, (long)r->train.n, (long)r->plan->data.batch_size,
+            r->plan->accumulate > 1 ? ", accumulated" : "");
+    int64_t start = 0;
+    for (int s = 0; s < r->plan->n_stages; s++) {
+        const rn_stage_spec *st = &r->plan->stages[s];
+        int64_t steps = st->epochs * spe;
+        fprintf(f, "  stage %s: %ld epochs, %ld steps, schedule %s\n", st->name, (long)st->epochs,
+                (long)steps, r->schedulers[s].plugin->id);
+        for (int g = 0; g < r->opt.n && steps > 0; g++) {
+            const double *l = lr + g * total + start, *m = mom + g * total + start;
+            double llo, lhi, mlo, mhi;
+            range(l, steps, &llo, &lhi);
+            range(m, steps, &mlo, &mhi);
+            fprintf(f, "    group %-12s lr %.4g -> %.4g (range %.4g..%.4g), momentum %.4g..%.4g, "
+                    "weight_decay %g, %zu tensors\n", r->opt.v[g].name, l[0], l[steps - 1], llo,
+                    lhi, mlo, mhi, r->opt.v[g].g.weight_decay, r->opt.v[g].g.n_params);
+        }
+        start += steps;
+    }
+}
+
+static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
+                                     "#8c564b", "#e377c2", "#17becf"};
+
+static void point(FILE *f, const double *lr, int g, int64_t t, int64_t total, int logy, double lo,
+                  double hi, double L, double T, double pw, double ph)
+{
+    double v = lr[g * total + t];
+    if (logy) v = log10(v > 0 ? v : pow(10, lo));
+    fprintf(f, "%.1f,%.1f ", L + pw * (double)t / (double)(total > 1 ? total - 1 : 1),
+            T + ph - ph * (v - lo) / (hi - lo));
+}
+
+/* An SVG line chart of every group's lr over the run's steps; a log y axis when the lr spans
+ * more than two decades (an LR-range sweep). */
+static int write_svg(const char *path, const rn_run *r, int64_t spe, const double *lr,
+                     int64_t total, char *err, size_t errlen)
+{
+    const double W = 900, H = 420, L = 80, R = 160, T = 30, B = 50;
+    double lo, hi;
+    range(lr, total * r->opt.n, &lo, &hi);
+    int logy = lo > 0 && hi / lo > 100;
+    if (logy) {
+        lo = log10(lo);
+        hi = log10(hi);
+    }
+    if (!(hi > lo)) {
+        hi = lo + (lo != 0 ? fabs(lo) * 0.1 : 1);
+        lo -= (hi - lo);
+    }
+    rn_atomic_file a;
+    if (rn_atomic_open(&a, path, err, errlen)) return -1;
+    FILE *f = a.f;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" "
+            "font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    fprintf(f, "<text x=\"%g\" y=\"18\" font-size=\"14\">learning rate per group (%s scale)</text>\n",
+            L, logy ? "log" : "linear");
+    double pw = W - L - R, ph = H - T - B;
+    fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#888\"/>\n",
+            L, T, pw, ph);
+    for (int k = 0; k <= 4; k++) { /* y ticks */
+        double v = lo + (hi - lo) * k / 4, y = T + ph - ph * k / 4;
+        fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"end\">%.3g</text>\n", L - 6, y + 4,
+                logy ? pow(10, v) : v);
+        fprintf(f, "<line x1=\"%g\" x2=\"%g\" y1=\"%g\" y2=\"%g\" stroke=\"#eee\"/>\n", L, L + pw,
+                y, y);
+    }
+    fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">optimizer step (%ld per epoch)"
+            "</text>\n", L + pw / 2, H - 12, (long)spe);
+    int64_t start = 0;
+    for (int s = 0; s < r->plan->n_stages; s++) { /* stage boundaries and names */
+        double x = L + pw * (double)start / (double)(total > 1 ? total - 1 : 1);
+        fprintf(f, "<line x1=\"%g\" x2=\"%g\" y1=\"%g\" y2=\"%g\" stroke=\"#aaa\" "
+                "stroke-dasharray=\"4 3\"/>\n<text x=\"%g\" y=\"%g\">%s</text>\n", x, x, T,
+                T + ph, x + 4, T + 14, r->plan->stages[s].name);
+        start += r->plan->stages[s].epochs * spe;
+    }
+    int64_t stride = total > 2000 ? total / 2000 + 1 : 1; /* at most ~2000 points a line */
+    for (int g = 0; g < r->opt.n; g++) {
+        const char *c = colors[g % 8];
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", c);
+        for (int64_t t = 0; t < total; t += stride) point(f, lr, g, t, total, logy, lo, hi, L, T,
+                                                          pw, ph);
+        if ((total - 1) % stride) point(f, lr, g, total - 1, total, logy, lo, hi, L, T, pw, ph);
+        fprintf(f, "\"/>\n<text x=\"%g\" y=\"%g\" fill=\"%s\">%s</text>\n", L + pw + 10,
+                T + 16 + 16 * g, c, r->opt.v[g].name);
+    }
+    fprintf(f, "</svg>\n");
+    return rn_atomic_commit(&a, err, errlen);
+}
+
+int rn_schedule_plan(rn_run *r, FILE *print, const char *svg_path, char *err, size_t errlen)
+{
+    int64_t spe = rn_run_steps_per_epoch(r), total = 0;
+    for (int s = 0; s < r->plan->n_stages; s++) total += r->plan->stages[s].epochs * spe;
+    double *lr = calloc((size_t)(total * r->opt.n) + 1, sizeof *lr);
+    double *mom = calloc((size_t)(total * r->opt.n) + 1, sizeof *mom);
+    int rc = -1;
+    if (!lr || !mom) {
+        snprintf(err, errlen, "schedule: out of memory for %ld steps", (long)total);
+    } else if (evaluate(r, spe, lr, mom, total, err, errlen) == 0) {
+        if (print) print_plan(print, r, spe, lr, mom, total);
+        rc = svg_path && total > 0 ? write_svg(svg_path, r, spe, lr, total, err, errlen) : 0;
+    }
+    free(lr);
+    free(mom);
+    return rc;
+}
