@@ -224,6 +224,13 @@ typedef struct rn_host {
 
     /* 1 when the recipe gave this setting, 0 when it holds the schema's default. */
     int (*has_setting)(rn_ctx *ctx, const char *key);
+
+    /* A metric's value at the end of each finished epoch of the current stage, oldest first,
+     * copied into out[0..cap); returns the number of such epochs (call again with a larger
+     * buffer when it exceeds cap), 0 for an unknown metric. A metric not measured in some epoch
+     * is NaN there. What plateau schedules need: values(at) at epoch e sees epochs 0..e-1.
+     * Not on the loader thread (augment plugins get 0). */
+    size_t (*metric_history)(rn_ctx *ctx, const char *name, double *out, size_t cap);
 } rn_host;
 
 /* ---------------------------------------------------------------------------------------------

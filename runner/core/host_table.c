@@ -130,6 +130,12 @@ static int host_has_setting(rn_ctx *ctx, const char *key)
     return v ? v->given : 0;
 }
 
+static size_t host_metric_history(rn_ctx *ctx, const char *name, double *out, size_t cap)
+{
+    const rn_metrics *m = ctx_metrics(ctx);
+    return m ? rn_metrics_history(m, name, out, cap) : 0;
+}
+
 static const rn_host host_table = {
     .struct_size = sizeof(rn_host),
     .abi_major = RN_ABI_MAJOR,
@@ -151,6 +157,7 @@ static const rn_host host_table = {
     .is_tty = host_is_tty,
     .parallel_for = host_parallel_for,
     .has_setting = host_has_setting,
+    .metric_history = host_metric_history,
 };
 
 const rn_host *rn_host_table(void) { return &host_table; }

@@ -220,6 +220,7 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
     int stop_run = rc == RN_STOP_RUN;
     for (int s = 0; rc >= 0 && !stop_run && s < r->plan->n_stages; s++) {
         int64_t epochs = r->plan->stages[s].epochs, total = epochs * spe, step = 0;
+        rn_metrics_clear_history(&r->metrics); /* plateau schedules look at this stage only */
         e = make_event(r, s, 0, total, 0, spe, NAN, 0, t0);
         rc = fire(r, EV_STAGE_BEGIN, &e, err, errlen);
         int stop_stage = rc == RN_STOP_STAGE;
@@ -317,6 +318,11 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
                 if (c < 0) { rc = -1; break; }
             }
             rn_metrics_set(&r->metrics, "time_s", now_s() - t0);
+            if (rn_metrics_end_epoch(&r->metrics)) {
+                snprintf(err, errlen, "metrics: out of memory");
+                rc = -1;
+                break;
+            }
             e = make_event(r, s, step, total, ep, spe, sum / (double)(steps ? steps : 1), ips, t0);
             int c = fire(r, EV_EPOCH_END, &e, err, errlen);
             if (c < 0) { rc = -1; break; }
