@@ -7,27 +7,32 @@
 
 #include "param_groups.h"
 
-/* The optimizer spec for group g: a copy of the recipe's with the group's settings on top. */
+/* The optimizer spec for a group: a copy of the recipe's, as a table, with the group's
+ * settings (its named fields; group may be NULL) on top. */
 static rn_value *group_spec(const rn_value *optimizer, const rn_value *group)
 {
     rn_value *spec = rn_value_clone(optimizer);
-    if (!spec || !group || group->type != RN_V_TABLE) return spec;
-    if (spec->type == RN_V_STRING) { /* "sgd" -> { "sgd" } so settings can be added */
+    if (spec && spec->type == RN_V_STRING) { /* "sgd" -> { "sgd" } so settings can be added */
         rn_value *t = rn_value_new(RN_V_TABLE, spec->path);
+        if (!t) {
+            rn_value_free(spec);
+            return NULL;
+        }
         rn_value_push_item(t, spec);
         spec = t;
     }
+    if (!spec || !group || group->type != RN_V_TABLE) return spec;
     for (size_t i = 0; i < group->n_fields; i++)
         rn_value_put_field(spec, group->keys[i], rn_value_clone(group->fields[i]));
     return spec;
 }
 
-static int setup_group(rn_opt_group *og, const char *name, const rn_value *spec, const int *group_of,
-                       int which, const rn_model *m, const rn_registry *reg,
-                       const rn_run_view *view, uint64_t slot, char *err, size_t errlen)
+static int setup_group(rn_opt_group *og, const char *name, const rn_value *spec,
+                       const unsigned char *member, const rn_model *m, const rn_registry *reg,
+                       const rn_run_view *view, char *err, size_t errlen)
 {
     og->name = strdup(name);
-    if (rn_instance_create(&og->opt, reg, RN_KIND_OPTIMIZER, spec, view, slot, err, errlen))
+    if (rn_instance_create(&og->opt, reg, RN_KIND_OPTIMIZER, spec, view, 0, err, errlen))
         return -1;
     const char *where = spec->path[0] ? spec->path : "optimizer";
     /* The group's base values come from the optimizer's settings of these names (plugin.h). */
@@ -49,7 +54,7 @@ static int setup_group(rn_opt_group *og, const char *name, const rn_value *spec,
     }
     for (int i = 0; i < m->n_params; i++) {
         const rn_param_ref *p = &m->params[i];
-        if (!p->grad || group_of[i] != which) continue;
+        if (!member[i]) continue;
         rn_param *q = &og->params[n++];
         og->g.n_params = n; /* so a failure below frees what was allocated */
         q->name = p->name;
@@ -68,34 +73,108 @@ static int setup_group(rn_opt_group *og, const char *name, const rn_value *spec,
     return 0;
 }
 
+/* The next free group slot (counted before it is set up, so a failure frees it too). */
+static rn_opt_group *next_group(rn_opt_groups *og) { return &og->v[og->n++]; }
+
+/* timm's rule for "no weight decay on biases and norm layers": 1-d tensors and biases. */
+static int bias_or_norm(const rn_param_ref *p)
+{
+    size_t n = strlen(p->name);
+    return p->value->shape.ndim <= 1 || (n >= 5 && strcmp(p->name + n - 5, ".bias") == 0);
+}
+
+/* The weight decay a spec's optimizer would use (its "weight_decay" setting, 0 without one). */
+static int spec_weight_decay(const rn_value *spec, const rn_registry *reg,
+                             const rn_run_view *view, double *wd, char *err, size_t errlen)
+{
+    rn_instance probe;
+    if (rn_instance_create(&probe, reg, RN_KIND_OPTIMIZER, spec, view, 0, err, errlen)) return -1;
+    *wd = 0;
+    rn_instance_number(&probe, "weight_decay", wd);
+    rn_instance_destroy(&probe);
+    return 0;
+}
+
+/* One recipe group (or the default one): one optimizer group, or two when biases and norm
+ * parameters are kept out of weight decay. */
+static int add_groups(rn_opt_groups *og, const char *name, const rn_value *spec, int which,
+                      const int *group_of, int decay_bias_and_norm, const rn_model *m,
+                      const rn_registry *reg, const rn_run_view *view, unsigned char *member,
+                      char *err, size_t errlen)
+{
+    int any = 0, split = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        member[i] = m->params[i].grad && group_of[i] == which;
+        any |= member[i];
+        split |= member[i] && bias_or_norm(&m->params[i]);
+    }
+    if (!any) return 0;
+    double wd = 0;
+    if (!decay_bias_and_norm && split && spec_weight_decay(spec, reg, view, &wd, err, errlen))
+        return -1;
+    if (decay_bias_and_norm || !split || wd == 0)
+        return setup_group(next_group(og), name, spec, member, m, reg, view, err, errlen);
+
+    unsigned char *rest = member + m->n_params; /* the second half of the mask buffer */
+    int decayed = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        rest[i] = member[i] && bias_or_norm(&m->params[i]);
+        member[i] = member[i] && !rest[i];
+        decayed |= member[i];
+    }
+    if (decayed && setup_group(next_group(og), name, spec, member, m, reg, view, err, errlen))
+        return -1;
+    rn_value *nodecay = rn_value_clone(spec);
+    rn_value *zero = rn_value_new(RN_V_NUMBER, "decay_bias_and_norm");
+    char sub[160];
+    snprintf(sub, sizeof sub, "%s.no_decay", name);
+    int rc = -1;
+    if (nodecay && zero && nodecay->type == RN_V_TABLE) {
+        zero->n = 0;
+        rn_value_put_field(nodecay, "weight_decay", zero);
+        zero = NULL;
+        rc = setup_group(next_group(og), sub, nodecay, rest, m, reg, view, err, errlen);
+    } else {
+        snprintf(err, errlen, "optimizer: out of memory");
+    }
+    rn_value_free(zero);
+    rn_value_free(nodecay);
+    return rc;
+}
+
 int rn_opt_groups_create(rn_opt_groups *og, const rn_value *optimizer, const rn_value *groups,
-                         const rn_model *m, const rn_registry *reg, const rn_run_view *view,
-                         char *err, size_t errlen)
+                         int decay_bias_and_norm, const rn_model *m, const rn_registry *reg,
+                         const rn_run_view *view, char *err, size_t errlen)
 {
     memset(og, 0, sizeof *og);
     int *group_of = calloc((size_t)m->n_params + 1, sizeof *group_of);
+    unsigned char *member = calloc(2 * (size_t)m->n_params + 1, 1);
     size_t named = groups ? groups->n_fields : 0;
-    og->v = calloc(named + 1, sizeof *og->v);
-    if (!group_of || !og->v) {
+    og->v = calloc(2 * (named + 1), sizeof *og->v);
+    if (!group_of || !member || !og->v) {
         free(group_of);
+        free(member);
+        free(og->v);
+        og->v = NULL;
         snprintf(err, errlen, "optimizer: out of memory");
         return -1;
     }
     int rc = rn_groups_assign(groups, m, group_of, err, errlen);
-    int in_default = 0;
-    for (int i = 0; i < m->n_params; i++) in_default |= m->params[i].grad && group_of[i] < 0;
-    if (rc == 0 && in_default) {
-        rc = setup_group(&og->v[og->n++], "default", optimizer, group_of, -1, m, reg, view, 0,
-                         err, errlen);
-    }
+    rn_value *spec = rc ? NULL : group_spec(optimizer, NULL);
+    if (rc == 0)
+        rc = spec ? add_groups(og, "default", spec, -1, group_of, decay_bias_and_norm, m, reg, view,
+                               member, err, errlen)
+                  : (snprintf(err, errlen, "optimizer: out of memory"), -1);
+    rn_value_free(spec);
     for (size_t g = 0; rc == 0 && g < named; g++) {
-        rn_value *spec = group_spec(optimizer, groups->fields[g]);
-        rc = spec ? setup_group(&og->v[og->n++], groups->keys[g], spec, group_of, (int)g, m, reg,
-                                view, g + 1, err, errlen)
+        spec = group_spec(optimizer, groups->fields[g]);
+        rc = spec ? add_groups(og, groups->keys[g], spec, (int)g, group_of, decay_bias_and_norm, m,
+                               reg, view, member, err, errlen)
                   : (snprintf(err, errlen, "optimizer: out of memory"), -1);
         rn_value_free(spec);
     }
     free(group_of);
+    free(member);
     if (rc) rn_opt_groups_free(og);
     return rc;
 }

@@ -21,10 +21,12 @@ typedef struct rn_opt_groups {
 
 /* Makes the groups of `groups` (param_groups.h) plus "default" for the trainable parameters in
  * none (left out when empty). A group's optimizer spec is `optimizer` with the group's named
- * settings on top; errors name their key path (groups.head.lr). */
+ * settings on top; errors name their key path (groups.head.lr). With decay_bias_and_norm = 0, a
+ * group with weight decay is split: its biases and 1-d (norm) parameters go to "<name>.no_decay"
+ * with weight_decay 0 (timm's filter_bias_and_bn, fastai's wd_bn_bias = False). */
 int rn_opt_groups_create(rn_opt_groups *og, const rn_value *optimizer, const rn_value *groups,
-                         const rn_model *m, const rn_registry *reg, const rn_run_view *view,
-                         char *err, size_t errlen);
+                         int decay_bias_and_norm, const rn_model *m, const rn_registry *reg,
+                         const rn_run_view *view, char *err, size_t errlen);
 void rn_opt_groups_free(rn_opt_groups *og);
 
 /* One optimizer step for every group (then each group's step count advances). */

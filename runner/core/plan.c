@@ -185,7 +185,7 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
     static const char *const known[] = {"name", "description", "seed", "device", "data",
                                         "model", "loss", "optimizer", "schedule", "callbacks",
                                         "stages", "epochs", "groups", "weights", "accumulate",
-                                        "clip_grad", NULL};
+                                        "clip_grad", "decay_bias_and_norm", NULL};
     memset(p, 0, sizeof *p);
     p->root = root;
     p->recipe_path = strdup(recipe_path);
@@ -235,7 +235,9 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
     }
     p->schedule = rn_value_field(root, "schedule");
     p->groups = rn_value_field(root, "groups");
-    if (rn_get_int(root, "accumulate", 0, 1, 1, 1 << 20, &p->accumulate, err, errlen)) return -1;
+    if (rn_get_int(root, "accumulate", 0, 1, 1, 1 << 20, &p->accumulate, err, errlen) ||
+        rn_get_bool(root, "decay_bias_and_norm", 0, 1, &p->decay_bias_and_norm, err, errlen))
+        return -1;
     p->clip_norm = p->clip_value = NAN;
     int bad_clip = 0;
     const rn_value *clip = table_field(root, "clip_grad", 0,

@@ -45,6 +45,7 @@ typedef struct rn_plan {
     double label_smoothing;  /* loss.label_smoothing in [0, 1), as F.cross_entropy's */
     const rn_value *groups;  /* named parameter groups by pattern, or NULL */
     int64_t accumulate;      /* micro-batches per optimizer step (>= 1) */
+    int decay_bias_and_norm; /* 0: biases and 1-d (norm) parameters get no weight decay */
     double clip_norm;        /* clip_grad.norm: max global L2 norm, NaN = no clipping */
     double clip_value;       /* clip_grad.value: max |gradient|, NaN = no clipping */
     char *weights;           /* weights.file: a safetensors state dict to start from, or NULL */

@@ -153,8 +153,8 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
         if (report[0]) printf("weights: %s\n", report);
     }
 
-    if (rn_opt_groups_create(&r->opt, plan->optimizer, plan->groups, &r->model, reg, &r->view,
-                             err, errlen) ||
+    if (rn_opt_groups_create(&r->opt, plan->optimizer, plan->groups, plan->decay_bias_and_norm,
+                             &r->model, reg, &r->view, err, errlen) ||
         rn_grads_init(&r->grads, &r->model, plan->accumulate, err, errlen))
         return -1;
 

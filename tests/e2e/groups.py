@@ -3,6 +3,7 @@ schedule applied to each group's own base lr, a group at lr 0 left untouched, an
 refused with their key path."""
 import csv
 import os
+import re
 
 from common import check, finish, read_safetensors, run, small_recipe, tempdir, write
 
@@ -48,4 +49,18 @@ for name, args, needle in [
     check(q.returncode == 1 and needle in q.stderr and len(q.stderr.splitlines()) == 1,
           f"{name}: {q.stderr!r}")
     check(not os.path.exists(os.path.join(tmp, name)), f"{name}: nothing written")
+# decay_bias_and_norm = false: a group with weight decay keeps its biases and 1-d (norm)
+# tensors out of it (timm's filter_bias_and_bn), as "<group>.no_decay" with weight_decay 0.
+plain = write(tmp, "plain.lua", small_recipe(
+    epochs=1, limit=256, test_limit=64, extra="decay_bias_and_norm = false,",
+    optimizer='{ "sgd", lr = 0.05, momentum = 0.9, weight_decay = 5e-4 }'))
+q = run([plain, "--dry-run"])
+check(q.returncode == 0, f"dry run: {q.stderr}")
+check(re.search(r"group default\s+lr .* weight_decay 0.0005, 4 tensors", q.stdout) is not None and
+      re.search(r"group default.no_decay\s+lr .* weight_decay 0, 4 tensors", q.stdout) is not None,
+      f"split: {q.stdout[-600:]}")
+q = run([recipe, "--dry-run", "--set", "decay_bias_and_norm=false"])
+check(re.search(r"group head\s+lr .* weight_decay 0.0001, 1 tensors", q.stdout) is not None and
+      re.search(r"group head.no_decay\s+lr .* weight_decay 0, 1 tensors", q.stdout) is not None and
+      "group no_decay.no_decay" not in q.stdout, f"per group: {q.stdout[-700:]}")
 finish("e2e_groups")
