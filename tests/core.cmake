@@ -35,4 +35,12 @@ rn_add_test(test_model_print SOURCES test_model_print.c LIBS rn_core)
 # Whole ResNets against PyTorch (tests/fixtures/resnet, scripts/make_resnet_fixtures.py)
 rn_add_test(test_resnet_parity SOURCES test_resnet_parity.c LIBS rn_core)
 target_compile_definitions(test_resnet_parity PRIVATE RN_RECIPES_DIR="${PROJECT_SOURCE_DIR}/recipes")
+# Not a test: `bench_optim` prints ms per optimizer step over ResNet-18's parameters for each
+# optimizer plugin (scripts/bench --optim runs it next to torch.optim).
+add_executable(bench_optim bench_optim.c)
+target_include_directories(bench_optim PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(bench_optim PRIVATE rn_plugin_host rn_recipe rn_options m)
+target_compile_definitions(bench_optim PRIVATE RN_BENCH_PLUGIN_DIR="${RN_PLUGIN_OUTPUT_DIR}"
+                           RN_BENCH_SHAPES="${CMAKE_CURRENT_SOURCE_DIR}/fixtures/resnet/resnet18_keys.txt")
+add_dependencies(bench_optim sgd adam adamw rmsprop lion lamb)
 rn_add_test(test_metrics SOURCES test_metrics.c LIBS rn_plugin_host)
