@@ -182,10 +182,6 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
         if (bad) return -1;
     }
 
-    /* Every schedule evaluated once for every step: a scheduler that refuses its stage (a length
-     * that does not fit, say) does so now, not mid-run. */
-    if (rn_schedule_plan(r, NULL, NULL, err, errlen)) return -1;
-
     /* Every metric exists from the start (NaN until measured), so loggers see all columns. */
     static const char *const names[] = {"train.loss", "lr", "grad_norm", "images_per_s",
                                         "test.loss", "test.acc", "time_s"};
@@ -197,6 +193,9 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
         snprintf(name, sizeof name, "lr.%s", r->opt.v[g].name);
         rn_metrics_set(&r->metrics, name, NAN);
     }
+    /* Every schedule evaluated once for every step, with the metrics known (a plateau schedule
+     * refuses a monitor that is no metric): a scheduler that refuses its stage does so now. */
+    if (rn_schedule_plan(r, NULL, NULL, err, errlen)) return -1;
     return 0;
 }
 
