@@ -121,7 +121,9 @@ int rn_write_provenance(const char *dir, const rn_run *r, const char *recipe_pat
         snprintf(role, sizeof role, "optimizer (group %s)", r->opt.v[g].name);
         add_plugin(plugins, &r->opt.v[g].opt, role);
     }
-    for (int s = 0; s < r->plan->n_stages; s++) add_plugin(plugins, &r->schedulers[s], "scheduler");
+    for (int s = 0; s < r->plan->n_stages; s++)
+        for (int k = 0; k < r->schedules[s].n; k++)
+            add_plugin(plugins, &r->schedules[s].phases[k].inst, "scheduler");
     for (int i = 0; i < r->n_augments; i++) add_plugin(plugins, &r->augments[i], "augment");
     for (int i = 0; i < r->n_callbacks; i++) add_plugin(plugins, &r->callbacks[i], "callback");
 

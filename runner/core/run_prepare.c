@@ -88,14 +88,11 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
                            errlen))
         return -1;
     rn_instance_destroy(&probe);
-    r->schedulers = calloc((size_t)plan->n_stages, sizeof *r->schedulers);
-    for (int s = 0; s < plan->n_stages; s++) {
-        static const rn_value constant = {.type = RN_V_STRING, .path = "schedule", .s = "constant"};
-        const rn_value *spec = plan->stages[s].schedule ? plan->stages[s].schedule : &constant;
-        if (rn_instance_create(&r->schedulers[s], reg, RN_KIND_SCHEDULER, spec, &r->view,
+    r->schedules = calloc((size_t)plan->n_stages, sizeof *r->schedules);
+    for (int s = 0; s < plan->n_stages; s++)
+        if (rn_schedule_create(&r->schedules[s], plan->stages[s].schedule, reg, &r->view,
                                (uint64_t)s, err, errlen))
             return -1;
-    }
     if (make_list(&r->augments, &r->n_augments, plan->data.augment, RN_KIND_AUGMENT, reg,
                   &r->view, 0, err, errlen))
         return -1;
@@ -205,9 +202,9 @@ void rn_run_free(rn_run *r)
     free(r->callbacks);
     for (int i = 0; i < r->n_augments; i++) rn_instance_destroy(&r->augments[i]);
     free(r->augments);
-    if (r->schedulers)
-        for (int s = 0; s < r->plan->n_stages; s++) rn_instance_destroy(&r->schedulers[s]);
-    free(r->schedulers);
+    if (r->schedules)
+        for (int s = 0; s < r->plan->n_stages; s++) rn_schedule_free(&r->schedules[s]);
+    free(r->schedules);
     rn_opt_groups_free(&r->opt);
     rn_grads_free(&r->grads);
     if (r->model.layers) rn_model_free(&r->model);

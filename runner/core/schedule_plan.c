@@ -24,24 +24,13 @@ static int evaluate(rn_run *r, int64_t spe, double *lr, double *mom, int64_t tot
     int64_t at_step = 0;
     for (int s = 0; s < r->plan->n_stages; s++) {
         const rn_stage_spec *st = &r->plan->stages[s];
-        const rn_instance *sch = &r->schedulers[s];
-        const rn_scheduler_api *api = sch->plugin->api;
         int64_t steps = st->epochs * spe;
         for (int64_t t = 0; t < steps; t++, at_step++) {
             rn_sched_at at = {.struct_size = sizeof at, .step = t, .total_steps = steps,
                               .steps_per_epoch = spe, .epoch = t / spe};
             for (int g = 0; g < r->opt.n; g++) {
-                const rn_opt_group *og = &r->opt.v[g];
-                rn_sched_values v = {.struct_size = sizeof v,
-                                     .base_lr = isnan(st->lr) ? og->base_lr : st->lr,
-                                     .base_momentum = og->base_momentum};
-                v.lr = v.base_lr;
-                v.momentum = v.base_momentum;
-                if (api->values(sch->self, &at, &v) != RN_OK) {
-                    snprintf(err, errlen, "%s: %s", st->node == r->plan->root ? "schedule"
-                             : st->node->path, rn_instance_error(sch));
-                    return -1;
-                }
+                rn_sched_values v;
+                if (rn_run_group_values(r, s, g, &at, &v, err, errlen)) return -1;
                 lr[g * total + at_step] = v.lr;
                 mom[g * total + at_step] = v.momentum;
             }
@@ -70,8 +59,9 @@ static void print_plan(FILE *f, const rn_run *r, int64_t spe, const double *lr, 
     for (int s = 0; s < r->plan->n_stages; s++) {
         const rn_stage_spec *st = &r->plan->stages[s];
         int64_t steps = st->epochs * spe;
+        char desc[256];
         fprintf(f, "  stage %s: %ld epochs, %ld steps, schedule %s\n", st->name, (long)st->epochs,
-                (long)steps, r->schedulers[s].plugin->id);
+                (long)steps, rn_schedule_describe(&r->schedules[s], desc, sizeof desc));
         for (int g = 0; g < r->opt.n && steps > 0; g++) {
             const double *l = lr + g * total + start, *m = mom + g * total + start;
             double llo, lhi, mlo, mhi;

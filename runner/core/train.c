@@ -121,24 +121,26 @@ static int augment_batch(void *arg, rn_loader_batch *b, char *err, size_t errlen
 
 /* Runs the schedule for this step and sets every group's lr and momentum from its base values
  * (a stage's lr replaces every group's base lr). */
-static int schedule_step(rn_run *r, int stage, const rn_sched_at *at, char *err, size_t errlen)
+int rn_run_group_values(const rn_run *r, int stage, int group, const rn_sched_at *at,
+                        rn_sched_values *v, char *err, size_t errlen)
 {
     const rn_stage_spec *st = &r->plan->stages[stage];
-    const rn_instance *s = &r->schedulers[stage];
+    const rn_opt_group *g = &r->opt.v[group];
+    *v = (rn_sched_values){.struct_size = sizeof *v,
+                           .base_lr = isnan(st->lr) ? g->base_lr : st->lr,
+                           .base_momentum = g->base_momentum};
+    v->lr = v->base_lr;
+    v->momentum = v->base_momentum;
+    return rn_schedule_values(&r->schedules[stage], at, v, err, errlen);
+}
+
+static int schedule_step(rn_run *r, int stage, const rn_sched_at *at, char *err, size_t errlen)
+{
     for (int i = 0; i < r->opt.n; i++) {
-        rn_opt_group *g = &r->opt.v[i];
-        rn_sched_values v = {.struct_size = sizeof v,
-                             .base_lr = isnan(st->lr) ? g->base_lr : st->lr,
-                             .base_momentum = g->base_momentum};
-        v.lr = v.base_lr;
-        v.momentum = v.base_momentum;
-        if (((const rn_scheduler_api *)s->plugin->api)->values(s->self, at, &v) != RN_OK) {
-            snprintf(err, errlen, "%s: %s", st->node == r->plan->root ? "schedule" : st->node->path,
-                     rn_instance_error(s));
-            return -1;
-        }
-        g->g.lr = v.lr;
-        g->g.momentum = v.momentum;
+        rn_sched_values v;
+        if (rn_run_group_values(r, stage, i, at, &v, err, errlen)) return -1;
+        r->opt.v[i].g.lr = v.lr;
+        r->opt.v[i].g.momentum = v.momentum;
     }
     return 0;
 }

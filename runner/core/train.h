@@ -11,6 +11,7 @@
 #include "grads.h"
 #include "opt_groups.h"
 #include "plugin_host.h"
+#include "schedule.h"
 
 typedef struct rn_run {
     const rn_plan *plan;
@@ -20,7 +21,7 @@ typedef struct rn_run {
     rn_model model;
     rn_opt_groups opt;        /* one optimizer instance per parameter group */
     rn_grads grads;           /* accumulation, norm and clipping between backward and step */
-    rn_instance *schedulers;  /* one per stage */
+    rn_schedule *schedules;   /* one per stage */
     rn_instance *callbacks;
     int n_callbacks;
     rn_instance *augments;
@@ -49,6 +50,10 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
  * also runs them once on a zero sample so that bad settings are refused before training). */
 int rn_run_augment(rn_run *r, float *x, int64_t n, const int32_t *labels, const int64_t *ids,
                    int64_t epoch, char *err, size_t errlen);
+/* A group's lr and momentum at `at` in stage `stage`: the stage's schedule applied to the
+ * group's base values (a stage's lr replaces every group's base lr). */
+int rn_run_group_values(const rn_run *r, int stage, int group, const rn_sched_at *at,
+                        rn_sched_values *v, char *err, size_t errlen);
 /* Test-set loss and accuracy in eval mode. */
 int rn_run_evaluate(rn_run *r, double *loss, double *acc, char *err, size_t errlen);
 void rn_run_free(rn_run *r);

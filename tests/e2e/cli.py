@@ -56,4 +56,16 @@ p = run([recipe, "--dry-run", "--set", 'groups.head="fc3.*"'])
 check(p.returncode == 1 and p.stderr.strip() == 'runner: groups.head: pattern "fc3.*" matches '
       "no parameter (the model's modules: conv1, conv2, fc1, fc2)", f"bad group: {p.stderr!r}")
 
+# A chained schedule: phases in order, a plateau multiplier on top; a chain that does not fit
+# its stage is refused at validation.
+chain = write(tmp, "chain.lua", small_recipe(
+    epochs=3, limit=256, test_limit=64,
+    schedule='{ { "linear", start_factor = 0.01, epochs = 1 }, { "cosine" }, '
+             '{ "reduce_on_plateau", multiply = true } }'))
+p = run([chain, "--dry-run"])
+check(p.returncode == 0 and "schedule linear -> cosine x reduce_on_plateau" in p.stdout,
+      f"chain plan: {p.stdout[-400:]!r} {p.stderr!r}")
+p = run([chain, "--dry-run", "--set", "schedule[1].epochs=3"])
+check(p.returncode == 1 and "schedule[1]: the phases before the last take 12 of the stage's 12"
+      in p.stderr, f"chain too long: {p.stderr!r}")
 finish("e2e_cli")
