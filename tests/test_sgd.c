@@ -7,30 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "optim_fixture.h"
 #include "plugin_test_util.h"
 #include "rn_test.h"
 
 #define MAX_N 256
-
-static void expect_word(FILE *f, const char *word)
-{
-    char w[64];
-    if (fscanf(f, "%63s", w) != 1 || strcmp(w, word) != 0) {
-        fprintf(stderr, "fixture: expected \"%s\", got \"%s\"\n", word, w);
-        exit(2);
-    }
-}
-
-static void read_floats(FILE *f, const char *word, float *out, int n)
-{
-    expect_word(f, word);
-    for (int i = 0; i < n; i++) {
-        if (fscanf(f, "%f", &out[i]) != 1) {
-            fprintf(stderr, "fixture: short %s line\n", word);
-            exit(2);
-        }
-    }
-}
 
 /* Runs one fixture case through the plugin; returns 0 at the end of the file. */
 static int run_case(FILE *f, const rn_registry *reg)
@@ -59,7 +40,7 @@ static int run_case(FILE *f, const rn_registry *reg)
     CHECK(sf == (momentum > 0 ? 1u : 0u));
 
     float value[MAX_N], grad[MAX_N], expect[MAX_N], state[MAX_N] = {0};
-    read_floats(f, "init", value, n);
+    of_read_floats(f, "init", value, n);
     rn_param params[2] = {
         {"a.weight", value, grad, sf ? state : NULL, sizes[0]},
         {"b.weight", value + sizes[0], grad + sizes[0], sf ? state + sizes[0] : NULL, sizes[1]},
@@ -75,8 +56,8 @@ static int run_case(FILE *f, const rn_registry *reg)
         int step;
         double step_lr;
         if (fscanf(f, " step %d lr %lf", &step, &step_lr) != 2 || step != t) exit(2);
-        read_floats(f, "grad", grad, n);
-        read_floats(f, "param", expect, n);
+        of_read_floats(f, "grad", grad, n);
+        of_read_floats(f, "param", expect, n);
         g.lr = step_lr;
         g.step = t;
         CHECK(api->step(inst.self, &g) == RN_OK);
@@ -87,7 +68,7 @@ static int run_case(FILE *f, const rn_registry *reg)
             if (value[i] != expect[i]) mismatches++;
         }
     }
-    expect_word(f, "end");
+    of_expect_word(f, "end");
     printf("  %-34s max relative difference %.3g, %d values not bit-equal\n", name, worst,
            mismatches);
     rn_instance_destroy(&inst);
