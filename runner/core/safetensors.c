@@ -1,5 +1,6 @@
 #include "errorf.h"
 #include "safetensors.h"
+#include "safetensors_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,8 +76,6 @@ int rn_safetensors_write(const char *path, const rn_param_ref *tensors, int n,
 
 /* The reference implementation refuses larger headers too. */
 #define ST_MAX_HEADER 100000000u
-/* How many names an error or report line lists before "(+N more)". */
-#define ST_LIST_NAMES 4
 
 struct rn_safetensors {
     char *path;
@@ -107,14 +106,7 @@ size_t rn_st_dtype_size(rn_st_dtype t)
 }
 
 
-/* Appends to a fixed buffer; silently truncates (the buffer may be NULL). */
-typedef struct line_buf {
-    char *buf;
-    size_t cap, len;
-} line_buf;
-
-static void line_add(line_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void line_add(line_buf *b, const char *fmt, ...)
+void rn_st_line_add(rn_st_line *b, const char *fmt, ...)
 {
     if (!b->buf || b->cap == 0 || b->len >= b->cap - 1)
         return;
@@ -126,15 +118,14 @@ static void line_add(line_buf *b, const char *fmt, ...)
         b->len = b->len + (size_t)w < b->cap ? b->len + (size_t)w : b->cap - 1;
 }
 
-/* "[2, 3]"; "[]" for a scalar. */
-static const char *dims_str(const int64_t *d, int ndim, char *buf, size_t len)
+const char *rn_st_dims_str(const int64_t *d, int ndim, char *buf, size_t len)
 {
-    line_buf b = {buf, len, 0};
+    rn_st_line b = {buf, len, 0};
     buf[0] = '\0';
-    line_add(&b, "[");
+    rn_st_line_add(&b, "[");
     for (int i = 0; i < ndim; i++)
-        line_add(&b, i ? ", %" PRId64 : "%" PRId64, d[i]);
-    line_add(&b, "]");
+        rn_st_line_add(&b, i ? ", %" PRId64 : "%" PRId64, d[i]);
+    rn_st_line_add(&b, "]");
     return buf;
 }
 
@@ -240,13 +231,13 @@ static int parse_entry(const char *path, const char *name, json_t *v, uint64_t d
     size_t esize = DTYPE_SIZES[dt];
     if (too_big || numel > UINT64_MAX / esize) {
         rn_errorf(err, errlen, "%s: tensor \"%s\": shape %s has too many elements", path, name,
-                dims_str(t->shape, t->ndim, s1, sizeof s1));
+                rn_st_dims_str(t->shape, t->ndim, s1, sizeof s1));
         return -1;
     }
     if (numel * esize != end - begin) {
         rn_errorf(err, errlen, "%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] hold %"
                 PRIu64 " bytes, but shape %s of %s needs %" PRIu64, path, name, begin, end,
-                end - begin, dims_str(t->shape, t->ndim, s1, sizeof s1), DTYPE_NAMES[dt],
+                end - begin, rn_st_dims_str(t->shape, t->ndim, s1, sizeof s1), DTYPE_NAMES[dt],
                 numel * esize);
         return -1;
     }
@@ -618,202 +609,4 @@ int rn_safetensors_read_f32(rn_safetensors *st, const char *name, float *dst, in
         return -1;
     }
     return read_f32(st, t, dst, err, errlen);
-}
-
-/* --- loading a model's parameters ------------------------------------------------------------- */
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t ls = strlen(s), lx = strlen(suffix);
-    return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
-}
-
-static int shape_matches(const rn_st_tensor *t, const rn_shape *s)
-{
-    if (t->ndim != s->ndim)
-        return 0;
-    for (int d = 0; d < t->ndim; d++)
-        if (t->shape[d] != s->d[d])
-            return 0;
-    return 1;
-}
-
-enum { P_LOAD, P_MISSING, P_SHAPE };
-
-/* "fc.weight [1000, 512] in the file, [10, 512] in the model" */
-static void add_shape_pair(line_buf *b, const rn_st_tensor *t, const rn_param_ref *p)
-{
-    char s1[160], s2[160];
-    line_add(b, "%s %s in the file, %s in the model", p->name,
-             dims_str(t->shape, t->ndim, s1, sizeof s1),
-             dims_str(p->value->shape.d, p->value->shape.ndim, s2, sizeof s2));
-}
-
-/* ", a, b, c, d (+3 more)" style list of model parameters with status `which`. */
-static void add_param_list(line_buf *b, const rn_param_ref *params, const int *status, int n,
-                           int which, const rn_st_tensor *const *src)
-{
-    int shown = 0, total = 0;
-    for (int i = 0; i < n; i++) {
-        if (status[i] != which)
-            continue;
-        if (shown < ST_LIST_NAMES) {
-            line_add(b, shown ? ", " : "");
-            if (which == P_SHAPE)
-                add_shape_pair(b, src[i], &params[i]);
-            else
-                line_add(b, "%s", params[i].name);
-            shown++;
-        }
-        total++;
-    }
-    if (total > shown)
-        line_add(b, " (+%d more)", total - shown);
-}
-
-static void add_extra_list(line_buf *b, const rn_safetensors *st, const unsigned char *extra)
-{
-    int shown = 0, total = 0;
-    for (int i = 0; i < st->n; i++) {
-        if (!extra[i])
-            continue;
-        if (shown++ < ST_LIST_NAMES)
-            line_add(b, "%s%s", shown > 1 ? ", " : "", st->tensors[i].name);
-        total++;
-    }
-    if (total > ST_LIST_NAMES)
-        line_add(b, " (+%d more)", total - ST_LIST_NAMES);
-}
-
-int rn_safetensors_load_params(const char *path, rn_param_ref *params, int n, int strict,
-                               char *report, size_t reportlen, char *err, size_t errlen)
-{
-    if (report && reportlen)
-        report[0] = '\0';
-    rn_safetensors *st;
-    if (rn_safetensors_open(&st, path, err, errlen))
-        return -1;
-    int rc = -1;
-    int *status = calloc((size_t)n + 1, sizeof *status);
-    const rn_st_tensor **src = calloc((size_t)n + 1, sizeof *src);
-    unsigned char *extra = calloc((size_t)st->n + 1, 1);
-    float *staging = NULL;
-    if (!status || !src || !extra) {
-        rn_errorf(err, errlen, "%s: out of memory", path);
-        goto out;
-    }
-    /* Match by name: a file tensor no parameter claims is extra, unless it is a batch-norm
-     * counter the model does not keep. */
-    for (int i = 0; i < st->n; i++)
-        extra[i] = !ends_with(st->tensors[i].name, ".num_batches_tracked");
-    int n_load = 0, n_missing = 0, n_shape = 0, n_extra = 0;
-    int64_t floats = 0;
-    for (int i = 0; i < n; i++) {
-        const rn_st_tensor *t = rn_safetensors_find(st, params[i].name);
-        src[i] = t;
-        if (!t) {
-            status[i] = P_MISSING;
-            n_missing++;
-            continue;
-        }
-        extra[t - st->tensors] = 0;
-        if (!shape_matches(t, &params[i].value->shape)) {
-            status[i] = P_SHAPE;
-            n_shape++;
-            continue;
-        }
-        status[i] = P_LOAD;
-        floats += t->numel;
-        n_load++;
-    }
-    for (int i = 0; i < st->n; i++)
-        n_extra += extra[i];
-
-    line_buf e = {err, errlen, 0};
-    if (strict && n_shape) {
-        int first = 0;
-        while (status[first] != P_SHAPE)
-            first++;
-        line_add(&e, "%s: tensor \"%s\": shape ", path, params[first].name);
-        char s1[160], s2[160];
-        line_add(&e, "%s in the file, %s in the model",
-                 dims_str(src[first]->shape, src[first]->ndim, s1, sizeof s1),
-                 dims_str(params[first].value->shape.d, params[first].value->shape.ndim, s2,
-                          sizeof s2));
-        if (n_shape > 1)
-            line_add(&e, " (%d tensors differ in shape)", n_shape);
-        goto out;
-    }
-    if (strict && (n_missing || n_extra)) {
-        line_add(&e, "%s: strict load:", path);
-        if (n_missing) {
-            line_add(&e, " %d model parameter%s not in the file: ", n_missing,
-                     n_missing == 1 ? "" : "s");
-            add_param_list(&e, params, status, n, P_MISSING, src);
-        }
-        if (n_extra) {
-            line_add(&e, "%s %d file tensor%s not in the model: ", n_missing ? ";" : "", n_extra,
-                     n_extra == 1 ? "" : "s");
-            add_extra_list(&e, st, extra);
-        }
-        goto out;
-    }
-    if (n_load == 0 && n > 0) {
-        line_add(&e, "%s: no tensor matches a model parameter by name and shape (model: \"%s\"",
-                 path, params[0].name);
-        /* Show a name worth comparing: not the batch-norm counter. */
-        int k = 0;
-        while (k < st->n - 1 && !extra[k])
-            k++;
-        if (st->n)
-            line_add(&e, "; file: \"%s\"", st->tensors[k].name);
-        line_add(&e, ")");
-        goto out;
-    }
-
-    /* Read everything first, so a failure leaves the model as it was. */
-    staging = rn_falloc(floats);
-    if (!staging) {
-        rn_errorf(err, errlen, "%s: out of memory for %" PRId64 " floats", path, floats);
-        goto out;
-    }
-    int64_t at = 0;
-    for (int i = 0; i < n; i++) {
-        if (status[i] != P_LOAD)
-            continue;
-        if (read_f32(st, src[i], staging + at, err, errlen))
-            goto out;
-        at += src[i]->numel;
-    }
-    at = 0;
-    for (int i = 0; i < n; i++) {
-        if (status[i] != P_LOAD)
-            continue;
-        memcpy(params[i].value->data, staging + at, (size_t)src[i]->numel * sizeof(float));
-        at += src[i]->numel;
-    }
-
-    line_buf r = {report, reportlen, 0};
-    line_add(&r, "%s: loaded %d of %d model parameters", path, n_load, n);
-    if (n_shape) {
-        line_add(&r, "; kept the model's for %d whose shape differs: ", n_shape);
-        add_param_list(&r, params, status, n, P_SHAPE, src);
-    }
-    if (n_missing) {
-        line_add(&r, "; %d not in the file: ", n_missing);
-        add_param_list(&r, params, status, n, P_MISSING, src);
-    }
-    if (n_extra) {
-        line_add(&r, "; ignored %d file tensor%s not in the model: ", n_extra,
-                 n_extra == 1 ? "" : "s");
-        add_extra_list(&r, st, extra);
-    }
-    rc = 0;
-out:
-    rn_ffree(staging);
-    free(status);
-    free(src);
-    free(extra);
-    rn_safetensors_close(st);
-    return rc;
 }
