@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "model_print.h"
 #include "plan.h"
 #include "plugin_host.h"
@@ -418,6 +419,9 @@ static int cmd_train(int argc, char **argv)
         if (rn_safetensors_write(path, run.model.params, run.model.n_params, meta, 2, err,
                                  sizeof err))
             goto done;
+        /* Everything needed to continue: weights, optimizer state, counters, metric history. */
+        snprintf(path, sizeof path, "%s/checkpoint.safetensors", out);
+        if (rn_checkpoint_write(path, &run, err, sizeof err)) goto done;
     }
     if (rn_write_summary(out, &run, status, trc ? train_err : NULL, err, sizeof err)) goto done;
     if (trc) {

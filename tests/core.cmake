@@ -46,3 +46,7 @@ target_compile_definitions(bench_optim PRIVATE RN_BENCH_PLUGIN_DIR="${RN_PLUGIN_
                            RN_BENCH_SHAPES="${CMAKE_CURRENT_SOURCE_DIR}/fixtures/resnet/resnet18_keys.txt")
 add_dependencies(bench_optim sgd adam adamw rmsprop lion lamb)
 rn_add_test(test_metrics SOURCES test_metrics.c LIBS rn_plugin_host)
+rn_add_test(test_checkpoint SOURCES test_checkpoint.c LIBS rn_core)
+target_compile_definitions(test_checkpoint PRIVATE RN_RECIPES_DIR="${PROJECT_SOURCE_DIR}/recipes")
+add_dependencies(test_checkpoint adam constant reduce_on_plateau)
+set_property(TEST test_checkpoint APPEND PROPERTY ENVIRONMENT "RN_PLUGIN_DIR=${RN_PLUGIN_OUTPUT_DIR}")

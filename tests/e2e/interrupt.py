@@ -30,6 +30,8 @@ rows = open(metrics).read().splitlines()
 check(len(rows) >= 3, "metrics rows written before the interrupt are kept")
 # The epoch cut short is neither counted nor logged: one row per finished epoch.
 check(len(rows) - 1 == s["epochs"], f"{len(rows) - 1} rows for {s['epochs']} finished epochs")
+ck, _ = read_safetensors(os.path.join(out, "checkpoint.safetensors"))
+check(int(ck["__metadata__"]["global_step"]) > 0, "a checkpoint is written on Ctrl-C")
 header, data = read_safetensors(os.path.join(out, "model.safetensors"))
 check("fc2.bias" in header and len(data) == 4 * 1199882, "weights written")
 check(not [f for f in os.listdir(out) if ".tmp" in f], "no temporary files left")

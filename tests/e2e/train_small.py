@@ -21,8 +21,13 @@ print(p.stdout)
 check(p.returncode == 0, f"runner exit {p.returncode}: {p.stderr}")
 
 names = sorted(os.listdir(out)) if os.path.isdir(out) else []
-check(names == ["metrics.csv", "model.safetensors", "provenance.json", "recipe.lua",
-                "schedule.svg", "summary.json"], f"run dir files: {names}")
+check(names == ["checkpoint.safetensors", "metrics.csv", "model.safetensors", "provenance.json",
+                "recipe.lua", "schedule.svg", "summary.json"], f"run dir files: {names}")
+ck, _ = read_safetensors(os.path.join(out, "checkpoint.safetensors"))
+check(ck["__metadata__"]["format"] == "runner-checkpoint-1" and
+      ck["__metadata__"]["global_step"] == "64" and
+      ck["optimizer.default.fc1.weight"]["shape"] == [128 * 9216],
+      "checkpoint: position and the momentum buffers (sgd keeps one float per weight)")
 svg = open(os.path.join(out, "schedule.svg")).read() if "schedule.svg" in names else ""
 points = re.findall(r'points="([^"]*)"', svg)
 check(len(points) == 1 and len(points[0].split()) == 64, "schedule.svg: one group, 64 steps")
