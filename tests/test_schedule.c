@@ -45,8 +45,9 @@ int main(void)
                               : 0.2 * 0.5 * (1 + cos(M_PI * (double)(t - spe) / 40.0));
         CHECK_NEAR(lr_at(&s, t, total, spe, 0.2, err), want, 1e-15, 1e-12);
     }
-    char desc[64];
-    CHECK(strcmp(rn_schedule_describe(&s, desc, sizeof desc), "linear -> cosine") == 0);
+    char desc[128];
+    CHECK(strcmp(rn_schedule_describe(&s, desc, sizeof desc),
+                 "linear (per step) -> cosine (per step)") == 0);
     rn_schedule_free(&s);
     pt_free(spec);
 
@@ -58,6 +59,11 @@ int main(void)
     for (int64_t t = 0; t < total; t++)
         CHECK_NEAR(lr_at(&s, t, total, spe, 0.1, err), 0.1 * pow(0.5, (double)(t / spe)), 0,
                    1e-12);
+    /* schedulers say what they count: exponential per epoch by default, constant per step */
+    CHECK(rn_schedule_phase_counts(&s.phases[0]) == RN_COUNTS_STEPS &&
+          rn_schedule_phase_counts(&s.phases[1]) == RN_COUNTS_EPOCHS);
+    CHECK(strcmp(rn_schedule_describe(&s, desc, sizeof desc),
+                 "constant (per step) x exponential (per epoch)") == 0);
     rn_schedule_free(&s);
     pt_free(spec);
 

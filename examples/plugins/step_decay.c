@@ -59,9 +59,16 @@ static int step_decay_values(void *self, const rn_sched_at *at, rn_sched_values 
     return RN_OK;
 }
 
+static int step_decay_counts(void *self)
+{
+    (void)self;
+    return RN_COUNTS_EPOCHS;
+}
+
 static const rn_scheduler_api step_decay_api = {
     .struct_size = sizeof(rn_scheduler_api),
     .values = step_decay_values,
+    .counts = step_decay_counts,
 };
 
 static const rn_plugin step_decay_plugin = {

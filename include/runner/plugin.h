@@ -244,11 +244,18 @@ typedef struct rn_optimizer_api {
     int (*step)(void *self, rn_group *group);
 } rn_optimizer_api;
 
+/* What a schedule counts (rn_scheduler_api.counts). */
+enum { RN_COUNTS_STEPS = 0, RN_COUNTS_EPOCHS = 1 };
+
 typedef struct rn_scheduler_api {
     size_t struct_size;
     /* A pure function of `at` and the base values: the same inputs give the same outputs, so
      * resume is exact and a dry run can plot it. Called before every optimizer step, per group. */
     int (*values)(void *self, const rn_sched_at *at, rn_sched_values *v);
+    /* RN_COUNTS_EPOCHS when the value changes only at epoch boundaries (StepLR in epochs, a
+     * plateau), RN_COUNTS_STEPS when it may change every optimizer step. May be NULL (steps);
+     * the host reads it only when struct_size covers it. */
+    int (*counts)(void *self);
 } rn_scheduler_api;
 
 typedef struct rn_augment_api {

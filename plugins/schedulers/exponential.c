@@ -59,9 +59,16 @@ static int exponential_values(void *self, const rn_sched_at *at, rn_sched_values
     return RN_OK;
 }
 
+static int exponential_counts(void *self)
+{
+    const exponential *s = self;
+    return s->per_epoch ? RN_COUNTS_EPOCHS : RN_COUNTS_STEPS;
+}
+
 static const rn_scheduler_api exponential_api = {
     .struct_size = sizeof(rn_scheduler_api),
     .values = exponential_values,
+    .counts = exponential_counts,
 };
 
 static const rn_plugin exponential_plugin = {

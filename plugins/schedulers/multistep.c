@@ -164,9 +164,16 @@ static int multistep_values(void *self, const rn_sched_at *at, rn_sched_values *
     return RN_OK;
 }
 
+static int multistep_counts(void *self)
+{
+    const multistep *s = self;
+    return s->per_epoch ? RN_COUNTS_EPOCHS : RN_COUNTS_STEPS;
+}
+
 static const rn_scheduler_api multistep_api = {
     .struct_size = sizeof(rn_scheduler_api),
     .values = multistep_values,
+    .counts = multistep_counts,
 };
 
 static const rn_plugin multistep_plugin = {

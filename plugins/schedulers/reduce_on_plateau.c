@@ -205,9 +205,16 @@ static int plateau_values(void *self, const rn_sched_at *at, rn_sched_values *v)
     return RN_OK;
 }
 
+static int plateau_counts(void *self)
+{
+    (void)self;
+    return RN_COUNTS_EPOCHS; /* it moves only when an epoch's metric arrives */
+}
+
 static const rn_scheduler_api plateau_api = {
     .struct_size = sizeof(rn_scheduler_api),
     .values = plateau_values,
+    .counts = plateau_counts,
 };
 
 static const rn_plugin plateau_plugin = {

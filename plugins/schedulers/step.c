@@ -76,9 +76,16 @@ static int step_values(void *self, const rn_sched_at *at, rn_sched_values *v)
     return RN_OK;
 }
 
+static int step_counts(void *self)
+{
+    const step_sched *s = self;
+    return s->per_epoch ? RN_COUNTS_EPOCHS : RN_COUNTS_STEPS;
+}
+
 static const rn_scheduler_api step_api = {
     .struct_size = sizeof(rn_scheduler_api),
     .values = step_values,
+    .counts = step_counts,
 };
 
 static const rn_plugin step_plugin = {

@@ -2,6 +2,7 @@
 #include "plugin_host.h"
 
 #include <dirent.h>
+#include <stddef.h>
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,13 +22,17 @@ struct rn_registry {
 
 /* ---- scanning ------------------------------------------------------------------------------ */
 
+/* The smallest api a library may hand us: up to the last function ABI 1.0 requires. Fields
+ * appended later are read only when the library's struct_size covers them. */
+#define RN_API_MIN(type, last) (offsetof(type, last) + sizeof(((type *)0)->last))
+
 static size_t api_size_for(rn_plugin_kind kind)
 {
     switch (kind) {
-    case RN_KIND_OPTIMIZER: return sizeof(rn_optimizer_api);
-    case RN_KIND_SCHEDULER: return sizeof(rn_scheduler_api);
-    case RN_KIND_AUGMENT: return sizeof(rn_augment_api);
-    case RN_KIND_CALLBACK: return sizeof(rn_callback_api);
+    case RN_KIND_OPTIMIZER: return RN_API_MIN(rn_optimizer_api, step);
+    case RN_KIND_SCHEDULER: return RN_API_MIN(rn_scheduler_api, values);
+    case RN_KIND_AUGMENT: return RN_API_MIN(rn_augment_api, apply);
+    case RN_KIND_CALLBACK: return RN_API_MIN(rn_callback_api, on_run_end);
     }
     return 0;
 }

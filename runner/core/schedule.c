@@ -2,6 +2,7 @@
 #include "schedule.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,13 +157,23 @@ int rn_schedule_values(const rn_schedule *s, const rn_sched_at *at, rn_sched_val
     return 0;
 }
 
+int rn_schedule_phase_counts(const rn_phase *ph)
+{
+    const rn_scheduler_api *api = ph->inst.plugin->api;
+    if (api->struct_size < offsetof(rn_scheduler_api, counts) + sizeof api->counts || !api->counts)
+        return RN_COUNTS_STEPS;
+    return api->counts(ph->inst.self) == RN_COUNTS_EPOCHS ? RN_COUNTS_EPOCHS : RN_COUNTS_STEPS;
+}
+
 const char *rn_schedule_describe(const rn_schedule *s, char *buf, size_t len)
 {
     size_t off = 0;
     buf[0] = 0;
     for (int i = 0; i < s->n && off < len; i++)
-        off += (size_t)snprintf(buf + off, len - off, "%s%s", i == 0 ? ""
+        off += (size_t)snprintf(buf + off, len - off, "%s%s (per %s)", i == 0 ? ""
                                 : s->phases[i].multiply ? " x " : " -> ",
-                                s->phases[i].inst.plugin->id);
+                                s->phases[i].inst.plugin->id,
+                                rn_schedule_phase_counts(&s->phases[i]) == RN_COUNTS_EPOCHS
+                                    ? "epoch" : "step");
     return buf;
 }

@@ -38,7 +38,11 @@ void rn_schedule_free(rn_schedule *s);
 int rn_schedule_values(const rn_schedule *s, const rn_sched_at *at, rn_sched_values *v,
                        char *err, size_t errlen);
 
-/* "cosine", or "linear -> cosine x reduce_on_plateau" for a chain. */
+/* What a phase counts: RN_COUNTS_EPOCHS or RN_COUNTS_STEPS (the plugin's answer; steps when it
+ * gives none). */
+int rn_schedule_phase_counts(const rn_phase *ph);
+/* "cosine (per step)", or "linear (per step) -> cosine (per step) x reduce_on_plateau (per
+ * epoch)" for a chain. */
 const char *rn_schedule_describe(const rn_schedule *s, char *buf, size_t len);
 
 #endif

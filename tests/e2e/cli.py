@@ -46,7 +46,7 @@ check(re.search(r"^\s+head\s+1290 parameters in 2 tensors$", p.stdout, re.M) is 
       re.search(r"^\s+convs\s+18816 parameters in 4 tensors$", p.stdout, re.M) is not None,
       "group counts")
 check("plan: 4 optimizer steps per epoch (256 training images, batch 64)" in p.stdout and
-      "stage fit: 1 epochs, 4 steps, schedule cosine" in p.stdout, "the plan")
+      "stage fit: 1 epochs, 4 steps, schedule cosine (per step)" in p.stdout, "the plan")
 check(re.search(r"^\s+group default\s+lr 5e-05 -> ", p.stdout, re.M) is not None,
       "cosine warm-up starts at base lr x 1e-3")
 p = run([recipe, "--dry-run", "--out", out])
@@ -63,7 +63,8 @@ chain = write(tmp, "chain.lua", small_recipe(
     schedule='{ { "linear", start_factor = 0.01, epochs = 1 }, { "cosine" }, '
              '{ "reduce_on_plateau", multiply = true } }'))
 p = run([chain, "--dry-run"])
-check(p.returncode == 0 and "schedule linear -> cosine x reduce_on_plateau" in p.stdout,
+check(p.returncode == 0 and "schedule linear (per step) -> cosine (per step) x reduce_on_plateau "
+      "(per epoch)" in p.stdout,
       f"chain plan: {p.stdout[-400:]!r} {p.stderr!r}")
 p = run([chain, "--dry-run", "--set", "schedule[1].epochs=3"])
 check(p.returncode == 1 and "schedule[1]: the phases before the last take 12 of the stage's 12"
