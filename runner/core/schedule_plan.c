@@ -33,6 +33,21 @@ static int evaluate(rn_run *r, int64_t spe, double *lr, double *mom, int64_t tot
                 if (rn_run_group_values(r, s, g, &at, &v, err, errlen)) return -1;
                 lr[g * total + at_step] = v.lr;
                 mom[g * total + at_step] = v.momentum;
+                /* An optimizer made with momentum 0 keeps no momentum buffer (as sgd and
+                 * rmsprop do); a schedule that turns momentum on would fail mid-run. */
+                double set;
+                const rn_opt_group *og = &r->opt.v[g];
+                if (v.momentum != 0 && og->base_momentum == 0 &&
+                    rn_instance_number(&og->opt, "momentum", &set) && set == 0) {
+                    char desc[256];
+                    snprintf(err, errlen, "schedule (stage %s): %s sets momentum to %g, but the "
+                             "optimizer %s was given momentum = 0 and keeps no momentum buffer; "
+                             "give optimizer.momentum a value (e.g. 0.9) or keep the schedule "
+                             "from cycling momentum", st->name,
+                             rn_schedule_describe(&r->schedules[s], desc, sizeof desc), v.momentum,
+                             og->opt.plugin->id);
+                    return -1;
+                }
             }
         }
     }

@@ -67,6 +67,12 @@ expect_error("crop_size", [], "data.augment[1]", "random_crop", "size 30",
              recipe_text=small_recipe(epochs=1, limit=256, test_limit=128,
                                       augment='{ { "random_crop", size = 30 } }'))
 
+# A schedule that turns momentum on for an optimizer made without a momentum buffer.
+expect_error("cycle_momentum", [], "one_cycle", "momentum = 0", "optimizer.momentum",
+             recipe_text=small_recipe(epochs=1, limit=256, test_limit=128,
+                                      optimizer='{ "sgd", lr = 0.05 }',
+                                      schedule='{ "one_cycle" }'))
+
 # Model: shapes that do not chain name the layer and both shapes.
 expect_error("bad_shape", ["--set", "model.layers[8].in_features=1000"],
              "model.layers[8] (linear fc1)", "1000", "9216")
