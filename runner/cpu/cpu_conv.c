@@ -158,17 +158,26 @@ static dnnl_status_t weights_md_init(dnnl_memory_desc_t *md, const rn_cpu_conv_d
                                         tag_any ? dnnl_format_tag_any : dnnl_oihw);
 }
 
+/* The memory descriptors every convolution primitive starts from: source, weights, bias and
+ * destination (plain NCHW/OIHW, or "any" to let oneDNN pick a blocked layout). */
+static int conv_mds(const rn_cpu_conv_desc *d, dnnl_memory_desc_t *src, dnnl_memory_desc_t *w,
+                    dnnl_memory_desc_t *b, dnnl_memory_desc_t *dst, char *err, size_t errlen)
+{
+    dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
+    dnnl_format_tag_t act = d->blocked ? dnnl_format_tag_any : dnnl_nchw;
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(src, 4, sd, dnnl_f32, act));
+    TRY("memory_desc_init", weights_md_init(w, d, d->blocked));
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(b, 1, bd, dnnl_f32, dnnl_x));
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(dst, 4, dd, dnnl_f32, act));
+    return 0;
+}
+
 static int build_forward(rn_cpu_conv_plan *p, char *err, size_t errlen)
 {
     const rn_cpu_conv_desc *d = &p->d;
     dnnl_memory_desc_t src, w, b, dst;
-    dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
-    dnnl_format_tag_t act = d->blocked ? dnnl_format_tag_any : dnnl_nchw;
-    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, act));
-    TRY("memory_desc_init", weights_md_init(&w, d, d->blocked));
-    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&b, 1, bd, dnnl_f32, dnnl_x));
-    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, act));
     dnnl_dims_t strides, dil, pad;
+    if (conv_mds(d, &src, &w, &b, &dst, err, errlen)) return -1;
     conv_dims(d, strides, dil, pad);
     dnnl_convolution_desc_t cd;
     TRY("convolution_forward_desc_init",
@@ -199,13 +208,8 @@ static int build_backward_weights(rn_cpu_conv_plan *p, char *err, size_t errlen)
 {
     const rn_cpu_conv_desc *d = &p->d;
     dnnl_memory_desc_t src, w, b, dst;
-    dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
-    dnnl_format_tag_t act = d->blocked ? dnnl_format_tag_any : dnnl_nchw;
-    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, act));
-    TRY("memory_desc_init", weights_md_init(&w, d, d->blocked));
-    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&b, 1, bd, dnnl_f32, dnnl_x));
-    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, act));
     dnnl_dims_t strides, dil, pad;
+    if (conv_mds(d, &src, &w, &b, &dst, err, errlen)) return -1;
     conv_dims(d, strides, dil, pad);
     dnnl_convolution_desc_t cd;
     TRY("convolution_backward_weights_desc_init",
@@ -241,13 +245,9 @@ static int build_backward_weights(rn_cpu_conv_plan *p, char *err, size_t errlen)
 static int build_backward_data(rn_cpu_conv_plan *p, char *err, size_t errlen)
 {
     const rn_cpu_conv_desc *d = &p->d;
-    dnnl_memory_desc_t src, w, dst;
-    dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, dd = {d->n, d->oc, d->oh, d->ow};
-    dnnl_format_tag_t act = d->blocked ? dnnl_format_tag_any : dnnl_nchw;
-    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, act));
-    TRY("memory_desc_init", weights_md_init(&w, d, d->blocked));
-    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, act));
+    dnnl_memory_desc_t src, w, b, dst;
     dnnl_dims_t strides, dil, pad;
+    if (conv_mds(d, &src, &w, &b, &dst, err, errlen)) return -1;
     conv_dims(d, strides, dil, pad);
     dnnl_convolution_desc_t cd;
     TRY("convolution_backward_data_desc_init",
