@@ -37,40 +37,6 @@ static void reference_step(float *p, const float *gr, float *m, float *v, float 
     }
 }
 
-/* parallel_for chunks must not change a single bit. */
-static void check_large(const rn_registry *reg, int amsgrad)
-{
-    enum { N = 200003 };
-    rn_value *spec = pt_spec("optimizer", "adam");
-    pt_num(pt_num(spec, "lr", 1e-2), "weight_decay", 5e-2);
-    pt_bool(spec, "amsgrad", amsgrad);
-    rn_instance inst;
-    pt_create(&inst, reg, RN_KIND_OPTIMIZER, spec, NULL);
-    const rn_optimizer_api *api = inst.plugin->api;
-    size_t sf = api->state_floats(inst.self);
-    CHECK(sf == (amsgrad ? 3u : 2u));
-    float *p = malloc(N * sizeof *p), *gr = malloc(N * sizeof *gr);
-    float *st = calloc(sf * N, sizeof *st), *rst = calloc(sf * N, sizeof *rst);
-    float *rp = malloc(N * sizeof *rp);
-    for (int i = 0; i < N; i++) p[i] = rp[i] = (float)sin(i * 0.37);
-    rn_param prm = {"big", p, gr, st, N};
-    rn_group g = {sizeof g, "all", &prm, 1, 1e-2, 0.9, 5e-2, 0};
-    for (int t = 0; t < 4; t++) {
-        for (int i = 0; i < N; i++) gr[i] = (float)(cos(i * 0.11 + t) * (t == 2 ? 1e-4 : 1.0));
-        g.step = t;
-        CHECK(api->step(inst.self, &g) == RN_OK);
-        reference_step(rp, gr, rst, rst + N, amsgrad ? rst + 2 * N : NULL, N, 1e-2, 0.9, 0.999,
-                       1e-8, 5e-2, t);
-    }
-    int same = memcmp(p, rp, N * sizeof *p) == 0 && memcmp(st, rst, sf * N * sizeof *st) == 0;
-    CHECK(same);
-
-    /* A schedule that pushes beta1 to 1 is refused with the group's name. */
-    g.momentum = 1.0;
-    CHECK(api->step(inst.self, &g) == RN_ERR_CONFIG);
-    free(p), free(gr), free(st), free(rst), free(rp);
-    rn_instance_destroy(&inst);
-}
 
 static void check_settings(const rn_registry *reg)
 {
@@ -108,8 +74,8 @@ int main(void)
     rn_registry *reg = pt_registry();
     check_settings(reg);
     of_check_adam_fixture(reg, "adam_steps.txt", "adam");
-    check_large(reg, 0);
-    check_large(reg, 1);
+    of_check_large_adam(reg, "adam", reference_step, 0);
+    of_check_large_adam(reg, "adam", reference_step, 1);
     rn_registry_free(reg);
     return rn_test_report("test_adam");
 }
