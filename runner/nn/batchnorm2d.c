@@ -37,6 +37,9 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
     bn_impl *b = l->impl;
     const int64_t n = x->shape.d[0], c = b->c, hw = x->shape.d[2] * x->shape.d[3];
     const int64_t m = n * hw;
+    /* Frozen weight and bias (without train_bn): a fixed affine map, as fastai freezes a body;
+     * the running stats and the batch count stay as they are. */
+    if (l->params[0].frozen && l->params[1].frozen) train = false;
     if (train && m < 2)
         return rn_nn_err(l->err, sizeof l->err,
                          "expected more than 1 value per channel in train mode, got input "
@@ -90,7 +93,7 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
 
 /* With xh = (x - mean) invstd: dbeta = sum dy, dgamma = sum dy xh; in train mode the batch stats
  * depend on x: dx = gamma invstd (dy - mean(dy) - xh mean(dy xh)); in eval mode they are
- * constants: dx = gamma invstd dy. */
+ * constants: dx = gamma invstd dy. A frozen gamma or beta keeps its gradient unwritten. */
 static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
                        rn_tensor *dx)
 {
@@ -100,19 +103,23 @@ static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, cons
     const float *xs = x->data, *g = dy->data, *gamma = b->w.data;
     float *gx = dx ? dx->data : NULL, *dgamma = b->dw.data, *dbeta = b->db.data;
     const bool train = b->last_train;
+    const bool w_frozen = l->params[0].frozen, b_frozen = l->params[1].frozen;
+    if (!gx && w_frozen && b_frozen) return 0;
+    /* the batch sums feed the param grads and the train-mode dx only */
+    const bool sums = train || !w_frozen || !b_frozen;
 #pragma omp parallel for schedule(static) if (m * c > 16384)
     for (int64_t ch = 0; ch < c; ch++) {
         const double mean = b->mean[ch], is = b->invstd[ch];
         double sg = 0.0, sgx = 0.0;
-        for (int64_t i = 0; i < n; i++) {
+        for (int64_t i = 0; sums && i < n; i++) {
             const float *p = xs + (i * c + ch) * hw, *q = g + (i * c + ch) * hw;
             for (int64_t j = 0; j < hw; j++) {
                 sg += q[j];
                 sgx += q[j] * ((double)p[j] - mean);
             }
         }
-        dbeta[ch] = (float)sg;
-        dgamma[ch] = (float)(sgx * is);
+        if (!b_frozen) dbeta[ch] = (float)sg;
+        if (!w_frozen) dgamma[ch] = (float)(sgx * is);
         if (!gx) continue;
         const double k = gamma[ch] * is;
         /* dx = k dy + u (x - mean) + v per channel, u, v from the batch sums (0 in eval mode) */
@@ -196,6 +203,8 @@ rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, 
     }
     return l;
 }
+
+bool rn_nn_is_batchnorm(const rn_layer *l) { return l && l->ops == &bn_ops; }
 
 int64_t rn_batchnorm2d_num_batches_tracked(const rn_layer *l)
 {

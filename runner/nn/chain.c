@@ -26,6 +26,7 @@ static void free_buffers(rn_chain *c)
     for (int i = 1; c->grads && i < c->n; i++) rn_tensor_free(&c->grads[i]);
     free(c->acts);
     free(c->grads);
+    free(c->trains);
     free(c->params_before);
     free(c->params);
     free(c->where);
@@ -49,8 +50,9 @@ int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_
     c->where = strdup(where);
     c->acts = calloc((size_t)n + 1, sizeof *c->acts);
     c->grads = calloc((size_t)n + 1, sizeof *c->grads);
+    c->trains = calloc((size_t)n + 1, sizeof *c->trains);
     c->params_before = calloc((size_t)n + 1, sizeof *c->params_before);
-    if (!c->where || !c->acts || !c->grads || !c->params_before) goto oom;
+    if (!c->where || !c->acts || !c->grads || !c->trains || !c->params_before) goto oom;
     if (n < 1) {
         rn_nn_err(err, errlen, "%s: expected at least one layer", where);
         goto fail;
@@ -69,7 +71,8 @@ int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_
         }
         c->acts[i + 1].shape = o;
         c->grads[i + 1].shape = o;
-        c->params_before[i + 1] = c->params_before[i] || layers[i]->n_params > 0;
+        c->trains[i] = rn_nn_layer_trains(layers[i]);
+        c->params_before[i + 1] = c->params_before[i] || c->trains[i];
     }
     for (int i = 1; i < n; i++) {
         /* flatten's output is its input under another shape: share internal buffers */
@@ -126,9 +129,10 @@ int rn_chain_backward(rn_chain *c, const rn_tensor *x, const rn_tensor *y, const
     for (int i = c->n - 1; i >= 0; i--) {
         rn_layer *l = c->layers[i];
         /* The gradient w.r.t. a layer's input is needed when the caller wants dx or when some
-         * earlier layer has parameters to update. */
+         * earlier layer has parameters to train; without either, nor any of its own, the layer
+         * has nothing to do (this is where a frozen body costs nothing). */
         bool need_dx = dx != NULL || c->params_before[i];
-        if (!need_dx && l->n_params == 0) continue;
+        if (!need_dx && !c->trains[i]) continue;
         rn_tensor xi = i == 0 ? *x : rn_nn_batch_view(&c->acts[i], n);
         rn_tensor yi = i == c->n - 1 ? *y : rn_nn_batch_view(&c->acts[i + 1], n);
         rn_tensor dyi = i == c->n - 1 ? *dy : rn_nn_batch_view(&c->grads[i + 1], n);
@@ -142,4 +146,21 @@ int rn_chain_backward(rn_chain *c, const rn_tensor *x, const rn_tensor *y, const
         }
     }
     return 0;
+}
+
+void rn_chain_set_trainable(rn_chain *c, const bool *trainable, bool train_bn)
+{
+    for (int i = 0, at = 0; i < c->n; i++) {
+        rn_layer *l = c->layers[i];
+        const bool *mine = trainable ? trainable + at : NULL;
+        if (!rn_nn_container_set_trainable(l, mine, train_bn)) {
+            bool keep_bn = train_bn && rn_nn_is_batchnorm(l);
+            for (int j = 0; j < l->n_params; j++)
+                l->params[j].frozen = l->params[j].grad && mine && !mine[j] && !keep_bn;
+        }
+        for (int j = 0; j < l->n_params; j++) c->params[at + j].frozen = l->params[j].frozen;
+        c->trains[i] = rn_nn_layer_trains(l);
+        c->params_before[i + 1] = c->params_before[i] || c->trains[i];
+        at += l->n_params;
+    }
 }

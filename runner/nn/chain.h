@@ -14,7 +14,8 @@ typedef struct rn_chain {
     int n;
     rn_tensor *acts;       /* n + 1 */
     rn_tensor *grads;      /* n + 1 */
-    bool *params_before;   /* n: some layer before i has parameters (so layer i must pass dx) */
+    bool *trains;          /* n: layer i has a parameter to train (a grad, not frozen) */
+    bool *params_before;   /* n + 1: some layer before i trains (so layer i must pass dx) */
     rn_param_ref *params;  /* every layer's params in order (borrowed from the layers) */
     int n_params;
     char *where;           /* error prefix, e.g. "model.layers" -> "model.layers[3] (...)" */
@@ -30,9 +31,17 @@ void rn_chain_free(rn_chain *c);
 /* y = layers(x). x and y carry the batch size n (<= max batch) in d[0]. */
 int rn_chain_forward(rn_chain *c, const rn_tensor *x, rn_tensor *y, bool train, char *err,
                      size_t errlen);
-/* From dy, writes every parameter gradient and, when dx is not NULL, the input gradient. */
+/* From dy, writes every gradient of a parameter that is not frozen and, when dx is not NULL, the
+ * input gradient. Layers with nothing to train and no trainable layer before them (in this chain)
+ * are not run at all; the others get a dx only when the caller wants dx or a layer before them
+ * trains. */
 int rn_chain_backward(rn_chain *c, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
                       rn_tensor *dx, char *err, size_t errlen);
+/* Sets `frozen` on every parameter of the chain, its layers and the chains inside its containers,
+ * and recomputes trains / params_before. trainable: c->n_params entries in c->params order
+ * (entries of buffers ignored), or NULL for all trainable. train_bn: batch norm weights and biases
+ * stay trainable whatever `trainable` says (see rn_model_set_trainable). */
+void rn_chain_set_trainable(rn_chain *c, const bool *trainable, bool train_bn);
 
 /* The k-th chain inside a container layer (sequential: 0; residual: 0 the body, 1 the
  * shortcut), for printing the model; NULL when l has no such chain. */

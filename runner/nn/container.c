@@ -266,3 +266,29 @@ const rn_chain *rn_container_chain(const rn_layer *l, int k)
     }
     return NULL;
 }
+
+bool rn_nn_container_set_trainable(rn_layer *l, const bool *trainable, bool train_bn)
+{
+    rn_chain *chains[2] = {NULL, NULL};
+    if (l->ops == &seq_ops) {
+        seq_impl *s = l->impl;
+        if (s->ready) chains[0] = &s->chain;
+    } else if (l->ops == &res_ops) {
+        res_impl *r = l->impl;
+        if (r->ready) {
+            chains[0] = &r->body;
+            if (r->has_shortcut) chains[1] = &r->shortcut;
+        }
+    } else {
+        return false;
+    }
+    /* l->params is the chains' params in order (collect_params) */
+    for (int k = 0, at = 0; k < 2; k++) {
+        if (!chains[k]) continue;
+        rn_chain_set_trainable(chains[k], trainable ? trainable + at : NULL, train_bn);
+        for (int j = 0; j < chains[k]->n_params; j++)
+            l->params[at + j].frozen = chains[k]->params[j].frozen;
+        at += chains[k]->n_params;
+    }
+    return true;
+}

@@ -16,6 +16,9 @@ typedef struct conv_impl {
     bool bias;
     rn_tensor w, dw;        /* (out_ch, in_ch / groups, k, k) */
     rn_tensor b, db;        /* (out_ch) */
+    /* Where the gradient of a frozen weight / bias goes when backward still runs (for dx or the
+     * other param): rn_cpu_conv_backward always computes both. Allocated on first use. */
+    rn_tensor spare_dw, spare_db;
     rn_cpu_conv_desc geom;  /* set by setup; n varies per plan */
     rn_cpu_conv_plan *plans[CONV_PLANS];
     int next_evict;
@@ -100,14 +103,31 @@ static int conv_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool trai
                                l->err, sizeof l->err);
 }
 
+/* The buffer a gradient is written to: the param's own, or a spare when the param is frozen. */
+static float *grad_target(rn_layer *l, int slot, rn_tensor *own, rn_tensor *spare)
+{
+    if (!l->params[slot].frozen) return own->data;
+    if (!spare->data && rn_tensor_alloc(spare, own->shape)) {
+        rn_nn_err(l->err, sizeof l->err, "out of memory for a frozen parameter's gradient");
+        return NULL;
+    }
+    return spare->data;
+}
+
 static int conv_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
                          rn_tensor *dx)
 {
     conv_impl *c = l->impl;
+    if (!dx && !rn_nn_layer_trains(l)) return 0;
     rn_cpu_conv_plan *p = plan_for(l, x->shape.d[0]);
     if (!p) return -1;
-    return rn_cpu_conv_backward(p, x->data, dy->data, c->w.data, dx ? dx->data : NULL,
-                                c->dw.data, c->bias ? c->db.data : NULL, l->err, sizeof l->err);
+    /* A frozen param's gradient is still computed (into a spare) since the plan has no
+     * backward-data-only call; what is saved is the layers the chain does not run at all. */
+    float *dw = grad_target(l, 0, &c->dw, &c->spare_dw);
+    float *db = c->bias ? grad_target(l, 1, &c->db, &c->spare_db) : NULL;
+    if (!dw || (c->bias && !db)) return -1;
+    return rn_cpu_conv_backward(p, x->data, dy->data, c->w.data, dx ? dx->data : NULL, dw, db,
+                                l->err, sizeof l->err);
 }
 
 static void conv_destroy(rn_layer *l)
@@ -118,6 +138,8 @@ static void conv_destroy(rn_layer *l)
     rn_tensor_free(&c->dw);
     rn_tensor_free(&c->b);
     rn_tensor_free(&c->db);
+    rn_tensor_free(&c->spare_dw);
+    rn_tensor_free(&c->spare_db);
 }
 
 static const rn_layer_ops conv_ops = {

@@ -93,3 +93,10 @@ rn_tensor rn_nn_batch_view(const rn_tensor *t, int64_t n)
     v.borrowed = 1;
     return v;
 }
+
+bool rn_nn_layer_trains(const rn_layer *l)
+{
+    for (int i = 0; i < l->n_params; i++)
+        if (l->params[i].grad && !l->params[i].frozen) return true;
+    return false;
+}

@@ -18,6 +18,10 @@ typedef struct rn_param_ref {
     char *name;       /* full name, owned by the layer */
     rn_tensor *value;
     rn_tensor *grad;  /* NULL for buffers (running stats) */
+    /* true: backward leaves `grad` as it is (stale: whatever it held before the freeze) and the
+     * optimizer must not step this tensor. Set by rn_model_set_trainable (model.h); false by
+     * default and always for buffers. */
+    bool frozen;
 } rn_param_ref;
 
 typedef struct rn_layer_ops {
@@ -27,7 +31,8 @@ typedef struct rn_layer_ops {
     int (*setup)(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, size_t errlen);
     /* y = f(x). `train` selects train/eval behaviour (dropout, batch norm). */
     int (*forward)(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train);
-    /* Given dy, accumulate nothing: WRITE dx (if dx != NULL) and WRITE (not add) parameter grads.
+    /* Given dy, accumulate nothing: WRITE dx (if dx != NULL) and WRITE (not add) the gradients
+     * of the parameters that are not frozen; a frozen parameter's grad is not written.
      * x and y are the tensors of the matching forward call. */
     int (*backward)(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
                     rn_tensor *dx);
@@ -83,7 +88,9 @@ rn_layer *rn_conv2d_create2(const char *name, const rn_conv2d_args *a, uint64_t 
  * "<name>.bias" (zeros); buffers (grad NULL) "<name>.running_mean" (zeros) and
  * "<name>.running_var" (ones). Train mode normalises with the batch's mean and biased variance
  * and updates running = (1 - momentum) running + momentum batch (unbiased variance); eval mode
- * uses the running stats. eps > 0 (PyTorch: 1e-5), momentum in [0, 1] (PyTorch: 0.1). */
+ * uses the running stats. eps > 0 (PyTorch: 1e-5), momentum in [0, 1] (PyTorch: 0.1).
+ * With weight and bias both frozen (rn_param_ref.frozen) every forward runs in eval mode, and
+ * backward passes dx = dy weight / sqrt(running_var + eps). */
 rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, double momentum,
                                 char *err, size_t errlen);
 /* torchvision's "<name>.num_batches_tracked": train-mode forwards so far (an int64 buffer, not a

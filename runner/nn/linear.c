@@ -46,16 +46,18 @@ static int linear_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool tr
     return 0;
 }
 
-/* dW (out_f, in_f) = dy^T x; db = sum over the batch of dy; dx (n, in_f) = dy W */
+/* dW (out_f, in_f) = dy^T x; db = sum over the batch of dy; dx (n, in_f) = dy W. A frozen W or b
+ * gets no gradient. */
 static int linear_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y,
                            const rn_tensor *dy, rn_tensor *dx)
 {
     linear_impl *f = l->impl;
     int64_t n = x->shape.d[0];
-    if (rn_cpu_sgemm(true, false, f->out_f, f->in_f, n, 1.0f, dy->data, f->out_f, x->data,
+    if (!l->params[0].frozen &&
+        rn_cpu_sgemm(true, false, f->out_f, f->in_f, n, 1.0f, dy->data, f->out_f, x->data,
                      f->in_f, 0.0f, f->dw.data, f->in_f))
         return rn_nn_err(l->err, sizeof l->err, "sgemm failed (weight gradient)");
-    if (f->bias) {
+    if (f->bias && !l->params[1].frozen) {
         const float *g = dy->data;
         float *db = f->db.data;
         int64_t of = f->out_f;

@@ -94,3 +94,12 @@ int64_t rn_model_param_count(const rn_model *m)
         if (m->params[i].grad) total += rn_tensor_numel(m->params[i].value);
     return total;
 }
+
+int rn_model_set_trainable(rn_model *m, const bool *trainable, bool train_bn, char *err,
+                           size_t errlen)
+{
+    if (!m || m->n_layers < 1)
+        return rn_nn_err(err, errlen, "model: set_trainable on a model that is not initialised");
+    rn_chain_set_trainable(&m->chain, trainable, train_bn);
+    return 0;
+}

@@ -30,10 +30,38 @@ void rn_model_free(rn_model *m);
 /* Runs the model on acts[0] holding n samples (n <= max_batch); returns the logits tensor view
  * (batch dim n) through *out. */
 int rn_model_forward(rn_model *m, int64_t n, bool train, rn_tensor *out);
-/* Backward from the gradient of the logits (grads[n_layers], batch dim n); fills param grads.
- * Skips computing the input gradient of the first layer. */
+/* Backward from the gradient of the logits (grads[n_layers], batch dim n); writes the grads of
+ * the parameters that are not frozen (see rn_model_set_trainable) and leaves the frozen ones'
+ * as they are. Input gradients are computed only back to the first layer (in model order, depth
+ * first) that has a parameter to train: the model's input gradient never, and with only the head
+ * trainable, nothing before the head runs at all. */
 int rn_model_backward(rn_model *m, int64_t n);
-/* Total parameter count (trainable tensors only). */
+/* Total parameter count: the tensors with a gradient (not buffers), frozen or not. */
 int64_t rn_model_param_count(const rn_model *m);
+
+/* Freezing (fastai's freeze / freeze_to / unfreeze). trainable: m->n_params entries, one per
+ * m->params[i] in that order, read during the call only; entries of buffers (grad NULL) are
+ * ignored. NULL makes everything trainable again, the state after rn_model_init. Sets
+ * params[i].frozen = !trainable[i] (also in the layers' and containers' own refs); buffers, and
+ * with train_bn every batch norm weight and bias, stay frozen = false. Then:
+ *   - rn_model_backward writes no frozen parameter's grad: it keeps whatever it held, so the
+ *     optimizer and gradient-norm code must skip frozen params (or zero the grads first).
+ *     linear and batch norm skip a frozen param's gradient computation; conv2d, when it runs at
+ *     all (for its dx or its other param), still computes it into a spare buffer: the oneDNN
+ *     plan (runner/cpu/cpu_conv.h) has no backward-data-only call.
+ *   - A layer with nothing to train and nothing trainable before it (model order, depth first,
+ *     into sequential and residual blocks) does not run backward, and the first layer that
+ *     trains gets no dx: with only "fc.*" trainable, backward runs fc and nothing else.
+ *   - train_bn false: a batch norm whose weight and bias are both frozen runs in eval mode in
+ *     every forward, train = true included (running stats, not updated; num_batches_tracked
+ *     not advanced) and passes dx = dy weight / sqrt(running_var + eps). One of the two frozen:
+ *     the layer trains as usual (batch stats) and only the other gets a gradient.
+ *   - train_bn true (fastai's default): batch norms train as if nothing were frozen (batch
+ *     stats, running stats updated, weight and bias grads written) and, being trainable, keep
+ *     backward running down to the first batch norm, so the backward saves little.
+ *   - Nothing else changes: dropout and the other layers' forwards are as before.
+ * Returns 0, or nonzero with err when m was not initialised. */
+int rn_model_set_trainable(rn_model *m, const bool *trainable, bool train_bn, char *err,
+                           size_t errlen);
 
 #endif

@@ -23,6 +23,14 @@ void rn_nn_fill_uniform(float *p, int64_t n, double bound, uint64_t key);
 /* t with its batch dim set to n, sharing t's data. */
 rn_tensor rn_nn_batch_view(const rn_tensor *t, int64_t n);
 
+/* Applies rn_chain_set_trainable to the chains inside a container layer (trainable: l->n_params
+ * entries, or NULL) and mirrors the flags into l->params; false when l is not a container. */
+bool rn_nn_container_set_trainable(rn_layer *l, const bool *trainable, bool train_bn);
+/* Whether l is a batch norm layer (rn_batchnorm2d_create). */
+bool rn_nn_is_batchnorm(const rn_layer *l);
+/* Whether the layer has a parameter whose gradient backward writes (a grad, not frozen). */
+bool rn_nn_layer_trains(const rn_layer *l);
+
 /* Key for a parameter's init: the layer seed and the parameter's slot. */
 #define RN_NN_INIT_KEY(seed, slot) rn_key3((seed), 0x696e6974ull /* "init" */, (uint64_t)(slot))
 
