@@ -10,3 +10,7 @@ target_link_libraries(lua_harness PRIVATE rn_options rn_recipe)
 add_test(NAME lua_recipes
          COMMAND lua_harness ${PROJECT_SOURCE_DIR}/recipes ${CMAKE_CURRENT_SOURCE_DIR}/lua/test_recipes.lua)
 set_tests_properties(lua_recipes PROPERTIES LABELS lua)
+# Lua callbacks in recipes: the "lua" callback adapter and function nodes in the tree.
+rn_add_test(test_lua_callback SOURCES test_lua_callback.c LIBS rn_recipe)
+set_property(TEST test_lua_callback APPEND PROPERTY ENVIRONMENT
+             "RN_RECIPE_LIB=${PROJECT_SOURCE_DIR}/recipes")

@@ -1,22 +1,39 @@
-/* Lua value -> rn_value tree. Each node is linked into its parent before its children are
- * converted, so a Lua error half-way (only luaL_ref can raise) leaves a tree that can be freed. */
+/* Lua value -> rn_value tree. Each node is linked into its parent (or the scratch list) before its
+ * children are converted, so a Lua error half-way (luaL_ref, or a string made for a lookup, can
+ * raise when memory runs out) leaves trees that can be freed. */
 #include "lua_value.h"
 
 #include <lauxlib.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "lua_source.h"
 
 #define MAX_DEPTH 200
 /* Nodes one recipe may produce. A table shared by many fields is copied for each (the tree has
  * no sharing), so without a cap `t = {t, t}` repeated 30 times would need 2^30 nodes. */
 #define MAX_NODES 1000000
+/* Function sources one tree may recover, and their total size: a function's source repeats those
+ * of the functions it captures, so helpers that share helpers could otherwise grow without end. */
+#define MAX_FN_SOURCES 10000
+#define MAX_SOURCE_BYTES ((size_t)16 << 20)
+static const char too_many[] = "the recipe's functions and the values they capture are too many "
+                               "to write (more than 10000 functions or 16 MiB)";
 
 typedef struct conv {
     rn_value *root;
-    const void *open[MAX_DEPTH]; /* the tables on the current path, for cycle detection */
+    /* Trees made only to write a function's upvalues (items), linked here so that a Lua error
+     * half-way cannot leak them; each is freed as soon as its function's source is written. */
+    rn_value *scratch;
+    const void *open[MAX_DEPTH]; /* the tables and functions on the current path (cycles) */
     int depth;
     long nodes;
     int keep_functions;
+    int in_upvalue;              /* > 0 while converting upvalues: no registry refs then */
+    long fn_sources;             /* function sources recovered so far */
+    size_t source_bytes;         /* and their total length */
     char *err;
     size_t errlen;
 } conv;
@@ -149,6 +166,291 @@ static int convert_table(lua_State *L, conv *c, int t, rn_value *v)
     return 0;
 }
 
+/* ---- functions: where their source comes from ------------------------------------------- */
+
+/* The name under which the globals (or a library among them) hold the value at idx; functions
+ * are looked up one level into the libraries ("math.floor"), tables only at the top ("math").
+ * The smallest name wins, so the answer does not depend on hash order. */
+static int global_name(lua_State *L, int idx, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (!lua_checkstack(L, 6))
+        return 0;
+    int top = lua_gettop(L);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, RN_LUA_GLOBALS) != LUA_TTABLE) {
+        lua_settop(L, top);
+        return 0;
+    }
+    int g = lua_gettop(L);
+    int want_members = lua_type(L, idx) == LUA_TFUNCTION;
+    char name[160];
+    lua_pushnil(L);
+    while (lua_next(L, g)) {
+        if (lua_type(L, -2) == LUA_TSTRING && rn_value_is_identifier(lua_tostring(L, -2))) {
+            const char *k = lua_tostring(L, -2);
+            if (lua_rawequal(L, -1, idx)) {
+                snprintf(name, sizeof name, "%s", k);
+                if (!buf[0] || strcmp(name, buf) < 0)
+                    snprintf(buf, len, "%s", name);
+            } else if (want_members && lua_type(L, -1) == LUA_TTABLE) {
+                int lib = lua_gettop(L);
+                lua_pushnil(L);
+                while (lua_next(L, lib)) {
+                    if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, idx) &&
+                        rn_value_is_identifier(lua_tostring(L, -2))) {
+                        snprintf(name, sizeof name, "%s.%s", k, lua_tostring(L, -2));
+                        if (!buf[0] || strcmp(name, buf) < 0)
+                            snprintf(buf, len, "%s", name);
+                    }
+                    lua_pop(L, 1);
+                }
+            }
+        }
+        lua_pop(L, 1);
+    }
+    lua_settop(L, top);
+    return buf[0] != '\0';
+}
+
+/* The key a node is stored under ("on_epoch_end" for "callbacks[2].on_epoch_end"), for telling
+ * apart functions that share their lines; NULL for an array item. */
+static const char *last_key(const char *path, char *buf, size_t len)
+{
+    size_t n = strlen(path);
+    if (strncmp(path, "upvalue ", 8) == 0 && rn_value_is_identifier(path + 8))
+        return path + 8;
+    if (n >= 4 && path[n - 1] == ']' && path[n - 2] == '"') {
+        const char *open = NULL;
+        for (const char *p = path; (p = strstr(p, "[\"")) != NULL && p < path + n - 2; p++)
+            open = p;
+        if (open == NULL)
+            return NULL;
+        snprintf(buf, len, "%.*s", (int)(path + n - 2 - (open + 2)), open + 2);
+        return buf;
+    }
+    if (n == 0 || path[n - 1] == ']')
+        return NULL;
+    const char *dot = strrchr(path, '.');
+    return dot ? dot + 1 : path;
+}
+
+static void set_why(rn_value *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_why(rn_value *v, const char *fmt, ...)
+{
+    char why[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    free(v->fn_why);
+    v->fn_why = strdup(why);
+}
+
+/* Writes the source of function v with its upvalues (fields of ups) as locals. C only. */
+static char *compose(const char *text, const rn_value *ups, const char *self_name)
+{
+    if (ups->n_fields == 0 && self_name == NULL)
+        return strdup(text);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (f == NULL)
+        return NULL;
+    fputs("(function()\n", f);
+    for (size_t i = 0; i < ups->n_fields; i++) {
+        fprintf(f, "  local %s = ", ups->keys[i]);
+        rn_value_write_expr(ups->fields[i], 1, f);
+        fputc('\n', f);
+    }
+    if (self_name)
+        fprintf(f, "  local %s\n  %s = %s\n  return %s\n", self_name, self_name, text, self_name);
+    else
+        fprintf(f, "  return %s\n", text);
+    fputs("end)()", f);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static int convert(lua_State *L, conv *c, int idx, rn_value *v);
+
+/* Converts upvalue i of the function at f into a field of ups. Returns 0, 1 when it is the
+ * function itself (*self_name set), 2 for _ENV, or -1 with why set on v. */
+static int convert_upvalue(lua_State *L, conv *c, int f, int i, rn_value *ups, rn_value *v,
+                           const char **self_name)
+{
+    const char *name = lua_getupvalue(L, f, i);
+    int top = lua_gettop(L);
+    if (name == NULL || strcmp(name, "_ENV") == 0)
+        return 2;
+    if (!rn_value_is_identifier(name)) {
+        set_why(v, "upvalue %s has no name (stripped debug info?)", name);
+        return -1;
+    }
+    if (lua_rawequal(L, -1, f)) {
+        *self_name = name;
+        return 1;
+    }
+    char gname[160];
+    if ((lua_type(L, -1) == LUA_TTABLE || lua_type(L, -1) == LUA_TFUNCTION) &&
+        global_name(L, top, gname, sizeof gname)) {
+        /* A library or one of its functions: written as its name (an expression node, typed
+         * as a function; it only lives in the scratch list). */
+        rn_value *node = rn_value_new(RN_V_FUNCTION, name);
+        if (node != NULL) {
+            node->fn_ref = LUA_NOREF;
+            node->s = strdup(gname);
+        }
+        if (node == NULL || node->s == NULL) {
+            rn_value_free(node);
+            set_why(v, "out of memory");
+            return -1;
+        }
+        if (rn_value_put_field(ups, name, node) != 0) {
+            set_why(v, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
+    if (lua_type(L, -1) == LUA_TFUNCTION) {
+        const void *p = lua_topointer(L, -1);
+        for (int k = 0; k < c->depth; k++)
+            if (c->open[k] == p) {
+                set_why(v, "upvalue %s refers back to a function that uses it", name);
+                return -1;
+            }
+    }
+    char path[300];
+    snprintf(path, sizeof path, "upvalue %s", name);
+    rn_value *node = rn_value_new(RN_V_NIL, path);
+    if (node == NULL || rn_value_put_field(ups, name, node) != 0) {
+        set_why(v, "out of memory");
+        return -1;
+    }
+    char msg[300];
+    char *saved_err = c->err;
+    size_t saved_len = c->errlen;
+    int saved_depth = c->depth;
+    c->err = msg;
+    c->errlen = sizeof msg;
+    c->in_upvalue++;
+    int rc = ++c->nodes > MAX_NODES ? -1 : convert(L, c, top, node);
+    if (c->nodes > MAX_NODES)
+        snprintf(msg, sizeof msg, "more than 1000000 values");
+    c->in_upvalue--;
+    c->err = saved_err;
+    c->errlen = saved_len;
+    c->depth = saved_depth;
+    lua_settop(L, top);
+    if (rc != 0) {
+        set_why(v, "%s", msg);
+        return -1;
+    }
+    if (node->type == RN_V_FUNCTION && node->s == NULL) {
+        /* "upvalue a: upvalue b: reason" reads as "upvalue a.b: reason"; a long chain keeps its
+         * ends. */
+        const char *inner = node->fn_why ? node->fn_why : "no source";
+        const char *colon = strstr(inner, ": ");
+        if (strncmp(inner, "upvalue ", 8) == 0 && colon != NULL) {
+            char chain[400];
+            int n = (int)(colon - (inner + 8));
+            if (n > 60) /* the first and last 20 characters, then ": reason" */
+                snprintf(chain, sizeof chain, "%s.%.20s...%s", name, inner + 8, colon - 20);
+            else
+                snprintf(chain, sizeof chain, "%s.%.*s%s", name, n, inner + 8, colon);
+            set_why(v, "upvalue %s", chain);
+        } else {
+            set_why(v, "upvalue %s: %s", name, inner);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* Fills v->s (or v->fn_why) for the function at f. Never fails the conversion. */
+static void function_source(lua_State *L, conv *c, int f, rn_value *v)
+{
+    char gname[160];
+    if (global_name(L, f, gname, sizeof gname)) {
+        if ((v->s = strdup(gname)) == NULL)
+            set_why(v, "out of memory");
+        return;
+    }
+    if (++c->fn_sources > MAX_FN_SOURCES || c->source_bytes > MAX_SOURCE_BYTES) {
+        set_why(v, "%s", too_many);
+        return;
+    }
+    int top = lua_gettop(L);
+    lua_Debug ar;
+    lua_pushvalue(L, f);
+    if (!lua_getinfo(L, ">Su", &ar) || strcmp(ar.what, "Lua") != 0) {
+        set_why(v, "a function written in C");
+        return;
+    }
+    if (ar.source[0] != '@') {
+        set_why(v, "not defined in a recipe file (%s)", ar.short_src);
+        return;
+    }
+    if (!lua_checkstack(L, 8) || c->depth == MAX_DEPTH) {
+        set_why(v, "nested too deeply");
+        return;
+    }
+    size_t chunk_len = 0;
+    const char *chunk = NULL;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, RN_LUA_SOURCES) == LUA_TTABLE &&
+        lua_getfield(L, -1, ar.source) == LUA_TSTRING)
+        chunk = lua_tolstring(L, -1, &chunk_len); /* stays on the stack until we are done */
+    if (chunk == NULL) {
+        set_why(v, "the text of %s was not kept", ar.short_src);
+        lua_settop(L, top);
+        return;
+    }
+
+    rn_value *ups = rn_value_new(RN_V_TABLE, v->path);
+    if (ups == NULL || rn_value_push_item(c->scratch, ups) != 0) {
+        set_why(v, "out of memory");
+        lua_settop(L, top);
+        return;
+    }
+    const char *self_name = NULL;
+    c->open[c->depth++] = lua_topointer(L, f);
+    int ok = 1;
+    for (int i = 1; ok && i <= ar.nups; i++) {
+        int rc = convert_upvalue(L, c, f, i, ups, v, &self_name);
+        lua_settop(L, top + 2);
+        ok = rc >= 0;
+    }
+    c->depth--;
+
+    /* From here on no Lua call: the text is cut and composed in C. */
+    if (ok) {
+        char why[200] = "";
+        char key_buf[200];
+        rn_lua_fn_info info = {ar.linedefined, ar.lastlinedefined, ar.nparams, ar.isvararg,
+                               last_key(v->path, key_buf, sizeof key_buf)};
+        char *text = rn_lua_cut_function(chunk, chunk_len, &info, why, sizeof why);
+        if (text == NULL) {
+            char where[300];
+            snprintf(where, sizeof where, "%s:%d", ar.short_src, ar.linedefined);
+            set_why(v, "%s: %s", where, why);
+        } else if ((v->s = compose(text, ups, self_name)) == NULL) {
+            set_why(v, "out of memory");
+        } else if ((c->source_bytes += strlen(v->s)) > MAX_SOURCE_BYTES) {
+            free(v->s);
+            v->s = NULL;
+            set_why(v, "%s", too_many);
+        }
+        free(text);
+    }
+    c->scratch->n_items--;
+    rn_value_free(ups);
+    lua_settop(L, top);
+}
+
 static int convert(lua_State *L, conv *c, int idx, rn_value *v)
 {
     switch (lua_type(L, idx)) {
@@ -184,8 +486,11 @@ static int convert(lua_State *L, conv *c, int idx, rn_value *v)
         if (c->keep_functions) {
             v->type = RN_V_FUNCTION;
             v->fn_ref = LUA_NOREF;
-            lua_pushvalue(L, idx);
-            v->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+            if (c->in_upvalue == 0) {
+                lua_pushvalue(L, idx);
+                v->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+            }
+            function_source(L, c, lua_absindex(L, idx), v);
             return 0;
         }
         /* fallthrough */
@@ -215,7 +520,10 @@ rn_value *rn_lua_to_value(lua_State *L, int idx, const char *root_path, int keep
     c->err = err;
     c->errlen = errlen;
     c->root = rn_value_new(RN_V_NIL, root_path);
-    if (c->root == NULL) {
+    c->scratch = rn_value_new(RN_V_TABLE, "");
+    if (c->root == NULL || c->scratch == NULL) {
+        rn_value_free(c->root);
+        rn_value_free(c->scratch);
         free(c);
         snprintf(err, errlen, "%s: out of memory", rn_value_display_path(root_path));
         return NULL;
@@ -232,6 +540,7 @@ rn_value *rn_lua_to_value(lua_State *L, int idx, const char *root_path, int keep
                  lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error while converting");
     lua_settop(L, top);
     rn_value *root = c->root;
+    rn_value_free(c->scratch);
     free(c);
     if (rc != 0) {
         rn_value_free(root);

@@ -3,10 +3,12 @@
 #include "sandbox_internal.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lua_value.h"
 
@@ -261,7 +263,10 @@ rn_sandbox *rn_sandbox_new(const char *lib_dir, const rn_sandbox_limits *limits,
         return NULL;
     }
     sb->mem_cap = limits && limits->memory_bytes ? limits->memory_bytes : DEFAULT_MEMORY;
-    sb->budget = limits && limits->instructions > 0 ? limits->instructions : DEFAULT_INSTRUCTIONS;
+    sb->run_budget = limits && limits->instructions > 0 ? limits->instructions
+                                                        : DEFAULT_INSTRUCTIONS;
+    sb->budget = sb->run_budget;
+    sb->call_budget = RN_SANDBOX_CALL_INSTRUCTIONS;
     sb->L = lua_newstate(sb_alloc, sb);
     if (sb->L == NULL) {
         rn_sandbox_free(sb);
@@ -295,6 +300,11 @@ struct lua_State *rn_sandbox_state(rn_sandbox *sb)
     return sb->L;
 }
 
+void rn_sandbox_set_call_budget(rn_sandbox *sb, long long instructions)
+{
+    sb->call_budget = instructions > 0 ? instructions : RN_SANDBOX_CALL_INSTRUCTIONS;
+}
+
 int rn_sandbox_has_position(const char *msg)
 {
     for (const char *p = msg; *p && *p != '\n'; p++) {
@@ -309,9 +319,68 @@ int rn_sandbox_has_position(const char *msg)
     return 0;
 }
 
+/* Pushes the text of the file at path, as luaL_loadfilex would read it (a UTF-8 BOM dropped, a
+ * first line starting with '#' blanked so line numbers stay). Returns 0, or an errno value with
+ * nothing pushed. The buffer is a userdata, so nothing leaks if Lua raises. */
+static int push_file_text(lua_State *L, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return errno;
+    if (!S_ISREG(st.st_mode))
+        return S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+    size_t size = (size_t)st.st_size;
+    char *buf = lua_newuserdatauv(L, size + 1, 0);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        int e = errno;
+        lua_pop(L, 1);
+        return e;
+    }
+    size_t n = fread(buf, 1, size, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        lua_pop(L, 1);
+        return EIO;
+    }
+    size_t off = n >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    if (off < n && buf[off] == '#')
+        for (size_t i = off; i < n && buf[i] != '\n' && buf[i] != '\r'; i++)
+            buf[i] = ' ';
+    lua_pushlstring(L, buf + off, n - off);
+    lua_remove(L, -2);
+    return 0;
+}
+
+/* Loads path's text as a chunk named "@path" and keeps the text in RN_LUA_SOURCES (so that the
+ * recipe's functions can be written back as source). Pushes the function or an error message. */
+static int load_file(lua_State *L, const char *path)
+{
+    int e = push_file_text(L, path);
+    if (e != 0) {
+        lua_pushfstring(L, "cannot open %s: %s", path, strerror(e));
+        return LUA_ERRFILE;
+    }
+    int text = lua_gettop(L);
+    lua_pushfstring(L, "@%s", path);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, RN_LUA_SOURCES) == LUA_TTABLE) {
+        lua_pushvalue(L, text + 1);
+        lua_pushvalue(L, text);
+        lua_rawset(L, -3);
+    }
+    lua_pop(L, 1);
+    size_t len;
+    const char *s = lua_tolstring(L, text, &len);
+    int status = luaL_loadbufferx(L, s, len, lua_tostring(L, text + 1), "t");
+    lua_remove(L, text);
+    lua_remove(L, text);
+    return status;
+}
+
 void rn_sandbox_load_chunk(lua_State *L, const char *path, const char *import_name)
 {
-    int status = luaL_loadfilex(L, path, "t");
+    int status = load_file(L, path);
     if (status != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         if (msg == NULL)
@@ -363,6 +432,8 @@ static int sb_run(lua_State *L)
     build_globals(L);
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, RN_SB_IMPORTS);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, RN_LUA_SOURCES);
     rn_sandbox_load_chunk(L, path, NULL);
     lua_call(L, 0, 1);
     return 1;
@@ -373,6 +444,7 @@ rn_value *rn_sandbox_run_file(rn_sandbox *sb, const char *path, char *err, size_
     lua_State *L = sb->L;
     rn_value *v = NULL;
     lua_settop(L, 0);
+    sb->budget = sb->run_budget;
     sb->executed = 0;
     sb->mem_refused = 0;
     sb->capped = 1;
@@ -410,7 +482,47 @@ rn_value *rn_sandbox_run_file(rn_sandbox *sb, const char *path, char *err, size_
     lua_settop(L, 0);
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, RN_SB_IMPORTS);
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, RN_LUA_SOURCES);
     lua_gc(L, LUA_GCCOLLECT);
     sb->capped = 1;
     return v;
+}
+
+int rn_sandbox_call(rn_sandbox *sb, int (*fn)(lua_State *L), void *ud, char *err, size_t errlen)
+{
+    lua_State *L = sb->L;
+    int top = lua_gettop(L);
+    if (!lua_checkstack(L, 4)) {
+        snprintf(err, errlen, "Lua stack overflow");
+        return -1;
+    }
+    sb->budget = sb->call_budget;
+    sb->executed = 0;
+    sb->mem_refused = 0;
+    sb->capped = 1;
+    lua_pushcfunction(L, sb_msgh);
+    lua_pushcfunction(L, fn);
+    lua_pushlightuserdata(L, ud);
+    lua_sethook(L, sb_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    int status = lua_pcall(L, 1, 0, top + 1);
+    lua_sethook(L, NULL, 0, 0);
+    sb->capped = 0;
+    int rc = 0;
+    if (status != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        if (msg == NULL)
+            msg = "error";
+        if (status == LUA_ERRMEM || (sb->mem_refused && (status == LUA_ERRERR ||
+                                                         strstr(msg, "not enough memory"))))
+            snprintf(err, errlen, "memory limit of %g MiB exceeded",
+                     (double)sb->mem_cap / (1 << 20));
+        else
+            snprintf(err, errlen, "%.*s", (int)strcspn(msg, "\n"), msg);
+        rc = -1;
+    }
+    lua_settop(L, top);
+    sb->budget = sb->run_budget;
+    sb->capped = 1;
+    return rc;
 }

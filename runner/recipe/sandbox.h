@@ -13,7 +13,15 @@
  *
  * Limits: a memory cap (allocator refuses beyond it -> "recipe.lua: memory limit of N MiB
  * exceeded") and an instruction budget (a count hook keeps a running total -> "recipe.lua:7:
- * instruction budget of N exceeded (endless loop?)").
+ * instruction budget of N exceeded (endless loop?)"). The memory cap holds for the state's whole
+ * life, recipe and callbacks together; the instruction budget is per recipe run, and each
+ * rn_sandbox_call (one Lua callback hook) gets a fresh budget of its own,
+ * RN_SANDBOX_CALL_INSTRUCTIONS unless rn_sandbox_set_call_budget says otherwise. The budget counts
+ * Lua instructions in steps of 1000; time spent inside one C library call (a string pattern
+ * match) is not counted.
+ *
+ * The state outlives the run: the RN_V_FUNCTION nodes of a tree are registry references into it,
+ * so free the sandbox only after everything that calls them (rn_lua_callback instances).
  */
 #ifndef RN_SANDBOX_H
 #define RN_SANDBOX_H
@@ -43,5 +51,22 @@ rn_value *rn_sandbox_run_file(rn_sandbox *sb, const char *path, char *err, size_
 /* The sandbox's Lua state, for calling the RN_V_FUNCTION values of a tree (their fn_ref lives in
  * its registry). Owned by the sandbox; only the training thread may touch it. */
 struct lua_State *rn_sandbox_state(rn_sandbox *sb);
+
+/* Instructions one rn_sandbox_call may run (a Lua callback hook): 10 million, about 30 ms of
+ * plain Lua here. */
+#define RN_SANDBOX_CALL_INSTRUCTIONS 10000000LL
+
+/* Sets the per-call budget (<= 0: RN_SANDBOX_CALL_INSTRUCTIONS). */
+void rn_sandbox_set_call_budget(rn_sandbox *sb, long long instructions);
+
+/* Runs fn(L) with ud as its one argument (a light userdata), protected, under the sandbox's
+ * memory cap and with a fresh per-call instruction budget; fn's results are dropped. Errors come
+ * back as one line in err: a Lua error with the recipe's file:line ("recipe.lua:12: attempt to
+ * compare nil with number"; errors raised without a position get that of the innermost recipe
+ * function on the stack), "recipe.lua:3: instruction budget of 10000000 exceeded (endless
+ * loop?)", "memory limit of 64 MiB exceeded". The recipe's own pcall cannot swallow the last two.
+ * Returns 0 or -1. Not reentrant: fn must not call rn_sandbox_call. Training thread only. */
+int rn_sandbox_call(rn_sandbox *sb, int (*fn)(struct lua_State *L), void *ud, char *err,
+                    size_t errlen);
 
 #endif

@@ -4,10 +4,11 @@
 
 #include <lua.h>
 
+#include "lua_value.h"
 #include "sandbox.h"
 
-/* Registry fields. */
-#define RN_SB_GLOBALS "rn.sandbox.globals"   /* the safe functions every chunk sees */
+/* Registry fields (and RN_LUA_SOURCES, the text of every chunk loaded, see lua_value.h). */
+#define RN_SB_GLOBALS RN_LUA_GLOBALS         /* the safe functions every chunk sees */
 #define RN_SB_ENV_META "rn.sandbox.env_meta" /* metatable of a chunk's environment */
 #define RN_SB_IMPORTS "rn.sandbox.imports"   /* resolved path -> module value (false: loading) */
 
@@ -18,7 +19,9 @@ struct rn_sandbox {
     size_t mem_used;
     int capped;          /* off while the host itself allocates (conversion) */
     int mem_refused;     /* the allocator refused at least once in this run */
-    long long budget;    /* instructions per run */
+    long long budget;    /* instructions allowed now: run_budget or call_budget */
+    long long run_budget;  /* per recipe run (rn_sandbox_run_file) */
+    long long call_budget; /* per rn_sandbox_call */
     long long executed;  /* running total, in steps of the hook interval */
 };
 

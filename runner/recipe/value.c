@@ -84,6 +84,7 @@ void rn_value_free(rn_value *v)
     free(v->keys);
     free(v->fields);
     free(v->s);
+    free(v->fn_why);
     free(v->path);
     free(v);
 }
@@ -100,6 +101,8 @@ rn_value *rn_value_clone(const rn_value *v)
     c->n = v->n;
     c->fn_ref = v->fn_ref;
     if (v->s && (c->s = strdup(v->s)) == NULL)
+        goto fail;
+    if (v->fn_why && (c->fn_why = strdup(v->fn_why)) == NULL)
         goto fail;
     if (v->n_items) {
         if ((c->items = calloc(v->n_items, sizeof *c->items)) == NULL)
@@ -216,8 +219,8 @@ int rn_value_equal(const rn_value *a, const rn_value *b)
     if (a->type != b->type)
         return 0;
     switch (a->type) {
-    case RN_V_NIL:
-    case RN_V_FUNCTION: return 1;
+    case RN_V_NIL: return 1;
+    case RN_V_FUNCTION: return a->s == NULL ? b->s == NULL : b->s && strcmp(a->s, b->s) == 0;
     case RN_V_BOOL: return !a->b == !b->b;
     case RN_V_INT: return a->i == b->i;
     case RN_V_NUMBER: return a->n == b->n || (isnan(a->n) && isnan(b->n));

@@ -15,7 +15,7 @@ typedef enum rn_vtype {
     RN_V_NUMBER,  /* Lua float */
     RN_V_STRING,
     RN_V_TABLE,
-    RN_V_FUNCTION /* a Lua function kept in the recipe's state (registry ref); later issues */
+    RN_V_FUNCTION /* a Lua function kept in the recipe's state (registry ref): callback hooks */
 } rn_vtype;
 
 typedef struct rn_value rn_value;
@@ -26,7 +26,7 @@ struct rn_value {
     int b;                 /* BOOL */
     int64_t i;             /* INT */
     double n;              /* NUMBER (also set for INT) */
-    char *s;               /* STRING */
+    char *s;               /* STRING; FUNCTION: its source as a Lua expression, or NULL */
     /* TABLE: the array part items[0..n_items) (Lua indices 1..n) and the named fields, sorted by
      * key so iteration and serialization are deterministic. */
     rn_value **items;
@@ -34,7 +34,13 @@ struct rn_value {
     char **keys;
     rn_value **fields;
     size_t n_fields;
-    int fn_ref;            /* FUNCTION: LUA_REGISTRYINDEX reference */
+    /* FUNCTION: a LUA_REGISTRYINDEX reference into the state that loaded the recipe (the
+     * sandbox's; it stays valid while that state lives; LUA_NOREF (-2) in a function written as
+     * part of another's source). `s` holds the function's source as a Lua expression that
+     * evaluates to an equivalent function (lua_value.h says how it is recovered), or NULL; then
+     * fn_why says why it could not be recovered. Both owned by the node. */
+    int fn_ref;
+    char *fn_why;
 };
 
 /* "number", "string", ... as Lua names them. */
@@ -72,11 +78,19 @@ char *rn_path_join_index(const char *parent, size_t lua_index);
 
 /* Apply "key.path=value" (from --set). The path uses dots and [n] (1-based); missing tables are
  * created. The value is parsed as a Lua literal: true/false, integer, float, a quoted string, or
- * otherwise taken as a bare string. Error names the override. */
+ * otherwise taken as a bare string. Functions cannot be given this way (a value that starts with
+ * the keyword `function` is refused); a function node can be replaced or removed (`=nil`) like
+ * any value, but not indexed into. Error names the override. */
 int rn_value_set(rn_value *root, const char *assignment, char *err, size_t errlen);
 
-/* Write the tree as a Lua chunk "return { ... }" that loads back to an equal tree; functions are
- * written as a comment-only `nil --[[function]]`. Deterministic (fields sorted). */
+/* Write the tree as a Lua chunk "return { ... }" that loads back to an equal tree. Deterministic
+ * (fields sorted). A function is written as its source (`s`), which evaluates to a function with
+ * the same text and the same captured values; one without source is written as a stub that
+ * loads and raises when called:
+ *   function() --[[ runner: a stub for a function without source ]] error("callbacks[2].
+ *   on_epoch_end: the source of this Lua function could not be written to recipe.lua (<why>)", 0)
+ *   end
+ * (all on one line; read back, the stub is a function whose source is that same text). */
 int rn_value_write_lua(const rn_value *v, FILE *f);
 
 /* --- additions beyond the first contract ------------------------------------------------------ */
@@ -89,12 +103,15 @@ rn_value *rn_value_new(rn_vtype type, const char *path);
 int rn_value_put_field(rn_value *t, const char *key, rn_value *child);
 /* Append child to the array part of t; takes ownership as above. */
 int rn_value_push_item(rn_value *t, rn_value *child);
-/* Structural equality: same types (INT and NUMBER differ), values, items and fields. Paths and
- * function refs are not compared. */
+/* Structural equality: same types (INT and NUMBER differ), values, items and fields; functions
+ * are equal when their sources are (two without source are equal). Paths and function refs are
+ * not compared. */
 int rn_value_equal(const rn_value *a, const rn_value *b);
 /* A Lua name that is not a reserved word (written as a bare key, joined with a dot). */
 int rn_value_is_identifier(const char *s);
 /* The path as errors show it: the path itself, or "recipe" for the root. */
 const char *rn_value_display_path(const char *path);
+/* Write one value as a Lua expression (no "return"), nested tables indented from depth. */
+int rn_value_write_expr(const rn_value *v, int depth, FILE *f);
 
 #endif

@@ -146,6 +146,13 @@ static int parse_literal(const char *text, size_t len, rn_value *v, const char *
         free(s);
         return 0;
     }
+    /* --set does not evaluate Lua: a function would silently become a string. */
+    if (strncmp(s, "function", 8) == 0 && (s[8] == '(' || isspace((unsigned char)s[8]))) {
+        snprintf(err, errlen, "--set %s: functions cannot be given on the command line (write "
+                 "the callback in the recipe)", assignment);
+        free(s);
+        return -1;
+    }
     if (parse_number(s, v)) {
         free(s);
         return 0;

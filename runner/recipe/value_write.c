@@ -50,6 +50,23 @@ static void indent(int depth, FILE *f)
         fputs("  ", f);
 }
 
+/* Its source, or a stub that loads and says what is missing when it is called. */
+static void write_function(const rn_value *v, FILE *f)
+{
+    if (v->s) {
+        fputs(v->s, f);
+        return;
+    }
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s: the source of this Lua function could not be written to "
+             "recipe.lua (%s)", rn_value_display_path(v->path),
+             v->fn_why ? v->fn_why : "unknown origin");
+    /* The comment is inside, so that writing the stub read back gives the same text. */
+    fputs("function() --[[ runner: a stub for a function without source ]] error(", f);
+    write_string(msg, f);
+    fputs(", 0) end", f);
+}
+
 static void write_value(const rn_value *v, int depth, FILE *f)
 {
     if (v == NULL) {
@@ -67,7 +84,7 @@ static void write_value(const rn_value *v, int depth, FILE *f)
         break;
     case RN_V_NUMBER: write_number(v->n, f); break;
     case RN_V_STRING: write_string(v->s, f); break;
-    case RN_V_FUNCTION: fputs("nil --[[function]]", f); break;
+    case RN_V_FUNCTION: write_function(v, f); break;
     case RN_V_TABLE:
         if (v->n_items == 0 && v->n_fields == 0) {
             fputs("{}", f);
@@ -103,5 +120,11 @@ int rn_value_write_lua(const rn_value *v, FILE *f)
     fputs("return ", f);
     write_value(v, 0, f);
     fputc('\n', f);
+    return ferror(f) ? -1 : 0;
+}
+
+int rn_value_write_expr(const rn_value *v, int depth, FILE *f)
+{
+    write_value(v, depth, f);
     return ferror(f) ? -1 : 0;
 }
