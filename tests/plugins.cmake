@@ -42,3 +42,21 @@ rn_add_plugin_test(test_lamb lamb)
 rn_add_plugin_test(test_schedulers step multistep exponential linear polynomial one_cycle lr_range)
 rn_add_plugin_test(test_reduce_on_plateau reduce_on_plateau)
 rn_add_plugin_test(test_schedule linear cosine exponential constant)
+# ABI 1.1 host actions over a fake run; the ABI libraries it loads, each alone in its own dir: an
+# ABI 1.0 callback library (must load, its 1.1 hooks read as absent) and one with only some of
+# the state hooks (must be refused).
+foreach(abi abi10_callback partial_state)
+  add_library(test_${abi} MODULE abi_plugins/${abi}.c)
+  target_include_directories(test_${abi} PRIVATE ${PROJECT_SOURCE_DIR}/include)
+  target_link_libraries(test_${abi} PRIVATE rn_options)
+  set_target_properties(test_${abi} PROPERTIES PREFIX "" OUTPUT_NAME ${abi}
+                        LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/abi_plugins/${abi})
+endforeach()
+rn_add_plugin_test(test_host_actions test_abi10_callback test_partial_state)
+set_property(TEST test_host_actions APPEND PROPERTY ENVIRONMENT
+             "RN_ABI_PLUGIN_DIR=${CMAKE_CURRENT_BINARY_DIR}/abi_plugins")
+rn_add_plugin_test(test_early_stopping early_stopping)
+rn_add_plugin_test(test_checkpoint_callback checkpoint)
+rn_add_plugin_test(test_nan_guard nan_guard)
+rn_add_plugin_test(test_lr_monitor lr_monitor)
+rn_add_plugin_test(test_grad_norm grad_norm)

@@ -31,7 +31,7 @@ int main(void)
     rn_metrics_set(&m, "lr", 0.1);
     rn_metrics_set(&m, "test.loss", NAN);
     rn_metrics_set(&m, "test,acc", NAN); /* a comma forces quoting */
-    rn_run_view run = {dir, 1, &m, 0};
+    rn_run_view run = {.run_dir = dir, .seed = 1, .metrics = &m};
 
     rn_instance inst;
     pt_create(&inst, reg, RN_KIND_CALLBACK,

@@ -40,7 +40,7 @@ static void make(const rn_registry *reg, rn_plugin_kind kind, const rn_value *sp
     char dir[] = "/tmp/rn_plugin_recipe_XXXXXX";
     if (!mkdtemp(dir)) exit(2);
     rn_metrics m = {0};
-    rn_run_view run = {dir, 7, &m, 0};
+    rn_run_view run = {.run_dir = dir, .seed = 7, .metrics = &m};
     rn_instance inst;
     char err[512];
     int rc = rn_instance_create(&inst, reg, kind, spec, &run, 1, err, sizeof err);

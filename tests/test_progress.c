@@ -61,7 +61,7 @@ int main(void)
     rn_metrics_set(&m, "train.loss", 0.4123);
     rn_metrics_set(&m, "test.loss", NAN);
     rn_metrics_set(&m, "test.acc", NAN);
-    rn_run_view run = {".", 1, &m, 0};
+    rn_run_view run = {.run_dir = ".", .seed = 1, .metrics = &m};
 
     rn_instance inst;
     pt_create(&inst, reg, RN_KIND_CALLBACK, pt_spec("callbacks[1]", "progress"), &run);

@@ -113,7 +113,7 @@ static double worst_rel;
 static void run_case(const rn_registry *reg, plateau_case *c)
 {
     rn_metrics metrics = {0};
-    rn_run_view view = {".", 1, &metrics, 0};
+    rn_run_view view = {.run_dir = ".", .seed = 1, .metrics = &metrics};
     start_metrics(&metrics, c->metric);
     rn_instance inst;
     pt_create(&inst, reg, RN_KIND_SCHEDULER, c->spec, &view);
@@ -188,7 +188,7 @@ static void run_fixture(const rn_registry *reg)
 static void check_monitor(const rn_registry *reg)
 {
     rn_metrics metrics = {0};
-    rn_run_view view = {".", 1, &metrics, 0};
+    rn_run_view view = {.run_dir = ".", .seed = 1, .metrics = &metrics};
     start_metrics(&metrics, NULL);
     rn_instance inst;
     double lr;

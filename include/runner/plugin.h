@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define RN_ABI_MAJOR 1
-#define RN_ABI_MINOR 0
+#define RN_ABI_MINOR 1
 
 /* Pointer width, master float type and CUDA support of the build; the host compares the string a
  * library reports with its own. */
@@ -231,6 +231,31 @@ typedef struct rn_host {
      * is NaN there. What plateau schedules need: values(at) at epoch e sees epochs 0..e-1.
      * Not on the loader thread (augment plugins get 0). */
     size_t (*metric_history)(rn_ctx *ctx, const char *name, double *out, size_t cap);
+
+    /* ---- ABI 1.1: acting on the run. Callbacks only, on the training thread, between steps;
+     * other kinds (and a host without a run) get RN_ERR with the error set. ---- */
+
+    /* Keeps a copy, owned by this instance, of the run's trainable state: every parameter and
+     * buffer (batch norm statistics), every optimizer state and each group's step count. A
+     * second call replaces the copy. Not included: the global step, the schedule position, the
+     * data position and the metrics, which go on. */
+    int (*save_state)(rn_ctx *ctx);
+    /* Puts this instance's copy back (RN_ERR when it never saved one). The copy is kept. */
+    int (*restore_state)(rn_ctx *ctx);
+    /* Writes a checkpoint of the run as it is now (what `runner --resume` continues from) to
+     * run_dir/name, atomically: name is a plain file name ending in ".safetensors". */
+    int (*write_checkpoint)(rn_ctx *ctx, const char *name);
+    /* Multiplies every group's lr by factor (> 0) from the next step on, on top of the schedule;
+     * factors compound (0.5 twice is 0.25) and last for the rest of the run. */
+    int (*scale_lr)(rn_ctx *ctx, double factor);
+    /* The optimizer's parameter groups: how many, and the i-th one's name and the lr and
+     * momentum it used at the last step (returns 0 when i is out of range). A group frozen in
+     * this stage reports lr 0. */
+    size_t (*group_count)(rn_ctx *ctx);
+    int (*group_at)(rn_ctx *ctx, size_t i, const char **name, double *lr, double *momentum);
+    /* Sets (adding when new) a metric of the run, e.g. "grad_norm.max": it appears in
+     * metrics.csv and summary.json like the host's own. Names are [A-Za-z0-9_.]+. */
+    int (*set_metric)(rn_ctx *ctx, const char *name, double value);
 } rn_host;
 
 /* ---------------------------------------------------------------------------------------------
@@ -278,6 +303,21 @@ typedef struct rn_callback_api {
     int (*on_eval_end)(void *self, const rn_event *e);   /* after each evaluation pass */
     int (*on_stage_end)(void *self, const rn_event *e);
     int (*on_run_end)(void *self, const rn_event *e);    /* also after an error or a stop */
+
+    /* ---- ABI 1.1 (read only when struct_size covers them; each may be NULL). ---- */
+
+    /* A step's loss or gradient norm is not finite (e->loss says which value). The update has
+     * not been applied. With no callback that has this hook, the run stops with an error naming
+     * the step and the lr. A hook that handles it (say after host->restore_state and
+     * host->scale_lr) returns RN_CONTINUE and the step is skipped; RN_STOP_STAGE / RN_STOP_RUN
+     * end the stage or the run without an error. */
+    int (*on_nonfinite)(void *self, const rn_event *e);
+    /* The callback's own state for checkpoints, so that a resumed run decides as the
+     * uninterrupted one would: state_size bytes written by state_save, given back to state_load
+     * on --resume (after create, before on_run_begin) with the same size. */
+    size_t (*state_size)(void *self);
+    int (*state_save)(void *self, void *buf, size_t size);
+    int (*state_load)(void *self, const void *buf, size_t size);
 } rn_callback_api;
 
 /* ---------------------------------------------------------------------------------------------

@@ -136,6 +136,154 @@ static size_t host_metric_history(rn_ctx *ctx, const char *name, double *out, si
     return m ? rn_metrics_history(m, name, out, cap) : 0;
 }
 
+/* ---- ABI 1.1: callbacks acting on the run through run->ops ----------------------------------- */
+
+/* Whether ctx may act on the run; sets the error (naming the function) when it may not. */
+static int may_act(rn_ctx *ctx, const char *fn)
+{
+    if (ctx->plugin->kind != RN_KIND_CALLBACK) {
+        host_set_error(ctx, "host->%s is for callbacks only, not a %s", fn,
+                       rn_kind_name(ctx->plugin->kind));
+        return 0;
+    }
+    if (!ctx->run) {
+        host_set_error(ctx, "host->%s: there is no run here (the instance was made without one)",
+                       fn);
+        return 0;
+    }
+    if (!ctx->run->ops) {
+        host_set_error(ctx, "host->%s: there is no run to act on here (this host offers no run "
+                       "actions)", fn);
+        return 0;
+    }
+    return 1;
+}
+
+static int host_save_state(rn_ctx *ctx)
+{
+    if (!may_act(ctx, "save_state")) return RN_ERR;
+    const rn_run_ops *ops = ctx->run->ops;
+    char err[RN_ERRLEN] = "";
+    if (ops->save_state(ctx->run->run, &ctx->state_copy, err, sizeof err) != 0) {
+        /* A copy reused by a failed save may be half overwritten: drop it, so that a later
+         * restore_state fails loudly instead of restoring a mix of two states. */
+        if (ctx->state_copy) ops->free_state(ctx->state_copy);
+        ctx->state_copy = NULL;
+        host_set_error(ctx, "save_state: %s", err[0] ? err : "failed without a message");
+        return RN_ERR;
+    }
+    return RN_OK;
+}
+
+static int host_restore_state(rn_ctx *ctx)
+{
+    if (!may_act(ctx, "restore_state")) return RN_ERR;
+    if (!ctx->state_copy) {
+        host_set_error(ctx, "restore_state: this instance has no saved state (call "
+                       "host->save_state first)");
+        return RN_ERR;
+    }
+    char err[RN_ERRLEN] = "";
+    if (ctx->run->ops->restore_state(ctx->run->run, ctx->state_copy, err, sizeof err) != 0) {
+        host_set_error(ctx, "restore_state: %s", err[0] ? err : "failed without a message");
+        return RN_ERR;
+    }
+    return RN_OK;
+}
+
+/* A plain file name inside the run directory: no '/', no leading '.', ends in ".safetensors". */
+static int checkpoint_name_ok(const char *name)
+{
+    static const char suffix[] = ".safetensors";
+    size_t n = name ? strlen(name) : 0, m = sizeof suffix - 1;
+    return n > m && n <= 255 && name[0] != '.' && !strchr(name, '/') &&
+           strcmp(name + n - m, suffix) == 0;
+}
+
+static int host_write_checkpoint(rn_ctx *ctx, const char *name)
+{
+    if (!may_act(ctx, "write_checkpoint")) return RN_ERR;
+    if (!checkpoint_name_ok(name)) {
+        host_set_error(ctx, "write_checkpoint: expected a plain file name ending in "
+                       "\".safetensors\" (no '/', not starting with '.'), got \"%s\"",
+                       name ? name : "(null)");
+        return RN_ERR;
+    }
+    char err[RN_ERRLEN] = "";
+    if (ctx->run->ops->write_checkpoint(ctx->run->run, name, err, sizeof err) != 0) {
+        host_set_error(ctx, "write_checkpoint %s: %s", name,
+                       err[0] ? err : "failed without a message");
+        return RN_ERR;
+    }
+    return RN_OK;
+}
+
+static int host_scale_lr(rn_ctx *ctx, double factor)
+{
+    if (!may_act(ctx, "scale_lr")) return RN_ERR;
+    if (!(factor > 0) || !isfinite(factor)) {
+        host_set_error(ctx, "scale_lr: expected a finite factor > 0, got %g", factor);
+        return RN_ERR;
+    }
+    ctx->run->ops->scale_lr(ctx->run->run, factor);
+    return RN_OK;
+}
+
+/* Refused calls return 0 (no groups) rather than RN_ERR, so a caller testing the result as a
+ * boolean never reads outputs that were not written. */
+static size_t host_group_count(rn_ctx *ctx)
+{
+    if (!may_act(ctx, "group_count")) return 0;
+    return ctx->run->ops->group_count(ctx->run->run);
+}
+
+static int host_group_at(rn_ctx *ctx, size_t i, const char **name, double *lr, double *momentum)
+{
+    if (!may_act(ctx, "group_at")) return 0;
+    const char *n = NULL;
+    double l = NAN, mom = NAN;
+    if (!ctx->run->ops->group_at(ctx->run->run, i, &n, &l, &mom)) return 0;
+    if (name) *name = n;
+    if (lr) *lr = l;
+    if (momentum) *momentum = mom;
+    return 1;
+}
+
+static int metric_name_ok(const char *name)
+{
+    if (!name || !name[0]) return 0;
+    for (const char *c = name; *c; c++)
+        if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+              *c == '_' || *c == '.'))
+            return 0;
+    return 1;
+}
+
+/* Acts on the metrics, not through ops: a run view with metrics is enough. */
+static int host_set_metric(rn_ctx *ctx, const char *name, double value)
+{
+    if (ctx->plugin->kind != RN_KIND_CALLBACK) {
+        host_set_error(ctx, "host->set_metric is for callbacks only, not a %s",
+                       rn_kind_name(ctx->plugin->kind));
+        return RN_ERR;
+    }
+    if (!ctx->run || !ctx->run->metrics) {
+        host_set_error(ctx, "host->set_metric: there is no run here (the instance was made "
+                       "without one)");
+        return RN_ERR;
+    }
+    if (!metric_name_ok(name)) {
+        host_set_error(ctx, "set_metric: expected a metric name of letters, digits, '_' and '.', "
+                       "got \"%s\"", name ? name : "(null)");
+        return RN_ERR;
+    }
+    if (rn_metrics_set(ctx->run->metrics, name, value) != 0) {
+        host_set_error(ctx, "set_metric %s: out of memory", name);
+        return RN_ERR_NOMEM;
+    }
+    return RN_OK;
+}
+
 static const rn_host host_table = {
     .struct_size = sizeof(rn_host),
     .abi_major = RN_ABI_MAJOR,
@@ -158,6 +306,13 @@ static const rn_host host_table = {
     .parallel_for = host_parallel_for,
     .has_setting = host_has_setting,
     .metric_history = host_metric_history,
+    .save_state = host_save_state,
+    .restore_state = host_restore_state,
+    .write_checkpoint = host_write_checkpoint,
+    .scale_lr = host_scale_lr,
+    .group_count = host_group_count,
+    .group_at = host_group_at,
+    .set_metric = host_set_metric,
 };
 
 const rn_host *rn_host_table(void) { return &host_table; }

@@ -20,6 +20,8 @@ struct rn_ctx {
     const rn_run_view *run;
     uint64_t seed;
     char error[RN_ERRLEN];
+    void *state_copy; /* host->save_state's copy (run->ops->save_state); NULL until the first
+                         save; freed with run->ops->free_state when the instance is destroyed */
 };
 
 /* The schema entry for key, and its index; NULL when the plugin does not declare it. */

@@ -60,6 +60,19 @@ static int check_plugin(const rn_plugin *p, const char *path, char *err, size_t 
                  path, p->id, rn_kind_name(p->kind));
         return -1;
     }
+    if (p->kind == RN_KIND_CALLBACK) {
+        /* Checkpointed state comes as a set: a size without a loader (or the reverse) would
+         * write state that can never be read back, or read state that was never written. */
+        const rn_callback_api *api = p->api;
+        int has = (rn_callback_hook(api, state_size) != NULL) +
+                  (rn_callback_hook(api, state_save) != NULL) +
+                  (rn_callback_hook(api, state_load) != NULL);
+        if (has != 0 && has != 3) {
+            snprintf(err, errlen, "%s: callback \"%s\" has only some of state_size, state_save "
+                     "and state_load (expected all three or none)", path, p->id);
+            return -1;
+        }
+    }
     if (p->n_settings && !p->settings) {
         snprintf(err, errlen, "%s: plugin \"%s\" declares %zu settings but no table", path, p->id,
                  p->n_settings);
