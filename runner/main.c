@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "run_files.h"
 #include "safetensors.h"
 #include "schedule_plan.h"
+#include "lua_callback.h"
 #include "sandbox.h"
 #include "train.h"
 
@@ -365,7 +367,10 @@ static int cmd_train(int argc, char **argv)
         snprintf(assign, sizeof assign, "device=\"%s\"", o.device);
         if (rn_value_set(root, assign, err, sizeof err)) goto done;
     }
-    if (rn_plan_build(&plan, root, o.recipe, err, sizeof err)) goto done;
+    if (rn_lua_callback_check_tree(root, err, sizeof err) ||
+        rn_plan_build(&plan, root, o.recipe, err, sizeof err))
+        goto done;
+    plan.sandbox = sb;
 
     char storage[MAX_DIRS][PATH_MAX];
     const char *dirs[MAX_DIRS];
@@ -428,12 +433,20 @@ static int cmd_train(int argc, char **argv)
         snprintf(err, sizeof err, "%s", train_err);
         goto done;
     }
-    double acc = 0, loss = 0;
-    rn_metrics_get(&run.metrics, "test.acc", &acc);
-    rn_metrics_get(&run.metrics, "test.loss", &loss);
-    printf("%s: %ld epochs in %.1f s, %.0f train images/s; test.acc %.4f test.loss %.4f; "
-           "run dir %s\n", status, (long)run.epochs_done, run.wall_seconds,
-           run.train_seconds > 0 ? run.train_images / run.train_seconds : 0.0, acc, loss, out);
+    if (run.epochs_done == 0 && run.lr_find) {
+        printf("%s: LR finder in %.1f s (weights left as they were); run dir %s\n", status,
+               run.wall_seconds, out);
+    } else {
+        double acc = NAN, loss = NAN, vacc = NAN;
+        rn_metrics_get(&run.metrics, "test.acc", &acc);
+        rn_metrics_get(&run.metrics, "test.loss", &loss);
+        rn_metrics_get(&run.metrics, "val.acc", &vacc);
+        printf("%s: %ld epochs in %.1f s, %.0f train images/s; ", status, (long)run.epochs_done,
+               run.wall_seconds,
+               run.train_seconds > 0 ? run.train_images / run.train_seconds : 0.0);
+        if (run.val.n) printf("val.acc %.4f ", vacc);
+        printf("test.acc %.4f test.loss %.4f; run dir %s\n", acc, loss, out);
+    }
     code = run.interrupted ? 130 : 0;
     err[0] = 0;
 done:

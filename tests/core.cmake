@@ -28,8 +28,11 @@ add_test(NAME e2e_groups COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/grou
 add_test(NAME e2e_grads COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/grads.py)
 add_test(NAME e2e_optimizers COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/optimizers.py)
 add_test(NAME e2e_plateau COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/plateau.py)
+add_test(NAME e2e_lr_find COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/lr_find.py)
+add_test(NAME e2e_stages COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/stages.py)
 set_tests_properties(e2e_train_small e2e_bad_input e2e_custom_plugin e2e_cli e2e_interrupt
                      e2e_cifar_resnet e2e_weights e2e_groups e2e_grads e2e_optimizers e2e_plateau
+                     e2e_lr_find e2e_stages
                      PROPERTIES
                      LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)
 rn_add_test(test_container SOURCES test_container.c LIBS rn_nn)

@@ -71,7 +71,38 @@ int main(void)
 
     expect("return { " BASE "}", "epochs: missing");
     expect("return { " BASE "epochs = 1, stages = {{epochs = 1}} }", "either epochs or stages");
-    expect("return { " BASE "stages = { {'lr_find'} } }", "stages[1]: stage kind \"lr_find\"");
+    expect("return { " BASE "stages = { {'lr_fnd'} } }",
+           "stages[1][1]: unknown stage kind \"lr_fnd\" (available: lr_find");
+    expect("return { " BASE "stages = { {epochs = 1, lr = 'lr_find.valley'} } }",
+           "stages[1].lr: \"lr_find.valley\" needs an lr_find stage before this one");
+    expect("return { " BASE "stages = { {'lr_find'}, {epochs = 1, lr = 'lr_find.best'} } }",
+           "stages[2].lr: expected a number, slice(lo, hi) or one of \"lr_find.valley\"");
+    expect("return { " BASE "stages = { {'lr_find', start_lr = 1, end_lr = 0.1} } }",
+           "stages[1].end_lr: must be greater than start_lr");
+    expect("return { " BASE "stages = { {'lr_find', stepz = 10} } }",
+           "stages[1].stepz: unknown lr_find key");
+    expect("return { " BASE "stages = { {epochs = 1, train = 3} } }",
+           "stages[1].train: expected \"all\", a group name or parameter pattern");
+    expect("return { " BASE "stages = { {epochs = 1, lr = {'slice', 1e-3, 1e-5}} } }",
+           "stages[1].lr: expected slice(lo, hi) with 0 < lo <= hi");
+
+    /* An LR finder with fastai's defaults, then stages taking its suggestion and a slice. */
+    CHECK(plan_of("return { " BASE "stages = { {'lr_find'}, {epochs = 1, lr = 'lr_find.steep', "
+                  "train = 'fc.*'}, {epochs = 2, lr = slice(1e-5, 1e-3), train = 'all', "
+                  "train_bn = true} } }", &p, &root, err, sizeof err) == 0);
+    CHECK(p.n_stages == 3 && p.stages[0].kind == RN_STAGE_LR_FIND);
+    CHECK(strcmp(p.stages[0].name, "lr_find") == 0);
+    CHECK(p.stages[0].find.start_lr == 1e-7 && p.stages[0].find.end_lr == 10);
+    CHECK(p.stages[0].find.steps == 100 && p.stages[0].find.beta == 0.98);
+    CHECK(p.stages[0].find.div_factor == 4 && p.stages[0].find.stop_div == 1);
+    CHECK(p.stages[0].find.repeats == 1 && p.stages[0].find.linear == 0);
+    CHECK(p.stages[1].lr_from == RN_LR_FOUND && strcmp(p.stages[1].lr_found, "steep") == 0);
+    CHECK(p.stages[1].train && p.stages[1].train->type == RN_V_STRING);
+    CHECK(p.stages[2].lr_from == RN_LR_SLICE && p.stages[2].lr == 1e-5 &&
+          p.stages[2].lr_hi == 1e-3);
+    CHECK(p.stages[2].train == NULL && p.stages[2].train_bn == 1);
+    rn_plan_free(&p);
+    rn_value_free(root);
     expect("return { " BASE "stages = { {epochs = 0} } }", "stages[1].epochs");
     expect("return { " BASE "stages = { {epochs = 1, lrr = 1} } }",
            "stages[1].lrr: unknown stage key");

@@ -8,22 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "run_state.h"
 #include "safetensors.h"
 
 #define FORMAT "runner-checkpoint-1"
-
-/* Every layer of the model, depth first (containers before their children). */
-typedef void (*layer_fn)(rn_layer *l, void *arg);
-
-static void walk_chain(const rn_chain *c, layer_fn fn, void *arg)
-{
-    for (int i = 0; i < c->n; i++) {
-        fn(c->layers[i], arg);
-        const rn_chain *inner;
-        for (int k = 0; (inner = rn_container_chain(c->layers[i], k)); k++)
-            walk_chain(inner, fn, arg);
-    }
-}
 
 static void layer_out(rn_layer *l, void *arg)
 {
@@ -51,7 +39,7 @@ int rn_checkpoint_write(const char *path, const rn_run *r, char *err, size_t err
 {
     const rn_model *m = &r->model;
     int n = m->n_params;
-    for (int g = 0; g < r->opt.n; g++) n += (int)r->opt.v[g].g.n_params;
+    for (int g = 0; g < r->opt.n; g++) n += (int)r->opt.v[g].n_all;
     rn_param_ref *refs = calloc((size_t)n + 1, sizeof *refs);
     rn_tensor *views = calloc((size_t)n + 1, sizeof *views);
     char **names = calloc((size_t)n + 1, sizeof *names);
@@ -63,7 +51,7 @@ int rn_checkpoint_write(const char *path, const rn_run *r, char *err, size_t err
         const rn_opt_group *og = &r->opt.v[g];
         size_t per = ((const rn_optimizer_api *)og->opt.plugin->api)->state_floats(og->opt.self);
         json_object_set_new(steps, og->name, json_integer(og->g.step));
-        for (size_t p = 0; per && p < og->g.n_params; p++) {
+        for (size_t p = 0; per && p < og->n_all; p++) {
             const rn_param *q = &og->params[p];
             size_t len = strlen(og->name) + strlen(q->name) + 16;
             names[k] = malloc(len);
@@ -76,7 +64,7 @@ int rn_checkpoint_write(const char *path, const rn_run *r, char *err, size_t err
             k++;
         }
     }
-    walk_chain(&m->chain, layer_out, layers);
+    rn_walk_layers(&m->chain, layer_out, layers);
     char global[32], epochs[32];
     snprintf(global, sizeof global, "%" PRId64, r->global_step);
     snprintf(epochs, sizeof epochs, "%" PRId64, r->epochs_done);
@@ -176,7 +164,7 @@ int rn_checkpoint_read(const char *path, rn_run *r, char *err, size_t errlen)
         }
         og->g.step = json_integer_value(s);
         size_t per = ((const rn_optimizer_api *)og->opt.plugin->api)->state_floats(og->opt.self);
-        for (size_t p = 0; per && p < og->g.n_params; p++) {
+        for (size_t p = 0; per && p < og->n_all; p++) {
             char name[512];
             snprintf(name, sizeof name, "optimizer.%s.%s", og->name, og->params[p].name);
             int64_t numel = og->params[p].numel * (int64_t)per;
@@ -187,7 +175,7 @@ int rn_checkpoint_read(const char *path, rn_run *r, char *err, size_t errlen)
     layers = json_loads(rn_safetensors_metadata(st, "layers") ?
                         rn_safetensors_metadata(st, "layers") : "", 0, NULL);
     layer_in li = {.list = layers};
-    walk_chain(&m->chain, layer_restore, &li);
+    rn_walk_layers(&m->chain, layer_restore, &li);
     if (li.bad || li.at != json_array_size(layers)) {
         snprintf(err, errlen, "%s: the layer states do not fit this model", path);
         goto out;

@@ -9,6 +9,12 @@
 
 static int trainable(const rn_param_ref *p) { return p->grad != NULL; }
 
+/* Trains in this stage: a parameter (not a buffer) that is not frozen. */
+static int active(const rn_grads *g, int i)
+{
+    return g->m->params[i].grad != NULL && (!g->trainable || g->trainable[i]);
+}
+
 int rn_grads_init(rn_grads *g, const rn_model *m, int64_t accumulate, char *err, size_t errlen)
 {
     g->m = m;
@@ -52,7 +58,7 @@ void rn_grads_accumulate(rn_grads *g, int64_t n, int first)
 {
     const float w = (float)n;
     for (int i = 0; i < g->m->n_params; i++) {
-        if (!trainable(&g->m->params[i])) continue;
+        if (!active(g, i)) continue;
         const float *gr = g->m->params[i].grad->data;
         float *a = g->acc[i];
         int64_t k = rn_tensor_numel(g->m->params[i].value);
@@ -65,7 +71,7 @@ void rn_grads_finish(rn_grads *g, int64_t total)
 {
     const float inv = 1.0f / (float)total;
     for (int i = 0; i < g->m->n_params; i++) {
-        if (!trainable(&g->m->params[i])) continue;
+        if (!active(g, i)) continue;
         float *gr = g->m->params[i].grad->data;
         const float *a = g->acc[i];
         int64_t k = rn_tensor_numel(g->m->params[i].value);
@@ -78,7 +84,7 @@ double rn_grads_norm(rn_grads *g)
 {
     double total = 0;
     for (int i = 0; i < g->m->n_params; i++) {
-        if (!trainable(&g->m->params[i])) continue;
+        if (!active(g, i)) continue;
         const float *gr = g->m->params[i].grad->data;
         int64_t k = rn_tensor_numel(g->m->params[i].value), chunks = (k + CHUNK - 1) / CHUNK;
         double *part = g->partial;
@@ -97,7 +103,7 @@ double rn_grads_norm(rn_grads *g)
 void rn_grads_scale(rn_grads *g, float s)
 {
     for (int i = 0; i < g->m->n_params; i++) {
-        if (!trainable(&g->m->params[i])) continue;
+        if (!active(g, i)) continue;
         float *gr = g->m->params[i].grad->data;
         int64_t k = rn_tensor_numel(g->m->params[i].value);
 #pragma omp parallel for simd schedule(static) if (k > CHUNK)
@@ -108,7 +114,7 @@ void rn_grads_scale(rn_grads *g, float s)
 void rn_grads_clamp(rn_grads *g, float v)
 {
     for (int i = 0; i < g->m->n_params; i++) {
-        if (!trainable(&g->m->params[i])) continue;
+        if (!active(g, i)) continue;
         float *gr = g->m->params[i].grad->data;
         int64_t k = rn_tensor_numel(g->m->params[i].value);
 #pragma omp parallel for simd schedule(static) if (k > CHUNK)

@@ -10,6 +10,7 @@ typedef struct rn_grads {
     float **acc;       /* per parameter: the running sum of n_i * grad_i (accumulate > 1 only) */
     double *partial;   /* per chunk: partial sums of squares for the norm */
     int64_t max_chunks;
+    const bool *trainable; /* per model parameter, whether it trains in this stage; NULL = all */
 } rn_grads;
 
 /* acc buffers only when accumulate > 1. */

@@ -48,15 +48,18 @@ static int setup_group(rn_opt_group *og, const char *name, const rn_value *spec,
 
     size_t per = ((const rn_optimizer_api *)og->opt.plugin->api)->state_floats(og->opt.self), n = 0;
     og->params = calloc((size_t)m->n_params + 1, sizeof *og->params);
-    if (!og->params) {
+    og->active = calloc((size_t)m->n_params + 1, sizeof *og->active);
+    og->model_index = calloc((size_t)m->n_params + 1, sizeof *og->model_index);
+    if (!og->params || !og->active || !og->model_index) {
         snprintf(err, errlen, "%s: out of memory", where);
         return -1;
     }
     for (int i = 0; i < m->n_params; i++) {
         const rn_param_ref *p = &m->params[i];
         if (!member[i]) continue;
+        og->model_index[n] = i;
         rn_param *q = &og->params[n++];
-        og->g.n_params = n; /* so a failure below frees what was allocated */
+        og->n_all = n; /* so a failure below frees what was allocated */
         q->name = p->name;
         q->value = p->value->data;
         q->grad = p->grad->data;
@@ -67,7 +70,8 @@ static int setup_group(rn_opt_group *og, const char *name, const rn_value *spec,
             return -1;
         }
     }
-    og->g = (rn_group){.struct_size = sizeof(rn_group), .name = og->name, .params = og->params,
+    memcpy(og->active, og->params, n * sizeof *og->active);
+    og->g = (rn_group){.struct_size = sizeof(rn_group), .name = og->name, .params = og->active,
                        .n_params = n, .lr = og->base_lr, .momentum = og->base_momentum,
                        .weight_decay = wd};
     return 0;
@@ -184,18 +188,32 @@ void rn_opt_groups_free(rn_opt_groups *og)
     for (int i = 0; og->v && i < og->n; i++) {
         rn_opt_group *g = &og->v[i];
         rn_instance_destroy(&g->opt);
-        for (size_t k = 0; g->params && k < g->g.n_params; k++) rn_ffree(g->params[k].state);
+        for (size_t k = 0; g->params && k < g->n_all; k++) rn_ffree(g->params[k].state);
         free(g->params);
+        free(g->active);
+        free(g->model_index);
         free(g->name);
     }
     free(og->v);
     memset(og, 0, sizeof *og);
 }
 
+void rn_opt_groups_set_trainable(rn_opt_groups *og, const bool *trainable)
+{
+    for (int i = 0; i < og->n; i++) {
+        rn_opt_group *g = &og->v[i];
+        size_t n = 0;
+        for (size_t k = 0; k < g->n_all; k++)
+            if (!trainable || trainable[g->model_index[k]]) g->active[n++] = g->params[k];
+        g->g.n_params = n;
+    }
+}
+
 int rn_opt_groups_step(rn_opt_groups *og, char *err, size_t errlen)
 {
     for (int i = 0; i < og->n; i++) {
         rn_opt_group *g = &og->v[i];
+        if (!g->g.n_params) continue; /* frozen in this stage */
         const rn_optimizer_api *api = g->opt.plugin->api;
         if (api->step(g->opt.self, &g->g) != RN_OK) {
             snprintf(err, errlen, "optimizer (group %s): %s", g->name, rn_instance_error(&g->opt));

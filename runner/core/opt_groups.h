@@ -9,8 +9,13 @@
 typedef struct rn_opt_group {
     char *name;                     /* "default", or the recipe's group name */
     rn_instance opt;                /* the optimizer with this group's settings */
-    rn_group g;                     /* its tensors, and this step's lr, momentum, weight decay */
-    rn_param *params;               /* g.n_params, state allocated as the optimizer asks */
+    rn_group g;                     /* the tensors that train in this stage (g.params: `active`,
+                                       g.n_params 0 when the group is frozen), and this step's lr,
+                                       momentum, weight decay */
+    rn_param *params;               /* all n_all tensors, state allocated as the optimizer asks */
+    size_t n_all;
+    int *model_index;               /* params[k] is model parameter model_index[k] */
+    rn_param *active;               /* the trainable subset of params (g.params) */
     double base_lr, base_momentum;  /* from the settings "lr" and "momentum" (or "beta1") */
 } rn_opt_group;
 
@@ -29,7 +34,12 @@ int rn_opt_groups_create(rn_opt_groups *og, const rn_value *optimizer, const rn_
                          const rn_run_view *view, char *err, size_t errlen);
 void rn_opt_groups_free(rn_opt_groups *og);
 
-/* One optimizer step for every group (then each group's step count advances). */
+/* Which model parameters train from now on (m->n_params flags; NULL = all): each group steps
+ * over its trainable tensors only, and a group with none is skipped (its step count and state
+ * stay as they are, so it picks up where it left off when it trains again). */
+void rn_opt_groups_set_trainable(rn_opt_groups *og, const bool *trainable);
+
+/* One optimizer step for every group that trains (then its step count advances). */
 int rn_opt_groups_step(rn_opt_groups *og, char *err, size_t errlen);
 
 #endif

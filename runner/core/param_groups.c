@@ -58,7 +58,7 @@ typedef struct match_ctx {
     size_t errlen;
 } match_ctx;
 
-static void top_modules(const rn_model *m, char *buf, size_t len)
+void rn_top_modules(const rn_model *m, char *buf, size_t len)
 {
     size_t off = 0;
     buf[0] = 0;
@@ -94,7 +94,7 @@ static int match_one(void *arg, const rn_value *pattern)
     }
     if (!any) {
         char mods[256];
-        top_modules(c->m, mods, sizeof mods);
+        rn_top_modules(c->m, mods, sizeof mods);
         snprintf(c->err, c->errlen, "%s: pattern \"%s\" matches no parameter (the model's "
                  "modules: %s)", pattern->path, pattern->s, mods);
         return -1;

@@ -20,6 +20,9 @@ int rn_pattern_match(const char *pattern, const char *name);
 int rn_groups_assign(const rn_value *groups, const rn_model *m, int *group_of, char *err,
                      size_t errlen);
 
+/* The model's top-level modules, comma separated ("conv1, bn1, layer1, fc"). */
+void rn_top_modules(const rn_model *m, char *buf, size_t len);
+
 /* Checks groups against m (rn_groups_assign without keeping the result). */
 int rn_groups_check(const rn_value *groups, const rn_model *m, char *err, size_t errlen);
 

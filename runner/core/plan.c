@@ -104,8 +104,8 @@ static int norm_list(const rn_value *t, const char *key, float *out, int *n, cha
 static int data_build(rn_data_spec *d, const rn_value *t, const char *dir, char *err,
                       size_t errlen)
 {
-    static const char *const known[] = {"train", "test", "batch_size", "shuffle", "drop_last",
-                                        "normalize", "augment", NULL};
+    static const char *const known[] = {"train", "test", "val_split", "batch_size", "shuffle",
+                                        "drop_last", "normalize", "augment", NULL};
     if (check_keys(t, "data", known, err, errlen)) return -1;
     int bad = 0;
     const rn_value *train = table_field(t, "train", 1, "a table {format, images, labels}", &bad,
@@ -118,6 +118,7 @@ static int data_build(rn_data_spec *d, const rn_value *t, const char *dir, char 
         if (split_build(&d->test, test, "test", dir, err, errlen)) return -1;
         d->has_test = 1;
     }
+    if (rn_get_number(t, "val_split", 0, 0, 0, 0.9, &d->val_split, err, errlen)) return -1;
     if (rn_get_int(t, "batch_size", 0, 64, 1, 65536, &d->batch_size, err, errlen)) return -1;
     if (rn_get_bool(t, "shuffle", 0, 1, &d->shuffle, err, errlen)) return -1;
     if (rn_get_bool(t, "drop_last", 0, 0, &d->drop_last, err, errlen)) return -1;
@@ -150,19 +151,123 @@ static int data_build(rn_data_spec *d, const rn_value *t, const char *dir, char 
     return 0;
 }
 
-static int stage_build(rn_stage_spec *s, const rn_value *t, size_t index,
-                       const rn_value *default_schedule, char *err, size_t errlen)
+/* lr = x | slice(lo, hi) | "lr_find.valley" */
+static int stage_lr(rn_stage_spec *s, const rn_value *t, int seen_find, char *err, size_t errlen)
 {
-    static const char *const known[] = {"name", "epochs", "lr", "schedule", NULL};
+    const rn_value *v = rn_value_field(t, "lr");
+    s->lr = s->lr_hi = NAN;
+    s->lr_from = RN_LR_OWN;
+    if (!v) return 0;
+    if (v->type == RN_V_NUMBER || v->type == RN_V_INT) {
+        if (rn_get_number(t, "lr", 0, NAN, 0, INFINITY, &s->lr, err, errlen)) return -1;
+        s->lr_from = RN_LR_VALUE;
+        return 0;
+    }
+    if (v->type == RN_V_STRING) {
+        static const char *const found[] = {"valley", "steep", "minimum"};
+        for (int i = 0; i < 3; i++) {
+            if (strncmp(v->s, "lr_find.", 8) || strcmp(v->s + 8, found[i])) continue;
+            if (!seen_find) {
+                snprintf(err, errlen, "%s: \"%s\" needs an lr_find stage before this one (add "
+                         "{ \"lr_find\" } to stages)", v->path, v->s);
+                return -1;
+            }
+            s->lr_from = RN_LR_FOUND;
+            s->lr_found = found[i];
+            return 0;
+        }
+        snprintf(err, errlen, "%s: expected a number, slice(lo, hi) or one of \"lr_find.valley\", "
+                 "\"lr_find.steep\", \"lr_find.minimum\", got \"%s\"", v->path, v->s);
+        return -1;
+    }
+    if (v->type == RN_V_TABLE && v->n_items == 3 && !v->n_fields &&
+        v->items[0]->type == RN_V_STRING && strcmp(v->items[0]->s, "slice") == 0) {
+        const rn_value *lo = v->items[1], *hi = v->items[2];
+        int num = (lo->type == RN_V_NUMBER || lo->type == RN_V_INT) &&
+                  (hi->type == RN_V_NUMBER || hi->type == RN_V_INT);
+        if (!num || !(lo->n > 0) || !(hi->n >= lo->n) || !isfinite(hi->n)) {
+            snprintf(err, errlen, "%s: expected slice(lo, hi) with 0 < lo <= hi", v->path);
+            return -1;
+        }
+        s->lr_from = RN_LR_SLICE;
+        s->lr = lo->n;
+        s->lr_hi = hi->n;
+        return 0;
+    }
+    return rn_value_expected(v, "a number, slice(lo, hi) or \"lr_find.valley\"", err, errlen);
+}
+
+/* train = "all" | "pattern" | { "group or pattern", ... } */
+static int stage_train(rn_stage_spec *s, const rn_value *t, char *err, size_t errlen)
+{
+    const rn_value *v = rn_value_field(t, "train");
+    s->train = NULL;
+    if (rn_get_bool(t, "train_bn", 0, 0, &s->train_bn, err, errlen)) return -1;
+    if (!v || (v->type == RN_V_STRING && strcmp(v->s, "all") == 0)) return 0;
+    int ok = v->type == RN_V_STRING ||
+             (v->type == RN_V_TABLE && !v->n_fields && v->n_items > 0);
+    for (size_t i = 0; ok && v->type == RN_V_TABLE && i < v->n_items; i++)
+        ok = v->items[i]->type == RN_V_STRING;
+    if (!ok)
+        return rn_value_expected(v, "\"all\", a group name or parameter pattern, or a list of "
+                                 "them", err, errlen);
+    s->train = v;
+    return 0;
+}
+
+static int find_build(rn_stage_spec *s, const rn_value *t, char *err, size_t errlen)
+{
+    static const char *const known[] = {"name", "start_lr", "end_lr", "steps", "mode",
+                                        "stop_div", "div_factor", "beta", "repeats", "train",
+                                        "train_bn", NULL};
+    rn_lr_find_spec *f = &s->find;
+    const char *mode, *name;
+    if (check_keys(t, "lr_find", known, err, errlen) ||
+        rn_get_string(t, "name", 0, "lr_find", &name, err, errlen) ||
+        rn_get_number(t, "start_lr", 0, 1e-7, 1e-30, INFINITY, &f->start_lr, err, errlen) ||
+        rn_get_number(t, "end_lr", 0, 10, 1e-30, INFINITY, &f->end_lr, err, errlen) ||
+        rn_get_int(t, "steps", 0, 100, 2, 1000000, &f->steps, err, errlen) ||
+        rn_get_string(t, "mode", 0, "exp", &mode, err, errlen) ||
+        rn_get_bool(t, "stop_div", 0, 1, &f->stop_div, err, errlen) ||
+        rn_get_number(t, "div_factor", 0, 4, 1, INFINITY, &f->div_factor, err, errlen) ||
+        rn_get_number(t, "beta", 0, 0.98, 0, 0.9999, &f->beta, err, errlen) ||
+        rn_get_int(t, "repeats", 0, 1, 1, 100, &f->repeats, err, errlen) ||
+        stage_train(s, t, err, errlen))
+        return -1;
+    if (strcmp(mode, "exp") && strcmp(mode, "linear")) {
+        snprintf(err, errlen, "%s.mode: expected \"exp\" or \"linear\", got \"%s\"", t->path, mode);
+        return -1;
+    }
+    if (!(f->end_lr > f->start_lr)) {
+        snprintf(err, errlen, "%s.end_lr: must be greater than start_lr (got start_lr = %g, "
+                 "end_lr = %g)", t->path, f->start_lr, f->end_lr);
+        return -1;
+    }
+    f->linear = strcmp(mode, "linear") == 0;
+    s->kind = RN_STAGE_LR_FIND;
+    s->name = strdup(name);
+    s->lr = s->lr_hi = NAN;
+    return 0;
+}
+
+static int stage_build(rn_stage_spec *s, const rn_value *t, size_t index,
+                       const rn_value *default_schedule, int seen_find, char *err, size_t errlen)
+{
+    static const char *const known[] = {"name", "epochs", "lr", "schedule", "train",
+                                        "train_bn", "unfreeze_warmup_steps", NULL};
     if (t->type != RN_V_TABLE)
         return rn_value_expected(t, "a stage table {epochs = n, ...}", err, errlen);
+    s->node = t;
     if (t->n_items) {
         const rn_value *kind = t->items[0];
+        if (kind->type == RN_V_STRING && strcmp(kind->s, "lr_find") == 0 && t->n_items == 1)
+            return find_build(s, t, err, errlen);
         if (kind->type == RN_V_STRING)
-            snprintf(err, errlen, "%s: stage kind \"%s\" is not available in this version (a "
-                     "stage here is {epochs = n, lr = x, schedule = {...}})", t->path, kind->s);
+            snprintf(err, errlen, "%s: unknown stage kind \"%s\" (available: lr_find; a training "
+                     "stage is {epochs = n, ...} without a kind)", kind->path, kind->s);
         else
-            rn_value_expected(kind, "named fields only", err, errlen);
+            rn_value_expected(kind, "the stage kind \"lr_find\" or named fields only", err,
+                              errlen);
         return -1;
     }
     if (check_keys(t, "stage", known, err, errlen)) return -1;
@@ -171,9 +276,11 @@ static int stage_build(rn_stage_spec *s, const rn_value *t, size_t index,
     snprintf(fallback, sizeof fallback, "stage%zu", index + 1);
     if (rn_get_string(t, "name", 0, fallback, &name, err, errlen)) return -1;
     s->name = strdup(name);
-    s->node = t;
-    if (rn_get_int(t, "epochs", 1, 0, 1, 100000, &s->epochs, err, errlen)) return -1;
-    if (rn_get_number(t, "lr", 0, NAN, 0, INFINITY, &s->lr, err, errlen)) return -1;
+    if (rn_get_int(t, "epochs", 1, 0, 1, 100000, &s->epochs, err, errlen) ||
+        stage_lr(s, t, seen_find, err, errlen) || stage_train(s, t, err, errlen) ||
+        rn_get_int(t, "unfreeze_warmup_steps", 0, 0, 0, 1 << 30, &s->unfreeze_warmup_steps, err,
+                   errlen))
+        return -1;
     const rn_value *sched = rn_value_field(t, "schedule");
     s->schedule = sched ? sched : default_schedule;
     return 0;
@@ -285,15 +392,19 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
             return rn_value_expected(stages, "a non-empty list of stages", err, errlen);
         p->n_stages = (int)stages->n_items;
         p->stages = calloc(stages->n_items, sizeof *p->stages);
-        for (size_t i = 0; i < stages->n_items; i++)
-            if (stage_build(&p->stages[i], stages->items[i], i, p->schedule, err, errlen))
+        int seen_find = 0;
+        for (size_t i = 0; i < stages->n_items; i++) {
+            if (stage_build(&p->stages[i], stages->items[i], i, p->schedule, seen_find, err,
+                            errlen))
                 return -1;
+            seen_find |= p->stages[i].kind == RN_STAGE_LR_FIND;
+        }
     } else {
         p->n_stages = 1;
         p->stages = calloc(1, sizeof *p->stages);
         p->stages[0].node = root;
         p->stages[0].name = strdup("fit");
-        p->stages[0].lr = NAN;
+        p->stages[0].lr = p->stages[0].lr_hi = NAN;
         p->stages[0].schedule = p->schedule;
         if (rn_get_int(root, "epochs", 1, 0, 1, 100000, &p->stages[0].epochs, err, errlen))
             return -1;

@@ -19,6 +19,7 @@ typedef struct rn_split_spec {
 typedef struct rn_data_spec {
     rn_split_spec train, test;
     int has_test;
+    double val_split;                 /* fraction of train held out (stratified, seeded); 0 = none */
     int64_t batch_size;
     int shuffle, drop_last;
     int n_norm;                       /* channels in mean/std, 0 = no normalization */
@@ -26,16 +27,52 @@ typedef struct rn_data_spec {
     const rn_value *augment;          /* list of plugin specs, or NULL */
 } rn_data_spec;
 
+typedef enum rn_stage_kind {
+    RN_STAGE_FIT = 0,        /* train for `epochs` */
+    RN_STAGE_LR_FIND = 1,    /* { "lr_find", ... }: an LR range test that leaves no trace */
+} rn_stage_kind;
+
+/* Where a stage's base lr comes from. */
+typedef enum rn_stage_lr {
+    RN_LR_OWN = 0,           /* each group's optimizer settings */
+    RN_LR_VALUE,             /* lr = x: every group */
+    RN_LR_SLICE,             /* lr = slice(lo, hi): log-evenly over the groups in model order */
+    RN_LR_FOUND,             /* lr = "lr_find.valley": a suggestion of the last sweep before */
+} rn_stage_lr;
+
+/* An LR range test (fastai's lr_find): the lr grows from start_lr to end_lr over `steps`
+ * optimizer steps, point i at start_lr * (end_lr / start_lr)^(i / steps) (or linearly), and the
+ * sweep stops early when the smoothed loss exceeds div_factor times its minimum. */
+typedef struct rn_lr_find_spec {
+    double start_lr, end_lr;
+    int64_t steps;
+    int linear;              /* mode = "linear" */
+    int stop_div;            /* stop when the smoothed loss diverges (default true) */
+    double div_factor;       /* 4, as fastai */
+    double beta;             /* EMA smoothing of the loss, with bias correction (0.98) */
+    int64_t repeats;         /* sweeps with different data orders; the median curve is used */
+} rn_lr_find_spec;
+
 typedef struct rn_stage_spec {
     const rn_value *node;    /* the stage's table */
-    char *name;              /* "stage1" unless named */
-    int64_t epochs;
-    double lr;               /* base lr override, NaN = optimizer's own */
+    char *name;              /* "stage1" unless named; "lr_find" for a sweep */
+    rn_stage_kind kind;
+    int64_t epochs;          /* FIT only */
+    rn_stage_lr lr_from;
+    double lr, lr_hi;        /* RN_LR_VALUE: lr; RN_LR_SLICE: lr .. lr_hi */
+    const char *lr_found;    /* RN_LR_FOUND: "valley", "steep" or "minimum" */
+    const rn_value *train;   /* group names / parameter patterns that train, NULL = all */
+    int train_bn;            /* batch norm of frozen parameters stays in train mode */
+    int64_t unfreeze_warmup_steps; /* groups frozen in the stage before ramp their lr up
+                                      linearly over this many steps (0 = none) */
     const rn_value *schedule;/* schedule spec for this stage (stage's own or the recipe's) */
+    rn_lr_find_spec find;    /* LR_FIND only */
 } rn_stage_spec;
 
 typedef struct rn_plan {
     const rn_value *root;
+    struct rn_sandbox *sandbox; /* the recipe's evaluator, for Lua callbacks (set by the caller;
+                                   NULL: a Lua callback is refused) */
     char *recipe_path;       /* as given */
     char *recipe_dir;        /* its directory, for relative paths and plugins/ */
     uint64_t seed;

@@ -2,9 +2,27 @@
 #ifndef RN_PLUGIN_HOST_H
 #define RN_PLUGIN_HOST_H
 
+#include <stddef.h>
+
 #include <runner/plugin.h>
 #include "value.h"
 #include "metrics.h"
+
+/* What the host lets callbacks do to the run (rn_host ABI 1.1); `run` is passed back. Every
+ * function runs on the training thread between steps. */
+typedef struct rn_run_ops {
+    /* A copy of the trainable state (parameters, buffers, optimizer states, group step counts)
+     * into *copy (reusing *copy when it is not NULL); free with free_state. */
+    int (*save_state)(void *run, void **copy, char *err, size_t errlen);
+    int (*restore_state)(void *run, const void *copy, char *err, size_t errlen);
+    void (*free_state)(void *copy);
+    /* A checkpoint at run_dir/name, written atomically. */
+    int (*write_checkpoint)(void *run, const char *name, char *err, size_t errlen);
+    /* Multiplies every group's lr from the next step on (compounding). */
+    void (*scale_lr)(void *run, double factor);
+    size_t (*group_count)(void *run);
+    int (*group_at)(void *run, size_t i, const char **name, double *lr, double *momentum);
+} rn_run_ops;
 
 /* What instances may see of the run. Owned by the caller; must outlive the instances. */
 typedef struct rn_run_view {
@@ -12,6 +30,8 @@ typedef struct rn_run_view {
     uint64_t seed;           /* the run seed */
     rn_metrics *metrics;     /* latest values */
     int is_tty;              /* stdout is a terminal */
+    const rn_run_ops *ops;   /* NULL: callbacks' run actions report an error */
+    void *run;               /* passed to ops */
 } rn_run_view;
 
 typedef struct rn_registry rn_registry;
@@ -49,6 +69,13 @@ typedef struct rn_instance {
 int rn_instance_create(rn_instance *inst, const rn_registry *reg, rn_plugin_kind kind,
                        const rn_value *spec, const rn_run_view *run, uint64_t slot,
                        char *err, size_t errlen);
+/* Makes an instance of the built-in "lua" callback from a callbacks item that is a table of Lua
+ * hooks (rn_lua_callback_is_spec), calling into sb, the sandbox that evaluated the recipe (it
+ * must outlive the instance). */
+struct rn_sandbox;
+int rn_instance_create_lua(rn_instance *inst, struct rn_sandbox *sb, const rn_value *spec,
+                           const rn_run_view *run, uint64_t slot, const char *recipe_path,
+                           char *err, size_t errlen);
 void rn_instance_destroy(rn_instance *inst);
 /* The instance's last error line (set by the plugin through host->set_error). */
 const char *rn_instance_error(const rn_instance *inst);
@@ -57,6 +84,16 @@ int rn_instance_number(const rn_instance *inst, const char *key, double *out);
 
 /* The instance's seed (the run seed mixed with its kind and slot). */
 uint64_t rn_instance_seed(const rn_instance *inst);
+
+/* A callback hook that may lie past the library's struct_size (an ABI 1.0 callback lacks the 1.1
+ * hooks on_nonfinite and state_size/state_save/state_load): the hook when the library's api
+ * covers the field and sets it, else NULL. For the training loop:
+ *     int (*h)(void *, const rn_event *) = rn_callback_hook(api, on_nonfinite);
+ * rn_callback_hook_present(api, field) is the same test as a boolean. */
+#define rn_callback_hook_covered(api, field) \
+    ((api)->struct_size >= offsetof(rn_callback_api, field) + sizeof((api)->field))
+#define rn_callback_hook(api, field) (rn_callback_hook_covered(api, field) ? (api)->field : NULL)
+#define rn_callback_hook_present(api, field) (rn_callback_hook(api, field) != NULL)
 
 /* The host table given to plugins. */
 const rn_host *rn_host_table(void);

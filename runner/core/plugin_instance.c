@@ -1,6 +1,8 @@
 /* Plugin instances: a recipe node checked against the plugin's settings schema, then create(). */
 #include "plugin_ctx.h"
 
+#include "lua_callback.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +117,14 @@ static void free_values(const rn_plugin *p, rn_setting_value *values)
     free(values);
 }
 
+/* The instance's host side: its settings and the state copy host->save_state kept. */
+static void free_ctx(rn_ctx *ctx)
+{
+    if (ctx->state_copy && ctx->run && ctx->run->ops) ctx->run->ops->free_state(ctx->state_copy);
+    free_values(ctx->plugin, ctx->values);
+    free(ctx);
+}
+
 int rn_instance_create(rn_instance *inst, const rn_registry *reg, rn_plugin_kind kind,
                        const rn_value *spec, const rn_run_view *run, uint64_t slot,
                        char *err, size_t errlen)
@@ -180,8 +190,7 @@ int rn_instance_create(rn_instance *inst, const rn_registry *reg, rn_plugin_kind
     if (p->create(rn_host_table(), ctx, &self) != RN_OK) {
         snprintf(err, errlen, "%s: %s", where,
                  ctx->error[0] ? ctx->error : "plugin create failed without a message");
-        free_values(p, values);
-        free(ctx);
+        free_ctx(ctx);
         return -1;
     }
     inst->plugin = p;
@@ -191,12 +200,39 @@ int rn_instance_create(rn_instance *inst, const rn_registry *reg, rn_plugin_kind
     return 0;
 }
 
+int rn_instance_create_lua(rn_instance *inst, rn_sandbox *sb, const rn_value *spec,
+                           const rn_run_view *run, uint64_t slot, const char *recipe_path,
+                           char *err, size_t errlen)
+{
+    memset(inst, 0, sizeof *inst);
+    if (!sb) {
+        snprintf(err, errlen, "%s: a Lua callback needs the recipe's sandbox (this caller has "
+                 "none)", spec->path);
+        return -1;
+    }
+    rn_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        snprintf(err, errlen, "%s: out of memory", spec->path);
+        return -1;
+    }
+    ctx->plugin = rn_lua_callback_plugin();
+    ctx->run = run;
+    ctx->seed = rn_mix64((run ? run->seed : 0) ^ rn_mix64(slot * 0x100 + RN_KIND_CALLBACK));
+    if (rn_lua_callback_create(sb, spec, rn_host_table(), ctx, &inst->self, err, errlen)) {
+        free_ctx(ctx);
+        return -1;
+    }
+    inst->plugin = ctx->plugin;
+    inst->ctx = ctx;
+    inst->path = recipe_path; /* provenance hashes the recipe for it */
+    return 0;
+}
+
 void rn_instance_destroy(rn_instance *inst)
 {
     if (!inst->plugin) return;
     inst->plugin->destroy(inst->self);
-    free_values(inst->plugin, inst->ctx->values);
-    free(inst->ctx);
+    free_ctx(inst->ctx);
     memset(inst, 0, sizeof *inst);
 }
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "atomic_file.h"
+#include "lr_find.h"
 #include "sha256.h"
 
 #ifndef RN_VERSION
@@ -178,6 +179,30 @@ static void add_classes(json_t *j, const rn_run *r)
     json_object_set_new(j, "confusion_matrix", matrix);
 }
 
+/* The last sweep: its suggestions (and their spread over the sweeps), how it ended. */
+static json_t *lr_find_json(const rn_run *r)
+{
+    const rn_lr_find_result *res = r->lr_find;
+    const rn_lr_find_spec *f = &r->plan->stages[res->stage].find;
+    json_t *j = json_object(), *spread = json_object();
+    for (int w = 0; w < RN_SUGGESTIONS; w++) {
+        json_object_set_new(j, rn_suggestion_names[w], num(res->suggest[w]));
+        json_object_set_new(spread, rn_suggestion_names[w],
+                            json_pack("[o, o]", num(res->spread_lo[w]), num(res->spread_hi[w])));
+    }
+    json_object_set_new(j, "stage", json_string(r->plan->stages[res->stage].name));
+    json_object_set_new(j, "start_lr", num(f->start_lr));
+    json_object_set_new(j, "end_lr", num(f->end_lr));
+    json_object_set_new(j, "steps", json_integer(f->steps));
+    json_object_set_new(j, "points", json_integer(res->sweeps[0].n));
+    json_object_set_new(j, "stopped", json_string(res->sweeps[0].stopped));
+    json_object_set_new(j, "repeats", json_integer(res->repeats));
+    if (res->repeats > 1) json_object_set_new(j, "spread", spread);
+    else json_decref(spread);
+    json_object_set_new(j, "seconds", num(res->seconds));
+    return j;
+}
+
 int rn_write_summary(const char *dir, const rn_run *r, const char *status, const char *error,
                      char *err, size_t errlen)
 {
@@ -193,12 +218,19 @@ int rn_write_summary(const char *dir, const rn_run *r, const char *status, const
     if (error) json_object_set_new(j, "error", json_string(error));
     json_object_set_new(j, "test.acc", num(ta));
     json_object_set_new(j, "test.loss", num(tl));
-    /* The epoch with the best test.acc, numbered as in metrics.csv (0-based within its stage). */
-    json_object_set_new(j, "best", r->best_epoch < 0 ? json_null() :
-                        json_pack("{s:o, s:o, s:s, s:I}", "test.acc", num(r->best_acc),
-                                  "test.loss", num(r->best_loss), "stage",
-                                  r->plan->stages[r->best_stage].name, "epoch",
-                                  (json_int_t)r->best_epoch));
+    /* The epoch with the best val.acc (test.acc without a validation set), numbered as in
+     * metrics.csv (0-based within its stage). */
+    json_t *best = r->best_epoch < 0 ? json_null() :
+                   json_pack("{s:o, s:o, s:s, s:I}", "test.acc", num(r->best_acc),
+                             "test.loss", num(r->best_loss), "stage",
+                             r->plan->stages[r->best_stage].name, "epoch",
+                             (json_int_t)r->best_epoch);
+    if (r->best_epoch >= 0 && r->val.n) {
+        json_object_set_new(best, "val.acc", num(r->best_val_acc));
+        json_object_set_new(best, "val.loss", num(r->best_val_loss));
+    }
+    json_object_set_new(j, "best", best);
+    if (r->lr_find) json_object_set_new(j, "lr_find", lr_find_json(r));
     json_object_set_new(j, "epochs", json_integer(r->epochs_done));
     json_object_set_new(j, "steps", json_integer(r->global_step));
     json_object_set_new(j, "train_images", json_integer(r->train_images));

@@ -7,8 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lr_find.h"
+#include "lua_callback.h"
 #include "model_build.h"
 #include "param_groups.h"
+#include "run_actions.h"
+#include "stage_groups.h"
 #include "safetensors.h"
 #include "schedule_plan.h"
 
@@ -25,8 +29,8 @@ static int load_split(rn_dataset *ds, const rn_split_spec *s, char *err, size_t 
 
 /* Makes one instance per item of a plugin list. */
 static int make_list(rn_instance **out, int *n_out, const rn_value *list, rn_plugin_kind kind,
-                     const rn_registry *reg, const rn_run_view *view, uint64_t slot0, char *err,
-                     size_t errlen)
+                     const rn_plan *plan, const rn_registry *reg, const rn_run_view *view,
+                     uint64_t slot0, char *err, size_t errlen)
 {
     *n_out = 0;
     *out = NULL;
@@ -37,9 +41,13 @@ static int make_list(rn_instance **out, int *n_out, const rn_value *list, rn_plu
         return -1;
     }
     for (size_t i = 0; i < list->n_items; i++) {
-        if (rn_instance_create(&(*out)[i], reg, kind, list->items[i], view, slot0 + i, err,
-                               errlen))
-            return -1;
+        const rn_value *item = list->items[i];
+        int bad = kind == RN_KIND_CALLBACK && rn_lua_callback_is_spec(item)
+                      ? rn_instance_create_lua(&(*out)[i], plan->sandbox, item, view, slot0 + i,
+                                               plan->recipe_path, err, errlen)
+                      : rn_instance_create(&(*out)[i], reg, kind, item, view, slot0 + i, err,
+                                           errlen);
+        if (bad) return -1;
         (*n_out)++;
     }
     return 0;
@@ -64,17 +72,51 @@ static rn_value *default_callbacks(void)
     return list;
 }
 
+/* Per stage, what trains (a `train` list; the mask is checked now, so a pattern that matches
+ * nothing is refused before the run starts), and the groups' places for slice(lo, hi). */
+static int prepare_stages(rn_run *r, char *err, size_t errlen)
+{
+    const rn_plan *plan = r->plan;
+    r->lr_rank = calloc((size_t)r->opt.n + 1, sizeof *r->lr_rank);
+    r->joined = calloc((size_t)r->opt.n + 1, sizeof *r->joined);
+    r->stage_trainable = calloc((size_t)plan->n_stages, sizeof *r->stage_trainable);
+    if (!r->lr_rank || !r->joined || !r->stage_trainable || rn_lr_ranks(&r->opt, r->lr_rank, &r->n_lr_ranks)) {
+        snprintf(err, errlen, "stages: out of memory");
+        return -1;
+    }
+    for (int s = 0; s < plan->n_stages; s++) {
+        const rn_stage_spec *st = &plan->stages[s];
+        if (!st->train && !st->train_bn) continue;
+        r->stage_trainable[s] = calloc((size_t)r->model.n_params + 1, sizeof(bool));
+        if (!r->stage_trainable[s]) {
+            snprintf(err, errlen, "stages: out of memory");
+            return -1;
+        }
+        if (!st->train) { /* train_bn alone: everything trains anyway */
+            for (int i = 0; i < r->model.n_params; i++) r->stage_trainable[s][i] = true;
+            continue;
+        }
+        if (rn_stage_mask(st->train, st->train_bn, &r->opt, &r->model, r->stage_trainable[s],
+                          err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
 int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const char *run_dir,
                    int is_tty, char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);
     r->plan = plan;
-    r->best_acc = NAN;
+    r->best_key = r->best_acc = r->best_loss = r->best_val_acc = r->best_val_loss = NAN;
     r->best_epoch = -1;
+    r->lr_scale = 1;
     r->view.run_dir = run_dir;
     r->view.seed = plan->seed;
     r->view.metrics = &r->metrics;
     r->view.is_tty = is_tty;
+    r->view.ops = rn_run_actions();
+    r->view.run = r;
 
     if (strcmp(plan->device, "cuda") == 0) {
         snprintf(err, errlen, "device: \"cuda\" asked for, but this build has no CUDA backend; "
@@ -93,16 +135,24 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
         if (rn_schedule_create(&r->schedules[s], plan->stages[s].schedule, reg, &r->view,
                                (uint64_t)s, err, errlen))
             return -1;
-    if (make_list(&r->augments, &r->n_augments, plan->data.augment, RN_KIND_AUGMENT, reg,
+    if (make_list(&r->augments, &r->n_augments, plan->data.augment, RN_KIND_AUGMENT, plan, reg,
                   &r->view, 0, err, errlen))
         return -1;
     rn_value *defaults = plan->callbacks ? NULL : default_callbacks();
     int rc = make_list(&r->callbacks, &r->n_callbacks, plan->callbacks ? plan->callbacks : defaults,
-                       RN_KIND_CALLBACK, reg, &r->view, 0, err, errlen);
+                       RN_KIND_CALLBACK, plan, reg, &r->view, 0, err, errlen);
     rn_value_free(defaults);
     if (rc) return -1;
 
     if (load_split(&r->train, &plan->data.train, err, errlen)) return -1;
+    if (plan->data.val_split > 0) {
+        rn_dataset all = r->train;
+        int bad = rn_dataset_split(&all, plan->data.val_split,
+                                   rn_mix64(plan->seed ^ 0x76616c5f73706c74ull), &r->train,
+                                   &r->val, err, errlen);
+        rn_dataset_free(&all);
+        if (bad) return -1;
+    }
     if (plan->data.has_test && load_split(&r->test, &plan->data.test, err, errlen)) return -1;
     if (plan->data.has_test && (r->test.c != r->train.c || r->test.h != r->train.h ||
                                 r->test.w != r->train.w)) {
@@ -154,6 +204,7 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
                              &r->model, reg, &r->view, err, errlen) ||
         rn_grads_init(&r->grads, &r->model, plan->accumulate, err, errlen))
         return -1;
+    if (prepare_stages(r, err, errlen)) return -1;
 
     /* What a raw 0 pixel becomes after normalization: the fill for padding augmentations. */
     for (int c = 0; c < RN_MAX_CHANNELS; c++)
@@ -181,9 +232,11 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
 
     /* Every metric exists from the start (NaN until measured), so loggers see all columns. */
     static const char *const names[] = {"train.loss", "lr", "grad_norm", "images_per_s",
-                                        "test.loss", "test.acc", "time_s"};
+                                        "val.loss", "val.acc", "test.loss", "test.acc",
+                                        "time_s"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (plan->data.has_test || strncmp(names[i], "test.", 5) != 0)
+        if ((plan->data.has_test || strncmp(names[i], "test.", 5) != 0) &&
+            (r->val.n || strncmp(names[i], "val.", 4) != 0))
             rn_metrics_set(&r->metrics, names[i], NAN);
     for (int g = 0; r->opt.n > 1 && g < r->opt.n; g++) {
         char name[160];
@@ -210,9 +263,20 @@ void rn_run_free(rn_run *r)
     if (r->model.layers) rn_model_free(&r->model);
     rn_dataset_free(&r->train);
     rn_dataset_free(&r->test);
+    rn_dataset_free(&r->val);
+    for (int s = 0; r->stage_trainable && s < r->plan->n_stages; s++) free(r->stage_trainable[s]);
+    free(r->stage_trainable);
+    free(r->lr_rank);
+    free(r->joined);
+    rn_lr_find_free(r->lr_find);
     rn_metrics_free(&r->metrics);
     free(r->confusion);
     memset(r, 0, sizeof *r);
+}
+
+int rn_run_augment_batch(void *run, rn_loader_batch *b, char *err, size_t errlen)
+{
+    return rn_run_augment(run, b->x, b->n, b->labels, b->ids, b->epoch, err, errlen);
 }
 
 int rn_run_augment(rn_run *r, float *x, int64_t n, const int32_t *labels, const int64_t *ids,

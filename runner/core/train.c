@@ -1,6 +1,7 @@
-/* The training loop: one loop for every stage. Per step: batch (prefetched and augmented on the
- * loader thread) -> forward -> loss -> backward -> schedule -> optimizer step -> callbacks. */
-#include "train.h"
+/* The training loop: one loop for every training stage. Per step: batch (prefetched and
+ * augmented on the loader thread) -> forward -> loss -> backward -> schedule -> optimizer step ->
+ * callbacks. LR-finder stages run in lr_find.c on the same step function. */
+#include "train_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -8,7 +9,9 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void)
+#include "lr_find.h"
+
+double rn_now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -17,35 +20,35 @@ static double now_s(void)
 
 /* ---- callbacks ----------------------------------------------------------------------------- */
 
-typedef enum { EV_RUN_BEGIN, EV_STAGE_BEGIN, EV_STEP_END, EV_EPOCH_END, EV_EVAL_END,
-               EV_STAGE_END, EV_RUN_END } rn_event_kind;
-
-/* Calls one hook on every callback; returns the strongest stop request, or -1 on error. */
-static int fire(rn_run *r, rn_event_kind kind, const rn_event *e, char *err, size_t errlen)
+int rn_run_fire(rn_run *r, rn_event_kind kind, const rn_event *e, char *err, size_t errlen)
 {
-    int control = RN_CONTINUE;
+    int control = RN_CONTINUE, handled = 0;
     for (int i = 0; i < r->n_callbacks; i++) {
         const rn_callback_api *api = r->callbacks[i].plugin->api;
         int (*hook)(void *, const rn_event *) = NULL;
         switch (kind) {
-        case EV_RUN_BEGIN: hook = api->on_run_begin; break;
-        case EV_STAGE_BEGIN: hook = api->on_stage_begin; break;
-        case EV_STEP_END: hook = api->on_step_end; break;
-        case EV_EPOCH_END: hook = api->on_epoch_end; break;
-        case EV_EVAL_END: hook = api->on_eval_end; break;
-        case EV_STAGE_END: hook = api->on_stage_end; break;
-        case EV_RUN_END: hook = api->on_run_end; break;
+        case RN_EV_RUN_BEGIN: hook = api->on_run_begin; break;
+        case RN_EV_STAGE_BEGIN: hook = api->on_stage_begin; break;
+        case RN_EV_STEP_END: hook = api->on_step_end; break;
+        case RN_EV_EPOCH_END: hook = api->on_epoch_end; break;
+        case RN_EV_EVAL_END: hook = api->on_eval_end; break;
+        case RN_EV_STAGE_END: hook = api->on_stage_end; break;
+        case RN_EV_RUN_END: hook = api->on_run_end; break;
+        case RN_EV_NONFINITE: hook = rn_callback_hook(api, on_nonfinite); break;
         }
         if (!hook) continue;
+        handled = 1;
         int rc = hook(r->callbacks[i].self, e);
         if (rc < 0) {
-            if (err[0] == 0 || kind != EV_RUN_END)
+            if (err[0] == 0 || (kind != RN_EV_RUN_END && kind != RN_EV_NONFINITE))
+                snprintf(err, errlen, "callbacks: %s", rn_instance_error(&r->callbacks[i]));
+            else if (kind == RN_EV_NONFINITE)
                 snprintf(err, errlen, "callbacks: %s", rn_instance_error(&r->callbacks[i]));
             return -1;
         }
         if (rc > control) control = rc;
     }
-    return control;
+    return kind == RN_EV_NONFINITE && !handled ? -2 : control;
 }
 
 /* ---- evaluation ---------------------------------------------------------------------------- */
@@ -58,7 +61,7 @@ static rn_tensor batch_view(const rn_tensor *t, int64_t n)
     return v;
 }
 
-static void loader_config(rn_loader_config *c, const rn_run *r, const rn_dataset *ds, int train)
+void rn_run_loader_config(rn_loader_config *c, rn_run *r, const rn_dataset *ds, int train)
 {
     memset(c, 0, sizeof *c);
     c->ds = ds;
@@ -68,23 +71,28 @@ static void loader_config(rn_loader_config *c, const rn_run *r, const rn_dataset
     c->seed = rn_mix64(r->plan->seed ^ 0x6c6f61646572ull);
     c->mean = r->plan->data.n_norm ? r->plan->data.mean : NULL;
     c->std = r->plan->data.n_norm ? r->plan->data.std : NULL;
+    if (train && r->n_augments) {
+        c->transform = rn_run_augment_batch;
+        c->transform_arg = r;
+    }
 }
 
-int rn_run_evaluate(rn_run *r, double *loss, double *acc, char *err, size_t errlen)
+int rn_run_evaluate(rn_run *r, const rn_dataset *ds, double *loss, double *acc, char *err,
+                    size_t errlen)
 {
     rn_loader_config cfg;
-    loader_config(&cfg, r, &r->test, 0);
+    rn_run_loader_config(&cfg, r, ds, 0);
     rn_loader *ld;
     if (rn_loader_open(&ld, &cfg, 0, err, errlen)) return -1;
     double total = 0;
     int64_t seen = 0, hits = 0, k = r->n_classes;
+    int64_t *confusion = ds == &r->test ? r->confusion : NULL;
     rn_loader_batch *b;
     int rc;
     rn_model *m = &r->model;
-    memset(r->confusion, 0, (size_t)(k * k) * sizeof *r->confusion);
+    if (confusion) memset(confusion, 0, (size_t)(k * k) * sizeof *confusion);
     while ((rc = rn_loader_next(ld, &b, err, errlen)) == 1) {
-        memcpy(m->acts[0].data, b->x, (size_t)(b->n * r->test.c * r->test.h * r->test.w) *
-               sizeof(float));
+        memcpy(m->acts[0].data, b->x, (size_t)(b->n * ds->c * ds->h * ds->w) * sizeof(float));
         rn_tensor out;
         if (rn_model_forward(m, b->n, false, &out)) {
             snprintf(err, errlen, "evaluation: %s", m->err);
@@ -97,12 +105,12 @@ int rn_run_evaluate(rn_run *r, double *loss, double *acc, char *err, size_t errl
         hits += correct;
         seen += b->n;
         /* confusion[true][predicted], the argmax taking the first of equal logits */
-        for (int64_t i = 0; i < b->n; i++) {
+        for (int64_t i = 0; confusion && i < b->n; i++) {
             const float *row = out.data + i * out.shape.d[1];
             int64_t best = 0;
             for (int64_t j = 1; j < k; j++)
                 if (row[j] > row[best]) best = j;
-            if (b->labels[i] >= 0 && b->labels[i] < k) r->confusion[b->labels[i] * k + best]++;
+            if (b->labels[i] >= 0 && b->labels[i] < k) confusion[b->labels[i] * k + best]++;
         }
     }
     rn_loader_close(ld);
@@ -112,22 +120,44 @@ int rn_run_evaluate(rn_run *r, double *loss, double *acc, char *err, size_t errl
     return 0;
 }
 
-/* ---- training ------------------------------------------------------------------------------ */
+/* ---- one step ------------------------------------------------------------------------------ */
 
-static int augment_batch(void *arg, rn_loader_batch *b, char *err, size_t errlen)
+/* The last sweep's suggestion of that name, NaN when there is none. */
+static double found_lr(const rn_run *r, const char *name)
 {
-    return rn_run_augment(arg, b->x, b->n, b->labels, b->ids, b->epoch, err, errlen);
+    for (int k = 0; r->lr_find && k < RN_SUGGESTIONS; k++)
+        if (strcmp(rn_suggestion_names[k], name) == 0) return r->lr_find->suggest[k];
+    return NAN;
 }
 
-/* Runs the schedule for this step and sets every group's lr and momentum from its base values
- * (a stage's lr replaces every group's base lr). */
-int rn_run_group_values(const rn_run *r, int stage, int group, const rn_sched_at *at,
-                        rn_sched_values *v, char *err, size_t errlen)
+/* A group's base lr in a stage: its own, the stage's, its share of a slice (fastai's even_mults
+ * over the layer groups in model order), or the suggestion of the last sweep. */
+static double stage_base_lr(const rn_run *r, int stage, int group)
 {
     const rn_stage_spec *st = &r->plan->stages[stage];
     const rn_opt_group *g = &r->opt.v[group];
-    *v = (rn_sched_values){.struct_size = sizeof *v,
-                           .base_lr = isnan(st->lr) ? g->base_lr : st->lr,
+    switch (st->lr_from) {
+    case RN_LR_VALUE:
+        return st->lr;
+    case RN_LR_SLICE:
+        if (r->n_lr_ranks <= 1) return st->lr_hi;
+        return st->lr * pow(st->lr_hi / st->lr, (double)r->lr_rank[group] /
+                                                    (double)(r->n_lr_ranks - 1));
+    case RN_LR_FOUND: {
+        double lr = found_lr(r, st->lr_found);
+        return isnan(lr) ? g->base_lr : lr; /* before the sweep (planning): the optimizer's own */
+    }
+    case RN_LR_OWN:
+        break;
+    }
+    return g->base_lr;
+}
+
+int rn_run_group_values(const rn_run *r, int stage, int group, const rn_sched_at *at,
+                        rn_sched_values *v, char *err, size_t errlen)
+{
+    const rn_opt_group *g = &r->opt.v[group];
+    *v = (rn_sched_values){.struct_size = sizeof *v, .base_lr = stage_base_lr(r, stage, group),
                            .base_momentum = g->base_momentum};
     v->lr = v->base_lr;
     v->momentum = v->base_momentum;
@@ -136,28 +166,21 @@ int rn_run_group_values(const rn_run *r, int stage, int group, const rn_sched_at
 
 static int schedule_step(rn_run *r, int stage, const rn_sched_at *at, char *err, size_t errlen)
 {
+    int64_t warm = r->plan->stages[stage].unfreeze_warmup_steps;
     for (int i = 0; i < r->opt.n; i++) {
         rn_sched_values v;
         if (rn_run_group_values(r, stage, i, at, &v, err, errlen)) return -1;
-        r->opt.v[i].g.lr = v.lr;
+        /* A group that was frozen in the stage before ramps up linearly over its first steps. */
+        double ramp = r->joined && r->joined[i] && at->step < warm
+                          ? (double)(at->step + 1) / (double)warm : 1.0;
+        r->opt.v[i].g.lr = v.lr * r->lr_scale * ramp;
         r->opt.v[i].g.momentum = v.momentum;
     }
     return 0;
 }
 
-static rn_event make_event(const rn_run *r, int stage, int64_t step, int64_t total, int64_t epoch,
-                           int64_t spe, double loss, double ips, double t0)
-{
-    return (rn_event){
-        .struct_size = sizeof(rn_event), .stage = r->plan->stages[stage].name,
-        .stage_index = stage, .stage_count = r->plan->n_stages, .step = step,
-        .total_steps = total, .epoch = epoch, .epochs = r->plan->stages[stage].epochs,
-        .steps_per_epoch = spe, .global_step = r->global_step, .loss = loss, .lr = r->opt.v[0].g.lr,
-        .images_per_s = ips, .elapsed_s = now_s() - t0,
-    };
-}
-
-/* Forward and backward of one micro-batch; its mean loss through *loss. */
+/* Forward and backward of one micro-batch; its mean loss through *loss. Returns 0, -1 on error,
+ * RN_STEP_NONFINITE (before the backward) when the loss is not finite. */
 static int micro_batch(rn_run *r, const rn_loader_batch *b, double *loss, char *err,
                        size_t errlen)
 {
@@ -174,7 +197,7 @@ static int micro_batch(rn_run *r, const rn_loader_batch *b, double *loss, char *
     if (!isfinite(*loss)) {
         snprintf(err, errlen, "step %ld: the loss is %g at lr %g; lower the lr (or check the "
                  "data)", (long)r->global_step + 1, *loss, r->opt.v[0].g.lr);
-        return -1;
+        return RN_STEP_NONFINITE;
     }
     if (rn_model_backward(m, b->n)) {
         snprintf(err, errlen, "step %ld: %s", (long)r->global_step + 1, m->err);
@@ -183,14 +206,45 @@ static int micro_batch(rn_run *r, const rn_loader_batch *b, double *loss, char *
     return 0;
 }
 
-/* The optimizer step after micro-batches of `samples` samples in all: their gradients combined
- * (accumulate > 1), the norm logged, clipping, then every group's update. */
-static int optimizer_step(rn_run *r, int64_t samples, char *err, size_t errlen)
+int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, char *err,
+                size_t errlen)
 {
     const rn_plan *p = r->plan;
-    if (p->accumulate > 1) rn_grads_finish(&r->grads, samples);
+    int64_t k = p->accumulate;
+    double loss_sum = 0;
+    int micro = 0, bad = 0, more = 1;
+    rn_loader_batch *b;
+    *samples = 0;
+    while (micro < k && (more = rn_loader_next(ld, &b, err, errlen)) == 1) {
+        micro++;
+        if (bad) continue; /* keep the step's batches together: consume, do not compute */
+        double l;
+        int rc = micro_batch(r, b, &l, err, errlen);
+        if (rc < 0) return -1;
+        if (rc == RN_STEP_NONFINITE) {
+            bad = 1;
+            *loss = l;
+            continue;
+        }
+        if (k > 1) rn_grads_accumulate(&r->grads, b->n, micro == 1);
+        loss_sum += l * (double)b->n;
+        *samples += b->n;
+    }
+    if (more < 0) return -1;
+    if (micro == 0) return RN_STEP_EPOCH_END;
+    if (bad) return RN_STEP_NONFINITE;
+    *loss = loss_sum / (double)*samples;
+    /* Micro-batches combined (accumulate > 1), the norm logged, clipping, the update. */
+    if (k > 1) rn_grads_finish(&r->grads, *samples);
     double norm = rn_grads_norm(&r->grads);
     rn_metrics_set(&r->metrics, "grad_norm", norm);
+    if (!isfinite(norm)) {
+        snprintf(err, errlen, "step %ld: the gradient norm is %g at lr %g; lower the lr or clip "
+                 "gradients (clip_grad = { norm = 1 })", (long)r->global_step + 1, norm,
+                 r->opt.v[0].g.lr);
+        *loss = norm;
+        return RN_STEP_NONFINITE;
+    }
     if (!isnan(p->clip_norm)) {
         /* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when below 1 */
         double coef = p->clip_norm / (norm + 1e-6);
@@ -200,17 +254,191 @@ static int optimizer_step(rn_run *r, int64_t samples, char *err, size_t errlen)
     }
     if (rn_opt_groups_step(&r->opt, err, errlen)) return -1;
     r->global_step++;
+    return RN_STEP_DONE;
+}
+
+int rn_run_enter_stage(rn_run *r, int stage, char *err, size_t errlen)
+{
+    const bool *mask = r->stage_trainable ? r->stage_trainable[stage] : NULL;
+    if (rn_model_set_trainable(&r->model, mask, r->plan->stages[stage].train_bn != 0, err,
+                               errlen))
+        return -1;
+    /* Which groups join now: frozen in the last training stage, training in this one. */
+    for (int g = 0; r->joined && g < r->opt.n; g++) {
+        int was = r->opt.v[g].g.n_params > 0;
+        r->joined[g] = 0;
+        if (r->plan->stages[stage].kind == RN_STAGE_FIT && stage > 0) r->joined[g] = !was;
+    }
+    rn_opt_groups_set_trainable(&r->opt, mask);
+    for (int g = 0; r->joined && g < r->opt.n; g++)
+        r->joined[g] = r->joined[g] && r->opt.v[g].g.n_params > 0;
+    r->grads.trainable = mask;
+    return 0;
+}
+
+/* ---- training stages ----------------------------------------------------------------------- */
+
+static rn_event make_event(const rn_run *r, int stage, int64_t step, int64_t total, int64_t epoch,
+                           int64_t spe, double loss, double ips, double t0)
+{
+    return (rn_event){
+        .struct_size = sizeof(rn_event), .stage = r->plan->stages[stage].name,
+        .stage_index = stage, .stage_count = r->plan->n_stages, .step = step,
+        .total_steps = total, .epoch = epoch, .epochs = r->plan->stages[stage].epochs,
+        .steps_per_epoch = spe, .global_step = r->global_step, .loss = loss, .lr = r->opt.v[0].g.lr,
+        .images_per_s = ips, .elapsed_s = rn_now_s() - t0,
+    };
+}
+
+static void set_step_metrics(rn_run *r, double mean_loss)
+{
+    rn_metrics_set(&r->metrics, "train.loss", mean_loss);
+    rn_metrics_set(&r->metrics, "lr", r->opt.v[0].g.lr);
+    for (int g = 0; r->opt.n > 1 && g < r->opt.n; g++) {
+        char name[160];
+        snprintf(name, sizeof name, "lr.%s", r->opt.v[g].name);
+        rn_metrics_set(&r->metrics, name, r->opt.v[g].g.n_params ? r->opt.v[g].g.lr : 0);
+    }
+}
+
+/* Validation and test passes after an epoch; the best epoch is the one with the best val.acc
+ * (test.acc without a validation set). */
+static int evaluate_epoch(rn_run *r, int s, int64_t ep, char *err, size_t errlen)
+{
+    double vl = NAN, va = NAN, tl = NAN, ta = NAN;
+    if (r->val.n) {
+        if (rn_run_evaluate(r, &r->val, &vl, &va, err, errlen)) return -1;
+        rn_metrics_set(&r->metrics, "val.loss", vl);
+        rn_metrics_set(&r->metrics, "val.acc", va);
+    }
+    if (r->plan->data.has_test) {
+        if (rn_run_evaluate(r, &r->test, &tl, &ta, err, errlen)) return -1;
+        rn_metrics_set(&r->metrics, "test.loss", tl);
+        rn_metrics_set(&r->metrics, "test.acc", ta);
+    }
+    double key = r->val.n ? va : ta;
+    if (!isnan(key) && (isnan(r->best_key) || key > r->best_key)) {
+        r->best_key = key;
+        r->best_acc = ta;
+        r->best_loss = tl;
+        r->best_val_acc = va;
+        r->best_val_loss = vl;
+        r->best_stage = s;
+        r->best_epoch = ep;
+    }
+    return 0;
+}
+
+/* One training stage. *stop_run is set when a callback or Ctrl-C ends the run. */
+static int fit_stage(rn_run *r, int s, rn_loader *ld, int64_t spe, volatile sig_atomic_t *stop,
+                     double t0, int *stop_run, char *err, size_t errlen)
+{
+    int64_t epochs = r->plan->stages[s].epochs, total = epochs * spe, step = 0;
+    rn_metrics_clear_history(&r->metrics); /* plateau schedules look at this stage only */
+    rn_event e = make_event(r, s, 0, total, 0, spe, NAN, 0, t0);
+    int rc = rn_run_fire(r, RN_EV_STAGE_BEGIN, &e, err, errlen);
+    if (rc < 0) return -1;
+    int stop_stage = rc == RN_STOP_STAGE;
+    *stop_run = rc == RN_STOP_RUN;
+    for (int64_t ep = 0; !stop_stage && !*stop_run && ep < epochs; ep++) {
+        double sum = 0, ips = 0, te = rn_now_s(), train_time = 0;
+        int64_t seen = 0, steps = 0, good = 0;
+        int got = RN_STEP_DONE;
+        while (got != RN_STEP_EPOCH_END) {
+            double ts = rn_now_s(), loss;
+            int64_t samples;
+            rn_sched_at at = {.struct_size = sizeof at, .step = step, .total_steps = total,
+                              .steps_per_epoch = spe, .epoch = ep};
+            if (schedule_step(r, s, &at, err, errlen)) return -1;
+            got = rn_run_step(r, ld, &loss, &samples, err, errlen);
+            if (got < 0) return -1;
+            if (got == RN_STEP_EPOCH_END) break;
+            int c = RN_CONTINUE;
+            e = make_event(r, s, step + 1, total, ep, spe, loss, ips, t0);
+            if (got == RN_STEP_NONFINITE) {
+                /* A callback may handle it (roll back, lower the lr); otherwise it is an error. */
+                char why[512];
+                snprintf(why, sizeof why, "%s", err);
+                err[0] = 0;
+                c = rn_run_fire(r, RN_EV_NONFINITE, &e, err, errlen);
+                if (c == -2) snprintf(err, errlen, "%s", why);
+                if (c < 0) return -1;
+            } else {
+                good++;
+                sum += loss;
+                seen += samples;
+            }
+            step++;
+            steps++;
+            train_time += rn_now_s() - ts;
+            ips = (double)seen / (rn_now_s() - te);
+            set_step_metrics(r, good ? sum / (double)good : NAN);
+            if (got == RN_STEP_DONE) c = rn_run_fire(r, RN_EV_STEP_END, &e, err, errlen);
+            if (c < 0) return -1;
+            if (c == RN_STOP_STAGE) stop_stage = 1;
+            if (c == RN_STOP_RUN) *stop_run = 1;
+            if (stop && *stop) {
+                r->interrupted = 1;
+                *stop_run = 1;
+            }
+            if (stop_stage || *stop_run) break;
+        }
+        r->train_images += seen;
+        r->train_seconds += train_time;
+        if (steps < spe) {
+            /* Stopped mid-epoch: the epoch is not finished, so it is not counted, evaluated or
+             * reported. A stopped run ends here; a stopped stage drains the loader so the next
+             * stage starts at an epoch boundary. */
+            if (*stop_run) break;
+            rn_loader_batch *b;
+            int more;
+            while ((more = rn_loader_next(ld, &b, err, errlen)) == 1) {}
+            if (more < 0) return -1;
+            break;
+        }
+        /* Stopped after the last batch: take the loader's end-of-epoch too. */
+        if (got != RN_STEP_EPOCH_END) {
+            rn_loader_batch *b;
+            int more = rn_loader_next(ld, &b, err, errlen);
+            if (more != 0) {
+                if (more > 0) snprintf(err, errlen, "loader: more batches than the epoch has");
+                return -1;
+            }
+        }
+        r->epochs_done++;
+        rn_metrics_set(&r->metrics, "images_per_s", seen / (rn_now_s() - te));
+        if (!r->interrupted) {
+            if (evaluate_epoch(r, s, ep, err, errlen)) return -1;
+            if (r->val.n || r->plan->data.has_test) {
+                e = make_event(r, s, step, total, ep, spe, good ? sum / (double)good : NAN, ips,
+                               t0);
+                if (rn_run_fire(r, RN_EV_EVAL_END, &e, err, errlen) < 0) return -1;
+            }
+        }
+        rn_metrics_set(&r->metrics, "time_s", rn_now_s() - t0);
+        if (rn_metrics_end_epoch(&r->metrics)) {
+            snprintf(err, errlen, "metrics: out of memory");
+            return -1;
+        }
+        e = make_event(r, s, step, total, ep, spe, good ? sum / (double)good : NAN, ips, t0);
+        int c = rn_run_fire(r, RN_EV_EPOCH_END, &e, err, errlen);
+        if (c < 0) return -1;
+        if (c == RN_STOP_STAGE) stop_stage = 1;
+        if (c == RN_STOP_RUN) *stop_run = 1;
+    }
+    e = make_event(r, s, step, total, epochs - 1, spe, NAN, 0, t0);
+    int c = rn_run_fire(r, RN_EV_STAGE_END, &e, err, errlen);
+    if (c < 0) return -1;
+    if (c == RN_STOP_RUN) *stop_run = 1;
     return 0;
 }
 
 int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errlen)
 {
     err[0] = 0;
-    double t0 = now_s();
+    double t0 = rn_now_s();
     rn_loader_config cfg;
-    loader_config(&cfg, r, &r->train, 1);
-    cfg.transform = r->n_augments ? augment_batch : NULL;
-    cfg.transform_arg = r;
+    rn_run_loader_config(&cfg, r, &r->train, 1);
     rn_loader *ld = NULL;
     if (rn_loader_open(&ld, &cfg, 0, err, errlen)) return -1;
     /* Optimizer steps per epoch: the last one may take fewer micro-batches. */
@@ -218,130 +446,41 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
     int64_t spe = (rn_loader_batches(ld) + k - 1) / k; /* >= 1: prepare checked drop_last */
 
     rn_event e = make_event(r, 0, 0, 0, 0, spe, NAN, 0, t0);
-    int rc = fire(r, EV_RUN_BEGIN, &e, err, errlen);
+    int rc = rn_run_fire(r, RN_EV_RUN_BEGIN, &e, err, errlen);
     int stop_run = rc == RN_STOP_RUN;
     for (int s = 0; rc >= 0 && !stop_run && s < r->plan->n_stages; s++) {
-        int64_t epochs = r->plan->stages[s].epochs, total = epochs * spe, step = 0;
-        rn_metrics_clear_history(&r->metrics); /* plateau schedules look at this stage only */
-        e = make_event(r, s, 0, total, 0, spe, NAN, 0, t0);
-        rc = fire(r, EV_STAGE_BEGIN, &e, err, errlen);
-        int stop_stage = rc == RN_STOP_STAGE;
-        stop_run = rc == RN_STOP_RUN;
-        for (int64_t ep = 0; rc >= 0 && !stop_stage && !stop_run && ep < epochs; ep++) {
-            double sum = 0, ips = 0, te = now_s(), train_time = 0;
-            int64_t seen = 0, steps = 0;
-            rn_loader_batch *b;
-            int more;
-            more = 1;
-            while (more == 1) {
-                /* One optimizer step: up to k micro-batches, fewer at the end of the epoch. */
-                double ts = now_s(), loss_sum = 0;
-                int64_t samples = 0;
-                int micro = 0;
-                while (micro < k && (more = rn_loader_next(ld, &b, err, errlen)) == 1) {
-                    double loss;
-                    if (micro_batch(r, b, &loss, err, errlen)) {
-                        rc = -1;
-                        break;
-                    }
-                    if (k > 1) rn_grads_accumulate(&r->grads, b->n, micro == 0);
-                    loss_sum += loss * (double)b->n;
-                    samples += b->n;
-                    micro++;
-                }
-                if (rc < 0 || more < 0 || micro == 0) break;
-                rn_sched_at at = {.struct_size = sizeof at, .step = step, .total_steps = total,
-                                  .steps_per_epoch = spe, .epoch = ep};
-                if (schedule_step(r, s, &at, err, errlen) ||
-                    optimizer_step(r, samples, err, errlen)) {
-                    rc = -1;
-                    break;
-                }
-                double loss = loss_sum / (double)samples;
-                step++;
-                steps++;
-                sum += loss;
-                seen += samples;
-                train_time += now_s() - ts;
-                ips = (double)seen / (now_s() - te);
-                rn_metrics_set(&r->metrics, "train.loss", sum / (double)steps);
-                rn_metrics_set(&r->metrics, "lr", r->opt.v[0].g.lr);
-                for (int g = 0; r->opt.n > 1 && g < r->opt.n; g++) {
-                    char name[160];
-                    snprintf(name, sizeof name, "lr.%s", r->opt.v[g].name);
-                    rn_metrics_set(&r->metrics, name, r->opt.v[g].g.lr);
-                }
-                e = make_event(r, s, step, total, ep, spe, loss, ips, t0);
-                int c = fire(r, EV_STEP_END, &e, err, errlen);
-                if (c < 0) { rc = -1; break; }
-                if (c == RN_STOP_STAGE) stop_stage = 1;
-                if (c == RN_STOP_RUN) stop_run = 1;
-                if (stop && *stop) {
-                    r->interrupted = 1;
-                    stop_run = 1;
-                }
-                if (stop_stage || stop_run) break;
+        const rn_stage_spec *st = &r->plan->stages[s];
+        if (rn_run_enter_stage(r, s, err, errlen)) {
+            rc = -1;
+            break;
+        }
+        if (st->kind == RN_STAGE_LR_FIND) {
+            /* The sweep leaves no trace (weights, optimizer, data position), and callbacks do not
+             * see it: it is not training. */
+            rc = rn_lr_find_run(r, s, r->view.run_dir, stop, err, errlen);
+            if (rc == 0 && stop && *stop) {
+                r->interrupted = 1;
+                stop_run = 1;
             }
-            if (more < 0) rc = -1;
-            if (rc < 0) break;
-            r->train_images += seen;
-            r->train_seconds += train_time;
-            if (steps < spe) {
-                /* Stopped mid-epoch: the epoch is not finished, so it is not counted, evaluated
-                 * or reported. A stopped run ends here; a stopped stage drains the loader so the
-                 * next stage starts at an epoch boundary. */
-                if (stop_run) break;
-                while ((more = rn_loader_next(ld, &b, err, errlen)) == 1) {}
-                if (more < 0) rc = -1;
-                break;
-            }
-            /* Stopped after the last batch: take the loader's end-of-epoch too. */
-            if (more == 1 && (more = rn_loader_next(ld, &b, err, errlen)) != 0) {
-                if (more > 0) snprintf(err, errlen, "loader: more batches than the epoch has");
+            continue;
+        }
+        if (st->lr_from == RN_LR_FOUND) {
+            double lr = found_lr(r, st->lr_found);
+            if (!isfinite(lr)) {
+                snprintf(err, errlen, "stages[%d].lr: the LR finder made no \"%s\" suggestion "
+                         "(its curve has %ld points; give the sweep more steps or a wider lr "
+                         "range)", s + 1, st->lr_found, r->lr_find ? (long)r->lr_find->n : 0L);
                 rc = -1;
                 break;
             }
-            r->epochs_done++;
-            rn_metrics_set(&r->metrics, "images_per_s", seen / (now_s() - te));
-            if (r->plan->data.has_test && !r->interrupted) {
-                double tl, ta;
-                if (rn_run_evaluate(r, &tl, &ta, err, errlen)) { rc = -1; break; }
-                rn_metrics_set(&r->metrics, "test.loss", tl);
-                rn_metrics_set(&r->metrics, "test.acc", ta);
-                if (isnan(r->best_acc) || ta > r->best_acc) {
-                    r->best_acc = ta;
-                    r->best_loss = tl;
-                    r->best_stage = s;
-                    r->best_epoch = ep;
-                }
-                e = make_event(r, s, step, total, ep, spe, sum / (double)(steps ? steps : 1), ips,
-                               t0);
-                int c = fire(r, EV_EVAL_END, &e, err, errlen);
-                if (c < 0) { rc = -1; break; }
-            }
-            rn_metrics_set(&r->metrics, "time_s", now_s() - t0);
-            if (rn_metrics_end_epoch(&r->metrics)) {
-                snprintf(err, errlen, "metrics: out of memory");
-                rc = -1;
-                break;
-            }
-            e = make_event(r, s, step, total, ep, spe, sum / (double)(steps ? steps : 1), ips, t0);
-            int c = fire(r, EV_EPOCH_END, &e, err, errlen);
-            if (c < 0) { rc = -1; break; }
-            if (c == RN_STOP_STAGE) stop_stage = 1;
-            if (c == RN_STOP_RUN) stop_run = 1;
+            printf("stage %s: lr %.3g (lr_find.%s)\n", st->name, lr, st->lr_found);
         }
-        if (rc >= 0) {
-            e = make_event(r, s, step, total, epochs - 1, spe, NAN, 0, t0);
-            int c = fire(r, EV_STAGE_END, &e, err, errlen);
-            if (c < 0) rc = -1;
-            if (c == RN_STOP_RUN) stop_run = 1;
-        }
+        rc = fit_stage(r, s, ld, spe, stop, t0, &stop_run, err, errlen);
     }
     rn_loader_close(ld);
-    r->wall_seconds = now_s() - t0;
+    r->wall_seconds = rn_now_s() - t0;
     /* on_run_end runs after errors too, so loggers close their files. */
     e = make_event(r, r->plan->n_stages - 1, 0, 0, 0, spe, NAN, 0, t0);
-    int end = fire(r, EV_RUN_END, &e, err, errlen);
+    int end = rn_run_fire(r, RN_EV_RUN_END, &e, err, errlen);
     return rc < 0 || end < 0 ? -1 : 0;
 }

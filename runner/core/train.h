@@ -18,6 +18,7 @@ typedef struct rn_run {
     rn_run_view view;
     rn_metrics metrics;
     rn_dataset train, test;
+    rn_dataset val;           /* carved from train by data.val_split (n = 0 without) */
     rn_model model;
     rn_opt_groups opt;        /* one optimizer instance per parameter group */
     rn_grads grads;           /* accumulation, norm and clipping between backward and step */
@@ -27,10 +28,18 @@ typedef struct rn_run {
     rn_instance *augments;
     int n_augments;
     float zero_value[RN_MAX_CHANNELS]; /* a raw 0 pixel after normalization, per channel */
+    bool **stage_trainable;   /* per stage: per model parameter, whether it trains (NULL = all) */
+    int *lr_rank;             /* per optimizer group: its layer group's place in model order */
+    int n_lr_ranks;           /* layer groups (a group and its .no_decay half are one) */
+    int *joined;              /* per optimizer group: frozen before this stage, training in it */
+    double lr_scale;          /* callbacks' host->scale_lr factors, compounded (1 to start) */
+    struct rn_lr_find_result *lr_find; /* the last sweep's result, NULL before one ran */
     /* Results. */
     int64_t global_step, epochs_done, train_images;
     double train_seconds, wall_seconds;
-    double best_acc, best_loss;  /* test metrics of the epoch with the best test.acc */
+    double best_key;             /* val.acc of the best epoch (test.acc without a val set) */
+    double best_acc, best_loss;  /* test metrics of the best epoch */
+    double best_val_acc, best_val_loss; /* its validation metrics (NaN without a val set) */
     int best_stage;              /* its stage index */
     int64_t best_epoch;          /* its 0-based epoch within that stage (as in metrics.csv) */
     int interrupted;
@@ -50,12 +59,16 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
  * also runs them once on a zero sample so that bad settings are refused before training). */
 int rn_run_augment(rn_run *r, float *x, int64_t n, const int32_t *labels, const int64_t *ids,
                    int64_t epoch, char *err, size_t errlen);
+/* rn_run_augment on a loader batch (the loader thread's transform). */
+int rn_run_augment_batch(void *run, rn_loader_batch *b, char *err, size_t errlen);
 /* A group's lr and momentum at `at` in stage `stage`: the stage's schedule applied to the
  * group's base values (a stage's lr replaces every group's base lr). */
 int rn_run_group_values(const rn_run *r, int stage, int group, const rn_sched_at *at,
                         rn_sched_values *v, char *err, size_t errlen);
-/* Test-set loss and accuracy in eval mode. */
-int rn_run_evaluate(rn_run *r, double *loss, double *acc, char *err, size_t errlen);
+/* Loss and accuracy on ds (the test or validation set) in eval mode; the confusion matrix is
+ * kept when ds is the test set. */
+int rn_run_evaluate(rn_run *r, const rn_dataset *ds, double *loss, double *acc, char *err,
+                    size_t errlen);
 void rn_run_free(rn_run *r);
 
 #endif

@@ -34,6 +34,12 @@ int rn_cifar_load(rn_dataset *ds, const char *archive_path, const char *split, i
 /* Keeps only the first n samples (for small test runs). */
 void rn_dataset_truncate(rn_dataset *ds, int64_t n);
 void rn_dataset_free(rn_dataset *ds);
+/* Splits src into train and val (new copies; src is untouched): per class, round(fraction *
+ * count) samples chosen by a shuffle seeded with `seed` go to val (at least one of a class with
+ * two or more), the rest to train; both keep src's order. Errors (one line) when either side
+ * would be empty. */
+int rn_dataset_split(const rn_dataset *src, double fraction, uint64_t seed, rn_dataset *train,
+                     rn_dataset *val, char *err, size_t errlen);
 
 /* A batch produced by the loader: normalized floats, NCHW. */
 typedef struct rn_loader_batch {

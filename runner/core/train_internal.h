@@ -1,0 +1,37 @@
+/* What the stage loops share (train.c: training stages; lr_find.c: the LR finder). */
+#ifndef RN_TRAIN_INTERNAL_H
+#define RN_TRAIN_INTERNAL_H
+
+#include "train.h"
+
+typedef enum rn_event_kind {
+    RN_EV_RUN_BEGIN, RN_EV_STAGE_BEGIN, RN_EV_STEP_END, RN_EV_EPOCH_END, RN_EV_EVAL_END,
+    RN_EV_STAGE_END, RN_EV_RUN_END, RN_EV_NONFINITE,
+} rn_event_kind;
+
+/* Calls one hook on every callback; returns the strongest stop request, or -1 on error. For
+ * RN_EV_NONFINITE it returns -2 when no callback has the hook. */
+int rn_run_fire(rn_run *r, rn_event_kind kind, const rn_event *e, char *err, size_t errlen);
+
+double rn_now_s(void);
+
+/* The loader over ds as training (shuffled, augmented) or evaluation uses it. */
+void rn_run_loader_config(rn_loader_config *c, rn_run *r, const rn_dataset *ds, int train);
+
+/* What rn_run_step did. */
+enum { RN_STEP_EPOCH_END = 0, RN_STEP_DONE = 1, RN_STEP_NONFINITE = 2 };
+
+/* One optimizer step: up to `accumulate` micro-batches from ld (fewer at the end of an epoch),
+ * forward, loss, backward, then the gradient norm, clipping and the update of every group that
+ * trains, at the lr and momentum the groups hold (set them first). Returns RN_STEP_DONE with the
+ * step's mean loss and sample count; RN_STEP_EPOCH_END when the epoch had no batch left (nothing
+ * done); RN_STEP_NONFINITE when the loss or the gradient norm is not finite: no update was made,
+ * the rest of the step's micro-batches were consumed, and err says what (step and lr); -1 on
+ * error. */
+int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, char *err,
+                size_t errlen);
+
+/* Makes the model, gradients and optimizer groups train what stage s trains. */
+int rn_run_enter_stage(rn_run *r, int stage, char *err, size_t errlen);
+
+#endif
