@@ -2,8 +2,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +12,15 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "lua_callback.h"
 #include "model_print.h"
 #include "plan.h"
 #include "plugin_host.h"
+#include "resume.h"
 #include "run_files.h"
 #include "safetensors.h"
-#include "schedule_plan.h"
-#include "lua_callback.h"
 #include "sandbox.h"
+#include "schedule_plan.h"
 #include "train.h"
 
 #ifndef RN_VERSION
@@ -32,6 +33,7 @@
 static const char usage[] =
     "usage: runner RECIPE.lua [--out DIR] [--seed N] [--set key.path=value ...]\n"
     "                         [--device cpu|cuda|auto] [--dry-run]\n"
+    "       runner --resume DIR [--force]\n"
     "       runner plugins [ID]     list the plugins found, or one plugin's settings\n"
     "       runner --help | --version\n"
     "\n"
@@ -45,6 +47,9 @@ static const char usage[] =
     "  --device D         cpu, cuda or auto (overrides the recipe's device)\n"
     "  --dry-run          check everything, print the model (layers, shapes, parameters,\n"
     "                     FLOPs, parameter groups) and stop without writing anything\n"
+    "  --resume DIR       continue the run in DIR from its checkpoint.safetensors (written at\n"
+    "                     the end and on Ctrl-C), exactly as if it had not stopped; refused\n"
+    "                     when the recipe changed since, unless --force\n"
     "\n"
     "Plugins are searched in the built-in plugin dir, then each dir of RUNNER_PLUGIN_PATH\n"
     "(colon-separated), then the recipe's own plugins/ dir. A recipe gets 64 MiB, 50 million\n"
@@ -243,8 +248,8 @@ static int cmd_plugins(const char *id)
 }
 
 typedef struct options {
-    const char *recipe, *out, *seed, *device;
-    int dry_run;
+    const char *recipe, *out, *seed, *device, *resume;
+    int dry_run, force;
     const char **sets;
     int n_sets;
 } options;
@@ -259,8 +264,9 @@ static int parse_args(int argc, char **argv, options *o, char *err, size_t errle
         if (strcmp(a, "--out") == 0) slot = &o->out;
         else if (strcmp(a, "--seed") == 0) slot = &o->seed;
         else if (strcmp(a, "--device") == 0) slot = &o->device;
-        else if (strcmp(a, "--dry-run") == 0) {
-            o->dry_run = 1;
+        else if (strcmp(a, "--resume") == 0) slot = &o->resume;
+        else if (strcmp(a, "--dry-run") == 0 || strcmp(a, "--force") == 0) {
+            *(a[2] == 'd' ? &o->dry_run : &o->force) = 1;
             continue;
         }
         else if (strcmp(a, "--set") == 0) slot = &o->sets[o->n_sets++];
@@ -279,6 +285,18 @@ static int parse_args(int argc, char **argv, options *o, char *err, size_t errle
             return -1;
         }
         *slot = argv[++i];
+    }
+    if (o->resume) {
+        if (o->recipe || o->out || o->seed || o->device || o->n_sets || o->dry_run) {
+            snprintf(err, errlen, "--resume continues a run with its own recipe, overrides and "
+                     "directory: give it no recipe, --out, --seed, --device, --set or --dry-run");
+            return -1;
+        }
+        return 0;
+    }
+    if (o->force) {
+        snprintf(err, errlen, "--force goes with --resume");
+        return -1;
     }
     if (!o->recipe) {
         snprintf(err, errlen, "no recipe given (see runner --help)");
@@ -328,7 +346,69 @@ static char *argv_line(int argc, char **argv)
     return s;
 }
 
-/* Everything that can be refused is checked before the run directory exists. */
+/* Evaluates a recipe in a fresh sandbox under the wall-clock limit and applies the overrides. */
+static rn_value *eval_recipe(const char *path, const char *const *sets, int n_sets,
+                             rn_sandbox **sb, char *err, size_t errlen)
+{
+    char libdir[PATH_MAX];
+    lib_dir(libdir, sizeof libdir);
+    *sb = rn_sandbox_new(libdir, NULL, err, errlen);
+    const char *limit_env = getenv("RUNNER_RECIPE_SECONDS");
+    int limit = limit_env && atoi(limit_env) > 0 ? atoi(limit_env) : RECIPE_SECONDS;
+    snprintf(alarm_message, sizeof alarm_message, "runner: %s: evaluating the recipe took longer "
+             "than %d s (a runaway string pattern?)\n", path, limit);
+    signal(SIGALRM, on_alarm);
+    alarm((unsigned)limit);
+    rn_value *root = *sb ? rn_sandbox_run_file(*sb, path, err, errlen) : NULL;
+    alarm(0);
+    signal(SIGALRM, SIG_DFL);
+    for (int i = 0; root && i < n_sets; i++) {
+        if (rn_value_set(root, sets[i], err, errlen)) {
+            rn_value_free(root);
+            root = NULL;
+        }
+    }
+    return root;
+}
+
+/* --resume DIR: the recipe the run started from, with its overrides, unless it changed since
+ * (then only with --force) or is gone (then DIR/recipe.lua, as the run resolved it). */
+static rn_value *resume_recipe(const options *o, rn_resume_info *info, rn_sandbox **sb,
+                               char *changes, size_t clen, char *err, size_t errlen)
+{
+    changes[0] = 0;
+    if (rn_resume_read(o->resume, info, err, errlen)) return NULL;
+    char resolved[PATH_MAX + 16];
+    snprintf(resolved, sizeof resolved, "%s/recipe.lua", o->resume);
+    rn_sandbox *old_sb = NULL;
+    rn_value *old = eval_recipe(resolved, NULL, 0, &old_sb, err, errlen);
+    if (!old) {
+        rn_sandbox_free(old_sb);
+        return NULL;
+    }
+    if (access(info->recipe, R_OK) != 0) {
+        printf("runner: %s is gone; continuing with %s\n", info->recipe, resolved);
+        *sb = old_sb;
+        return old;
+    }
+    rn_value *now = eval_recipe(info->recipe, (const char *const *)info->overrides,
+                                info->n_overrides, sb, err, errlen);
+    int n = now ? rn_value_diff(old, now, changes, clen, 4) : 0;
+    rn_value_free(old);
+    rn_sandbox_free(old_sb);
+    if (now && n && !o->force) {
+        snprintf(err, errlen, "%s: the recipe changed since the run began (%s); --force resumes "
+                 "under the new recipe", o->resume, changes);
+        rn_value_free(now);
+        return NULL;
+    }
+    if (n) printf("runner: resuming under the changed recipe (--force): %s\n", changes);
+    else changes[0] = 0;
+    return now;
+}
+
+/* Everything that can be refused is checked before the run directory exists (or, resuming,
+ * before anything in it is touched). */
 static int cmd_train(int argc, char **argv)
 {
     char err[ERRLEN] = "";
@@ -338,35 +418,38 @@ static int cmd_train(int argc, char **argv)
         return die(err, 2);
     }
     int code = 1;
-    char libdir[PATH_MAX];
-    lib_dir(libdir, sizeof libdir);
-    rn_sandbox *sb = rn_sandbox_new(libdir, NULL, err, sizeof err);
-    const char *limit_env = getenv("RUNNER_RECIPE_SECONDS");
-    int limit = limit_env && atoi(limit_env) > 0 ? atoi(limit_env) : RECIPE_SECONDS;
-    snprintf(alarm_message, sizeof alarm_message, "runner: %s: evaluating the recipe took longer "
-             "than %d s (a runaway string pattern?)\n", o.recipe, limit);
-    signal(SIGALRM, on_alarm);
-    alarm((unsigned)limit);
-    rn_value *root = sb ? rn_sandbox_run_file(sb, o.recipe, err, sizeof err) : NULL;
-    alarm(0);
-    signal(SIGALRM, SIG_DFL);
+    rn_sandbox *sb = NULL;
+    rn_value *root = NULL;
+    rn_resume_info info = {0};
+    char changes[1024] = "";
+    /* The overrides, as assignments, in the order they apply (provenance.json keeps them). */
+    char seed_set[128], device_set[128];
+    const char **overrides = calloc((size_t)o.n_sets + 3, sizeof *overrides);
+    int n_overrides = 0;
+    for (int i = 0; i < o.n_sets; i++) overrides[n_overrides++] = o.sets[i];
+    if (o.seed) {
+        snprintf(seed_set, sizeof seed_set, "seed=%s", o.seed);
+        overrides[n_overrides++] = seed_set;
+    }
+    if (o.device) {
+        snprintf(device_set, sizeof device_set, "device=\"%s\"", o.device);
+        overrides[n_overrides++] = device_set;
+    }
+    if (o.resume) {
+        root = resume_recipe(&o, &info, &sb, changes, sizeof changes, err, sizeof err);
+        if (root) { /* relative paths in the recipe resolve against its own directory */
+            o.recipe = info.recipe;
+            o.out = o.resume;
+        }
+    } else {
+        root = eval_recipe(o.recipe, overrides, n_overrides, &sb, err, sizeof err);
+    }
     rn_plan plan = {0};
     rn_registry *reg = NULL;
     rn_run run = {0};
     char *out = NULL, *cmdline = NULL;
     int prepared = 0;
     if (!root) goto done;
-    for (int i = 0; i < o.n_sets; i++)
-        if (rn_value_set(root, o.sets[i], err, sizeof err)) goto done;
-    char assign[128];
-    if (o.seed) {
-        snprintf(assign, sizeof assign, "seed=%s", o.seed);
-        if (rn_value_set(root, assign, err, sizeof err)) goto done;
-    }
-    if (o.device) {
-        snprintf(assign, sizeof assign, "device=\"%s\"", o.device);
-        if (rn_value_set(root, assign, err, sizeof err)) goto done;
-    }
     if (rn_lua_callback_check_tree(root, err, sizeof err) ||
         rn_plan_build(&plan, root, o.recipe, err, sizeof err))
         goto done;
@@ -399,17 +482,41 @@ static int cmd_train(int argc, char **argv)
         goto done;
     }
 
-    if (rn_run_dir_create(out, err, sizeof err)) goto done;
     cmdline = argv_line(argc, argv);
     char svg[PATH_MAX + 32];
     snprintf(svg, sizeof svg, "%s/schedule.svg", out);
-    if (rn_write_resolved_recipe(out, root, err, sizeof err) ||
-        rn_write_provenance(out, &run, o.recipe, cmdline, err, sizeof err) ||
-        rn_schedule_plan(&run, NULL, svg, err, sizeof err))
-        goto done;
-    printf("runner %s: %s -> %s (%ld train / %ld test images, %ld parameters, cpu)\n", RN_VERSION,
-           o.recipe, out, (long)run.train.n, (long)run.test.n,
-           (long)rn_model_param_count(&run.model));
+    if (o.resume) {
+        /* Everything is checked before the directory is touched: the checkpoint, then the
+         * records of this resume. */
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/checkpoint.safetensors", out);
+        if (rn_checkpoint_read(path, &run, err, sizeof err)) goto done;
+        if (run.pos.stage >= plan.n_stages) {
+            snprintf(err, sizeof err, "%s: the run finished (%ld epochs, %ld steps); there is "
+                     "nothing to resume", out, (long)run.epochs_done, (long)run.global_step);
+            goto done;
+        }
+        run.resuming = 1;
+        run.view.resumed = 1;
+        run.view.resumed_step = run.global_step;
+        if ((changes[0] && rn_write_resolved_recipe(out, root, err, sizeof err)) ||
+            rn_resume_record(out, cmdline, run.global_step, changes[0] ? changes : NULL, err,
+                             sizeof err))
+            goto done;
+        printf("runner %s: resuming %s at stage %s, epoch %ld, step %ld of the run\n",
+               RN_VERSION, out, plan.stages[run.pos.stage].name, (long)run.pos.epoch,
+               (long)run.global_step);
+    } else {
+        if (rn_run_dir_create(out, err, sizeof err) ||
+            rn_write_resolved_recipe(out, root, err, sizeof err) ||
+            rn_write_provenance(out, &run, o.recipe, cmdline, overrides, n_overrides, err,
+                                sizeof err) ||
+            rn_schedule_plan(&run, NULL, svg, err, sizeof err))
+            goto done;
+        printf("runner %s: %s -> %s (%ld train / %ld test images, %ld parameters, cpu)\n",
+               RN_VERSION, o.recipe, out, (long)run.train.n, (long)run.test.n,
+               (long)rn_model_param_count(&run.model));
+    }
     fflush(stdout);
 
     training = 1;
@@ -433,7 +540,9 @@ static int cmd_train(int argc, char **argv)
         snprintf(err, sizeof err, "%s", train_err);
         goto done;
     }
-    if (run.epochs_done == 0 && run.lr_find) {
+    int fits = 0;
+    for (int i = 0; i < plan.n_stages; i++) fits |= plan.stages[i].kind == RN_STAGE_FIT;
+    if (!fits && run.lr_find) {
         printf("%s: LR finder in %.1f s (weights left as they were); run dir %s\n", status,
                run.wall_seconds, out);
     } else {
@@ -441,11 +550,12 @@ static int cmd_train(int argc, char **argv)
         rn_metrics_get(&run.metrics, "test.acc", &acc);
         rn_metrics_get(&run.metrics, "test.loss", &loss);
         rn_metrics_get(&run.metrics, "val.acc", &vacc);
-        printf("%s: %ld epochs in %.1f s, %.0f train images/s; ", status, (long)run.epochs_done,
+        printf("%s: %ld epochs in %.1f s, %.0f train images/s;", status, (long)run.epochs_done,
                run.wall_seconds,
                run.train_seconds > 0 ? run.train_images / run.train_seconds : 0.0);
-        if (run.val.n) printf("val.acc %.4f ", vacc);
-        printf("test.acc %.4f test.loss %.4f; run dir %s\n", acc, loss, out);
+        if (run.val.n) printf(" val.acc %.4f", vacc);
+        if (plan.data.has_test) printf(" test.acc %.4f test.loss %.4f", acc, loss);
+        printf("; run dir %s\n", out);
     }
     code = run.interrupted ? 130 : 0;
     err[0] = 0;
@@ -459,6 +569,8 @@ done:
     free(out);
     free(cmdline);
     free(o.sets);
+    free(overrides);
+    rn_resume_info_free(&info);
     return code;
 }
 

@@ -30,13 +30,16 @@ add_test(NAME e2e_optimizers COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/
 add_test(NAME e2e_plateau COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/plateau.py)
 add_test(NAME e2e_lr_find COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/lr_find.py)
 add_test(NAME e2e_stages COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/stages.py)
+add_test(NAME e2e_resume COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/resume.py)
+add_test(NAME e2e_callbacks COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/callbacks.py)
 set_tests_properties(e2e_train_small e2e_bad_input e2e_custom_plugin e2e_cli e2e_interrupt
                      e2e_cifar_resnet e2e_weights e2e_groups e2e_grads e2e_optimizers e2e_plateau
-                     e2e_lr_find e2e_stages
+                     e2e_lr_find e2e_stages e2e_resume e2e_callbacks
                      PROPERTIES
                      LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)
 rn_add_test(test_container SOURCES test_container.c LIBS rn_nn)
 rn_add_test(test_model_print SOURCES test_model_print.c LIBS rn_core)
+rn_add_test(test_lr_suggest SOURCES test_lr_suggest.c LIBS rn_core)
 # Whole ResNets against PyTorch (tests/fixtures/resnet, scripts/make_resnet_fixtures.py)
 rn_add_test(test_resnet_parity SOURCES test_resnet_parity.c LIBS rn_core)
 target_compile_definitions(test_resnet_parity PRIVATE RN_RECIPES_DIR="${PROJECT_SOURCE_DIR}/recipes")
@@ -53,3 +56,6 @@ rn_add_test(test_checkpoint SOURCES test_checkpoint.c LIBS rn_core)
 target_compile_definitions(test_checkpoint PRIVATE RN_RECIPES_DIR="${PROJECT_SOURCE_DIR}/recipes")
 add_dependencies(test_checkpoint adam constant reduce_on_plateau)
 set_property(TEST test_checkpoint APPEND PROPERTY ENVIRONMENT "RN_PLUGIN_DIR=${RN_PLUGIN_OUTPUT_DIR}")
+add_test(NAME e2e_classes COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/classes.py)
+set_tests_properties(e2e_classes PROPERTIES
+                     LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)

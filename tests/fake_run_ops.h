@@ -134,7 +134,7 @@ static inline void fake_run_init(fake_run *r)
 /* A run view over metrics m and the fake run r, its directory dir. */
 static inline rn_run_view fake_view(const char *dir, rn_metrics *m, fake_run *r)
 {
-    rn_run_view v = {dir, 1, m, 0, &fake_ops, r};
+    rn_run_view v = {.run_dir = dir, .seed = 1, .metrics = m, .ops = &fake_ops, .run = r};
     return v;
 }
 

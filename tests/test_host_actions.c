@@ -194,7 +194,7 @@ static void test_refusals(const rn_registry *reg)
     rn_instance_destroy(&cb);
 
     /* a run without ops: no actions, but metrics can still be set (they need no ops) */
-    rn_run_view no_ops = {"/nonexistent", 1, &m, 0, NULL, NULL};
+    rn_run_view no_ops = {.run_dir = "/nonexistent", .seed = 1, .metrics = &m};
     pt_create(&cb, reg, RN_KIND_CALLBACK, pt_spec("callbacks[1]", "progress"), &no_ops);
     CHECK(h->write_checkpoint(cb.ctx, "a.safetensors") == RN_ERR);
     CHECK(error_has(&cb, "host->write_checkpoint", "no run"));

@@ -84,7 +84,7 @@ int main(void)
     rn_instance_destroy(&inst);
 
     /* no groups reported (a host without run actions) is an error, not silence */
-    rn_run_view no_ops = {"/nonexistent", 1, &m, 0, NULL, NULL};
+    rn_run_view no_ops = {.run_dir = "/nonexistent", .seed = 1, .metrics = &m};
     pt_create(&inst, reg, RN_KIND_CALLBACK, pt_spec("callbacks[1]", "lr_monitor"), &no_ops);
     CHECK(step(&inst, 0, 0, 1) == RN_ERR);
     printf("  no groups: %s\n", rn_instance_error(&inst));

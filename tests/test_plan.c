@@ -79,6 +79,13 @@ int main(void)
            "stages[2].lr: expected a number, slice(lo, hi) or one of \"lr_find.valley\"");
     expect("return { " BASE "stages = { {'lr_find', start_lr = 1, end_lr = 0.1} } }",
            "stages[1].end_lr: must be greater than start_lr");
+    expect("return { model = {}, optimizer = {'sgd'}, data = { test = { images = 'a', labels = "
+           "'b' } }, stages = { {'lr_find'} } }", "stages[1]: an lr_find stage trains on "
+           "data.train, and this recipe has no training data");
+    expect("return { " BASE "stages = { {'lr_find', 5} } }",
+           "stages[1][2]: expected named settings only");
+    expect("return { " BASE "stages = { {'lr_find', name = 'a/b'} } }",
+           "stages[1].name: \"a/b\" names the sweep's files");
     expect("return { " BASE "stages = { {'lr_find', stepz = 10} } }",
            "stages[1].stepz: unknown lr_find key");
     expect("return { " BASE "stages = { {epochs = 1, train = 3} } }",

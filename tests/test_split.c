@@ -1,5 +1,8 @@
 /* data.val_split: per class the rounded share goes to validation, chosen by the seed; both sides
- * keep the source order and pixels; a split that leaves one side empty is refused. */
+ * keep the source order and pixels; a split that leaves one side empty is refused.
+ * data.<split>.classes: the listed classes keep their samples in order, relabeled by their place
+ * in the list; an empty list, a class out of range or listed twice, or no sample left is refused
+ * and leaves the data set as it was. */
 #include <stdlib.h>
 #include <string.h>
 #include "dataset.h"
@@ -32,6 +35,52 @@ static int64_t count_of(const rn_dataset *d, int c)
     int64_t k = 0;
     for (int64_t i = 0; i < d->n; i++) k += d->labels[i] == c;
     return k;
+}
+
+/* The class filter on 4 classes of 3, 4, 5, 6 samples (18 in all, labels interleaved). */
+static void test_select_classes(void)
+{
+    const int64_t counts[4] = {3, 4, 5, 6};
+    rn_dataset ds = make(counts, 4);
+    char err[256] = "";
+    const int32_t keep[2] = {3, 1};
+    CHECK(rn_dataset_select_classes(&ds, keep, 2, err, sizeof err) == 0);
+    /* 6 + 4 samples; class 3 becomes 0 and class 1 becomes 1 (the list's order, not the
+     * labels'); pixel 1 still holds the original label, pixel 0 the original index. */
+    CHECK(ds.n == 10 && ds.classes == 2 && ds.c == 2);
+    CHECK(count_of(&ds, 0) == 6 && count_of(&ds, 1) == 4);
+    int relabeled = 1, ordered = 1;
+    for (int64_t i = 0; i < ds.n; i++) {
+        relabeled &= ds.labels[i] == (ds.pixels[2 * i + 1] == 3 ? 0 : 1);
+        relabeled &= ds.pixels[2 * i + 1] == 3 || ds.pixels[2 * i + 1] == 1;
+        if (i) ordered &= ds.pixels[2 * i] > ds.pixels[2 * i - 2];
+    }
+    CHECK(relabeled && ordered);
+    /* make() interleaves 0,1,2,3,0,1,2,3,...: the first kept samples are indices 1 and 3. */
+    CHECK(ds.pixels[0] == 1 && ds.labels[0] == 1 && ds.pixels[2] == 3 && ds.labels[1] == 0);
+    rn_dataset_free(&ds);
+
+    /* Refusals: one line naming the place in the list, the data set untouched. */
+    const int64_t gap[3] = {5, 0, 5};
+    ds = make(gap, 3);
+    int32_t labels0[10];
+    memcpy(labels0, ds.labels, sizeof labels0);
+    const int32_t out_of_range[2] = {0, 3}, negative[1] = {-1}, twice[3] = {2, 0, 2},
+                  absent[1] = {1};
+    struct { const int32_t *list; int n; const char *want; } bad[] = {
+        {out_of_range, 0, ": expected a non-empty list of class labels"},
+        {out_of_range, 2, "[2]: class 3 is out of range: the data has 3 classes (0 to 2)"},
+        {negative, 1, "[1]: class -1 is out of range: the data has 3 classes (0 to 2)"},
+        {twice, 3, "[3]: class 2 is listed twice (also [1])"},
+        {absent, 1, ": none of the 10 samples has one of these classes"},
+    };
+    for (size_t b = 0; b < sizeof bad / sizeof *bad; b++) {
+        err[0] = 0;
+        CHECK(rn_dataset_select_classes(&ds, bad[b].list, bad[b].n, err, sizeof err) != 0);
+        CHECK(strcmp(err, bad[b].want) == 0);
+        CHECK(ds.n == 10 && ds.classes == 3 && memcmp(ds.labels, labels0, sizeof labels0) == 0);
+    }
+    rn_dataset_free(&ds);
 }
 
 int main(void)
@@ -75,5 +124,7 @@ int main(void)
     CHECK(strstr(err, "data.val_split: 0.5 of 2 training samples leaves no validation sample"));
     CHECK(tr.n == 0 && va.n == 0 && !tr.pixels && !va.pixels);
     rn_dataset_free(&src);
+
+    test_select_classes();
     return rn_test_report("test_split");
 }

@@ -256,6 +256,10 @@ typedef struct rn_host {
     /* Sets (adding when new) a metric of the run, e.g. "grad_norm.max": it appears in
      * metrics.csv and summary.json like the host's own. Names are [A-Za-z0-9_.]+. */
     int (*set_metric)(rn_ctx *ctx, const char *name, double value);
+    /* -1 for a run that started afresh; for one that continues a checkpoint (runner --resume),
+     * the global step it was taken at: a logger keeps what it wrote up to that step and
+     * appends. Any kind, any thread. */
+    int64_t (*resumed_at)(rn_ctx *ctx);
 } rn_host;
 
 /* ---------------------------------------------------------------------------------------------

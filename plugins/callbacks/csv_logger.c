@@ -7,10 +7,13 @@
  * (changing the header would break readers), while a known metric keeps its column by name.
  * Numbers are written with %.9g (round-trips a float); NaN (not measured yet) is an empty cell.
  * Each row is flushed, so a crash loses nothing written; the file is closed at the run's end.
+ * A run that continues a checkpoint (runner --resume; host->resumed_at) keeps the header and the
+ * rows up to the checkpoint's step, drops any written after it, and appends.
  */
 #include <runner/plugin.h>
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +113,90 @@ static void put_number(FILE *f, double v)
     if (!isnan(v)) fprintf(f, "%.9g", v);
 }
 
+/* The step column of a data row: the field after the second comma outside quotes. */
+static long long row_step(const char *line)
+{
+    int commas = 0, quoted = 0;
+    for (const char *p = line; *p; p++) {
+        if (*p == '"') quoted = !quoted;
+        if (*p == ',' && !quoted && ++commas == 2) return strtoll(p + 1, NULL, 10);
+    }
+    return -1;
+}
+
+/* Resuming: the columns are the header's (after stage,epoch,step), whatever metrics exist now,
+ * so that appended rows line up with the rows kept. */
+static int columns_from_header(csv_logger *c, const char *line)
+{
+    for (size_t i = 0; i < c->n_columns; i++) c->host->free(c->columns[i]);
+    c->n_columns = 0;
+    size_t cap = 1;
+    for (const char *p = line; *p; p++) cap += *p == ',';
+    c->host->free(c->columns);
+    c->columns = c->host->alloc(cap * sizeof *c->columns);
+    if (!c->columns) return RN_ERR_NOMEM;
+    char cell[1024];
+    size_t k = 0;
+    int field = 0, quoted = 0;
+    for (const char *p = line;; p++) {
+        int end = !*p || *p == '\n' || *p == '\r';
+        if (!end && *p == '"') {
+            if (quoted && p[1] == '"') {
+                if (k + 1 < sizeof cell) cell[k++] = '"';
+                p++;
+            } else {
+                quoted = !quoted;
+            }
+            continue;
+        }
+        if (end || (*p == ',' && !quoted)) {
+            cell[k] = 0;
+            if (field++ >= 3 && !(c->columns[c->n_columns++] = dup_string(c->host, cell)))
+                return RN_ERR_NOMEM;
+            k = 0;
+            if (end) break;
+            continue;
+        }
+        if (k + 1 < sizeof cell) cell[k++] = *p;
+    }
+    return RN_OK;
+}
+
+/* Resuming: rewrites the file with its header and the rows of steps <= step (through a
+ * temporary file and a rename, so a failure leaves it as it was), then opens it for appending.
+ * Returns 0 when done, 1 when there is no file to continue (start afresh), or an error. */
+static int keep_rows_until(csv_logger *c, int64_t step)
+{
+    FILE *in = fopen(c->path, "r");
+    if (!in) return 1;
+    size_t len = strlen(c->path) + 8;
+    char *tmp = c->host->alloc(len), line[1 << 16];
+    FILE *out = tmp ? (snprintf(tmp, len, "%s.tmp", c->path), fopen(tmp, "w")) : NULL;
+    int rc = RN_ERR, header = 1;
+    if (!out) goto done;
+    while (fgets(line, sizeof line, in)) {
+        if (header && columns_from_header(c, line) != RN_OK) {
+            fclose(out);
+            goto done;
+        }
+        if (header || row_step(line) <= step) fputs(line, out);
+        header = 0;
+    }
+    if (fclose(out) == 0 && !ferror(in) && rename(tmp, c->path) == 0) rc = 0;
+    out = NULL;
+done:
+    fclose(in);
+    if (rc) {
+        if (tmp) remove(tmp);
+        c->host->set_error(c->ctx, "cannot rewrite %s to continue it", c->path);
+    } else if (!(c->f = fopen(c->path, "a"))) {
+        c->host->set_error(c->ctx, "cannot append to %s", c->path);
+        rc = RN_ERR;
+    }
+    c->host->free(tmp);
+    return rc;
+}
+
 /* Opens the file and fixes the columns to the metrics known now. */
 static int start_file(csv_logger *c)
 {
@@ -123,6 +210,13 @@ static int start_file(csv_logger *c)
         c->columns[i] = dup_string(c->host, name);
         if (!c->columns[i]) goto nomem;
         c->n_columns = i + 1;
+    }
+    int64_t resumed = c->host->struct_size >= offsetof(rn_host, resumed_at) +
+                                                  sizeof c->host->resumed_at
+                          ? c->host->resumed_at(c->ctx) : -1;
+    if (resumed >= 0) {
+        int rc = keep_rows_until(c, resumed);
+        if (rc <= 0) return rc; /* kept and reopened for appending (0), or an error */
     }
     c->f = fopen(c->path, "w");
     if (!c->f) {

@@ -284,6 +284,11 @@ static int host_set_metric(rn_ctx *ctx, const char *name, double value)
     return RN_OK;
 }
 
+static int64_t host_resumed_at(rn_ctx *ctx)
+{
+    return ctx->run && ctx->run->resumed ? ctx->run->resumed_step : -1;
+}
+
 static const rn_host host_table = {
     .struct_size = sizeof(rn_host),
     .abi_major = RN_ABI_MAJOR,
@@ -313,6 +318,7 @@ static const rn_host host_table = {
     .group_count = host_group_count,
     .group_at = host_group_at,
     .set_metric = host_set_metric,
+    .resumed_at = host_resumed_at,
 };
 
 const rn_host *rn_host_table(void) { return &host_table; }

@@ -33,7 +33,7 @@ static int sweep(rn_run *r, const rn_lr_find_spec *f, int64_t k, rn_lr_sweep *ou
     rn_run_loader_config(&cfg, r, &r->train, 1);
     if (k > 0) cfg.seed = rn_key3(cfg.seed, 0x6c725f66696e64ull, (uint64_t)k);
     rn_loader *ld;
-    if (rn_loader_open(&ld, &cfg, r->epochs_done, err, errlen)) return -1;
+    if (rn_loader_open(&ld, &cfg, r->pos.loader_epoch, err, errlen)) return -1;
     double avg = 0, best = INFINITY, beta = f->beta;
     int64_t empty = 0;
     out->stopped = "end_lr reached";
@@ -44,7 +44,8 @@ static int sweep(rn_run *r, const rn_lr_find_spec *f, int64_t k, rn_lr_sweep *ou
             r->opt.v[g].g.momentum = r->opt.v[g].base_momentum;
         }
         int64_t samples;
-        int got = rn_run_step(r, ld, &loss, &samples, err, errlen);
+        int ended;
+        int got = rn_run_step(r, ld, &loss, &samples, &ended, err, errlen);
         if (got < 0) {
             rn_loader_close(ld);
             return -1;
@@ -145,11 +146,11 @@ static int summarize(rn_lr_find_result *res, const rn_lr_find_spec *f)
     return 0;
 }
 
-static void print_result(const rn_run *r, const rn_lr_find_result *res,
-                         const rn_lr_find_spec *f, const char *dir)
+static void print_result(const rn_lr_find_result *res, const rn_lr_find_spec *f,
+                         const char *dir, const char *name)
 {
     const rn_lr_sweep *s0 = &res->sweeps[0];
-    printf("lr_find: %ld of %ld steps, lr %.3g -> %.3g (%s)", (long)s0->n, (long)f->steps,
+    printf("%s: %ld of %ld steps, lr %.3g -> %.3g (%s)", name, (long)s0->n, (long)f->steps,
            f->start_lr, s0->n ? s0->lr[s0->n - 1] : f->start_lr, s0->stopped);
     if (res->repeats > 1) printf(", median of %ld sweeps", (long)res->repeats);
     printf(", %.1f s\n", res->seconds);
@@ -159,8 +160,7 @@ static void print_result(const rn_run *r, const rn_lr_find_result *res,
             printf("   (single sweeps: %.3g .. %.3g)", res->spread_lo[w], res->spread_hi[w]);
         printf("\n");
     }
-    if (dir) printf("  plot: %s/lr_find.svg, points: %s/lr_find.csv\n", dir, dir);
-    (void)r;
+    if (dir) printf("  plot: %s/%s.svg, points: %s/%s.csv\n", dir, name, dir, name);
 }
 
 int rn_lr_find_run(rn_run *r, int stage, const char *run_dir, volatile sig_atomic_t *stop,
@@ -191,12 +191,15 @@ int rn_lr_find_run(rn_run *r, int stage, const char *run_dir, volatile sig_atomi
         if (stop && *stop) break;
     }
     res->seconds = rn_now_s() - t0;
+    res->points = res->sweeps[0].n;
+    snprintf(res->stopped, sizeof res->stopped, "%s", res->sweeps[0].stopped);
     if (summarize(res, f)) {
         snprintf(err, errlen, "lr_find: out of memory");
         goto out;
     }
-    if (run_dir && rn_lr_find_write(res, run_dir, err, errlen)) goto out;
-    print_result(r, res, f, run_dir);
+    const char *name = r->plan->stages[stage].name;
+    if (run_dir && rn_lr_find_write(res, run_dir, name, err, errlen)) goto out;
+    print_result(res, f, run_dir, name);
     rn_lr_find_free(r->lr_find);
     r->lr_find = res;
     res = NULL;

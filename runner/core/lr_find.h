@@ -4,7 +4,7 @@
  * training loss is smoothed by an EMA with bias correction; the sweep stops early when the
  * smoothed loss exceeds div_factor times its minimum or is not finite. Afterwards the weights,
  * optimizer state and data position are what they were before it, and the suggestions are in
- * summary.json, lr_find.csv and lr_find.svg. With repeats = k, k sweeps run from the same state
+ * summary.json, lr_find.csv and lr_find.svg (named after the stage). With repeats = k, k sweeps run from the same state
  * with different data orders; the curve used is their median. */
 #ifndef RN_LR_FIND_H
 #define RN_LR_FIND_H
@@ -37,6 +37,8 @@ typedef struct rn_lr_find_result {
     double suggest_loss[RN_SUGGESTIONS]; /* the curve's loss at the marked point */
     double spread_lo[RN_SUGGESTIONS], spread_hi[RN_SUGGESTIONS]; /* over the single sweeps */
     double seconds;
+    int64_t points;             /* the first sweep's: how many points, */
+    char stopped[32];           /* and why it ended */
 } rn_lr_find_result;
 
 /* fastai's suggestion functions on a smoothed curve (lr, loss of n points), after fastai's trim
@@ -50,13 +52,15 @@ typedef struct rn_lr_find_result {
 double rn_lr_suggest(int which, const double *lr, const double *loss, int64_t n, int64_t steps,
                      double *at_lr, double *at_loss);
 
-/* Runs the stage: sweeps, restores, writes lr_find.csv and lr_find.svg into the run directory
+/* Runs the stage: sweeps, restores, writes <stage name>.csv and .svg into the run directory
  * (when it is not NULL), prints the suggestions, and keeps the result in r->lr_find. */
 int rn_lr_find_run(rn_run *r, int stage, const char *run_dir, volatile sig_atomic_t *stop,
                    char *err, size_t errlen);
-/* Writes lr_find.csv (every point of every sweep) and lr_find.svg (loss against lr, log x axis,
- * the band over the sweeps, the suggestions marked). */
-int rn_lr_find_write(const rn_lr_find_result *res, const char *dir, char *err, size_t errlen);
+/* Writes <name>.csv (every point of every sweep) and <name>.svg (loss against lr, log x axis,
+ * the band over the sweeps, the suggestions marked); name is the stage's, "lr_find" unless the
+ * recipe names it. */
+int rn_lr_find_write(const rn_lr_find_result *res, const char *dir, const char *name, char *err,
+                     size_t errlen);
 void rn_lr_find_free(rn_lr_find_result *res);
 
 #endif

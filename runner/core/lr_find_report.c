@@ -6,10 +6,11 @@
 
 #include "atomic_file.h"
 
-static int write_csv(const rn_lr_find_result *res, const char *dir, char *err, size_t errlen)
+static int write_csv(const rn_lr_find_result *res, const char *dir, const char *name, char *err,
+                     size_t errlen)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/lr_find.csv", dir);
+    snprintf(path, sizeof path, "%s/%s.csv", dir, name);
     rn_atomic_file a;
     if (rn_atomic_open(&a, path, err, errlen)) return -1;
     fprintf(a.f, "sweep,step,lr,loss,smooth_loss\n");
@@ -47,7 +48,8 @@ static void polyline(FILE *o, const frame *f, const double *lr, const double *v,
 /* Loss against lr on a log axis, as fastai's plot_lr_find: the (median) smoothed curve, the band
  * between the lowest and highest sweep, and a marker per suggestion. The loss axis ends a little
  * above where the curve started, so a divergence does not flatten the interesting part. */
-static int write_svg(const rn_lr_find_result *res, const char *dir, char *err, size_t errlen)
+static int write_svg(const rn_lr_find_result *res, const char *dir, const char *name, char *err,
+                     size_t errlen)
 {
     static const char *const colors[RN_SUGGESTIONS] = {"#d62728", "#2ca02c", "#9467bd"};
     const double W = 900, H = 480, L = 80, R = 190, T = 40, B = 50;
@@ -73,7 +75,7 @@ static int write_svg(const rn_lr_find_result *res, const char *dir, char *err, s
     if (!(f.x1 > f.x0)) f.x1 = f.x0 + 1;
 
     char path[4096];
-    snprintf(path, sizeof path, "%s/lr_find.svg", dir);
+    snprintf(path, sizeof path, "%s/%s.svg", dir, name);
     rn_atomic_file a;
     if (rn_atomic_open(&a, path, err, errlen)) return -1;
     FILE *o = a.f;
@@ -120,7 +122,9 @@ static int write_svg(const rn_lr_find_result *res, const char *dir, char *err, s
     return rn_atomic_commit(&a, err, errlen);
 }
 
-int rn_lr_find_write(const rn_lr_find_result *res, const char *dir, char *err, size_t errlen)
+int rn_lr_find_write(const rn_lr_find_result *res, const char *dir, const char *name, char *err,
+                     size_t errlen)
 {
-    return write_csv(res, dir, err, errlen) || write_svg(res, dir, err, errlen) ? -1 : 0;
+    return write_csv(res, dir, name, err, errlen) || write_svg(res, dir, name, err, errlen) ? -1
+                                                                                          : 0;
 }

@@ -1,6 +1,7 @@
 /* Recipe tree -> run plan, refusing unknown keys and wrong types with the key path. */
 #include "plan.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,11 +56,35 @@ static char *resolve_path(const char *dir, const char *p)
 static int split_build(rn_split_spec *s, const rn_value *t, const char *split, const char *dir,
                        char *err, size_t errlen)
 {
-    static const char *const known[] = {"format", "images", "labels", "archive", "limit", NULL};
+    static const char *const known[] = {"format", "images", "labels", "archive", "limit",
+                                        "classes", NULL};
     if (check_keys(t, "data split", known, err, errlen)) return -1;
     s->split = split;
     if (rn_get_string(t, "format", 0, "idx", &s->format, err, errlen)) return -1;
     if (rn_get_int(t, "limit", 0, 0, 0, INT64_MAX, &s->limit, err, errlen)) return -1;
+    /* classes = { 5, 6, 7 }: the range against the data is checked when it is loaded */
+    const rn_value *cl = rn_value_field(t, "classes");
+    if (cl) {
+        if (cl->type != RN_V_TABLE || cl->n_fields)
+            return rn_value_expected(cl, "a list of class labels", err, errlen);
+        if (!cl->n_items) {
+            snprintf(err, errlen, "%s: expected a non-empty list of class labels, got an empty "
+                     "table", cl->path);
+            return -1;
+        }
+        for (size_t i = 0; i < cl->n_items; i++) {
+            const rn_value *c = cl->items[i];
+            if (c->type != RN_V_INT || c->i < 0 || c->i > INT32_MAX)
+                return rn_value_expected(c, "a class label (an integer >= 0)", err, errlen);
+            for (size_t j = 0; j < i; j++) {
+                if (cl->items[j]->i != c->i) continue;
+                snprintf(err, errlen, "%s: class %lld is listed twice (also [%zu])", c->path,
+                         (long long)c->i, j + 1);
+                return -1;
+            }
+        }
+        s->classes = cl;
+    }
     if (strcmp(s->format, "idx") == 0) {
         const char *images, *labels;
         if (rn_get_string(t, "images", 1, NULL, &images, err, errlen) ||
@@ -244,6 +269,14 @@ static int find_build(rn_stage_spec *s, const rn_value *t, char *err, size_t err
         return -1;
     }
     f->linear = strcmp(mode, "linear") == 0;
+    int bad_name = !name[0];
+    for (const char *c = name; *c; c++)
+        bad_name |= !(isalnum((unsigned char)*c) || *c == '_' || *c == '-' || *c == '.');
+    if (bad_name) {
+        snprintf(err, errlen, "%s.name: \"%s\" names the sweep's files (<name>.csv, "
+                 "<name>.svg): use letters, digits, '_', '-' and '.'", t->path, name);
+        return -1;
+    }
     s->kind = RN_STAGE_LR_FIND;
     s->name = strdup(name);
     s->lr = s->lr_hi = NAN;
@@ -260,8 +293,12 @@ static int stage_build(rn_stage_spec *s, const rn_value *t, size_t index,
     s->node = t;
     if (t->n_items) {
         const rn_value *kind = t->items[0];
-        if (kind->type == RN_V_STRING && strcmp(kind->s, "lr_find") == 0 && t->n_items == 1)
+        if (kind->type == RN_V_STRING && strcmp(kind->s, "lr_find") == 0) {
+            if (t->n_items > 1)
+                return rn_value_expected(t->items[1], "named settings only (e.g. steps = 100)",
+                                         err, errlen);
             return find_build(s, t, err, errlen);
+        }
         if (kind->type == RN_V_STRING)
             snprintf(err, errlen, "%s: unknown stage kind \"%s\" (available: lr_find; a training "
                      "stage is {epochs = n, ...} without a kind)", kind->path, kind->s);
@@ -312,6 +349,20 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
         return -1;
     }
 
+    /* An LR sweep trains: say so before the generic "data.train: missing". */
+    const rn_value *stage_list = rn_value_field(root, "stages");
+    const rn_value *data_t = rn_value_field(root, "data");
+    for (size_t i = 0; stage_list && stage_list->type == RN_V_TABLE && i < stage_list->n_items;
+         i++) {
+        const rn_value *st = stage_list->items[i];
+        if (st->type == RN_V_TABLE && st->n_items && st->items[0]->type == RN_V_STRING &&
+            strcmp(st->items[0]->s, "lr_find") == 0 &&
+            (!data_t || data_t->type != RN_V_TABLE || !rn_value_field(data_t, "train"))) {
+            snprintf(err, errlen, "%s: an lr_find stage trains on data.train, and this recipe "
+                     "has no training data (data.train is missing)", st->path);
+            return -1;
+        }
+    }
     int bad = 0;
     const rn_value *data = table_field(root, "data", 1, "a data table", &bad, err, errlen);
     if (bad || data_build(&p->data, data, p->recipe_dir, err, errlen)) return -1;

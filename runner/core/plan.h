@@ -14,6 +14,9 @@ typedef struct rn_split_spec {
     char *images, *labels;   /* idx: resolved paths (relative ones against the recipe's dir) */
     char *archive;           /* cifar: the .tar.gz as downloaded, or a directory of .bin files */
     int64_t limit;           /* keep the first `limit` samples; 0 = all */
+    const rn_value *classes; /* the `classes` list (integer labels, checked non-empty and without
+                                duplicates; points into the recipe): keep those samples, labels
+                                relabeled 0..k-1 in list order, before `limit`; NULL = all */
 } rn_split_spec;
 
 typedef struct rn_data_spec {

@@ -32,6 +32,8 @@ typedef struct rn_run_view {
     int is_tty;              /* stdout is a terminal */
     const rn_run_ops *ops;   /* NULL: callbacks' run actions report an error */
     void *run;               /* passed to ops */
+    int resumed;             /* the run continues a checkpoint taken at global step */
+    int64_t resumed_step;    /* resumed_step (rn_host.resumed_at) */
 } rn_run_view;
 
 typedef struct rn_registry rn_registry;
@@ -81,6 +83,8 @@ void rn_instance_destroy(rn_instance *inst);
 const char *rn_instance_error(const rn_instance *inst);
 /* A validated setting's value as a number (NUMBER, INT, BOOL); returns 0 when not declared. */
 int rn_instance_number(const rn_instance *inst, const char *key, double *out);
+/* A validated STRING setting's value; NULL when the plugin declares no such string setting. */
+const char *rn_instance_string(const rn_instance *inst, const char *key);
 
 /* The instance's seed (the run seed mixed with its kind and slot). */
 uint64_t rn_instance_seed(const rn_instance *inst);

@@ -250,4 +250,12 @@ int rn_instance_number(const rn_instance *inst, const char *key, double *out)
     return 1;
 }
 
+const char *rn_instance_string(const rn_instance *inst, const char *key)
+{
+    size_t i;
+    const rn_setting *s = rn_find_setting(inst->plugin, key, &i);
+    if (!s || s->type != RN_SETTING_STRING || !inst->ctx->values) return NULL;
+    return inst->ctx->values[i].string;
+}
+
 uint64_t rn_instance_seed(const rn_instance *inst) { return inst->ctx->seed; }

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,7 +109,8 @@ static void add_plugin(json_t *arr, const rn_instance *inst, const char *role)
 }
 
 int rn_write_provenance(const char *dir, const rn_run *r, const char *recipe_path,
-                        const char *argv_line, char *err, size_t errlen)
+                        const char *argv_line, const char *const *overrides, int n_overrides,
+                        char *err, size_t errlen)
 {
     char recipe_hash[65] = "", resolved_hash[65] = "";
     rn_sha256_file(recipe_path, recipe_hash);
@@ -136,6 +138,12 @@ int rn_write_provenance(const char *dir, const rn_run *r, const char *recipe_pat
                           recipe_hash, "seed", (json_int_t)r->plan->seed, "device", "cpu",
                           "resolved_recipe_sha256", resolved_hash, "host", host, "plugins",
                           plugins);
+    char abs[PATH_MAX];
+    json_object_set_new(j, "recipe_abs", json_string(realpath(recipe_path, abs) ? abs
+                                                                                 : recipe_path));
+    json_t *ov = json_array();
+    for (int i = 0; i < n_overrides; i++) json_array_append_new(ov, json_string(overrides[i]));
+    json_object_set_new(j, "overrides", ov);
     int rc = write_json(dir, "provenance.json", j, err, errlen);
     json_decref(j);
     return rc;
@@ -194,8 +202,8 @@ static json_t *lr_find_json(const rn_run *r)
     json_object_set_new(j, "start_lr", num(f->start_lr));
     json_object_set_new(j, "end_lr", num(f->end_lr));
     json_object_set_new(j, "steps", json_integer(f->steps));
-    json_object_set_new(j, "points", json_integer(res->sweeps[0].n));
-    json_object_set_new(j, "stopped", json_string(res->sweeps[0].stopped));
+    json_object_set_new(j, "points", json_integer(res->points));
+    json_object_set_new(j, "stopped", json_string(res->stopped));
     json_object_set_new(j, "repeats", json_integer(res->repeats));
     if (res->repeats > 1) json_object_set_new(j, "spread", spread);
     else json_decref(spread);

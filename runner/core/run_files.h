@@ -10,10 +10,13 @@
 int rn_run_dir_create(const char *dir, char *err, size_t errlen);
 /* recipe.lua: the recipe after --set overrides, as a Lua table. */
 int rn_write_resolved_recipe(const char *dir, const rn_value *root, char *err, size_t errlen);
-/* provenance.json: recipe path and hash, resolved-recipe hash, seed, device, runner version, git
- * revision of the runner source (when known), every plugin used with id, version, file, sha256. */
+/* provenance.json: recipe path (as given and absolute) and hash, resolved-recipe hash, the
+ * command line and the overrides applied (--set, --seed, --device, as assignments), seed,
+ * device, runner version, git revision of the runner source (when known), every plugin used with
+ * id, version, file, sha256. */
 int rn_write_provenance(const char *dir, const rn_run *r, const char *recipe_path,
-                        const char *argv_line, char *err, size_t errlen);
+                        const char *argv_line, const char *const *overrides, int n_overrides,
+                        char *err, size_t errlen);
 /* summary.json: status, final and best metrics, images/s, wall time, parameter count. */
 int rn_write_summary(const char *dir, const rn_run *r, const char *status, const char *error,
                      char *err, size_t errlen);

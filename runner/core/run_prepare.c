@@ -23,6 +23,22 @@ static int load_split(rn_dataset *ds, const rn_split_spec *s, char *err, size_t 
                  ? rn_idx_load(ds, s->images, s->labels, err, errlen)
                  : rn_cifar_load(ds, s->archive, s->split, variant, err, errlen);
     if (rc) return -1;
+    if (s->classes) {
+        const rn_value *cl = s->classes;
+        int32_t *list = malloc(cl->n_items * sizeof *list);
+        char why[256] = "";
+        if (!list) {
+            snprintf(err, errlen, "%s: out of memory", cl->path);
+            return -1;
+        }
+        for (size_t i = 0; i < cl->n_items; i++) list[i] = (int32_t)cl->items[i]->i;
+        rc = rn_dataset_select_classes(ds, list, (int)cl->n_items, why, sizeof why);
+        free(list);
+        if (rc) {
+            snprintf(err, errlen, "%s%s", cl->path, why);
+            return -1;
+        }
+    }
     if (s->limit && s->limit < ds->n) rn_dataset_truncate(ds, s->limit);
     return 0;
 }
@@ -72,6 +88,33 @@ static rn_value *default_callbacks(void)
     return list;
 }
 
+/* A callback's "monitor" setting naming a val.*, test.* or train.* metric this run does not
+ * measure (early_stopping, checkpoint and third-party ones alike) is refused now rather than after
+ * the first epoch, when the run directory already exists. */
+static int check_monitors(rn_run *r, char *err, size_t errlen)
+{
+    for (int i = 0; i < r->n_callbacks; i++) {
+        const rn_instance *cb = &r->callbacks[i];
+        const char *name = rn_instance_string(cb, "monitor");
+        double v;
+        /* Only the host's own families: a callback may add other metrics as the run goes. */
+        int host_owned = name && (strncmp(name, "val.", 4) == 0 ||
+                                  strncmp(name, "test.", 5) == 0 ||
+                                  strncmp(name, "train.", 6) == 0);
+        if (!host_owned || rn_metrics_get(&r->metrics, name, &v)) continue;
+        char names[256] = "";
+        size_t off = 0;
+        for (size_t m = 0; m < r->metrics.n && off < sizeof names; m++)
+            off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", m ? ", " : "",
+                                    r->metrics.names[m]);
+        snprintf(err, errlen, "callbacks[%d].monitor: %s watches \"%s\", which this run does "
+                 "not measure (metrics: %s)%s", i + 1, cb->plugin->id, name, names,
+                 strncmp(name, "val.", 4) == 0 ? "; set data.val_split for val.* metrics" : "");
+        return -1;
+    }
+    return 0;
+}
+
 /* Per stage, what trains (a `train` list; the mask is checked now, so a pattern that matches
  * nothing is refused before the run starts), and the groups' places for slice(lo, hi). */
 static int prepare_stages(rn_run *r, char *err, size_t errlen)
@@ -79,13 +122,26 @@ static int prepare_stages(rn_run *r, char *err, size_t errlen)
     const rn_plan *plan = r->plan;
     r->lr_rank = calloc((size_t)r->opt.n + 1, sizeof *r->lr_rank);
     r->joined = calloc((size_t)r->opt.n + 1, sizeof *r->joined);
+    r->fit_active = malloc(((size_t)r->opt.n + 1) * sizeof *r->fit_active);
+    for (int g = 0; r->fit_active && g < r->opt.n; g++) r->fit_active[g] = -1;
     r->stage_trainable = calloc((size_t)plan->n_stages, sizeof *r->stage_trainable);
-    if (!r->lr_rank || !r->joined || !r->stage_trainable || rn_lr_ranks(&r->opt, r->lr_rank, &r->n_lr_ranks)) {
+    r->stage_train_bn = calloc((size_t)plan->n_stages, sizeof *r->stage_train_bn);
+    if (!r->lr_rank || !r->joined || !r->fit_active || !r->stage_trainable ||
+        !r->stage_train_bn || rn_lr_ranks(&r->opt, r->lr_rank, &r->n_lr_ranks)) {
         snprintf(err, errlen, "stages: out of memory");
         return -1;
     }
     for (int s = 0; s < plan->n_stages; s++) {
         const rn_stage_spec *st = &plan->stages[s];
+        /* A sweep without its own `train` finds the lr for the training stage after it, so it
+         * trains what that stage trains (fastai: lr_find runs in the learner's freeze state). */
+        for (int n = s + 1; st->kind == RN_STAGE_LR_FIND && !st->train && !st->train_bn &&
+                            n < plan->n_stages; n++)
+            if (plan->stages[n].kind == RN_STAGE_FIT) {
+                st = &plan->stages[n];
+                break;
+            }
+        r->stage_train_bn[s] = st->train_bn != 0;
         if (!st->train && !st->train_bn) continue;
         r->stage_trainable[s] = calloc((size_t)r->model.n_params + 1, sizeof(bool));
         if (!r->stage_trainable[s]) {
@@ -243,6 +299,7 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
         snprintf(name, sizeof name, "lr.%s", r->opt.v[g].name);
         rn_metrics_set(&r->metrics, name, NAN);
     }
+    if (check_monitors(r, err, errlen)) return -1;
     /* Every schedule evaluated once for every step, with the metrics known (a plateau schedule
      * refuses a monitor that is no metric): a scheduler that refuses its stage does so now. */
     if (rn_schedule_plan(r, NULL, NULL, err, errlen)) return -1;
@@ -266,8 +323,10 @@ void rn_run_free(rn_run *r)
     rn_dataset_free(&r->val);
     for (int s = 0; r->stage_trainable && s < r->plan->n_stages; s++) free(r->stage_trainable[s]);
     free(r->stage_trainable);
+    free(r->stage_train_bn);
     free(r->lr_rank);
     free(r->joined);
+    free(r->fit_active);
     rn_lr_find_free(r->lr_find);
     rn_metrics_free(&r->metrics);
     free(r->confusion);

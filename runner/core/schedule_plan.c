@@ -75,8 +75,19 @@ static void print_plan(FILE *f, const rn_run *r, int64_t spe, const double *lr, 
         const rn_stage_spec *st = &r->plan->stages[s];
         int64_t steps = st->epochs * spe;
         char desc[256];
+        if (st->kind == RN_STAGE_LR_FIND) {
+            const rn_lr_find_spec *lf = &st->find;
+            fprintf(f, "  stage %s: LR range test, lr %.3g -> %.3g (%s) over %ld steps, %ld "
+                    "sweep%s; weights, optimizer and data position restored after it\n",
+                    st->name, lf->start_lr, lf->end_lr, lf->linear ? "linear" : "exp",
+                    (long)lf->steps, (long)lf->repeats, lf->repeats == 1 ? "" : "s");
+            continue;
+        }
         fprintf(f, "  stage %s: %ld epochs, %ld steps, schedule %s\n", st->name, (long)st->epochs,
                 (long)steps, rn_schedule_describe(&r->schedules[s], desc, sizeof desc));
+        if (st->lr_from == RN_LR_FOUND)
+            fprintf(f, "    (base lr: lr_find.%s, known once the sweep ran; planned here at "
+                    "the optimizer's own lr)\n", st->lr_found);
         for (int g = 0; g < r->opt.n && steps > 0; g++) {
             const double *l = lr + g * total + start, *m = mom + g * total + start;
             double llo, lhi, mlo, mhi;

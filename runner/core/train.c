@@ -40,10 +40,14 @@ int rn_run_fire(rn_run *r, rn_event_kind kind, const rn_event *e, char *err, siz
         handled = 1;
         int rc = hook(r->callbacks[i].self, e);
         if (rc < 0) {
-            if (err[0] == 0 || (kind != RN_EV_RUN_END && kind != RN_EV_NONFINITE))
-                snprintf(err, errlen, "callbacks: %s", rn_instance_error(&r->callbacks[i]));
-            else if (kind == RN_EV_NONFINITE)
-                snprintf(err, errlen, "callbacks: %s", rn_instance_error(&r->callbacks[i]));
+            /* After an error, on_run_end's own failure does not replace the first message. */
+            if (err[0] == 0 || kind != RN_EV_RUN_END) {
+                const char *msg = rn_instance_error(&r->callbacks[i]);
+                if (strncmp(msg, "lua: ", 5) == 0) /* names callbacks[i].hook itself */
+                    snprintf(err, errlen, "%s", msg + 5);
+                else
+                    snprintf(err, errlen, "callbacks[%d]: %s", i + 1, msg);
+            }
             return -1;
         }
         if (rc > control) control = rc;
@@ -206,8 +210,8 @@ static int micro_batch(rn_run *r, const rn_loader_batch *b, double *loss, char *
     return 0;
 }
 
-int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, char *err,
-                size_t errlen)
+int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, int *epoch_end,
+                char *err, size_t errlen)
 {
     const rn_plan *p = r->plan;
     int64_t k = p->accumulate;
@@ -215,6 +219,7 @@ int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, char *
     int micro = 0, bad = 0, more = 1;
     rn_loader_batch *b;
     *samples = 0;
+    *epoch_end = 0;
     while (micro < k && (more = rn_loader_next(ld, &b, err, errlen)) == 1) {
         micro++;
         if (bad) continue; /* keep the step's batches together: consume, do not compute */
@@ -231,6 +236,7 @@ int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, char *
         *samples += b->n;
     }
     if (more < 0) return -1;
+    *epoch_end = more == 0;
     if (micro == 0) return RN_STEP_EPOCH_END;
     if (bad) return RN_STEP_NONFINITE;
     *loss = loss_sum / (double)*samples;
@@ -260,19 +266,19 @@ int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, char *
 int rn_run_enter_stage(rn_run *r, int stage, char *err, size_t errlen)
 {
     const bool *mask = r->stage_trainable ? r->stage_trainable[stage] : NULL;
-    if (rn_model_set_trainable(&r->model, mask, r->plan->stages[stage].train_bn != 0, err,
-                               errlen))
+    if (rn_model_set_trainable(&r->model, mask,
+                               r->stage_train_bn ? r->stage_train_bn[stage] : false, err, errlen))
         return -1;
-    /* Which groups join now: frozen in the last training stage, training in this one. */
-    for (int g = 0; r->joined && g < r->opt.n; g++) {
-        int was = r->opt.v[g].g.n_params > 0;
-        r->joined[g] = 0;
-        if (r->plan->stages[stage].kind == RN_STAGE_FIT && stage > 0) r->joined[g] = !was;
-    }
     rn_opt_groups_set_trainable(&r->opt, mask);
-    for (int g = 0; r->joined && g < r->opt.n; g++)
-        r->joined[g] = r->joined[g] && r->opt.v[g].g.n_params > 0;
     r->grads.trainable = mask;
+    /* Which groups join now: more of their parameters train than in the last training stage
+     * (an LR sweep in between does not count). */
+    if (r->plan->stages[stage].kind != RN_STAGE_FIT) return 0;
+    for (int g = 0; r->joined && g < r->opt.n; g++) {
+        int64_t now = (int64_t)r->opt.v[g].g.n_params;
+        r->joined[g] = r->fit_active[g] >= 0 && now > r->fit_active[g];
+        r->fit_active[g] = now;
+    }
     return 0;
 }
 
@@ -329,32 +335,39 @@ static int evaluate_epoch(rn_run *r, int s, int64_t ep, char *err, size_t errlen
     return 0;
 }
 
-/* One training stage. *stop_run is set when a callback or Ctrl-C ends the run. */
+/* One training stage, from r->pos (its start, or where a checkpoint left it). *stop_run is set
+ * when a callback or Ctrl-C ends the run. */
 static int fit_stage(rn_run *r, int s, rn_loader *ld, int64_t spe, volatile sig_atomic_t *stop,
                      double t0, int *stop_run, char *err, size_t errlen)
 {
-    int64_t epochs = r->plan->stages[s].epochs, total = epochs * spe, step = 0;
-    rn_metrics_clear_history(&r->metrics); /* plateau schedules look at this stage only */
-    rn_event e = make_event(r, s, 0, total, 0, spe, NAN, 0, t0);
+    rn_run_pos *pos = &r->pos;
+    int64_t epochs = r->plan->stages[s].epochs, total = epochs * spe;
+    if (!r->resuming) {
+        rn_metrics_clear_history(&r->metrics); /* plateau schedules look at this stage only */
+        *pos = (rn_run_pos){.stage = s, .loader_epoch = pos->loader_epoch};
+    }
+    r->resuming = 0;
+    rn_event e = make_event(r, s, pos->step, total, pos->epoch, spe, NAN, 0, t0);
     int rc = rn_run_fire(r, RN_EV_STAGE_BEGIN, &e, err, errlen);
     if (rc < 0) return -1;
     int stop_stage = rc == RN_STOP_STAGE;
     *stop_run = rc == RN_STOP_RUN;
-    for (int64_t ep = 0; !stop_stage && !*stop_run && ep < epochs; ep++) {
-        double sum = 0, ips = 0, te = rn_now_s(), train_time = 0;
-        int64_t seen = 0, steps = 0, good = 0;
-        int got = RN_STEP_DONE;
-        while (got != RN_STEP_EPOCH_END) {
+    for (; !stop_stage && !*stop_run && pos->epoch < epochs; pos->epoch++) {
+        int64_t ep = pos->epoch;
+        double ips = 0, te = rn_now_s(), train_time = 0;
+        int64_t seen_now = 0; /* samples of this epoch trained in this process (throughput) */
+        int got = RN_STEP_DONE, ended = 0;
+        while (!ended && pos->epoch_steps < spe) {
             double ts = rn_now_s(), loss;
             int64_t samples;
-            rn_sched_at at = {.struct_size = sizeof at, .step = step, .total_steps = total,
+            rn_sched_at at = {.struct_size = sizeof at, .step = pos->step, .total_steps = total,
                               .steps_per_epoch = spe, .epoch = ep};
             if (schedule_step(r, s, &at, err, errlen)) return -1;
-            got = rn_run_step(r, ld, &loss, &samples, err, errlen);
+            got = rn_run_step(r, ld, &loss, &samples, &ended, err, errlen);
             if (got < 0) return -1;
             if (got == RN_STEP_EPOCH_END) break;
             int c = RN_CONTINUE;
-            e = make_event(r, s, step + 1, total, ep, spe, loss, ips, t0);
+            e = make_event(r, s, pos->step + 1, total, ep, spe, loss, ips, t0);
             if (got == RN_STEP_NONFINITE) {
                 /* A callback may handle it (roll back, lower the lr); otherwise it is an error. */
                 char why[512];
@@ -364,15 +377,17 @@ static int fit_stage(rn_run *r, int s, rn_loader *ld, int64_t spe, volatile sig_
                 if (c == -2) snprintf(err, errlen, "%s", why);
                 if (c < 0) return -1;
             } else {
-                good++;
-                sum += loss;
-                seen += samples;
+                pos->epoch_good++;
+                pos->epoch_loss += loss;
+                pos->epoch_samples += samples;
+                seen_now += samples;
             }
-            step++;
-            steps++;
+            pos->step++;
+            pos->epoch_steps++;
             train_time += rn_now_s() - ts;
-            ips = (double)seen / (rn_now_s() - te);
-            set_step_metrics(r, good ? sum / (double)good : NAN);
+            ips = (double)seen_now / (rn_now_s() - te);
+            double mean = pos->epoch_good ? pos->epoch_loss / (double)pos->epoch_good : NAN;
+            set_step_metrics(r, mean);
             if (got == RN_STEP_DONE) c = rn_run_fire(r, RN_EV_STEP_END, &e, err, errlen);
             if (c < 0) return -1;
             if (c == RN_STOP_STAGE) stop_stage = 1;
@@ -383,21 +398,22 @@ static int fit_stage(rn_run *r, int s, rn_loader *ld, int64_t spe, volatile sig_
             }
             if (stop_stage || *stop_run) break;
         }
-        r->train_images += seen;
+        r->train_images += seen_now;
         r->train_seconds += train_time;
-        if (steps < spe) {
+        if (pos->epoch_steps < spe) {
             /* Stopped mid-epoch: the epoch is not finished, so it is not counted, evaluated or
-             * reported. A stopped run ends here; a stopped stage drains the loader so the next
-             * stage starts at an epoch boundary. */
+             * reported. A stopped run ends here (the position says where, for --resume); a
+             * stopped stage drains the loader so the next stage starts at an epoch boundary. */
             if (*stop_run) break;
             rn_loader_batch *b;
             int more;
             while ((more = rn_loader_next(ld, &b, err, errlen)) == 1) {}
             if (more < 0) return -1;
+            pos->loader_epoch++;
             break;
         }
         /* Stopped after the last batch: take the loader's end-of-epoch too. */
-        if (got != RN_STEP_EPOCH_END) {
+        if (!ended) {
             rn_loader_batch *b;
             int more = rn_loader_next(ld, &b, err, errlen);
             if (more != 0) {
@@ -405,31 +421,36 @@ static int fit_stage(rn_run *r, int s, rn_loader *ld, int64_t spe, volatile sig_
                 return -1;
             }
         }
+        pos->loader_epoch++;
         r->epochs_done++;
-        rn_metrics_set(&r->metrics, "images_per_s", seen / (rn_now_s() - te));
-        if (!r->interrupted) {
-            if (evaluate_epoch(r, s, ep, err, errlen)) return -1;
-            if (r->val.n || r->plan->data.has_test) {
-                e = make_event(r, s, step, total, ep, spe, good ? sum / (double)good : NAN, ips,
-                               t0);
-                if (rn_run_fire(r, RN_EV_EVAL_END, &e, err, errlen) < 0) return -1;
-            }
+        double mean = pos->epoch_good ? pos->epoch_loss / (double)pos->epoch_good : NAN;
+        rn_metrics_set(&r->metrics, "images_per_s", seen_now / (rn_now_s() - te));
+        /* A finished epoch is evaluated even when Ctrl-C came at its last step, so that the
+         * metrics (which plateau schedules and callbacks read) are those of an unbroken run. */
+        if (evaluate_epoch(r, s, ep, err, errlen)) return -1;
+        if (r->val.n || r->plan->data.has_test) {
+            e = make_event(r, s, pos->step, total, ep, spe, mean, ips, t0);
+            if (rn_run_fire(r, RN_EV_EVAL_END, &e, err, errlen) < 0) return -1;
         }
         rn_metrics_set(&r->metrics, "time_s", rn_now_s() - t0);
         if (rn_metrics_end_epoch(&r->metrics)) {
             snprintf(err, errlen, "metrics: out of memory");
             return -1;
         }
-        e = make_event(r, s, step, total, ep, spe, good ? sum / (double)good : NAN, ips, t0);
+        e = make_event(r, s, pos->step, total, ep, spe, mean, ips, t0);
+        pos->epoch_steps = pos->epoch_good = pos->epoch_samples = 0;
+        pos->epoch_loss = 0;
         int c = rn_run_fire(r, RN_EV_EPOCH_END, &e, err, errlen);
         if (c < 0) return -1;
         if (c == RN_STOP_STAGE) stop_stage = 1;
         if (c == RN_STOP_RUN) *stop_run = 1;
     }
-    e = make_event(r, s, step, total, epochs - 1, spe, NAN, 0, t0);
+    if (r->interrupted && pos->epoch < epochs) return 0; /* it goes on after --resume */
+    e = make_event(r, s, pos->step, total, epochs - 1, spe, NAN, 0, t0);
     int c = rn_run_fire(r, RN_EV_STAGE_END, &e, err, errlen);
     if (c < 0) return -1;
     if (c == RN_STOP_RUN) *stop_run = 1;
+    *pos = (rn_run_pos){.stage = s + 1, .loader_epoch = pos->loader_epoch};
     return 0;
 }
 
@@ -440,15 +461,18 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
     rn_loader_config cfg;
     rn_run_loader_config(&cfg, r, &r->train, 1);
     rn_loader *ld = NULL;
-    if (rn_loader_open(&ld, &cfg, 0, err, errlen)) return -1;
-    /* Optimizer steps per epoch: the last one may take fewer micro-batches. */
     int64_t k = r->plan->accumulate;
+    if (!r->resuming) r->pos = (rn_run_pos){0};
+    /* Resuming mid-epoch: the loader starts at the first micro-batch not yet trained on. */
+    if (rn_loader_open_at(&ld, &cfg, r->pos.loader_epoch, r->pos.epoch_steps * k, err, errlen))
+        return -1;
+    /* Optimizer steps per epoch: the last one may take fewer micro-batches. */
     int64_t spe = (rn_loader_batches(ld) + k - 1) / k; /* >= 1: prepare checked drop_last */
 
     rn_event e = make_event(r, 0, 0, 0, 0, spe, NAN, 0, t0);
     int rc = rn_run_fire(r, RN_EV_RUN_BEGIN, &e, err, errlen);
     int stop_run = rc == RN_STOP_RUN;
-    for (int s = 0; rc >= 0 && !stop_run && s < r->plan->n_stages; s++) {
+    for (int s = r->pos.stage; rc >= 0 && !stop_run && s < r->plan->n_stages; s++) {
         const rn_stage_spec *st = &r->plan->stages[s];
         if (rn_run_enter_stage(r, s, err, errlen)) {
             rc = -1;
@@ -456,11 +480,15 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
         }
         if (st->kind == RN_STAGE_LR_FIND) {
             /* The sweep leaves no trace (weights, optimizer, data position), and callbacks do not
-             * see it: it is not training. */
+             * see it: it is not training. Interrupted, it runs again on --resume. */
+            r->resuming = 0;
+            r->pos = (rn_run_pos){.stage = s, .loader_epoch = r->pos.loader_epoch};
             rc = rn_lr_find_run(r, s, r->view.run_dir, stop, err, errlen);
             if (rc == 0 && stop && *stop) {
                 r->interrupted = 1;
                 stop_run = 1;
+            } else if (rc == 0) {
+                r->pos.stage = s + 1;
             }
             continue;
         }

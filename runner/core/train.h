@@ -13,6 +13,18 @@
 #include "plugin_host.h"
 #include "schedule.h"
 
+/* Where a run is: what a checkpoint records so that `runner --resume` continues exactly. */
+typedef struct rn_run_pos {
+    int stage;               /* the stage in progress; n_stages once the run is done */
+    int64_t epoch;           /* 0-based epoch within the stage */
+    int64_t step;            /* optimizer steps taken in the stage (the schedule's position) */
+    int64_t epoch_steps;     /* of them, in this epoch: 0 when the epoch has not begun */
+    int64_t epoch_good;      /* this epoch's steps with a finite loss, */
+    double epoch_loss;       /* the sum of their losses */
+    int64_t epoch_samples;   /* and their samples */
+    int64_t loader_epoch;    /* epochs the training loader has gone through */
+} rn_run_pos;
+
 typedef struct rn_run {
     const rn_plan *plan;
     rn_run_view view;
@@ -29,9 +41,13 @@ typedef struct rn_run {
     int n_augments;
     float zero_value[RN_MAX_CHANNELS]; /* a raw 0 pixel after normalization, per channel */
     bool **stage_trainable;   /* per stage: per model parameter, whether it trains (NULL = all) */
+    bool *stage_train_bn;     /* per stage: its train_bn (a sweep's: the stage it sweeps for) */
     int *lr_rank;             /* per optimizer group: its layer group's place in model order */
     int n_lr_ranks;           /* layer groups (a group and its .no_decay half are one) */
-    int *joined;              /* per optimizer group: frozen before this stage, training in it */
+    int *joined;              /* per optimizer group: more of it trains than in the last
+                                 training stage (it ramps up over unfreeze_warmup_steps) */
+    int64_t *fit_active;      /* per group: its tensors training in the last training stage
+                                 (-1 before the first) */
     double lr_scale;          /* callbacks' host->scale_lr factors, compounded (1 to start) */
     struct rn_lr_find_result *lr_find; /* the last sweep's result, NULL before one ran */
     /* Results. */
@@ -43,6 +59,8 @@ typedef struct rn_run {
     int best_stage;              /* its stage index */
     int64_t best_epoch;          /* its 0-based epoch within that stage (as in metrics.csv) */
     int interrupted;
+    rn_run_pos pos;              /* kept current after every step */
+    int resuming;                /* pos came from a checkpoint: continue from there */
     /* The last evaluation's confusion matrix: n_classes x n_classes counts, [true][predicted]. */
     int64_t n_classes;
     int64_t *confusion;

@@ -27,9 +27,10 @@ enum { RN_STEP_EPOCH_END = 0, RN_STEP_DONE = 1, RN_STEP_NONFINITE = 2 };
  * step's mean loss and sample count; RN_STEP_EPOCH_END when the epoch had no batch left (nothing
  * done); RN_STEP_NONFINITE when the loss or the gradient norm is not finite: no update was made,
  * the rest of the step's micro-batches were consumed, and err says what (step and lr); -1 on
- * error. */
-int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, char *err,
-                size_t errlen);
+ * error. *epoch_end is set when the loader's end of epoch was reached during the call (a short
+ * last step of an epoch, or RN_STEP_EPOCH_END): the next call starts the next epoch. */
+int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, int *epoch_end,
+                char *err, size_t errlen);
 
 /* Makes the model, gradients and optimizer groups train what stage s trains. */
 int rn_run_enter_stage(rn_run *r, int stage, char *err, size_t errlen);

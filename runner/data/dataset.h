@@ -40,6 +40,13 @@ void rn_dataset_free(rn_dataset *ds);
  * would be empty. */
 int rn_dataset_split(const rn_dataset *src, double fraction, uint64_t seed, rn_dataset *train,
                      rn_dataset *val, char *err, size_t errlen);
+/* Keeps only the samples whose label is one of classes[0..n), in their order, and relabels them
+ * by their place in that list (classes[i] becomes i), so a k-way head fits; ds->classes becomes
+ * n. Works in place. Errors leave *ds untouched and write one line that starts with the item's
+ * 1-based place ("[3]: ...", or ": ..." for the list) so the caller can prefix the key path:
+ * an empty list, a class outside [0, ds->classes), a class given twice, no sample left. */
+int rn_dataset_select_classes(rn_dataset *ds, const int32_t *classes, int n, char *err,
+                              size_t errlen);
 
 /* A batch produced by the loader: normalized floats, NCHW. */
 typedef struct rn_loader_batch {
@@ -73,6 +80,11 @@ typedef struct rn_loader_config {
  * batch while the caller trains on the current one (a bounded queue of 2). */
 int rn_loader_open(rn_loader **out, const rn_loader_config *cfg, int64_t epoch,
                    char *err, size_t errlen);
+/* The same, positioned at batch `batch` of `epoch` (what resuming a run mid-epoch needs): the
+ * batches before it are neither made nor augmented, and the ones after are those an unbroken
+ * loader gives, since the order and the augmentation depend only on (seed, epoch, sample). */
+int rn_loader_open_at(rn_loader **out, const rn_loader_config *cfg, int64_t epoch, int64_t batch,
+                      char *err, size_t errlen);
 /* Batches per epoch. */
 int64_t rn_loader_batches(const rn_loader *l);
 /* Next batch of the current epoch: returns 1 with *b filled (valid until the next call), 0 at the

@@ -53,7 +53,7 @@ struct rn_loader {
 
     /* loader thread only */
     int64_t *perm;     /* the producing epoch's permutation */
-    int64_t start_epoch;
+    int64_t start_epoch, start_index;
 
     /* caller only */
     int next_slot;     /* slot the next batch arrives in */
@@ -132,7 +132,8 @@ static int fill_slot(rn_loader *l, loader_slot *s, int64_t epoch, int64_t index)
 static void *loader_main(void *arg)
 {
     rn_loader *l = arg;
-    int64_t epoch = l->start_epoch, index = 0;
+    int64_t epoch = l->start_epoch, index = l->start_index;
+    int first = 1;
     for (int k = 0;; k ^= 1) {
         loader_slot *s = &l->slots[k];
         pthread_mutex_lock(&l->mu);
@@ -143,8 +144,9 @@ static void *loader_main(void *arg)
         if (stop)
             break;
 
-        if (index == 0)
+        if (index == 0 || first)
             make_perm(l, epoch);
+        first = 0;
         int rc = fill_slot(l, s, epoch, index);
 
         pthread_mutex_lock(&l->mu);
@@ -210,9 +212,22 @@ static int check_config(const rn_loader_config *cfg, int64_t epoch, char *err, s
 int rn_loader_open(rn_loader **out, const rn_loader_config *cfg, int64_t epoch, char *err,
                    size_t errlen)
 {
+    return rn_loader_open_at(out, cfg, epoch, 0, err, errlen);
+}
+
+int rn_loader_open_at(rn_loader **out, const rn_loader_config *cfg, int64_t epoch, int64_t batch,
+                      char *err, size_t errlen)
+{
     *out = NULL;
     if (check_config(cfg, epoch, err, errlen))
         return -1;
+    int64_t batches = cfg->drop_last ? cfg->ds->n / cfg->batch_size
+                                     : (cfg->ds->n + cfg->batch_size - 1) / cfg->batch_size;
+    if (batch < 0 || batch >= batches) {
+        rn_errorf(err, errlen, "loader: batch %" PRId64 " is outside the epoch's %" PRId64
+                  " batches", batch, batches);
+        return -1;
+    }
     const rn_dataset *ds = cfg->ds;
     rn_loader *l = calloc(1, sizeof *l);
     if (!l) {
@@ -229,6 +244,7 @@ int rn_loader_open(rn_loader **out, const rn_loader_config *cfg, int64_t epoch, 
     l->n_batches = cfg->drop_last ? ds->n / cfg->batch_size
                                   : (ds->n + cfg->batch_size - 1) / cfg->batch_size;
     l->start_epoch = l->epoch = epoch;
+    l->start_index = l->index = batch;
     l->held = -1;
 
     int64_t rows = cfg->batch_size < ds->n ? cfg->batch_size : ds->n;

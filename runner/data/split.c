@@ -1,4 +1,5 @@
-/* A stratified, seeded validation split (see dataset.h). */
+/* Subsets of a data set (see dataset.h): a stratified, seeded validation split, and a filter
+ * that keeps some classes and relabels them. */
 #include "dataset.h"
 
 #include <math.h>
@@ -72,4 +73,61 @@ out:
     free(order);
     free(is_val);
     return rc;
+}
+
+int rn_dataset_select_classes(rn_dataset *ds, const int32_t *classes, int n, char *err,
+                              size_t errlen)
+{
+    if (n < 1) {
+        snprintf(err, errlen, ": expected a non-empty list of class labels");
+        return -1;
+    }
+    /* new_label[old] = place in the list, -1 for a class that is dropped */
+    int64_t k = ds->classes > 0 ? ds->classes : 0;
+    int32_t *new_label = malloc((size_t)k * sizeof *new_label + 1);
+    if (!new_label) {
+        snprintf(err, errlen, ": out of memory");
+        return -1;
+    }
+    for (int64_t c = 0; c < k; c++) new_label[c] = -1;
+    for (int i = 0; i < n; i++) {
+        int32_t c = classes[i];
+        if (c < 0 || c >= k) {
+            snprintf(err, errlen, "[%d]: class %ld is out of range: the data has %ld classes "
+                     "(0 to %ld)", i + 1, (long)c, (long)k, (long)k - 1);
+            free(new_label);
+            return -1;
+        }
+        if (new_label[c] >= 0) {
+            snprintf(err, errlen, "[%d]: class %ld is listed twice (also [%d])", i + 1, (long)c,
+                     new_label[c] + 1);
+            free(new_label);
+            return -1;
+        }
+        new_label[c] = i;
+    }
+    int64_t kept = 0;
+    for (int64_t i = 0; i < ds->n; i++) kept += new_label[ds->labels[i]] >= 0;
+    if (kept == 0) {
+        snprintf(err, errlen, ": none of the %ld samples has one of these classes", (long)ds->n);
+        free(new_label);
+        return -1;
+    }
+    /* Compact in place: sample j < i moves down over dropped ones, in order. */
+    int64_t px = ds->c * ds->h * ds->w, j = 0;
+    for (int64_t i = 0; i < ds->n; i++) {
+        int32_t to = new_label[ds->labels[i]];
+        if (to < 0) continue;
+        if (j != i) memmove(ds->pixels + j * px, ds->pixels + i * px, (size_t)px);
+        ds->labels[j++] = to;
+    }
+    free(new_label);
+    /* Give the dropped samples' memory back (a failed shrink keeps the larger block). */
+    uint8_t *pixels = realloc(ds->pixels, (size_t)(kept * px));
+    int32_t *labels = realloc(ds->labels, (size_t)kept * sizeof *labels);
+    if (pixels) ds->pixels = pixels;
+    if (labels) ds->labels = labels;
+    ds->n = kept;
+    ds->classes = n;
+    return 0;
 }

@@ -107,6 +107,10 @@ int rn_value_push_item(rn_value *t, rn_value *child);
  * are equal when their sources are (two without source are equal). Paths and function refs are
  * not compared. */
 int rn_value_equal(const rn_value *a, const rn_value *b);
+/* How many leaves differ between a and b (a key present in one only counts once; 1 and 1.0 are
+ * equal; functions compare by the text the resolved recipe writes), with the first `max` of them
+ * in buf as "optimizer.lr: number 0.05 -> number 0.1; epochs: ...". */
+int rn_value_diff(const rn_value *a, const rn_value *b, char *buf, size_t len, int max);
 /* A Lua name that is not a reserved word (written as a bare key, joined with a dot). */
 int rn_value_is_identifier(const char *s);
 /* The path as errors show it: the path itself, or "recipe" for the root. */
