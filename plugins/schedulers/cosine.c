@@ -74,7 +74,8 @@ static const rn_setting cosine_settings[] = {
     {"min_lr", RN_SETTING_NUMBER, 0, NULL, 0, INFINITY, NULL,
      "lr the cosine ends at (eta_min); absolute, the same for every cycle", 0},
     {"warmup_start_factor", RN_SETTING_NUMBER, 1e-3, NULL, 0, 1, NULL,
-     "lr of the first warm-up step as a fraction of the base lr, in (0, 1]", 0},
+     "lr of the first warm-up step as a fraction of the base lr, in (0, 1]",
+     RN_SETTING_MIN_EXCLUSIVE},
     {"cycle_epochs", RN_SETTING_NUMBER, 0, NULL, 0, 1e9, NULL,
      "first cosine cycle in epochs (rounded to steps, at least 1); exclusive with cycle_steps; "
      "default: the stage after the warm-up", RN_SETTING_MIN_EXCLUSIVE},
