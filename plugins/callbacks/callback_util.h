@@ -95,4 +95,29 @@ static inline int cb_header_check(const rn_host *host, rn_ctx *ctx, const void *
     return RN_OK;
 }
 
+/* state_save of a state that is one plain struct of n bytes at st (its header filled). */
+static inline int cb_state_save(const rn_host *host, rn_ctx *ctx, void *buf, size_t size,
+                                const void *st, size_t n)
+{
+    if (size != n) {
+        host->set_error(ctx, "state_save: expected a buffer of %zu bytes, got %zu", n, size);
+        return RN_ERR;
+    }
+    memcpy(buf, st, n);
+    return RN_OK;
+}
+
+/* state_load of such a state: our header, exactly n bytes, copied into st. */
+static inline int cb_state_load(const rn_host *host, rn_ctx *ctx, const void *buf, size_t size,
+                                void *st, size_t n, const char *id, uint32_t version)
+{
+    if (cb_header_check(host, ctx, buf, size, n, id, version)) return RN_ERR;
+    if (size != n) {
+        host->set_error(ctx, "state_load: expected %zu bytes, got %zu", n, size);
+        return RN_ERR;
+    }
+    memcpy(st, buf, n);
+    return RN_OK;
+}
+
 #endif

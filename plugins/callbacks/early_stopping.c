@@ -231,26 +231,14 @@ static size_t es_state_size(void *self)
 static int es_state_save(void *self, void *buf, size_t size)
 {
     early_stopping *s = self;
-    if (size != sizeof s->st) {
-        s->host->set_error(s->ctx, "state_save: expected a buffer of %zu bytes, got %zu",
-                           sizeof s->st, size);
-        return RN_ERR;
-    }
-    memcpy(buf, &s->st, sizeof s->st);
-    return RN_OK;
+    return cb_state_save(s->host, s->ctx, buf, size, &s->st, sizeof s->st);
 }
 
 static int es_state_load(void *self, const void *buf, size_t size)
 {
     early_stopping *s = self;
-    if (cb_header_check(s->host, s->ctx, buf, size, sizeof s->st, ES_ID, ES_STATE_VERSION))
+    if (cb_state_load(s->host, s->ctx, buf, size, &s->st, sizeof s->st, ES_ID, ES_STATE_VERSION))
         return RN_ERR;
-    if (size != sizeof s->st) {
-        s->host->set_error(s->ctx, "state_load: expected %zu bytes, got %zu", sizeof s->st,
-                           size);
-        return RN_ERR;
-    }
-    memcpy(&s->st, buf, sizeof s->st);
     s->have_copy = 0;            /* the weights of best_epoch did not survive the resume */
     s->restored = (int)s->st.stopped; /* a stop already put them back */
     return RN_OK;

@@ -109,26 +109,14 @@ static size_t gn_state_size(void *self)
 static int gn_state_save(void *self, void *buf, size_t size)
 {
     grad_norm *g = self;
-    if (size != sizeof g->st) {
-        g->host->set_error(g->ctx, "state_save: expected a buffer of %zu bytes, got %zu",
-                           sizeof g->st, size);
-        return RN_ERR;
-    }
-    memcpy(buf, &g->st, sizeof g->st);
-    return RN_OK;
+    return cb_state_save(g->host, g->ctx, buf, size, &g->st, sizeof g->st);
 }
 
 static int gn_state_load(void *self, const void *buf, size_t size)
 {
     grad_norm *g = self;
-    if (cb_header_check(g->host, g->ctx, buf, size, sizeof g->st, GN_ID, GN_STATE_VERSION))
-        return RN_ERR;
-    if (size != sizeof g->st) {
-        g->host->set_error(g->ctx, "state_load: expected %zu bytes, got %zu", sizeof g->st, size);
-        return RN_ERR;
-    }
-    memcpy(&g->st, buf, sizeof g->st);
-    return RN_OK;
+    return cb_state_load(g->host, g->ctx, buf, size, &g->st, sizeof g->st, GN_ID,
+                         GN_STATE_VERSION);
 }
 
 static const rn_callback_api gn_api = {

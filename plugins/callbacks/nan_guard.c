@@ -162,25 +162,14 @@ static size_t ng_state_size(void *self)
 static int ng_state_save(void *self, void *buf, size_t size)
 {
     nan_guard *g = self;
-    if (size != sizeof g->st) {
-        g->host->set_error(g->ctx, "state_save: expected a buffer of %zu bytes, got %zu",
-                           sizeof g->st, size);
-        return RN_ERR;
-    }
-    memcpy(buf, &g->st, sizeof g->st);
-    return RN_OK;
+    return cb_state_save(g->host, g->ctx, buf, size, &g->st, sizeof g->st);
 }
 
 static int ng_state_load(void *self, const void *buf, size_t size)
 {
     nan_guard *g = self;
-    if (cb_header_check(g->host, g->ctx, buf, size, sizeof g->st, NG_ID, NG_STATE_VERSION))
+    if (cb_state_load(g->host, g->ctx, buf, size, &g->st, sizeof g->st, NG_ID, NG_STATE_VERSION))
         return RN_ERR;
-    if (size != sizeof g->st) {
-        g->host->set_error(g->ctx, "state_load: expected %zu bytes, got %zu", sizeof g->st, size);
-        return RN_ERR;
-    }
-    memcpy(&g->st, buf, sizeof g->st);
     g->have_copy = 0; /* taken again at on_run_begin */
     return RN_OK;
 }
