@@ -1,7 +1,10 @@
 /* random_crop plugin against a direct reference (pad with zeros, cut the window at the same
  * keyed offsets), exactly; a sample's output does not depend on the batch it is in; every offset
  * in [0, 2*padding] occurs with frequency 1/(2p+1) within 0.02 over 20000 draws (5 standard
- * deviations is 0.011); bad sizes are refused. */
+ * deviations is 0.011); bad sizes are refused. padding_mode = "reflect" against a reference that
+ * pads as np.pad(mode="reflect") does (mirror rows then columns about the edge, edge not repeated),
+ * exactly, at padding 2 and at the largest allowed, size - 1 = 6; reflect padding >= size is
+ * refused at create. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +41,37 @@ static void reference(float *out, const int64_t *ids, int n, uint64_t seed, int6
                 for (int x = 0; x < PW; x++) padded[y][x] = black[c];
             for (int y = 0; y < H; y++)
                 for (int x = 0; x < W; x++) padded[y + PAD][x + PAD] = pixel(ids[i], c, y, x);
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++)
+                    out[((i * C + c) * H + y) * W + x] = padded[y + dy][x + dx];
+        }
+    }
+}
+
+/* The reference for reflect: copy into the middle, then mirror rows and columns as np.pad. */
+static void reference_reflect(float *out, const int64_t *ids, int n, uint64_t seed, int64_t epoch,
+                              int pad)
+{
+    enum { MAXP = H + 2 * (H - 1) };
+    int ph = H + 2 * pad, pw = W + 2 * pad;
+    for (int i = 0; i < n; i++) {
+        uint64_t key = rn_key3(seed, (uint64_t)epoch, (uint64_t)ids[i]);
+        int dy = (int)(rn_uniform(key, 0) * (ph - H + 1));
+        int dx = (int)(rn_uniform(key, 1) * (pw - W + 1));
+        for (int c = 0; c < C; c++) {
+            float padded[MAXP][MAXP];
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) padded[y + pad][x + pad] = pixel(ids[i], c, y, x);
+            for (int k = 1; k <= pad; k++)
+                for (int x = pad; x < pad + W; x++) {
+                    padded[pad - k][x] = padded[pad + k][x];
+                    padded[pad + H - 1 + k][x] = padded[pad + H - 1 - k][x];
+                }
+            for (int k = 1; k <= pad; k++)
+                for (int y = 0; y < ph; y++) {
+                    padded[y][pad - k] = padded[y][pad + k];
+                    padded[y][pad + W - 1 + k] = padded[y][pad + W - 1 - k];
+                }
             for (int y = 0; y < H; y++)
                 for (int x = 0; x < W; x++)
                     out[((i * C + c) * H + y) * W + x] = padded[y + dy][x + dx];
@@ -117,6 +151,48 @@ int main(void)
                                  "padding", -1),
                           err, sizeof err));
     CHECK(strstr(err, "data.augment[1].padding") != NULL);
+
+    /* padding_mode = "reflect", at padding 2 and at the largest allowed (size - 1). */
+    for (int pad = PAD; pad <= H - 1; pad += H - 1 - PAD) {
+        pt_create(&inst, reg, RN_KIND_AUGMENT,
+                  pt_str(pt_int(pt_int(pt_spec("data.augment[1]", "random_crop"), "size", H),
+                                "padding", pad),
+                         "padding_mode", "reflect"),
+                  NULL);
+        api = inst.plugin->api;
+        int moved = 0;
+        for (int64_t epoch = 0; epoch < 3; epoch++) {
+            fill(x, ids, N);
+            rn_batch b = make_batch(x, ids, N, 0x777, epoch);
+            CHECK(api->apply(inst.self, &b) == RN_OK);
+            reference_reflect(ref, ids, N, 0x777, epoch, pad);
+            CHECK(memcmp(x, ref, sizeof x) == 0);
+            for (int i = 0; i < N; i++) moved += x[i * C * H * W] != pixel(ids[i], 0, 0, 0);
+        }
+        printf("  reflect, padding %d: %d batches of %d equal the np.pad reference (%d samples "
+               "moved)\n", pad, 3, N, moved);
+        CHECK(moved > 0);
+        rn_instance_destroy(&inst);
+    }
+
+    /* reflect padding must stay inside the image: refused at create, naming both. */
+    CHECK(pt_create_fails(reg, RN_KIND_AUGMENT,
+                          pt_str(pt_int(pt_int(pt_spec("data.augment[1]", "random_crop"), "size", 7),
+                                        "padding", 7),
+                                 "padding_mode", "reflect"),
+                          err, sizeof err));
+    printf("  reflect padding 7: %s\n", err);
+    CHECK(strstr(err, "padding = 7") && strstr(err, "size = 7"));
+    CHECK(pt_create_fails(reg, RN_KIND_AUGMENT,
+                          pt_str(pt_int(pt_spec("data.augment[1]", "random_crop"), "size", 7),
+                                 "padding_mode", "edge"),
+                          err, sizeof err));
+    CHECK(strstr(err, "data.augment[1].padding_mode") != NULL);
+    /* zero padding of any size is still allowed */
+    pt_create(&inst, reg, RN_KIND_AUGMENT,
+              pt_int(pt_int(pt_spec("data.augment[1]", "random_crop"), "size", 7), "padding", 9),
+              NULL);
+    rn_instance_destroy(&inst);
     rn_registry_free(reg);
     return rn_test_report("test_random_crop");
 }

@@ -1,6 +1,7 @@
-/* random_crop — torchvision's RandomCrop(size, padding) with zero padding, on a normalized batch.
+/* random_crop — torchvision's RandomCrop(size, padding, padding_mode) on a normalized batch, with
+ * padding_mode "zero" (torchvision's "constant" with fill 0) or "reflect".
  *
- * Each sample is padded by `padding` black pixels on every side and a size x size window is cut at
+ * Each sample is padded by `padding` pixels on every side and a size x size window is cut at
  * (dy, dx), both uniform in [0, h + 2*padding - size]:
  *   dy = floor(rn_uniform(key, 0) * range_y), dx = floor(rn_uniform(key, 1) * range_x),
  *   key = rn_key3(batch->seed, batch->epoch, sample_id)
@@ -8,7 +9,8 @@
  * The batch buffers are fixed, so size must equal the image's height and width: the crop is then
  * a shift by (dy - padding, dx - padding), done in place row by row. The batch is normalized
  * already, so the fill is batch->zero_value[c], what black became (torchvision pads before
- * normalizing); a host without zero_value gets 0.
+ * normalizing); a host without zero_value gets 0. "reflect" mirrors about the edge pixel without
+ * repeating it (np.pad / F.pad mode "reflect"), which needs padding < size.
  */
 #include <runner/plugin.h>
 
@@ -20,6 +22,8 @@ typedef struct random_crop {
     const rn_host *host;
     rn_ctx *ctx;
     int64_t size, padding;
+    int reflect;
+    float *scratch; /* one plane, for reflect: size * size floats, made at the first apply */
 } random_crop;
 
 static const rn_setting random_crop_settings[] = {
@@ -27,12 +31,22 @@ static const rn_setting random_crop_settings[] = {
      "output height and width in pixels (must equal the input size for now)",
      RN_SETTING_REQUIRED},
     {"padding", RN_SETTING_INT, 0, NULL, 0, 65536, NULL,
-     "zero padding added on every side before cropping, in pixels", 0},
+     "padding added on every side before cropping, in pixels", 0},
+    {"padding_mode", RN_SETTING_STRING, 0, "zero", 1, 0, "zero|reflect",
+     "zero: pad with black (raw 0, as torchvision pads before normalizing); reflect: mirror "
+     "without repeating the edge (needs padding < size)", 0},
 };
 
 static int random_crop_create(const rn_host *host, rn_ctx *ctx, void **self)
 {
     int64_t size = host->get_int(ctx, "size"); /* required: the host refused a missing one */
+    int64_t padding = host->get_int(ctx, "padding");
+    int reflect = strcmp(host->get_string(ctx, "padding_mode"), "reflect") == 0;
+    if (reflect && padding >= size) {
+        host->set_error(ctx, "padding_mode = reflect needs padding < size (the image size), got "
+                        "padding = %lld and size = %lld", (long long)padding, (long long)size);
+        return RN_ERR_CONFIG;
+    }
     random_crop *r = host->alloc(sizeof *r);
     if (!r) {
         host->set_error(ctx, "out of memory");
@@ -41,7 +55,8 @@ static int random_crop_create(const rn_host *host, rn_ctx *ctx, void **self)
     r->host = host;
     r->ctx = ctx;
     r->size = size;
-    r->padding = host->get_int(ctx, "padding");
+    r->padding = padding;
+    r->reflect = reflect;
     *self = r;
     return RN_OK;
 }
@@ -49,7 +64,9 @@ static int random_crop_create(const rn_host *host, rn_ctx *ctx, void **self)
 static void random_crop_destroy(void *self)
 {
     random_crop *r = self;
-    if (r) r->host->free(r);
+    if (!r) return;
+    r->host->free(r->scratch);
+    r->host->free(r);
 }
 
 static void fill(float *p, int64_t n, float v)
@@ -83,6 +100,24 @@ static void shift_plane(float *p, int64_t h, int64_t w, int64_t sy, int64_t sx, 
     }
 }
 
+/* Mirror index of t in [-(n-1), 2n-2] into [0, n): reflect without repeating the edge. */
+static int64_t reflect_index(int64_t t, int64_t n)
+{
+    if (t < 0) return -t;
+    if (t >= n) return 2 * (n - 1) - t;
+    return t;
+}
+
+/* out(y, x) = in(reflect(y + sy), reflect(x + sx)), through a copy of the plane. */
+static void reflect_plane(float *p, float *copy, int64_t h, int64_t w, int64_t sy, int64_t sx)
+{
+    memcpy(copy, p, (size_t)(h * w) * sizeof *p);
+    for (int64_t y = 0; y < h; y++) {
+        const float *src = copy + reflect_index(y + sy, h) * w;
+        for (int64_t x = 0; x < w; x++) p[y * w + x] = src[reflect_index(x + sx, w)];
+    }
+}
+
 static int random_crop_apply(void *self, rn_batch *b)
 {
     random_crop *r = self;
@@ -97,6 +132,13 @@ static int random_crop_apply(void *self, rn_batch *b)
     if (r->padding == 0)
         return RN_OK; /* the only window is the image itself */
     int64_t plane = b->h * b->w;
+    if (r->reflect && !r->scratch) {
+        r->scratch = r->host->alloc((size_t)plane * sizeof *r->scratch);
+        if (!r->scratch) {
+            r->host->set_error(r->ctx, "out of memory");
+            return RN_ERR_NOMEM;
+        }
+    }
     const float *zero = b->struct_size >= offsetof(rn_batch, zero_value) + sizeof b->zero_value
                             ? b->zero_value : NULL;
     for (int64_t i = 0; i < b->n; i++) {
@@ -106,7 +148,10 @@ static int random_crop_apply(void *self, rn_batch *b)
         int64_t sy = dy - r->padding, sx = dx - r->padding;
         if (sy == 0 && sx == 0) continue;
         for (int64_t ch = 0; ch < b->c; ch++)
-            shift_plane(b->x + (i * b->c + ch) * plane, b->h, b->w, sy, sx, zero ? zero[ch] : 0.0f);
+            if (r->reflect)
+                reflect_plane(b->x + (i * b->c + ch) * plane, r->scratch, b->h, b->w, sy, sx);
+            else
+                shift_plane(b->x + (i * b->c + ch) * plane, b->h, b->w, sy, sx, zero ? zero[ch] : 0.0f);
     }
     return RN_OK;
 }
@@ -120,8 +165,9 @@ static const rn_plugin random_crop_plugin = {
     .struct_size = sizeof(rn_plugin),
     .kind = RN_KIND_AUGMENT,
     .id = "random_crop",
-    .version = "1.0.0",
-    .summary = "random crop after zero padding (torchvision RandomCrop), per-sample offsets",
+    .version = "1.1.0",
+    .summary = "random crop after zero or reflect padding (torchvision RandomCrop), per-sample "
+               "offsets",
     .devices = RN_DEVICE_CPU,
     .settings = random_crop_settings,
     .n_settings = sizeof random_crop_settings / sizeof random_crop_settings[0],
