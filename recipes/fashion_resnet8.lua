@@ -1,5 +1,7 @@
 -- Fashion-MNIST with a CIFAR-style ResNet-8 (16-32-64 channels, 78k parameters): random crop
 -- and flip, SGD with Nesterov momentum, one warm-up epoch then cosine, 10 epochs.
+-- fashion_resnet8_pretrain.lua and staged_unfreeze.lua (a pre-trained backbone fine-tuned on
+-- other classes) extend this recipe: a change here changes them.
 local models = import "lib.models"
 local datasets = import "lib.datasets"
 

@@ -318,4 +318,20 @@ function TestSandbox:test_functions_in_the_tree()
   lu.assertEquals(t.on_epoch_end, "<function>")
 end
 
+-- datasets.fashion_mnist ---------------------------------------------------------------------
+
+TestDatasets = {}
+
+function TestDatasets:test_classes_go_to_both_splits()
+  local fm = load_ok('local d = import "lib.datasets"\n'
+                     .. "return d.fashion_mnist{ classes = { 5, 6 }, limit = 10 }")
+  lu.assertEquals(fm.train.classes, { 5, 6 })
+  lu.assertEquals(fm.test.classes, { 5, 6 })
+  lu.assertEquals(fm.train.limit, 10)
+  lu.assertNil(fm.test.limit)
+  local all = load_ok('local d = import "lib.datasets"\nreturn d.fashion_mnist()')
+  lu.assertNil(all.train.classes)
+  lu.assertNil(all.test.classes)
+end
+
 os.exit(lu.LuaUnit.run() == 0 and 0 or 1)
