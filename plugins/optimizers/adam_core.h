@@ -42,6 +42,8 @@
 
 #include <math.h>
 
+#include "optim_common.h"
+
 /* Where the weight decay goes. */
 typedef enum adam_wd_mode {
     ADAM_WD_L2,        /* added to the gradient: g = grad + wd * p (Adam) */
@@ -69,12 +71,6 @@ typedef struct adam_core_job {
     float neg_step;      /* -lr / (1 - beta1^t) */
 } adam_core_job;
 
-/* c + a * x rounded once (see the header comment). */
-static inline float adam_core_fma_d(float a, float x, float c)
-{
-    return (float)((double)a * (double)x + (double)c);
-}
-
 /* The element loop. Of wd and decay, the job of one mode holds the other at its no-op value
  * (wd 0, decay 1), so each plugin runs exactly the operations it ran on its own. */
 static void adam_core_range(void *arg, int64_t begin, int64_t end)
@@ -84,9 +80,9 @@ static void adam_core_range(void *arg, int64_t begin, int64_t end)
         float g = j->grad[i];
         float p = j->p[i];
         if (j->decay != 1.0f) p = p * j->decay;                        /* param.mul_(1 - lr*wd) */
-        if (j->wd != 0.0f) g = adam_core_fma_d(j->wd, p, g);           /* grad.add(p, alpha=wd) */
-        float m = adam_core_fma_d(j->keep1, g, j->m[i] * j->beta1);    /* exp_avg.mul_(b1).add_ */
-        float v = adam_core_fma_d(j->keep2 * g, g, j->v[i] * j->beta2); /* exp_avg_sq...addcmul_ */
+        if (j->wd != 0.0f) g = optim_fma_d(j->wd, p, g);           /* grad.add(p, alpha=wd) */
+        float m = optim_fma_d(j->keep1, g, j->m[i] * j->beta1);    /* exp_avg.mul_(b1).add_ */
+        float v = optim_fma_d(j->keep2 * g, g, j->v[i] * j->beta2); /* exp_avg_sq...addcmul_ */
         j->m[i] = m;
         j->v[i] = v;
         if (j->vmax) {

@@ -43,6 +43,8 @@
 
 #include <math.h>
 
+#include "optim_common.h"
+
 /* Elements per reduction chunk: fixed, so the summation order is too. */
 #define LAMB_CHUNK 4096
 
@@ -73,18 +75,12 @@ typedef struct lamb_job {
     double *sums;       /* pass 1 with the trust ratio: 2 per chunk; NULL: one-pass update */
 } lamb_job;
 
-/* c + a * x rounded once (see adamw.c). */
-static inline float fma_d(float a, float x, float c)
-{
-    return (float)((double)a * (double)x + (double)c);
-}
-
 /* The update before the trust ratio, from the new m and v and the old p. */
 static inline float lamb_update(const lamb_job *j, float m, float v, float p)
 {
     float denom = sqrtf(v) / j->bc2_sqrt + j->eps;  /* (v.sqrt() / sqrt(bc2)).add_(eps) */
     float u = (m / j->bc1) / denom;                 /* (m / bc1).div_(denom) */
-    if (j->has_wd) u = fma_d(j->wd, p, u);          /* u.add_(p, alpha=wd) */
+    if (j->has_wd) u = optim_fma_d(j->wd, p, u);          /* u.add_(p, alpha=wd) */
     return u;
 }
 
@@ -94,8 +90,8 @@ static void lamb_moments(const lamb_job *j, int64_t begin, int64_t end, double *
     double a = 0, b = 0;
     for (int64_t i = begin; i < end; i++) {
         float g = j->grad[i];
-        float m = fma_d(j->keep1, g, j->m[i] * j->beta1);      /* m.mul_(b1).add_(g, 1-b1) */
-        float v = fma_d(j->keep2 * g, g, j->v[i] * j->beta2);  /* v.mul_(b2).addcmul_(g, g, 1-b2) */
+        float m = optim_fma_d(j->keep1, g, j->m[i] * j->beta1);      /* m.mul_(b1).add_(g, 1-b1) */
+        float v = optim_fma_d(j->keep2 * g, g, j->v[i] * j->beta2);  /* v.mul_(b2).addcmul_(g, g, 1-b2) */
         j->m[i] = m;
         j->v[i] = v;
         float p = j->p[i];
@@ -104,7 +100,7 @@ static void lamb_moments(const lamb_job *j, int64_t begin, int64_t end, double *
             a += (double)p * p;
             b += (double)u * u;
         } else {
-            j->p[i] = fma_d(j->neg_lr, u, p);                  /* p.add_(u, alpha=-lr) */
+            j->p[i] = optim_fma_d(j->neg_lr, u, p);                  /* p.add_(u, alpha=-lr) */
         }
     }
     if (sp) *sp = a, *su = b;
@@ -132,7 +128,7 @@ static void lamb_pass2(void *arg, int64_t begin, int64_t end)
     for (int64_t i = begin; i < end; i++) {
         float p = j->p[i];
         float u = lamb_update(j, j->m[i], j->v[i], p) * j->ratio; /* u.mul_(trust_ratio) */
-        j->p[i] = fma_d(j->neg_lr, u, p);                         /* p.add_(u, alpha=-lr) */
+        j->p[i] = optim_fma_d(j->neg_lr, u, p);                         /* p.add_(u, alpha=-lr) */
     }
 }
 

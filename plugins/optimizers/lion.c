@@ -29,6 +29,8 @@
 
 #include <math.h>
 
+#include "optim_common.h"
+
 typedef struct lion {
     const rn_host *host;
     rn_ctx *ctx;
@@ -46,12 +48,6 @@ typedef struct lion_job {
     float neg_lr;       /* -lr */
 } lion_job;
 
-/* c + a * x rounded once (see the header comment). */
-static inline float fma_d(float a, float x, float c)
-{
-    return (float)((double)a * (double)x + (double)c);
-}
-
 static void lion_range(void *arg, int64_t begin, int64_t end)
 {
     const lion_job *j = arg;
@@ -60,10 +56,10 @@ static void lion_range(void *arg, int64_t begin, int64_t end)
         float p = j->p[i];
         float m = j->m[i];
         if (j->decay != 1.0f) p = p * j->decay;                 /* p.mul_(1 - lr*wd) */
-        float c = fma_d(j->keep1, g, m * j->beta1);             /* m.clone().mul_(b1).add(g, 1-b1) */
+        float c = optim_fma_d(j->keep1, g, m * j->beta1);             /* m.clone().mul_(b1).add(g, 1-b1) */
         float s = (float)((c > 0.0f) - (c < 0.0f));             /* .sign_() */
-        j->p[i] = fma_d(j->neg_lr, s, p);                       /* p.add_(update, alpha=-lr) */
-        j->m[i] = fma_d(j->keep2, g, m * j->beta2);             /* m.mul_(b2).add_(g, 1-b2) */
+        j->p[i] = optim_fma_d(j->neg_lr, s, p);                       /* p.add_(update, alpha=-lr) */
+        j->m[i] = optim_fma_d(j->keep2, g, m * j->beta2);             /* m.mul_(b2).add_(g, 1-b2) */
     }
 }
 

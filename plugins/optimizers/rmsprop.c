@@ -44,6 +44,8 @@
 
 #include <math.h>
 
+#include "optim_common.h"
+
 typedef struct rmsprop {
     const rn_host *host;
     rn_ctx *ctx;
@@ -64,26 +66,20 @@ typedef struct rmsprop_job {
     float neg_lr;         /* -lr */
 } rmsprop_job;
 
-/* c + a * x rounded once (see the header comment). */
-static inline float fma_d(float a, float x, float c)
-{
-    return (float)((double)a * (double)x + (double)c);
-}
-
 static void rmsprop_range(void *arg, int64_t begin, int64_t end)
 {
     const rmsprop_job *j = arg;
     for (int64_t i = begin; i < end; i++) {
         float g = j->grad[i];
         float p = j->p[i];
-        if (j->wd != 0.0f) g = fma_d(j->wd, p, g);               /* grad.add(p, alpha=wd) */
-        float sq = fma_d(j->keep * g, g, j->sq[i] * j->alpha);    /* sq.mul_(a).addcmul_(g, g, 1-a) */
+        if (j->wd != 0.0f) g = optim_fma_d(j->wd, p, g);               /* grad.add(p, alpha=wd) */
+        float sq = optim_fma_d(j->keep * g, g, j->sq[i] * j->alpha);    /* sq.mul_(a).addcmul_(g, g, 1-a) */
         j->sq[i] = sq;
         float avg;
         if (j->ga) {
-            float ga = fma_d(j->keep, g, j->ga[i] * j->alpha);    /* ga.mul_(a).add_(g, alpha=1-a) */
+            float ga = optim_fma_d(j->keep, g, j->ga[i] * j->alpha);    /* ga.mul_(a).add_(g, alpha=1-a) */
             j->ga[i] = ga;
-            avg = sqrtf(fma_d(-ga, ga, sq));                       /* sq.addcmul(ga, ga, -1).sqrt_() */
+            avg = sqrtf(optim_fma_d(-ga, ga, sq));                       /* sq.addcmul(ga, ga, -1).sqrt_() */
         } else {
             avg = sqrtf(sq);                                       /* sq.sqrt() */
         }
@@ -91,7 +87,7 @@ static void rmsprop_range(void *arg, int64_t begin, int64_t end)
         if (j->buf) {
             float b = j->buf[i] * j->momentum + g / avg;           /* buf.mul_(m).addcdiv_(g, avg) */
             j->buf[i] = b;
-            j->p[i] = fma_d(j->neg_lr, b, p);                      /* p.add_(buf, alpha=-lr) */
+            j->p[i] = optim_fma_d(j->neg_lr, b, p);                      /* p.add_(buf, alpha=-lr) */
         } else {
             j->p[i] = p + (j->neg_lr * g) / avg;                   /* p.addcdiv_(g, avg, -lr) */
         }
