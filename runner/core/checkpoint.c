@@ -118,7 +118,7 @@ static json_t *run_json(const rn_run *r, char *err, size_t errlen)
         "loader_epoch", (json_int_t)p->loader_epoch));
     json_object_set_new(j, "lr_scale", json_real(r->lr_scale));
     json_object_set_new(j, "best", json_pack(
-        "{s:o, s:o, s:o, s:o, s:o, s:i, s:I}", "key", real(r->best_key), "test.acc",
+        "{s:o, s:o, s:o, s:o, s:i, s:I}", "test.acc",
         real(r->best_acc), "test.loss", real(r->best_loss), "val.acc", real(r->best_val_acc),
         "val.loss", real(r->best_val_loss), "stage", r->best_stage, "epoch",
         (json_int_t)r->best_epoch));
@@ -196,7 +196,6 @@ static int run_restore(rn_run *r, const json_t *j, const char *path, char *err, 
     r->lr_scale = get_real(j, "lr_scale");
     if (!(r->lr_scale > 0)) r->lr_scale = 1;
     const json_t *b = json_object_get(j, "best");
-    r->best_key = get_real(b, "key");
     r->best_acc = get_real(b, "test.acc");
     r->best_loss = get_real(b, "test.loss");
     r->best_val_acc = get_real(b, "val.acc");

@@ -164,7 +164,7 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
 {
     memset(r, 0, sizeof *r);
     r->plan = plan;
-    r->best_key = r->best_acc = r->best_loss = r->best_val_acc = r->best_val_loss = NAN;
+    r->best_acc = r->best_loss = r->best_val_acc = r->best_val_loss = NAN;
     r->best_epoch = -1;
     r->lr_scale = 1;
     r->view.run_dir = run_dir;

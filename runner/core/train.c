@@ -322,9 +322,8 @@ static int evaluate_epoch(rn_run *r, int s, int64_t ep, char *err, size_t errlen
         rn_metrics_set(&r->metrics, "test.loss", tl);
         rn_metrics_set(&r->metrics, "test.acc", ta);
     }
-    double key = r->val.n ? va : ta;
-    if (!isnan(key) && (isnan(r->best_key) || key > r->best_key)) {
-        r->best_key = key;
+    double key = r->val.n ? va : ta, best = r->val.n ? r->best_val_acc : r->best_acc;
+    if (!isnan(key) && (isnan(best) || key > best)) {
         r->best_acc = ta;
         r->best_loss = tl;
         r->best_val_acc = va;

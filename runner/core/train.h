@@ -53,8 +53,8 @@ typedef struct rn_run {
     /* Results. */
     int64_t global_step, epochs_done, train_images;
     double train_seconds, wall_seconds;
-    double best_key;             /* val.acc of the best epoch (test.acc without a val set) */
-    double best_acc, best_loss;  /* test metrics of the best epoch */
+    double best_acc, best_loss;  /* test metrics of the best epoch: the best val.acc (the best
+                                    test.acc without a validation set) */
     double best_val_acc, best_val_loss; /* its validation metrics (NaN without a val set) */
     int best_stage;              /* its stage index */
     int64_t best_epoch;          /* its 0-based epoch within that stage (as in metrics.csv) */
