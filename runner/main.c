@@ -184,6 +184,7 @@ static const char *setting_type(rn_setting_type t)
     case RN_SETTING_INT: return "integer";
     case RN_SETTING_BOOL: return "boolean";
     case RN_SETTING_STRING: return "string";
+    case RN_SETTING_NUMBERS: return "numbers";
     }
     return "?";
 }
@@ -195,6 +196,10 @@ static void print_setting(const rn_setting *s)
         snprintf(def, sizeof def, "%s%s%s", s->default_string ? "\"" : "",
                  s->default_string ? s->default_string : "(required)",
                  s->default_string ? "\"" : "");
+    else if (s->type == RN_SETTING_NUMBERS)
+        snprintf(def, sizeof def, "%s%s%s", s->default_string ? "{" : "",
+                 s->default_string ? s->default_string : "(required)",
+                 s->default_string ? "}" : "");
     else if (s->type == RN_SETTING_BOOL)
         snprintf(def, sizeof def, "%s", s->default_number != 0 ? "true" : "false");
     else

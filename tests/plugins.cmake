@@ -63,3 +63,14 @@ rn_add_plugin_test(test_grad_norm grad_norm)
 rn_add_plugin_test(test_vflip vflip)
 rn_add_plugin_test(test_random_resized_crop random_resized_crop)
 rn_add_plugin_test(test_random_erasing random_erasing)
+# ABI 1.1 RN_SETTING_NUMBERS validation (test_plugin_settings): a test-only plugin declaring
+# NUMBERS settings, alone in its own dir, plus the normalize plugin.
+add_library(test_numbers_settings MODULE abi_plugins/numbers_settings.c)
+target_include_directories(test_numbers_settings PRIVATE ${PROJECT_SOURCE_DIR}/include)
+target_link_libraries(test_numbers_settings PRIVATE rn_options m)
+set_target_properties(test_numbers_settings PROPERTIES PREFIX "" OUTPUT_NAME numbers_settings
+                      LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/abi_plugins/numbers_settings)
+add_dependencies(test_plugin_settings test_numbers_settings normalize)
+set_property(TEST test_plugin_settings APPEND PROPERTY ENVIRONMENT
+             "RN_ABI_PLUGIN_DIR=${CMAKE_CURRENT_BINARY_DIR}/abi_plugins")
+rn_add_plugin_test(test_normalize normalize)

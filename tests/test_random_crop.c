@@ -81,7 +81,7 @@ static void reference_reflect(float *out, const int64_t *ids, int n, uint64_t se
 
 static rn_batch make_batch(float *x, const int64_t *ids, int n, uint64_t seed, int64_t epoch)
 {
-    rn_batch b = {sizeof b, x, n, C, H, W, NULL, NULL, 0, ids, epoch, seed, black};
+    rn_batch b = {sizeof b, x, n, C, H, W, NULL, NULL, 0, ids, epoch, seed, black, 1};
     return b;
 }
 

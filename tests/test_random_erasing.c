@@ -83,7 +83,7 @@ static int check_reference(const rn_registry *reg, const char *value, double *ns
     static float x[N * C * H * W], ref[N * C * H * W];
     fill(x, ids, N, H, W);
     fill(ref, ids, N, H, W);
-    rn_batch b = {sizeof b, x, N, C, H, W, NULL, NULL, 0, ids, 6, 31337, NULL};
+    rn_batch b = {sizeof b, x, N, C, H, W, NULL, NULL, 0, ids, 6, 31337, NULL, 1};
     CHECK(api->apply(inst.self, &b) == RN_OK);
     for (int i = 0; i < N; i++) {
         uint64_t key = rn_key3(31337, 6, (uint64_t)ids[i]);
@@ -116,7 +116,7 @@ static int check_reference(const rn_registry *reg, const char *value, double *ns
     /* Batch composition: ids[7] alone equals ids[7] inside the batch. */
     float one[C * H * W];
     fill(one, ids + 7, 1, H, W);
-    rn_batch b1 = {sizeof b1, one, 1, C, H, W, NULL, NULL, 0, ids + 7, 6, 31337, NULL};
+    rn_batch b1 = {sizeof b1, one, 1, C, H, W, NULL, NULL, 0, ids + 7, 6, 31337, NULL, 1};
     CHECK(api->apply(inst.self, &b1) == RN_OK);
     CHECK(memcmp(one, x + 7 * C * H * W, sizeof one) == 0);
     rn_instance_destroy(&inst);
@@ -134,7 +134,7 @@ static int erased_of(const rn_registry *reg, double p, int n, double *mean_area)
     int64_t *ids = malloc((size_t)n * sizeof *ids);
     for (int i = 0; i < n; i++) ids[i] = i;
     fill(x, ids, n, S, S);
-    rn_batch b = {sizeof b, x, n, C, S, S, NULL, NULL, 0, ids, 0, 2024, NULL};
+    rn_batch b = {sizeof b, x, n, C, S, S, NULL, NULL, 0, ids, 0, 2024, NULL, 1};
     CHECK(api->apply(inst.self, &b) == RN_OK);
     int erased = 0;
     double area = 0.0;

@@ -118,7 +118,7 @@ static void check_fixture(const rn_registry *reg, const char *name, const double
     const rn_augment_api *api = inst.plugin->api;
     float *buf = malloc((size_t)x->numel * sizeof *buf);
     memcpy(buf, x->data, (size_t)x->numel * sizeof *buf);
-    rn_batch b = {sizeof b, buf, n, c, size, size, NULL, NULL, 0, sid, epoch, seed, NULL};
+    rn_batch b = {sizeof b, buf, n, c, size, size, NULL, NULL, 0, sid, epoch, seed, NULL, 1};
     CHECK(api->apply(inst.self, &b) == RN_OK);
     int bad = fx_compare(name, buf, x->numel, y, 1e-5, 0);
     printf("  %s: %d samples %dx%dx%d, boxes %s the Python port, %d values off PyTorch by > 1e-5\n",
@@ -181,7 +181,7 @@ int main(void)
     double worst = 0.0;
     for (int64_t epoch = 0; epoch < 2; epoch++) {
         memcpy(x, orig, sizeof x);
-        rn_batch b = {sizeof b, x, N, C, S, S, NULL, NULL, 0, ids, epoch, 777, NULL};
+        rn_batch b = {sizeof b, x, N, C, S, S, NULL, NULL, 0, ids, epoch, 777, NULL, 1};
         CHECK(api->apply(inst.self, &b) == RN_OK);
         for (int k = 0; k < N; k++) {
             int box[4];
@@ -201,16 +201,16 @@ int main(void)
 
     /* Batch composition: ids[9] alone equals ids[9] inside the batch. */
     memcpy(x, orig, sizeof x);
-    rn_batch b = {sizeof b, x, N, C, S, S, NULL, NULL, 0, ids, 1, 777, NULL};
+    rn_batch b = {sizeof b, x, N, C, S, S, NULL, NULL, 0, ids, 1, 777, NULL, 1};
     CHECK(api->apply(inst.self, &b) == RN_OK);
     float one[C * S * S];
     memcpy(one, orig + 9 * C * S * S, sizeof one);
-    rn_batch b1 = {sizeof b1, one, 1, C, S, S, NULL, NULL, 0, ids + 9, 1, 777, NULL};
+    rn_batch b1 = {sizeof b1, one, 1, C, S, S, NULL, NULL, 0, ids + 9, 1, 777, NULL, 1};
     CHECK(api->apply(inst.self, &b1) == RN_OK);
     CHECK(memcmp(one, x + 9 * C * S * S, sizeof one) == 0);
 
     /* size must match the image: refused at apply, naming both. */
-    rn_batch b2 = {sizeof b2, one, 1, C, S - 2, S, NULL, NULL, 0, ids, 0, 1, NULL};
+    rn_batch b2 = {sizeof b2, one, 1, C, S - 2, S, NULL, NULL, 0, ids, 0, 1, NULL, 1};
     CHECK(api->apply(inst.self, &b2) < 0);
     printf("  mismatch: %s\n", rn_instance_error(&inst));
     CHECK(strstr(rn_instance_error(&inst), "size 10") && strstr(rn_instance_error(&inst), "8x10"));

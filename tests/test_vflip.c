@@ -26,7 +26,7 @@ static int flips_of(const rn_registry *reg, double p, int n)
     float *x = malloc((size_t)n * 2 * sizeof *x);
     int64_t *ids = malloc((size_t)n * sizeof *ids);
     for (int i = 0; i < n; i++) x[2 * i] = 0, x[2 * i + 1] = 1, ids[i] = i;
-    rn_batch b = {sizeof b, x, n, 1, 2, 1, NULL, NULL, 0, ids, 3, 777, NULL};
+    rn_batch b = {sizeof b, x, n, 1, 2, 1, NULL, NULL, 0, ids, 3, 777, NULL, 1};
     CHECK(api->apply(inst.self, &b) == RN_OK);
     int flips = 0;
     for (int i = 0; i < n; i++) flips += x[2 * i] == 1;
@@ -49,7 +49,7 @@ int main(void)
     float x[N * C * H * W], orig[N * C * H * W], ref[N * C * H * W];
     fill(orig, N);
     memcpy(x, orig, sizeof x);
-    rn_batch b = {sizeof b, x, N, C, H, W, NULL, NULL, 0, ids, 2, 4242, NULL};
+    rn_batch b = {sizeof b, x, N, C, H, W, NULL, NULL, 0, ids, 2, 4242, NULL, 1};
     CHECK(api->apply(inst.self, &b) == RN_OK);
     int flipped = 0;
     for (int i = 0; i < N; i++) {
@@ -67,7 +67,7 @@ int main(void)
     /* Batch composition: ids[5] alone gives the same image as inside the batch. */
     float one[C * H * W];
     memcpy(one, orig + 5 * C * H * W, sizeof one);
-    rn_batch b1 = {sizeof b1, one, 1, C, H, W, NULL, NULL, 0, ids + 5, 2, 4242, NULL};
+    rn_batch b1 = {sizeof b1, one, 1, C, H, W, NULL, NULL, 0, ids + 5, 2, 4242, NULL, 1};
     CHECK(api->apply(inst.self, &b1) == RN_OK);
     CHECK(memcmp(one, ref + 5 * C * H * W, sizeof one) == 0);
     rn_instance_destroy(&inst);

@@ -82,7 +82,15 @@ typedef enum rn_setting_type {
     RN_SETTING_INT = 2,    /* int64; a Lua integer or an integral float */
     RN_SETTING_BOOL = 3,   /* int 0/1 */
     RN_SETTING_STRING = 4, /* NUL-terminated; must be one of `choices` when that is non-NULL */
+    /* ABI 1.1: a list of 1 to RN_MAX_SETTING_NUMBERS numbers, each within min..max (as for
+     * NUMBER), e.g. mean = { 0.485, 0.456, 0.406 }; a single number is taken as a list of one.
+     * default_string holds the default as text ("0.5, 0.5") or is NULL (required). Read with
+     * host->get_numbers. */
+    RN_SETTING_NUMBERS = 5,
 } rn_setting_type;
+
+/* Most numbers a RN_SETTING_NUMBERS setting holds. */
+#define RN_MAX_SETTING_NUMBERS 16
 
 /* Bits for rn_setting.flags. */
 #define RN_SETTING_REQUIRED 1u      /* the recipe must give it; the default is not used */
@@ -136,17 +144,27 @@ typedef struct rn_group {
 /* A batch on its way to the model, as augment plugins see it. */
 typedef struct rn_batch {
     size_t struct_size;
-    float *x;                /* n*c*h*w floats, NCHW, normalized */
+    float *x;                /* n*c*h*w floats, NCHW: pixel/255, normalized unless data.normalize
+                                is absent and no normalize plugin came before (see normalized) */
     int64_t n, c, h, w;
-    const int32_t *labels;   /* n class indices */
-    float *soft_targets;     /* n*classes floats when the loss takes soft targets, else NULL */
-    int64_t classes;
+    const int32_t *labels;   /* n class indices (the original ones: mixing leaves them alone) */
+    float *soft_targets;     /* n*classes floats, the targets the loss trains on, when a plugin of
+                                the list declares RN_AUGMENT_SOFT_TARGETS: row i is the one-hot of
+                                labels[i] on entry to the first plugin, and a mixing plugin writes
+                                the mixture (rows sum to 1). Label smoothing is the loss's, applied
+                                to these rows as timm's mixup_target does. NULL otherwise. */
+    int64_t classes;         /* width of a soft_targets row: the model's outputs */
     const int64_t *sample_ids; /* n dataset indices: key per-sample randomness on these */
     int64_t epoch;           /* 0-based epoch the batch belongs to */
     uint64_t seed;           /* this plugin instance's seed (derived from the run seed) */
     const float *zero_value; /* c floats: a raw 0 (black) pixel after normalization, the fill a
                                 padding transform uses to match torchvision (pads before
                                 normalizing) */
+    /* ---- ABI 1.1 (read only when struct_size covers it) ---- */
+    int normalized;          /* 1 when x is normalized already (data.normalize, or a normalize
+                                plugin earlier in the list), 0 when it is pixel/255. A plugin
+                                that normalizes sets it to 1 and points zero_value at what black
+                                became. */
 } rn_batch;
 
 /* Where a schedule is evaluated. All counts are optimizer steps unless named _epochs. */
@@ -260,6 +278,12 @@ typedef struct rn_host {
      * the global step it was taken at: a logger keeps what it wrote up to that step and
      * appends. Any kind, any thread. */
     int64_t (*resumed_at)(rn_ctx *ctx);
+
+    /* ---- ABI 1.1: settings ---- */
+
+    /* A RN_SETTING_NUMBERS setting: copies its values to out[0..cap) and returns how many it
+     * holds (at most RN_MAX_SETTING_NUMBERS); 0 for an undeclared key or another type. */
+    size_t (*get_numbers)(rn_ctx *ctx, const char *key, double *out, size_t cap);
 } rn_host;
 
 /* ---------------------------------------------------------------------------------------------
@@ -287,14 +311,25 @@ typedef struct rn_scheduler_api {
     int (*counts)(void *self);
 } rn_scheduler_api;
 
+/* Bits for rn_augment_api.flags. */
+#define RN_AUGMENT_SOFT_TARGETS 1u /* writes batch->soft_targets (CutMix, Mixup): the host supplies
+                                      them and refuses a loss that takes class indices only */
+#define RN_AUGMENT_EVAL 2u         /* deterministic preprocessing (normalize) that evaluation and
+                                      the test set need too: evaluation batches go through the
+                                      plugins with this bit, in list order, and no others */
+
 typedef struct rn_augment_api {
     size_t struct_size;
     /* Transform the batch in place. Called on the loader thread, never concurrently for one
      * instance; once at set-up on a one-sample zero batch (sample id 0, epoch 0) so that a bad
      * setting is refused before training. Randomness only from rn_rand(batch->seed, ...) keyed by
-     * sample_ids and epoch. On the loader thread the metrics are not available (host->metric*
-     * report none). */
+     * sample_ids and epoch (a draw for the whole batch by its first sample id), so the batch is
+     * the same on any number of threads and after a resume. On the loader thread the metrics are
+     * not available (host->metric* report none). */
     int (*apply)(void *self, rn_batch *batch);
+
+    /* ---- ABI 1.1 (read only when struct_size covers it) ---- */
+    unsigned flags;          /* RN_AUGMENT_* bits */
 } rn_augment_api;
 
 /* Each hook may be NULL. It returns RN_CONTINUE, RN_STOP_STAGE, RN_STOP_RUN, or a negative error. */

@@ -289,6 +289,21 @@ static int64_t host_resumed_at(rn_ctx *ctx)
     return ctx->run && ctx->run->resumed ? ctx->run->resumed_step : -1;
 }
 
+/* An undeclared key is reported like the other getters'; another type just holds no numbers. */
+static size_t host_get_numbers(rn_ctx *ctx, const char *key, double *out, size_t cap)
+{
+    size_t i;
+    const rn_setting *s = rn_find_setting(ctx->plugin, key, &i);
+    if (!s) {
+        ctx_value(ctx, key);
+        return 0;
+    }
+    if (s->type != RN_SETTING_NUMBERS) return 0;
+    const rn_setting_value *v = &ctx->values[i];
+    for (size_t k = 0; k < v->n_numbers && k < cap; k++) out[k] = v->numbers[k];
+    return v->n_numbers;
+}
+
 static const rn_host host_table = {
     .struct_size = sizeof(rn_host),
     .abi_major = RN_ABI_MAJOR,
@@ -319,6 +334,7 @@ static const rn_host host_table = {
     .group_at = host_group_at,
     .set_metric = host_set_metric,
     .resumed_at = host_resumed_at,
+    .get_numbers = host_get_numbers,
 };
 
 const rn_host *rn_host_table(void) { return &host_table; }

@@ -17,8 +17,25 @@ static const char *type_word(rn_setting_type t)
     case RN_SETTING_INT: return "an integer";
     case RN_SETTING_BOOL: return "a boolean";
     case RN_SETTING_STRING: return "a string";
+    case RN_SETTING_NUMBERS: return "a list of numbers";
     }
     return "?";
+}
+
+size_t rn_parse_numbers(const char *text, double *out, size_t cap)
+{
+    size_t n = 0;
+    const char *c = text;
+    for (;;) {
+        char *end;
+        double x = strtod(c, &end);
+        if (end == c || !isfinite(x) || n == cap) return 0;
+        out[n++] = x;
+        while (*end == ' ' || *end == '\t') end++;
+        if (!*end) return n;
+        if (*end != ',') return 0;
+        c = end + 1;
+    }
 }
 
 static int choice_ok(const char *choices, const char *s)
@@ -43,38 +60,71 @@ static void list_settings(const rn_plugin *p, char *buf, size_t len)
     if (!p->n_settings) snprintf(buf, len, "none");
 }
 
-/* Checks one recipe value against its schema entry and stores it. */
-static int take_value(const rn_setting *s, const rn_value *v, rn_setting_value *out, char *err,
-                      size_t errlen)
+/* Checks one number (a NUMBER or INT setting, or an element of a NUMBERS list, whose own path
+ * v has) against the schema's type and range. */
+static int check_number(const rn_setting *s, const rn_value *v, char *err, size_t errlen)
 {
     char what[160];
     int range = s->min <= s->max;
     int lo_open = (s->flags & RN_SETTING_MIN_EXCLUSIVE) != 0;
     int hi_open = (s->flags & RN_SETTING_MAX_EXCLUSIVE) != 0;
+    const char *word = type_word(s->type == RN_SETTING_INT ? RN_SETTING_INT : RN_SETTING_NUMBER);
+    int ok = v->type == RN_V_INT || v->type == RN_V_NUMBER;
+    if (ok && s->type == RN_SETTING_INT && v->type == RN_V_NUMBER && v->n != floor(v->n)) ok = 0;
+    int outside = range && (v->n < s->min || v->n > s->max || (lo_open && v->n == s->min) ||
+                            (hi_open && v->n == s->max));
+    if (ok && isfinite(v->n) && !outside) return 0;
+    if (range)
+        snprintf(what, sizeof what, "%s in %c%g, %g%c", word, lo_open ? '(' : '[', s->min,
+                 s->max, hi_open ? ')' : ']');
+    else
+        snprintf(what, sizeof what, "%s", word);
+    if (ok) {
+        snprintf(err, errlen, "%s: expected %s, got %.17g", v->path, what, v->n);
+        return -1;
+    }
+    return rn_value_expected(v, what, err, errlen);
+}
+
+/* A NUMBERS value: one number, or a table of 1..RN_MAX_SETTING_NUMBERS numbers and nothing else;
+ * each element is checked under its own path ("...std[2]"). */
+static int take_numbers(const rn_setting *s, const rn_value *v, rn_setting_value *out, char *err,
+                        size_t errlen)
+{
+    if (v->type == RN_V_INT || v->type == RN_V_NUMBER) {
+        if (check_number(s, v, err, errlen)) return -1;
+        out->numbers[0] = v->n;
+        out->n_numbers = 1;
+        return 0;
+    }
+    if (v->type != RN_V_TABLE || v->n_fields || v->n_items < 1 ||
+        v->n_items > RN_MAX_SETTING_NUMBERS) {
+        char what[64];
+        snprintf(what, sizeof what, "a list of 1 to %d numbers", RN_MAX_SETTING_NUMBERS);
+        return rn_value_expected(v, what, err, errlen);
+    }
+    for (size_t k = 0; k < v->n_items; k++) {
+        if (check_number(s, v->items[k], err, errlen)) return -1;
+        out->numbers[k] = v->items[k]->n;
+    }
+    out->n_numbers = v->n_items;
+    return 0;
+}
+
+/* Checks one recipe value against its schema entry and stores it. */
+static int take_value(const rn_setting *s, const rn_value *v, rn_setting_value *out, char *err,
+                      size_t errlen)
+{
+    char what[160];
     out->given = 1;
     switch (s->type) {
     case RN_SETTING_NUMBER:
-    case RN_SETTING_INT: {
-        int ok = v->type == RN_V_INT || v->type == RN_V_NUMBER;
-        if (ok && s->type == RN_SETTING_INT && v->type == RN_V_NUMBER && v->n != floor(v->n))
-            ok = 0;
-        int outside = range && (v->n < s->min || v->n > s->max || (lo_open && v->n == s->min) ||
-                                (hi_open && v->n == s->max));
-        if (!ok || !isfinite(v->n) || outside) {
-            if (range)
-                snprintf(what, sizeof what, "%s in %c%g, %g%c", type_word(s->type),
-                         lo_open ? '(' : '[', s->min, s->max, hi_open ? ')' : ']');
-            else
-                snprintf(what, sizeof what, "%s", type_word(s->type));
-            if (ok) {
-                snprintf(err, errlen, "%s: expected %s, got %.17g", v->path, what, v->n);
-                return -1;
-            }
-            return rn_value_expected(v, what, err, errlen);
-        }
+    case RN_SETTING_INT:
+        if (check_number(s, v, err, errlen)) return -1;
         out->number = v->n;
         return 0;
-    }
+    case RN_SETTING_NUMBERS:
+        return take_numbers(s, v, out, err, errlen);
     case RN_SETTING_BOOL:
         if (v->type != RN_V_BOOL) return rn_value_expected(v, "a boolean", err, errlen);
         out->number = v->b;
@@ -164,12 +214,17 @@ int rn_instance_create(rn_instance *inst, const rn_registry *reg, rn_plugin_kind
         values[i].number = p->settings[i].default_number;
         if (p->settings[i].type == RN_SETTING_STRING && p->settings[i].default_string)
             values[i].string = strdup(p->settings[i].default_string);
+        /* The registry refused a default that does not parse: 0 numbers means required. */
+        if (p->settings[i].type == RN_SETTING_NUMBERS && p->settings[i].default_string)
+            values[i].n_numbers = rn_parse_numbers(p->settings[i].default_string,
+                                                   values[i].numbers, RN_MAX_SETTING_NUMBERS);
     }
     int rc = spec->type == RN_V_TABLE ? apply_table(p, spec, values, err, errlen) : 0;
     for (size_t i = 0; rc == 0 && i < p->n_settings; i++) {
         const rn_setting *st = &p->settings[i];
         int missing = (st->flags & RN_SETTING_REQUIRED) && !values[i].given;
         if (st->type == RN_SETTING_STRING && !values[i].string) missing = 1;
+        if (st->type == RN_SETTING_NUMBERS && !values[i].n_numbers) missing = 1;
         if (missing) {
             snprintf(err, errlen, "%s.%s: missing (expected %s: %s)", where, st->name,
                      type_word(st->type), st->doc ? st->doc : "required");
@@ -245,7 +300,7 @@ int rn_instance_number(const rn_instance *inst, const char *key, double *out)
 {
     size_t i;
     const rn_setting *s = rn_find_setting(inst->plugin, key, &i);
-    if (!s || s->type == RN_SETTING_STRING) return 0;
+    if (!s || s->type == RN_SETTING_STRING || s->type == RN_SETTING_NUMBERS) return 0;
     *out = inst->ctx->values[i].number;
     return 1;
 }

@@ -1,5 +1,5 @@
 /* The plugin registry: scans the search path, checks each library's ABI, finds plugins by id. */
-#include "plugin_host.h"
+#include "plugin_ctx.h"
 
 #include <dirent.h>
 #include <stddef.h>
@@ -80,8 +80,16 @@ static int check_plugin(const rn_plugin *p, const char *path, char *err, size_t 
     }
     for (size_t i = 0; i < p->n_settings; i++) {
         const rn_setting *s = &p->settings[i];
-        if (!s->name || s->type < RN_SETTING_NUMBER || s->type > RN_SETTING_STRING) {
+        if (!s->name || s->type < RN_SETTING_NUMBER || s->type > RN_SETTING_NUMBERS) {
             snprintf(err, errlen, "%s: plugin \"%s\" setting %zu is malformed", path, p->id, i);
+            return -1;
+        }
+        double nums[RN_MAX_SETTING_NUMBERS];
+        if (s->type == RN_SETTING_NUMBERS && s->default_string &&
+            !rn_parse_numbers(s->default_string, nums, RN_MAX_SETTING_NUMBERS)) {
+            snprintf(err, errlen, "%s: plugin \"%s\" setting \"%s\" has default \"%s\" (expected "
+                     "1 to %d numbers separated by commas, or NULL for a required setting)", path,
+                     p->id, s->name, s->default_string, RN_MAX_SETTING_NUMBERS);
             return -1;
         }
     }
