@@ -28,3 +28,4 @@ rn_add_test(test_freeze SOURCES test_freeze.c LIBS rn_nn)
 # Not a test: `bench_freeze [batch] [iters]` prints resnet8 ms/step, all trainable vs head only.
 add_executable(bench_freeze test_freeze_bench.c)
 target_link_libraries(bench_freeze PRIVATE rn_nn rn_options OpenMP::OpenMP_C)
+rn_add_test(test_multi_margin SOURCES test_multi_margin.c LIBS rn_nn)

@@ -1,6 +1,7 @@
 /* cross_entropy2: label smoothing and soft targets. The loss against the closed form in double,
  * dlogits against central finite differences of the returned loss in each of the four modes,
- * one-hot soft targets equal hard labels, argmax hits, and the NaN cases. */
+ * one-hot soft targets equal hard labels, label smoothing on mixed targets equals timm's
+ * mixup_target + SoftTargetCrossEntropy, argmax hits, and the NaN cases. */
 #include <string.h>
 
 #include "nn_gradcheck.h"
@@ -89,6 +90,28 @@ int main(void)
         double a = rn_cross_entropy2(&z, labels, NULL, ls, &g1, NULL);
         double b = rn_cross_entropy2(&z, NULL, onehot, ls, &g2, NULL);
         CHECK_NEAR(a, b, 1e-12, 0.0);
+        int same = 1;
+        for (int i = 0; i < N * K; i++) same &= fabsf(g1.data[i] - g2.data[i]) <= 1e-7f;
+        CHECK(same);
+    }
+    /* Label smoothing on mixed targets is timm's: mixup_target(y, K, lam, smoothing) mixes
+     * smoothed one-hots (off = ls/K, on = 1 - ls + off) of y and its partner, and
+     * SoftTargetCrossEntropy takes them as they are; here the mixture of plain one-hots with the
+     * loss's label_smoothing. Same loss within 1e-12, same gradient within 1e-7. */
+    {
+        const double ls = 0.1, lam = 0.3;
+        const int32_t partner[N] = {4, 0, 2, 1};
+        float mixed[N * K], timm[N * K];
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < K; j++) {
+                double off = ls / K, on = 1.0 - ls + off;
+                double y1 = j == labels[i] ? on : off, y2 = j == partner[i] ? on : off;
+                timm[i * K + j] = (float)(y1 * lam + y2 * (1.0 - lam));
+                mixed[i * K + j] = (float)(lam * (j == labels[i]) + (1.0 - lam) * (j == partner[i]));
+            }
+        double a = rn_cross_entropy2(&z, labels, mixed, ls, &g1, NULL);
+        double b = rn_cross_entropy2(&z, labels, timm, 0.0, &g2, NULL);
+        CHECK_NEAR(a, b, 1e-12, 1e-7);
         int same = 1;
         for (int i = 0; i < N * K; i++) same &= fabsf(g1.data[i] - g2.data[i]) <= 1e-7f;
         CHECK(same);

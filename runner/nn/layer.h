@@ -142,5 +142,11 @@ double rn_cross_entropy(const rn_tensor *logits, const int32_t *labels, rn_tenso
  * argmax is the label, or the argmax of the soft target when labels is NULL. */
 double rn_cross_entropy2(const rn_tensor *logits, const int32_t *labels, const float *soft_targets,
                          double label_smoothing, rn_tensor *dlogits, int64_t *correct);
+/* torch.nn.MultiMarginLoss(p, margin) on logits (N, K) and class indices, mean over the batch:
+ * loss_i = sum_{j != y_i} max(0, margin - z_{i,y_i} + z_{i,j})^p / K, p = 1 or 2. Returns NaN
+ * for a label outside [0, K), another p, no labels or n == 0; writes dlogits (N, K) when not
+ * NULL (the subgradient 0 at a hinge's kink, as torch); correct gets the argmax hits. */
+double rn_multi_margin(const rn_tensor *logits, const int32_t *labels, double margin, int p,
+                       rn_tensor *dlogits, int64_t *correct);
 
 #endif

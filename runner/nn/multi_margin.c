@@ -1,0 +1,46 @@
+/* Multi-class hinge loss over logits (N, K), mean over the batch (torch.nn.MultiMarginLoss with
+ * p = 1 or 2, no weights): a loss on class indices only, which cannot take soft targets. */
+#include "nn_internal.h"
+
+#include <math.h>
+
+double rn_multi_margin(const rn_tensor *logits, const int32_t *labels, double margin, int p,
+                       rn_tensor *dlogits, int64_t *correct)
+{
+    const int64_t n = logits->shape.d[0];
+    const int64_t k = logits->shape.ndim > 1 ? rn_tensor_numel(logits) / (n ? n : 1) : 1;
+    double total = 0.0;
+    int64_t hits = 0;
+    int bad = (p != 1 && p != 2) || !labels;
+    float *g = dlogits ? dlogits->data : NULL;
+    for (int64_t i = 0; i < n && !bad; i++) {
+        const float *z = logits->data + i * k;
+        float *gi = g ? g + i * k : NULL;
+        int32_t y = labels[i];
+        if (y < 0 || y >= k) {
+            bad = 1;
+            break;
+        }
+        int64_t best = 0;
+        for (int64_t j = 1; j < k; j++)
+            if (z[j] > z[best]) best = j;
+        hits += best == y;
+        /* sum_{j != y} max(0, margin - z_y + z_j)^p / K */
+        double li = 0.0, gy = 0.0;
+        for (int64_t j = 0; j < k; j++) {
+            double d = j == y ? 0.0 : margin - (double)z[y] + (double)z[j];
+            double gj = 0.0;
+            if (d > 0.0) {
+                li += p == 1 ? d : d * d;
+                gj = (p == 1 ? 1.0 : 2.0 * d) / (double)k;
+                gy -= gj;
+            }
+            if (gi) gi[j] = (float)(gj / (double)n);
+        }
+        if (gi) gi[y] = (float)(gy / (double)n);
+        total += li / (double)k;
+    }
+    if (correct) *correct = hits;
+    if (bad || n == 0) return NAN;
+    return total / (double)n;
+}
