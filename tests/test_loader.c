@@ -1,6 +1,7 @@
 /* rn_loader and rn_shuffle_indices: exact batch contents against the permutation, epoch
- * semantics, determinism, drop_last, the transform hook and its errors, the bounded prefetch
- * queue, and closing mid-epoch (run under ASan for leaks). */
+ * semantics, determinism, drop_last, the transform hook and its errors, soft targets and the
+ * timings, several workers and resuming with them, the bounded prefetch queue, and closing
+ * mid-epoch (run under ASan for leaks). */
 #include "dataset.h"
 #include "rn_test.h"
 
@@ -341,6 +342,156 @@ static void test_transform(void)
     rn_dataset_free(&ds);
 }
 
+/* A transform that mixes targets the way CutMix does (row i takes half of row i+1's) and sleeps,
+ * so that the caller waits. */
+static int mix_fn(void *arg, rn_loader_batch *b, char *err, size_t errlen)
+{
+    (void)arg, (void)err, (void)errlen;
+    if (!b->soft || b->classes != 12) return -1;
+    for (int64_t i = 0; i + 1 < b->n; i++)
+        for (int64_t j = 0; j < b->classes; j++)
+            b->soft[i * b->classes + j] =
+                0.5f * b->soft[i * b->classes + j] + 0.5f * b->soft[(i + 1) * b->classes + j];
+    usleep(20 * 1000);
+    return 0;
+}
+
+/* Soft targets: one-hot rows of the labels (12 wide for 10 classes: the model's outputs may be
+ * more) before the transform, what it wrote after; none without soft_classes; too narrow is
+ * refused. The timings count the batches made, and the 20 ms sleeps show in the transform time
+ * and in the caller's wait (lower bounds only: the sleeps guarantee them). */
+static void test_soft_targets(void)
+{
+    rn_dataset ds;
+    make_dataset(&ds, 10, 2, 2, 3);
+    char err[256] = "";
+    rn_loader *l;
+    rn_loader_batch *b;
+    int64_t perm[10];
+    rn_loader_config cfg = config(&ds, 4, 1, 0, 5);
+    CHECK(rn_loader_open(&l, &cfg, 0, err, sizeof err) == 0);
+    CHECK(rn_loader_next(l, &b, err, sizeof err) == 1);
+    CHECK(b->soft == NULL && b->classes == 0);
+    rn_loader_close(l);
+
+    cfg.soft_classes = 12;
+    cfg.transform = mix_fn;
+    CHECK(rn_loader_open(&l, &cfg, 0, err, sizeof err) == 0);
+    rn_shuffle_indices(perm, 10, 5, 0);
+    int64_t seen = 0;
+    while (rn_loader_next(l, &b, err, sizeof err) == 1) {
+        CHECK(b->classes == 12);
+        for (int64_t i = 0; i < b->n; i++) {
+            int32_t y = ds.labels[perm[seen + i]];
+            int32_t y2 = i + 1 < b->n ? ds.labels[perm[seen + i + 1]] : y;
+            for (int64_t j = 0; j < 12; j++) {
+                float want = (i + 1 < b->n ? 0.5f : 1.0f) * (float)(j == y) +
+                             (i + 1 < b->n ? 0.5f : 0.0f) * (float)(j == y2);
+                CHECK(b->soft[i * 12 + j] == want);
+            }
+        }
+        seen += b->n;
+    }
+    CHECK(seen == 10);
+    rn_loader_stats st = rn_loader_stats_get(l);
+    CHECK(st.batches >= 3);
+    CHECK(st.transform_s >= 0.018 * (double)st.batches);
+    CHECK(st.make_s >= st.transform_s);
+    CHECK(st.wait_s >= 0.018); /* 60 ms of sleeps against microseconds of checking */
+    rn_loader_close(l);
+
+    cfg.soft_classes = 9;
+    CHECK(rn_loader_open(&l, &cfg, 0, err, sizeof err) != 0);
+    CHECK(strstr(err, "soft targets of 9 classes cannot hold the data's 10") != NULL);
+    rn_dataset_free(&ds);
+}
+
+/* A transform whose output depends on (epoch, sample id) only, counting the workers it ran on. */
+typedef struct by_worker {
+    atomic_int calls[4];
+} by_worker;
+
+static int keyed_fn(void *arg, rn_loader_batch *b, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    by_worker *bw = arg;
+    if (b->worker < 0 || b->worker >= 4) return -1;
+    atomic_fetch_add(&bw->calls[b->worker], 1);
+    for (int64_t i = 0; i < b->n; i++)
+        b->x[i * b->c * b->h * b->w] += (float)((b->ids[i] * 31 + b->epoch * 7) % 13);
+    return 0;
+}
+
+/* Collects `count` batches (x, ids, labels) from a loader opened at (epoch, batch). */
+static float *collect(const rn_loader_config *cfg, int64_t epoch, int64_t batch, int count,
+                      int64_t sample)
+{
+    char err[256] = "";
+    rn_loader *l;
+    rn_loader_batch *b;
+    int64_t rows = cfg->batch_size * (sample + 2);
+    float *out = calloc((size_t)(count * rows), sizeof *out);
+    CHECK(rn_loader_open_at(&l, cfg, epoch, batch, err, sizeof err) == 0);
+    for (int k = 0; k < count;) {
+        int rc = rn_loader_next(l, &b, err, sizeof err);
+        CHECK(rc >= 0);
+        if (rc <= 0) continue; /* an epoch's end */
+        float *o = out + k * rows;
+        memcpy(o, b->x, (size_t)(b->n * sample) * sizeof *o);
+        for (int64_t i = 0; i < b->n; i++) {
+            o[cfg->batch_size * sample + i] = (float)b->ids[i];
+            o[cfg->batch_size * (sample + 1) + i] = (float)b->labels[i] + 0.5f;
+        }
+        k++;
+    }
+    rn_loader_close(l);
+    return out;
+}
+
+/* Workers: 1, 2 and 3 workers give the same batches over three epochs, in order, and each
+ * worker of 3 made some; opening at (1, 4), as a resume does, gives the unbroken loader's
+ * batches from there; 0 workers is one, 65 is refused. */
+static void test_workers(void)
+{
+    rn_dataset ds;
+    make_dataset(&ds, 30, 2, 2, 3);
+    int64_t sample = 2 * 2 * 3, per_epoch = 8; /* 30 samples in batches of 4: 7 full + 2 */
+    int count = 3 * (int)per_epoch;
+    by_worker bw;
+    memset(&bw, 0, sizeof bw);
+    rn_loader_config cfg = config(&ds, 4, 1, 0, 99);
+    cfg.transform = keyed_fn;
+    cfg.transform_arg = &bw;
+    size_t bytes = (size_t)(count * cfg.batch_size * (sample + 2)) * sizeof(float);
+    cfg.workers = 1;
+    float *one = collect(&cfg, 0, 0, count, sample);
+    for (int w = 2; w <= 3; w++) {
+        memset(&bw, 0, sizeof bw);
+        cfg.workers = w;
+        float *many = collect(&cfg, 0, 0, count, sample);
+        CHECK(memcmp(one, many, bytes) == 0);
+        for (int k = 0; k < w; k++) CHECK(atomic_load(&bw.calls[k]) > 0);
+        free(many);
+    }
+    cfg.workers = 2;
+    size_t skip = (size_t)((per_epoch + 4) * cfg.batch_size * (sample + 2));
+    float *resumed = collect(&cfg, 1, 4, count - (int)per_epoch - 4, sample);
+    CHECK(memcmp(one + skip, resumed, bytes - skip * sizeof(float)) == 0);
+    free(resumed);
+    cfg.workers = 0;
+    float *zero = collect(&cfg, 0, 0, count, sample);
+    CHECK(memcmp(one, zero, bytes) == 0);
+    free(zero);
+    free(one);
+
+    char err[256] = "";
+    rn_loader *l;
+    cfg.workers = 65;
+    CHECK(rn_loader_open(&l, &cfg, 0, err, sizeof err) != 0);
+    CHECK(strstr(err, "workers must be in [1, 64], got 65") != NULL);
+    rn_dataset_free(&ds);
+}
+
 static double now_s(void)
 {
     struct timespec t;
@@ -467,6 +618,8 @@ int main(void)
     test_epochs();
     test_drop_last_and_order();
     test_transform();
+    test_soft_targets();
+    test_workers();
     test_close_midway();
     test_open_errors();
     test_fashion_mnist_epoch();

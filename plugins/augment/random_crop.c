@@ -121,6 +121,14 @@ static void reflect_plane(float *p, float *copy, int64_t h, int64_t w, int64_t s
 static int random_crop_apply(void *self, rn_batch *b)
 {
     random_crop *r = self;
+    if (r->size > b->h + 2 * r->padding || r->size > b->w + 2 * r->padding) {
+        r->host->set_error(r->ctx, "size %lld is larger than the padded image %lldx%lld (the "
+                           "batch's %lldx%lld plus padding %lld on each side)",
+                           (long long)r->size, (long long)(b->h + 2 * r->padding),
+                           (long long)(b->w + 2 * r->padding), (long long)b->h, (long long)b->w,
+                           (long long)r->padding);
+        return RN_ERR_CONFIG;
+    }
     if (r->size != b->h || r->size != b->w) {
         r->host->set_error(r->ctx, "size %lld must equal the batch's image size %lldx%lld (the "
                            "batch buffers are fixed; resizing crops are not supported yet)",

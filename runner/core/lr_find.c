@@ -30,7 +30,7 @@ static int sweep(rn_run *r, const rn_lr_find_spec *f, int64_t k, rn_lr_sweep *ou
                  volatile sig_atomic_t *stop, char *err, size_t errlen)
 {
     rn_loader_config cfg;
-    rn_run_loader_config(&cfg, r, &r->train, 1);
+    rn_run_loader_config(&cfg, r, &r->train, RN_LOADER_SWEEP);
     if (k > 0) cfg.seed = rn_key3(cfg.seed, 0x6c725f66696e64ull, (uint64_t)k);
     rn_loader *ld;
     if (rn_loader_open(&ld, &cfg, r->pos.loader_epoch, err, errlen)) return -1;

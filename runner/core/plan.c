@@ -1,6 +1,8 @@
 /* Recipe tree -> run plan, refusing unknown keys and wrong types with the key path. */
 #include "plan.h"
 
+#include "dataset.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -130,7 +132,8 @@ static int data_build(rn_data_spec *d, const rn_value *t, const char *dir, char 
                       size_t errlen)
 {
     static const char *const known[] = {"train", "test", "val_split", "batch_size", "shuffle",
-                                        "drop_last", "normalize", "augment", NULL};
+                                        "drop_last", "normalize", "augment", "workers",
+                                        NULL};
     if (check_keys(t, "data", known, err, errlen)) return -1;
     int bad = 0;
     const rn_value *train = table_field(t, "train", 1, "a table {format, images, labels}", &bad,
@@ -147,6 +150,9 @@ static int data_build(rn_data_spec *d, const rn_value *t, const char *dir, char 
     if (rn_get_int(t, "batch_size", 0, 64, 1, 65536, &d->batch_size, err, errlen)) return -1;
     if (rn_get_bool(t, "shuffle", 0, 1, &d->shuffle, err, errlen)) return -1;
     if (rn_get_bool(t, "drop_last", 0, 0, &d->drop_last, err, errlen)) return -1;
+    int64_t workers;
+    if (rn_get_int(t, "workers", 0, 1, 1, RN_LOADER_MAX_WORKERS, &workers, err, errlen)) return -1;
+    d->workers = (int)workers;
     const rn_value *norm = table_field(t, "normalize", 0, "a table {mean = {...}, std = {...}}",
                                        &bad, err, errlen);
     if (bad) return -1;
@@ -323,6 +329,38 @@ static int stage_build(rn_stage_spec *s, const rn_value *t, size_t index,
     return 0;
 }
 
+/* loss = { "cross_entropy", label_smoothing = x } | { "multi_margin", margin = x, p = 1|2 } */
+static int loss_build(rn_plan *p, const rn_value *loss, char *err, size_t errlen)
+{
+    p->loss = RN_LOSS_CROSS_ENTROPY;
+    p->margin = 1.0;
+    p->margin_p = 1;
+    if (!loss) return 0;
+    if (loss->type != RN_V_TABLE || loss->n_items != 1 || loss->items[0]->type != RN_V_STRING)
+        return rn_value_expected(loss, "a loss table like {\"cross_entropy\"}", err, errlen);
+    const char *id = loss->items[0]->s;
+    if (strcmp(id, "cross_entropy") == 0) {
+        static const char *const known[] = {"label_smoothing", NULL};
+        return check_keys(loss, "loss", known, err, errlen) ||
+               rn_get_number(loss, "label_smoothing", 0, 0, 0, 0.999, &p->label_smoothing, err,
+                             errlen);
+    }
+    if (strcmp(id, "multi_margin") == 0) {
+        static const char *const known[] = {"margin", "p", NULL};
+        int64_t pw;
+        p->loss = RN_LOSS_MULTI_MARGIN;
+        if (check_keys(loss, "loss", known, err, errlen) ||
+            rn_get_number(loss, "margin", 0, 1.0, 0, 1e6, &p->margin, err, errlen) ||
+            rn_get_int(loss, "p", 0, 1, 1, 2, &pw, err, errlen))
+            return -1;
+        p->margin_p = (int)pw;
+        return 0;
+    }
+    snprintf(err, errlen, "%s: unknown loss \"%s\" (available: cross_entropy, multi_margin)",
+             loss->items[0]->path, id);
+    return -1;
+}
+
 int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, char *err,
                   size_t errlen)
 {
@@ -370,21 +408,7 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
                            errlen);
     if (bad) return -1;
 
-    const rn_value *loss = rn_value_field(root, "loss");
-    if (loss) {
-        static const char *const lknown[] = {"label_smoothing", NULL};
-        if (loss->type != RN_V_TABLE || loss->n_items != 1 || loss->items[0]->type != RN_V_STRING)
-            return rn_value_expected(loss, "a loss table like {\"cross_entropy\"}", err, errlen);
-        if (strcmp(loss->items[0]->s, "cross_entropy") != 0) {
-            snprintf(err, errlen, "%s: unknown loss \"%s\" (available: cross_entropy)",
-                     loss->items[0]->path, loss->items[0]->s);
-            return -1;
-        }
-        if (check_keys(loss, "loss", lknown, err, errlen)) return -1;
-        if (rn_get_number(loss, "label_smoothing", 0, 0, 0, 0.999, &p->label_smoothing, err,
-                          errlen))
-            return -1;
-    }
+    if (loss_build(p, rn_value_field(root, "loss"), err, errlen)) return -1;
 
     p->optimizer = rn_value_field(root, "optimizer");
     if (!p->optimizer) {

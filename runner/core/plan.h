@@ -25,10 +25,17 @@ typedef struct rn_data_spec {
     double val_split;                 /* fraction of train held out (stratified, seeded); 0 = none */
     int64_t batch_size;
     int shuffle, drop_last;
+    int workers;                      /* loader threads making training batches (1) */
     int n_norm;                       /* channels in mean/std, 0 = no normalization */
     float mean[RN_MAX_CHANNELS], std[RN_MAX_CHANNELS];
     const rn_value *augment;          /* list of plugin specs, or NULL */
 } rn_data_spec;
+
+/* The training loss. */
+typedef enum rn_loss_kind {
+    RN_LOSS_CROSS_ENTROPY = 0, /* softmax cross-entropy: class indices or soft targets */
+    RN_LOSS_MULTI_MARGIN = 1,  /* multi-class hinge (nn.MultiMarginLoss): class indices only */
+} rn_loss_kind;
 
 typedef enum rn_stage_kind {
     RN_STAGE_FIT = 0,        /* train for `epochs` */
@@ -82,7 +89,10 @@ typedef struct rn_plan {
     const char *device;      /* "cpu" | "auto" | "cuda" */
     rn_data_spec data;
     const rn_value *model;   /* model table */
-    double label_smoothing;  /* loss.label_smoothing in [0, 1), as F.cross_entropy's */
+    rn_loss_kind loss;       /* loss[1] */
+    double label_smoothing;  /* cross_entropy: label_smoothing in [0, 0.999], as F.cross_entropy's */
+    double margin;           /* multi_margin: margin (1) */
+    int margin_p;            /* multi_margin: p, 1 or 2 */
     const rn_value *groups;  /* named parameter groups by pattern, or NULL */
     int64_t accumulate;      /* micro-batches per optimizer step (>= 1) */
     int decay_bias_and_norm; /* 0: biases and 1-d (norm) parameters get no weight decay */

@@ -244,6 +244,17 @@ int rn_write_summary(const char *dir, const rn_run *r, const char *status, const
     json_object_set_new(j, "train_images", json_integer(r->train_images));
     json_object_set_new(j, "train_images_per_s", num(ips));
     json_object_set_new(j, "wall_time_s", num(r->wall_seconds));
+    /* The training loader: time its workers spent making batches (augmentation alone under
+     * augment_s), and time the training waited for one; per batch in milliseconds. */
+    if (r->data.batches > 0) {
+        double per = 1e3 / (double)r->data.batches;
+        double per_taken = r->data.taken > 0 ? 1e3 / (double)r->data.taken : NAN;
+        json_object_set_new(j, "data", json_pack(
+            "{s:i, s:I, s:o, s:o, s:o}", "workers", r->plan->data.workers, "batches",
+            (json_int_t)r->data.batches, "make_ms_per_batch", num(r->data.make_s * per),
+            "augment_ms_per_batch", num(r->data.transform_s * per), "wait_ms_per_batch",
+            num(r->data.wait_s * per_taken)));
+    }
     json_object_set_new(j, "parameters", json_integer(r->model.layers ?
                                                       rn_model_param_count(&r->model) : 0));
     json_object_set_new(j, "final", final);

@@ -159,6 +159,72 @@ static int prepare_stages(rn_run *r, char *err, size_t errlen)
     return 0;
 }
 
+static unsigned augment_flags(const rn_instance *inst);
+
+/* The augment list once per worker of the training loader, once per worker of the sweep loader
+ * and once for evaluation: apply is never concurrent for one instance, and these loaders run at
+ * the same time. The copies share their slot, so their seeds, and so their draws, are the same. */
+static int make_augments(rn_run *r, const rn_registry *reg, char *err, size_t errlen)
+{
+    const rn_plan *plan = r->plan;
+    int workers = plan->data.workers > 0 ? plan->data.workers : 1;
+    int lists = 2 * workers + 1;
+    size_t per = plan->data.augment ? plan->data.augment->n_items : 0;
+    r->augments = NULL;
+    r->n_augments = r->n_augment_lists = 0;
+    r->augment_sets[RN_LOADER_EVAL] = (rn_augment_set){r, 2 * workers, 1};
+    r->augment_sets[RN_LOADER_TRAIN] = (rn_augment_set){r, 0, 0};
+    r->augment_sets[RN_LOADER_SWEEP] = (rn_augment_set){r, workers, 0};
+    if (!per) return 0;
+    r->augments = calloc((size_t)lists * per, sizeof *r->augments);
+    if (!r->augments) {
+        snprintf(err, errlen, "data.augment: out of memory");
+        return -1;
+    }
+    for (int k = 0; k < lists; k++) {
+        rn_instance *list;
+        int n;
+        if (make_list(&list, &n, plan->data.augment, RN_KIND_AUGMENT, plan, reg, &r->view, 0,
+                      err, errlen)) {
+            for (int i = 0; i < n; i++) rn_instance_destroy(&list[i]);
+            free(list);
+            return -1;
+        }
+        memcpy(r->augments + (size_t)k * per, list, per * sizeof *list);
+        free(list);
+        r->n_augment_lists = k + 1;
+    }
+    r->n_augments = (int)per;
+    for (size_t i = 0; i < per; i++)
+        if (augment_flags(&r->augments[i]) & RN_AUGMENT_EVAL) r->eval_augments = 1;
+    return 0;
+}
+
+static unsigned augment_flags(const rn_instance *inst)
+{
+    const rn_augment_api *api = inst->plugin->api;
+    return api->struct_size >= offsetof(rn_augment_api, flags) + sizeof api->flags ? api->flags
+                                                                                  : 0u;
+}
+
+/* An augment that mixes samples (CutMix, Mixup) writes soft targets: the training batches then
+ * carry them, and the loss must take them. */
+static int check_soft_targets(rn_run *r, char *err, size_t errlen)
+{
+    r->soft_targets = 0;
+    for (int i = 0; i < r->n_augments; i++) {
+        if (!(augment_flags(&r->augments[i]) & RN_AUGMENT_SOFT_TARGETS)) continue;
+        if (r->plan->loss != RN_LOSS_CROSS_ENTROPY) {
+            snprintf(err, errlen, "data.augment[%d]: %s mixes samples and writes soft targets, "
+                     "but loss \"multi_margin\" takes class indices only; use loss = { "
+                     "\"cross_entropy\" }", i + 1, r->augments[i].plugin->id);
+            return -1;
+        }
+        r->soft_targets = 1;
+    }
+    return 0;
+}
+
 int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const char *run_dir,
                    int is_tty, char *err, size_t errlen)
 {
@@ -191,9 +257,7 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
         if (rn_schedule_create(&r->schedules[s], plan->stages[s].schedule, reg, &r->view,
                                (uint64_t)s, err, errlen))
             return -1;
-    if (make_list(&r->augments, &r->n_augments, plan->data.augment, RN_KIND_AUGMENT, plan, reg,
-                  &r->view, 0, err, errlen))
-        return -1;
+    if (make_augments(r, reg, err, errlen)) return -1;
     rn_value *defaults = plan->callbacks ? NULL : default_callbacks();
     int rc = make_list(&r->callbacks, &r->n_callbacks, plan->callbacks ? plan->callbacks : defaults,
                        RN_KIND_CALLBACK, plan, reg, &r->view, 0, err, errlen);
@@ -275,14 +339,24 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
         return -1;
     }
     if (r->n_augments) {
+        if (check_soft_targets(r, err, errlen)) return -1;
         int64_t id = 0;
+        int32_t label = 0;
         float *x = calloc((size_t)(r->train.c * r->train.h * r->train.w), sizeof *x);
-        if (!x) {
+        float *soft = calloc((size_t)r->n_classes, sizeof *soft);
+        if (!x || !soft) {
+            free(x);
+            free(soft);
             snprintf(err, errlen, "data.augment: out of memory");
             return -1;
         }
-        int bad = rn_run_augment(r, x, 1, r->train.labels, &id, 0, err, errlen);
+        soft[0] = 1.0f;
+        int bad = 0;
+        for (int k = 0; !bad && k < r->n_augment_lists; k++)
+            bad = rn_run_augment(r, k, 0, x, 1, &label, r->soft_targets ? soft : NULL, &id, 0,
+                                 err, errlen);
         free(x);
+        free(soft);
         if (bad) return -1;
     }
 
@@ -310,7 +384,8 @@ void rn_run_free(rn_run *r)
 {
     for (int i = 0; i < r->n_callbacks; i++) rn_instance_destroy(&r->callbacks[i]);
     free(r->callbacks);
-    for (int i = 0; i < r->n_augments; i++) rn_instance_destroy(&r->augments[i]);
+    for (int i = 0; i < r->n_augments * r->n_augment_lists; i++)
+        rn_instance_destroy(&r->augments[i]);
     free(r->augments);
     if (r->schedules)
         for (int s = 0; s < r->plan->n_stages; s++) rn_schedule_free(&r->schedules[s]);
@@ -333,25 +408,30 @@ void rn_run_free(rn_run *r)
     memset(r, 0, sizeof *r);
 }
 
-int rn_run_augment_batch(void *run, rn_loader_batch *b, char *err, size_t errlen)
+int rn_run_augment_batch(void *set, rn_loader_batch *b, char *err, size_t errlen)
 {
-    return rn_run_augment(run, b->x, b->n, b->labels, b->ids, b->epoch, err, errlen);
+    const rn_augment_set *s = set;
+    return rn_run_augment(s->run, s->first + b->worker, s->eval, b->x, b->n, b->labels, b->soft,
+                          b->ids, b->epoch, err, errlen);
 }
 
-int rn_run_augment(rn_run *r, float *x, int64_t n, const int32_t *labels, const int64_t *ids,
-                   int64_t epoch, char *err, size_t errlen)
+int rn_run_augment(rn_run *r, int list, int eval_only, float *x, int64_t n,
+                   const int32_t *labels, float *soft, const int64_t *ids, int64_t epoch,
+                   char *err, size_t errlen)
 {
+    rn_instance *aug = r->augments + (size_t)list * (size_t)r->n_augments;
     rn_batch batch = {
         .struct_size = sizeof batch, .x = x, .n = n, .c = r->train.c, .h = r->train.h,
-        .w = r->train.w, .labels = labels, .classes = r->train.classes,
+        .w = r->train.w, .labels = labels, .soft_targets = soft, .classes = r->n_classes,
         .sample_ids = ids, .epoch = epoch, .zero_value = r->zero_value,
+        .normalized = r->plan->data.n_norm > 0,
     };
     for (int i = 0; i < r->n_augments; i++) {
-        const rn_augment_api *api = r->augments[i].plugin->api;
-        batch.seed = rn_instance_seed(&r->augments[i]);
-        if (api->apply(r->augments[i].self, &batch) != RN_OK) {
-            snprintf(err, errlen, "data.augment[%d]: %s", i + 1,
-                     rn_instance_error(&r->augments[i]));
+        const rn_augment_api *api = aug[i].plugin->api;
+        if (eval_only && !(augment_flags(&aug[i]) & RN_AUGMENT_EVAL)) continue;
+        batch.seed = rn_instance_seed(&aug[i]);
+        if (api->apply(aug[i].self, &batch) != RN_OK) {
+            snprintf(err, errlen, "data.augment[%d]: %s", i + 1, rn_instance_error(&aug[i]));
             return -1;
         }
     }

@@ -65,8 +65,19 @@ static rn_tensor batch_view(const rn_tensor *t, int64_t n)
     return v;
 }
 
-void rn_run_loader_config(rn_loader_config *c, rn_run *r, const rn_dataset *ds, int train)
+double rn_run_loss(const rn_run *r, const rn_tensor *logits, const int32_t *labels,
+                   const float *soft, rn_tensor *dlogits, int64_t *correct)
 {
+    const rn_plan *p = r->plan;
+    if (p->loss == RN_LOSS_MULTI_MARGIN) /* prepare refused soft targets for it */
+        return rn_multi_margin(logits, labels, p->margin, p->margin_p, dlogits, correct);
+    return rn_cross_entropy2(logits, labels, soft, p->label_smoothing, dlogits, correct);
+}
+
+void rn_run_loader_config(rn_loader_config *c, rn_run *r, const rn_dataset *ds,
+                          rn_loader_role role)
+{
+    int train = role != RN_LOADER_EVAL;
     memset(c, 0, sizeof *c);
     c->ds = ds;
     c->batch_size = r->plan->data.batch_size;
@@ -75,9 +86,11 @@ void rn_run_loader_config(rn_loader_config *c, rn_run *r, const rn_dataset *ds, 
     c->seed = rn_mix64(r->plan->seed ^ 0x6c6f61646572ull);
     c->mean = r->plan->data.n_norm ? r->plan->data.mean : NULL;
     c->std = r->plan->data.n_norm ? r->plan->data.std : NULL;
-    if (train && r->n_augments) {
+    c->workers = train ? r->plan->data.workers : 1;
+    if (train ? r->n_augments > 0 : r->eval_augments) {
         c->transform = rn_run_augment_batch;
-        c->transform_arg = r;
+        c->transform_arg = &r->augment_sets[role];
+        c->soft_classes = train && r->soft_targets ? r->n_classes : 0;
     }
 }
 
@@ -85,7 +98,7 @@ int rn_run_evaluate(rn_run *r, const rn_dataset *ds, double *loss, double *acc, 
                     size_t errlen)
 {
     rn_loader_config cfg;
-    rn_run_loader_config(&cfg, r, ds, 0);
+    rn_run_loader_config(&cfg, r, ds, RN_LOADER_EVAL);
     rn_loader *ld;
     if (rn_loader_open(&ld, &cfg, 0, err, errlen)) return -1;
     double total = 0;
@@ -104,8 +117,7 @@ int rn_run_evaluate(rn_run *r, const rn_dataset *ds, double *loss, double *acc, 
             break;
         }
         int64_t correct = 0;
-        total += rn_cross_entropy2(&out, b->labels, NULL, r->plan->label_smoothing, NULL,
-                                   &correct) * (double)b->n;
+        total += rn_run_loss(r, &out, b->labels, NULL, NULL, &correct) * (double)b->n;
         hits += correct;
         seen += b->n;
         /* confusion[true][predicted], the argmax taking the first of equal logits */
@@ -197,7 +209,7 @@ static int micro_batch(rn_run *r, const rn_loader_batch *b, double *loss, char *
         return -1;
     }
     rn_tensor dlogits = batch_view(&m->grads[m->n_layers], b->n);
-    *loss = rn_cross_entropy2(&out, b->labels, NULL, r->plan->label_smoothing, &dlogits, NULL);
+    *loss = rn_run_loss(r, &out, b->labels, b->soft, &dlogits, NULL);
     if (!isfinite(*loss)) {
         snprintf(err, errlen, "step %ld: the loss is %g at lr %g; lower the lr (or check the "
                  "data)", (long)r->global_step + 1, *loss, r->opt.v[0].g.lr);
@@ -458,7 +470,7 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
     err[0] = 0;
     double t0 = rn_now_s();
     rn_loader_config cfg;
-    rn_run_loader_config(&cfg, r, &r->train, 1);
+    rn_run_loader_config(&cfg, r, &r->train, RN_LOADER_TRAIN);
     rn_loader *ld = NULL;
     int64_t k = r->plan->accumulate;
     if (!r->resuming) r->pos = (rn_run_pos){0};
@@ -504,6 +516,7 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
         }
         rc = fit_stage(r, s, ld, spe, stop, t0, &stop_run, err, errlen);
     }
+    r->data = rn_loader_stats_get(ld);
     rn_loader_close(ld);
     r->wall_seconds = rn_now_s() - t0;
     /* on_run_end runs after errors too, so loggers close their files. */

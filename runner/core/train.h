@@ -13,6 +13,21 @@
 #include "plugin_host.h"
 #include "schedule.h"
 
+/* Who a loader serves: each role has its own augment instances, since their loaders run at the
+ * same time (the training loader prefetches through a sweep and an evaluation). */
+typedef enum rn_loader_role {
+    RN_LOADER_EVAL = 0,   /* evaluation: in order, RN_AUGMENT_EVAL plugins only, one worker */
+    RN_LOADER_TRAIN = 1,  /* the training loop */
+    RN_LOADER_SWEEP = 2,  /* an LR finder's sweep */
+} rn_loader_role;
+
+/* A loader's transform argument: the run and the augment instances it uses. */
+typedef struct rn_augment_set {
+    struct rn_run *run;
+    int first;            /* index of worker 0's instance list among the run's lists */
+    int eval;             /* only RN_AUGMENT_EVAL plugins */
+} rn_augment_set;
+
 /* Where a run is: what a checkpoint records so that `runner --resume` continues exactly. */
 typedef struct rn_run_pos {
     int stage;               /* the stage in progress; n_stages once the run is done */
@@ -37,9 +52,15 @@ typedef struct rn_run {
     rn_schedule *schedules;   /* one per stage */
     rn_instance *callbacks;
     int n_callbacks;
-    rn_instance *augments;
-    int n_augments;
+    rn_instance *augments;    /* n_augment_lists copies of the augment list (n_augments each),
+                                 list k at augments + k * n_augments: one per worker of the
+                                 training loader, of the sweep loader, and one for evaluation */
+    int n_augments, n_augment_lists;
+    rn_augment_set augment_sets[3]; /* per rn_loader_role */
+    int eval_augments;        /* plugins with RN_AUGMENT_EVAL: evaluation batches need them */
     float zero_value[RN_MAX_CHANNELS]; /* a raw 0 pixel after normalization, per channel */
+    int soft_targets;         /* an augment writes soft targets: training batches carry them */
+    rn_loader_stats data;     /* the training loaders' timings, summed over the fit stages */
     bool **stage_trainable;   /* per stage: per model parameter, whether it trains (NULL = all) */
     bool *stage_train_bn;     /* per stage: its train_bn (a sweep's: the stage it sweeps for) */
     int *lr_rank;             /* per optimizer group: its layer group's place in model order */
@@ -73,12 +94,16 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
 /* Trains every stage. `stop` is set asynchronously (SIGINT): the step in flight finishes, then the
  * run stops with r->interrupted set. Returns 0 or -1 with the error (e.g. a non-finite loss). */
 int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errlen);
-/* Runs the augment plugins, in order, on n samples at x (the loader thread's callback; prepare
- * also runs them once on a zero sample so that bad settings are refused before training). */
-int rn_run_augment(rn_run *r, float *x, int64_t n, const int32_t *labels, const int64_t *ids,
-                   int64_t epoch, char *err, size_t errlen);
-/* rn_run_augment on a loader batch (the loader thread's transform). */
-int rn_run_augment_batch(void *run, rn_loader_batch *b, char *err, size_t errlen);
+/* Runs augment list `list`'s plugins (all, or the RN_AUGMENT_EVAL ones when eval_only), in
+ * order, on n samples at x with their soft targets (n x n_classes, or NULL when no plugin writes
+ * them). Prepare runs every list once on a zero sample so that bad settings are refused before
+ * training. */
+int rn_run_augment(rn_run *r, int list, int eval_only, float *x, int64_t n,
+                   const int32_t *labels, float *soft, const int64_t *ids, int64_t epoch,
+                   char *err, size_t errlen);
+/* The loaders' transform: rn_run_augment on a batch with the rn_augment_set `set`'s list for
+ * the worker that made it. */
+int rn_run_augment_batch(void *set, rn_loader_batch *b, char *err, size_t errlen);
 /* A group's lr and momentum at `at` in stage `stage`: the stage's schedule applied to the
  * group's base values (a stage's lr replaces every group's base lr). */
 int rn_run_group_values(const rn_run *r, int stage, int group, const rn_sched_at *at,

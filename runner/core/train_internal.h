@@ -15,8 +15,16 @@ int rn_run_fire(rn_run *r, rn_event_kind kind, const rn_event *e, char *err, siz
 
 double rn_now_s(void);
 
-/* The loader over ds as training (shuffled, augmented) or evaluation uses it. */
-void rn_run_loader_config(rn_loader_config *c, rn_run *r, const rn_dataset *ds, int train);
+/* The recipe's loss on logits: class indices, or soft targets (CutMix/Mixup) when soft is not
+ * NULL; dlogits and correct as rn_cross_entropy2's. */
+double rn_run_loss(const rn_run *r, const rn_tensor *logits, const int32_t *labels,
+                   const float *soft, rn_tensor *dlogits, int64_t *correct);
+
+/* The loader over ds as the training loop, an LR sweep (both shuffled and augmented, each with
+ * its own augment instances) or evaluation (in order, through RN_AUGMENT_EVAL plugins only)
+ * uses it. */
+void rn_run_loader_config(rn_loader_config *c, rn_run *r, const rn_dataset *ds,
+                          rn_loader_role role);
 
 /* What rn_run_step did. */
 enum { RN_STEP_EPOCH_END = 0, RN_STEP_DONE = 1, RN_STEP_NONFINITE = 2 };

@@ -57,9 +57,15 @@ typedef struct rn_loader_batch {
     int64_t epoch;
     int64_t index;     /* 0-based batch index within the epoch */
     int64_t c, h, w;   /* per-sample shape (the dataset's) */
+    float *soft;       /* n*classes soft targets (one-hot of labels, then what the transform
+                          wrote) when the config asked for them, else NULL */
+    int64_t classes;   /* width of a soft row (0 without) */
+    int worker;        /* the worker thread that made it, 0-based (a transform keeps per-worker
+                          state apart with it) */
 } rn_loader_batch;
 
-/* Called on the loader thread for each batch after normalization (augmentation). Returns 0 or an
+/* Called on a worker thread for each batch after normalization (augmentation); with several
+ * workers, concurrently for different batches (b->worker tells them apart). Returns 0 or an
  * error (message in err). */
 typedef int (*rn_batch_fn)(void *arg, rn_loader_batch *b, char *err, size_t errlen);
 
@@ -74,10 +80,27 @@ typedef struct rn_loader_config {
     const float *mean, *std; /* c values each, applied to pixel/255; NULL = 0 and 1 */
     rn_batch_fn transform;   /* optional, runs on the loader thread */
     void *transform_arg;
+    int64_t soft_classes;    /* > 0: each batch carries soft targets this wide, one-hot of the
+                                labels before the transform (labels must be below it) */
+    int workers;             /* prefetch threads, 1..RN_LOADER_MAX_WORKERS (0 = 1); the
+                                transform runs on them, concurrently for different batches */
 } rn_loader_config;
 
-/* Starts a loader positioned at the beginning of `epoch`; a background thread prepares the next
- * batch while the caller trains on the current one (a bounded queue of 2). */
+#define RN_LOADER_MAX_WORKERS 64
+
+/* Where the loader's time went, for the run summary: the prefetch thread's time making batches
+ * (reading, normalizing and the transform) and the caller's time waiting in rn_loader_next for
+ * a batch that was not ready. Seconds, summed since open. */
+typedef struct rn_loader_stats {
+    int64_t batches;       /* batches made */
+    int64_t taken;         /* batches handed to the caller */
+    double make_s;         /* of which, in the transform (augmentation): */
+    double transform_s;
+    double wait_s;         /* caller blocked waiting (for the `taken` batches) */
+} rn_loader_stats;
+
+/* Starts a loader positioned at the beginning of `epoch`; the worker threads prepare the next
+ * batches while the caller trains on the current one (two per worker, made in order). */
 int rn_loader_open(rn_loader **out, const rn_loader_config *cfg, int64_t epoch,
                    char *err, size_t errlen);
 /* The same, positioned at batch `batch` of `epoch` (what resuming a run mid-epoch needs): the
@@ -90,6 +113,8 @@ int64_t rn_loader_batches(const rn_loader *l);
 /* Next batch of the current epoch: returns 1 with *b filled (valid until the next call), 0 at the
  * end of the epoch (the next call starts the next epoch), negative on error (message in err). */
 int rn_loader_next(rn_loader *l, rn_loader_batch **b, char *err, size_t errlen);
+/* The loader's timings so far (read on the caller's thread). */
+rn_loader_stats rn_loader_stats_get(rn_loader *l);
 void rn_loader_close(rn_loader *l);
 
 /* The permutation of [0, n) used for `epoch` (Fisher-Yates driven by rn_rand(seed, epoch...)). */

@@ -1,8 +1,12 @@
-/* The loader: shuffles per epoch, batches, normalizes to float NCHW and prefetches on a thread.
+/* The loader: shuffles per epoch, batches, normalizes to float NCHW and prefetches on worker
+ * threads.
  *
- * Two batch slots, allocated at open, alternate between the loader thread and the caller: while
- * the caller trains on one, the thread prepares the next in the other. The thread runs across
- * epoch boundaries, so the first batch of the next epoch is ready when the caller asks for it.
+ * Each worker owns two batch slots, allocated at open. Counting batches from the position the
+ * loader opened at, batch q is made by worker q % workers in slot q % (2 * workers), and the
+ * caller takes them in order: while it trains on one, the workers prepare the next ones. A
+ * worker runs across epoch boundaries, so the first batch of the next epoch is ready when the
+ * caller asks for it. What a batch holds depends only on (seed, epoch, index), never on which
+ * worker made it, so any number of workers gives the same batches.
  */
 #include "errorf.h"
 #include "dataset.h"
@@ -17,8 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#define RN_LOADER_SLOTS 2
 /* Keeps the shuffle stream apart from other streams keyed on (seed, epoch). */
 #define RN_SHUFFLE_STREAM 0x73687566666c65ull /* "shuffle" */
 
@@ -29,40 +33,57 @@ typedef struct loader_slot {
     float *x;
     int32_t *labels;
     int64_t *ids;
+    float *soft;       /* rows*classes, or NULL */
     int state;         /* SLOT_*, under the loader's mutex */
     int rc;            /* 0, or the transform's error */
     char err[512];
 } loader_slot;
 
+typedef struct loader_worker {
+    struct rn_loader *l;
+    int id;
+    pthread_t thread;
+    int started;
+    int64_t *perm;       /* the permutation of perm_epoch, made by this worker */
+    int64_t perm_epoch;  /* -1 before the first */
+} loader_worker;
+
 struct rn_loader {
-    /* configuration, read-only once the thread runs */
+    /* configuration, read-only once the workers run */
     const rn_dataset *ds;
     int64_t batch_size, n_batches;
     int shuffle, drop_last;
     uint64_t seed;
     rn_batch_fn transform;
     void *transform_arg;
+    int64_t classes;   /* soft target width, 0 = none */
     float *lut;        /* c*256: normalized value of each pixel byte, per channel */
+    int64_t start_epoch, start_index;
+    int n_workers, n_slots;
 
-    loader_slot slots[RN_LOADER_SLOTS];
+    loader_slot *slots;  /* n_slots = 2 * n_workers */
+    loader_worker *workers;
     pthread_mutex_t mu;
     pthread_cond_t slot_freed, slot_ready;
     int stop;          /* under mu */
-    pthread_t thread;
-    int thread_started;
-
-    /* loader thread only */
-    int64_t *perm;     /* the producing epoch's permutation */
-    int64_t start_epoch, start_index;
+    double make_s, transform_s; /* under mu */
+    int64_t made;
 
     /* caller only */
-    int next_slot;     /* slot the next batch arrives in */
+    int64_t next_q;    /* the batch (counted from the open position) the caller takes next */
     int held;          /* slot the caller holds, or -1 */
     int64_t epoch, index;
     int failed;
     char err[512];
+    double wait_s;
 };
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 void rn_shuffle_indices(int64_t *idx, int64_t n, uint64_t seed, int64_t epoch)
 {
@@ -79,18 +100,19 @@ void rn_shuffle_indices(int64_t *idx, int64_t n, uint64_t seed, int64_t epoch)
     }
 }
 
-static void make_perm(rn_loader *l, int64_t epoch)
+static void make_perm(const rn_loader *l, int64_t *perm, int64_t epoch)
 {
     if (l->shuffle) {
-        rn_shuffle_indices(l->perm, l->ds->n, l->seed, epoch);
+        rn_shuffle_indices(perm, l->ds->n, l->seed, epoch);
     } else {
         for (int64_t i = 0; i < l->ds->n; i++)
-            l->perm[i] = i;
+            perm[i] = i;
     }
 }
 
-/* Fills a slot with batch `index` of `epoch` (l->perm already holds that epoch's order). */
-static int fill_slot(rn_loader *l, loader_slot *s, int64_t epoch, int64_t index)
+/* Fills a slot with batch `index` of `epoch` in perm's order. */
+static int fill_slot(rn_loader *l, loader_slot *s, const int64_t *perm, int worker,
+                     int64_t epoch, int64_t index, double *transform_s)
 {
     const rn_dataset *ds = l->ds;
     int64_t start = index * l->batch_size;
@@ -107,12 +129,17 @@ static int fill_slot(rn_loader *l, loader_slot *s, int64_t epoch, int64_t index)
     b->c = ds->c;
     b->h = ds->h;
     b->w = ds->w;
+    b->soft = s->soft;
+    b->classes = l->classes;
+    b->worker = worker;
+    if (s->soft) memset(s->soft, 0, (size_t)(n * l->classes) * sizeof *s->soft);
     for (int64_t i = 0; i < n; i++) {
-        int64_t id = l->perm[start + i];
+        int64_t id = perm[start + i];
         const uint8_t *src = ds->pixels + id * sample;
         float *dst = s->x + i * sample;
         s->ids[i] = id;
         s->labels[i] = ds->labels[id];
+        if (s->soft) s->soft[i * l->classes + ds->labels[id]] = 1.0f;
         for (int64_t ch = 0; ch < ds->c; ch++) {
             const float *lut = l->lut + ch * 256;
             for (int64_t p = 0; p < hw; p++)
@@ -122,20 +149,21 @@ static int fill_slot(rn_loader *l, loader_slot *s, int64_t epoch, int64_t index)
     if (!l->transform)
         return 0;
     s->err[0] = '\0';
+    double t0 = now_s();
     int rc = l->transform(l->transform_arg, b, s->err, sizeof s->err);
+    *transform_s = now_s() - t0;
     if (rc != 0 && s->err[0] == '\0')
         rn_errorf(s->err, sizeof s->err, "loader: transform failed (code %d) on batch %" PRId64
                 " of epoch %" PRId64, rc, index, epoch);
     return rc;
 }
 
-static void *loader_main(void *arg)
+static void *worker_main(void *arg)
 {
-    rn_loader *l = arg;
-    int64_t epoch = l->start_epoch, index = l->start_index;
-    int first = 1;
-    for (int k = 0;; k ^= 1) {
-        loader_slot *s = &l->slots[k];
+    loader_worker *w = arg;
+    rn_loader *l = w->l;
+    for (int64_t q = w->id;; q += l->n_workers) {
+        loader_slot *s = &l->slots[q % l->n_slots];
         pthread_mutex_lock(&l->mu);
         while (!l->stop && s->state != SLOT_FREE)
             pthread_cond_wait(&l->slot_freed, &l->mu);
@@ -144,36 +172,60 @@ static void *loader_main(void *arg)
         if (stop)
             break;
 
-        if (index == 0 || first)
-            make_perm(l, epoch);
-        first = 0;
-        int rc = fill_slot(l, s, epoch, index);
+        double t0 = now_s();
+        int64_t pos = l->start_index + q;
+        int64_t epoch = l->start_epoch + pos / l->n_batches, index = pos % l->n_batches;
+        if (w->perm_epoch != epoch) {
+            make_perm(l, w->perm, epoch);
+            w->perm_epoch = epoch;
+        }
+        double transform_s = 0.0;
+        int rc = fill_slot(l, s, w->perm, w->id, epoch, index, &transform_s);
+        double made = now_s() - t0;
 
         pthread_mutex_lock(&l->mu);
+        l->make_s += made;
+        l->transform_s += transform_s;
+        l->made++;
         s->rc = rc;
         s->state = SLOT_READY;
-        pthread_cond_signal(&l->slot_ready);
+        pthread_cond_broadcast(&l->slot_ready);
         pthread_mutex_unlock(&l->mu);
         if (rc != 0)
-            break; /* the caller gets the error; nothing more is produced */
-        if (++index == l->n_batches) {
-            index = 0;
-            epoch++;
-        }
+            break; /* the caller gets the error; this worker makes nothing more */
     }
     return NULL;
 }
 
 static void loader_free(rn_loader *l)
 {
-    for (int k = 0; k < RN_LOADER_SLOTS; k++) {
+    for (int k = 0; l->slots && k < l->n_slots; k++) {
         free(l->slots[k].x);
         free(l->slots[k].labels);
         free(l->slots[k].ids);
+        free(l->slots[k].soft);
     }
+    for (int k = 0; l->workers && k < l->n_workers; k++)
+        free(l->workers[k].perm);
+    free(l->slots);
+    free(l->workers);
     free(l->lut);
-    free(l->perm);
     free(l);
+}
+
+/* Stops and joins the workers that started. */
+static void stop_workers(rn_loader *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->stop = 1;
+    pthread_cond_broadcast(&l->slot_freed);
+    pthread_mutex_unlock(&l->mu);
+    for (int k = 0; k < l->n_workers; k++)
+        if (l->workers[k].started)
+            pthread_join(l->workers[k].thread, NULL);
+    pthread_cond_destroy(&l->slot_ready);
+    pthread_cond_destroy(&l->slot_freed);
+    pthread_mutex_destroy(&l->mu);
 }
 
 static int check_config(const rn_loader_config *cfg, int64_t epoch, char *err, size_t errlen)
@@ -196,6 +248,16 @@ static int check_config(const rn_loader_config *cfg, int64_t epoch, char *err, s
     }
     if (epoch < 0) {
         rn_errorf(err, errlen, "loader: epoch must be >= 0, got %" PRId64, epoch);
+        return -1;
+    }
+    if (cfg->workers < 0 || cfg->workers > RN_LOADER_MAX_WORKERS) {
+        rn_errorf(err, errlen, "loader: workers must be in [1, %d], got %d",
+                  RN_LOADER_MAX_WORKERS, cfg->workers);
+        return -1;
+    }
+    if (cfg->soft_classes > 0 && cfg->soft_classes < ds->classes) {
+        rn_errorf(err, errlen, "loader: soft targets of %" PRId64 " classes cannot hold the "
+                  "data's %" PRId64, cfg->soft_classes, ds->classes);
         return -1;
     }
     for (int64_t ch = 0; ch < ds->c; ch++) {
@@ -241,27 +303,40 @@ int rn_loader_open_at(rn_loader **out, const rn_loader_config *cfg, int64_t epoc
     l->seed = cfg->seed;
     l->transform = cfg->transform;
     l->transform_arg = cfg->transform_arg;
+    l->classes = cfg->soft_classes > 0 ? cfg->soft_classes : 0;
     l->n_batches = cfg->drop_last ? ds->n / cfg->batch_size
                                   : (ds->n + cfg->batch_size - 1) / cfg->batch_size;
     l->start_epoch = l->epoch = epoch;
     l->start_index = l->index = batch;
     l->held = -1;
+    l->n_workers = cfg->workers > 0 ? cfg->workers : 1;
+    l->n_slots = 2 * l->n_workers;
 
     int64_t rows = cfg->batch_size < ds->n ? cfg->batch_size : ds->n;
     size_t sample = (size_t)(ds->c * ds->h * ds->w);
-    int ok = 1;
-    for (int k = 0; k < RN_LOADER_SLOTS; k++) {
+    l->slots = calloc((size_t)l->n_slots, sizeof *l->slots);
+    l->workers = calloc((size_t)l->n_workers, sizeof *l->workers);
+    l->lut = malloc((size_t)ds->c * 256 * sizeof *l->lut);
+    int ok = l->slots && l->workers && l->lut;
+    for (int k = 0; ok && k < l->n_slots; k++) {
         loader_slot *s = &l->slots[k];
         s->x = malloc((size_t)rows * sample * sizeof *s->x);
         s->labels = malloc((size_t)rows * sizeof *s->labels);
         s->ids = malloc((size_t)rows * sizeof *s->ids);
         ok = ok && s->x && s->labels && s->ids;
+        if (l->classes) {
+            s->soft = malloc((size_t)(rows * l->classes) * sizeof *s->soft);
+            ok = ok && s->soft;
+        }
     }
-    l->lut = malloc((size_t)ds->c * 256 * sizeof *l->lut);
-    l->perm = malloc((size_t)ds->n * sizeof *l->perm);
-    if (!ok || !l->lut || !l->perm) {
-        rn_errorf(err, errlen, "loader: out of memory for %" PRId64 " batches of %" PRId64
-                " samples", (int64_t)RN_LOADER_SLOTS, rows);
+    for (int k = 0; ok && k < l->n_workers; k++) {
+        l->workers[k] = (loader_worker){.l = l, .id = k, .perm_epoch = -1};
+        l->workers[k].perm = malloc((size_t)ds->n * sizeof *l->workers[k].perm);
+        ok = ok && l->workers[k].perm;
+    }
+    if (!ok) {
+        rn_errorf(err, errlen, "loader: out of memory for %d batches of %" PRId64 " samples",
+                  l->n_slots, rows);
         loader_free(l);
         return -1;
     }
@@ -274,21 +349,22 @@ int rn_loader_open_at(rn_loader **out, const rn_loader_config *cfg, int64_t epoc
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->slot_freed, NULL);
     pthread_cond_init(&l->slot_ready, NULL);
-    /* Signals (Ctrl-C) belong to the training thread: the loader thread blocks them all. */
+    /* Signals (Ctrl-C) belong to the training thread: the workers block them all. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&l->thread, NULL, loader_main, l);
+    int rc = 0;
+    for (int k = 0; rc == 0 && k < l->n_workers; k++) {
+        rc = pthread_create(&l->workers[k].thread, NULL, worker_main, &l->workers[k]);
+        l->workers[k].started = rc == 0;
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        rn_errorf(err, errlen, "loader: cannot start the prefetch thread: %s", strerror(rc));
-        pthread_cond_destroy(&l->slot_ready);
-        pthread_cond_destroy(&l->slot_freed);
-        pthread_mutex_destroy(&l->mu);
+        rn_errorf(err, errlen, "loader: cannot start a prefetch thread: %s", strerror(rc));
+        stop_workers(l);
         loader_free(l);
         return -1;
     }
-    l->thread_started = 1;
     *out = l;
     return 0;
 }
@@ -305,7 +381,7 @@ static void release_held(rn_loader *l)
         return;
     pthread_mutex_lock(&l->mu);
     l->slots[l->held].state = SLOT_FREE;
-    pthread_cond_signal(&l->slot_freed);
+    pthread_cond_broadcast(&l->slot_freed);
     pthread_mutex_unlock(&l->mu);
     l->held = -1;
 }
@@ -323,10 +399,15 @@ int rn_loader_next(rn_loader *l, rn_loader_batch **b, char *err, size_t errlen)
         l->epoch++;
         return 0;
     }
-    loader_slot *s = &l->slots[l->next_slot];
+    int slot = (int)(l->next_q % l->n_slots);
+    loader_slot *s = &l->slots[slot];
     pthread_mutex_lock(&l->mu);
-    while (s->state != SLOT_READY)
-        pthread_cond_wait(&l->slot_ready, &l->mu);
+    if (s->state != SLOT_READY) {
+        double t0 = now_s();
+        while (s->state != SLOT_READY)
+            pthread_cond_wait(&l->slot_ready, &l->mu);
+        l->wait_s += now_s() - t0;
+    }
     pthread_mutex_unlock(&l->mu);
     if (s->rc != 0) {
         l->failed = 1;
@@ -334,26 +415,30 @@ int rn_loader_next(rn_loader *l, rn_loader_batch **b, char *err, size_t errlen)
         rn_errorf(err, errlen, "%s", l->err);
         return -1;
     }
-    l->held = l->next_slot;
-    l->next_slot ^= 1;
+    l->held = slot;
+    l->next_q++;
     l->index++;
     *b = &s->b;
     return 1;
+}
+
+rn_loader_stats rn_loader_stats_get(rn_loader *l)
+{
+    rn_loader_stats st;
+    pthread_mutex_lock(&l->mu);
+    st.batches = l->made;
+    st.taken = l->next_q;
+    st.make_s = l->make_s;
+    st.transform_s = l->transform_s;
+    st.wait_s = l->wait_s;
+    pthread_mutex_unlock(&l->mu);
+    return st;
 }
 
 void rn_loader_close(rn_loader *l)
 {
     if (!l)
         return;
-    if (l->thread_started) {
-        pthread_mutex_lock(&l->mu);
-        l->stop = 1;
-        pthread_cond_broadcast(&l->slot_freed);
-        pthread_mutex_unlock(&l->mu);
-        pthread_join(l->thread, NULL);
-        pthread_cond_destroy(&l->slot_ready);
-        pthread_cond_destroy(&l->slot_freed);
-        pthread_mutex_destroy(&l->mu);
-    }
+    stop_workers(l);
     loader_free(l);
 }
