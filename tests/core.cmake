@@ -59,3 +59,6 @@ set_property(TEST test_checkpoint APPEND PROPERTY ENVIRONMENT "RN_PLUGIN_DIR=${R
 add_test(NAME e2e_classes COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/classes.py)
 set_tests_properties(e2e_classes PROPERTIES
                      LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)
+add_test(NAME e2e_augment COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/augment.py)
+set_tests_properties(e2e_augment PROPERTIES
+                     LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)

@@ -63,6 +63,7 @@ rn_add_plugin_test(test_grad_norm grad_norm)
 rn_add_plugin_test(test_vflip vflip)
 rn_add_plugin_test(test_random_resized_crop random_resized_crop)
 rn_add_plugin_test(test_random_erasing random_erasing)
+rn_add_plugin_test(test_mix cutmix mixup cutmix_or_mixup)
 # ABI 1.1 RN_SETTING_NUMBERS validation (test_plugin_settings): a test-only plugin declaring
 # NUMBERS settings, alone in its own dir, plus the normalize plugin.
 add_library(test_numbers_settings MODULE abi_plugins/numbers_settings.c)

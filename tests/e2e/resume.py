@@ -2,7 +2,8 @@
 `runner --resume DIR` ends with the same weights, bit for bit, and the same metrics as the run
 that was never stopped. The recipe exercises every piece of state a resume must carry: an LR
 finder's suggestion, frozen then unfrozen stages with slice lrs, gradient accumulation (the loader
-position in micro-batches), dropout and augmentation (counter-based randomness), AdamW state, a
+position in micro-batches), dropout and augmentation on two loader workers (counter-based
+randomness; CutMix/Mixup pair samples within a batch and train on soft targets), AdamW state, a
 plateau schedule (the metric history), early stopping and grad_norm (callback state), and a
 validation split. Also: a changed recipe is refused (listing what changed) unless --force, and a
 finished run has nothing to resume."""
@@ -25,7 +26,9 @@ return {
   seed = 11,
   data = { train = fm.train, test = fm.test, batch_size = 32, val_split = 0.1,
            normalize = datasets.fashion_mnist_stats,
-           augment = { { "random_crop", size = 28, padding = 2 }, { "hflip" } } },
+           workers = 2,
+           augment = { { "random_crop", size = 28, padding = 2 }, { "hflip" },
+                       { "cutmix_or_mixup", prob = 0.7 } } },
   model = models.mnist_cnn{ classes = 10 },
   groups = { body = { "conv*", "fc1.*" }, head = "fc2.*" },
   optimizer = { "adamw", lr = 1e-3, weight_decay = 0.01 },
@@ -34,7 +37,7 @@ return {
   callbacks = { { "csv_logger", every = "step", every_steps = 1 },
                 { "early_stopping", monitor = "val.acc", patience = 5 }, { "grad_norm" } },
   stages = {
-    { "lr_find", steps = 12 },
+    { "lr_find", steps = 16 },
     { name = "head", epochs = 1, train = "head", lr = "lr_find.valley" },
     { name = "all", epochs = 2, train = "all", lr = slice(1e-4, 1e-3) },
   },
