@@ -58,20 +58,6 @@ static void fixture_init(fixture *f)
     };
 }
 
-static rn_value *pt_list(rn_value *t, const char *key, const double *v, size_t n)
-{
-    rn_value *l = pt_field(t, key, RN_V_TABLE);
-    l->items = malloc((n ? n : 1) * sizeof *l->items);
-    for (size_t k = 0; k < n; k++) {
-        char path[300];
-        snprintf(path, sizeof path, "%s[%zu]", l->path, k + 1);
-        l->items[k] = pt_node(RN_V_NUMBER, path);
-        l->items[k]->n = v[k];
-    }
-    l->n_items = n;
-    return t;
-}
-
 static rn_value *spec(const double *mean, size_t n_mean, const double *std, size_t n_std)
 {
     return pt_list(pt_list(pt_spec("data.augment[1]", "normalize"), "mean", mean, n_mean), "std",

@@ -23,21 +23,6 @@
         printf("  %s\n", err_);                                                        \
     } while (0)
 
-/* A list field {v[0], ..., v[n-1]} whose items carry their paths, as the recipe loader makes. */
-static rn_value *pt_list(rn_value *t, const char *key, const double *v, size_t n)
-{
-    rn_value *l = pt_field(t, key, RN_V_TABLE);
-    l->items = malloc((n ? n : 1) * sizeof *l->items);
-    for (size_t k = 0; k < n; k++) {
-        char path[300];
-        snprintf(path, sizeof path, "%s[%zu]", l->path, k + 1);
-        l->items[k] = pt_node(RN_V_NUMBER, path);
-        l->items[k]->n = v[k];
-    }
-    l->n_items = n;
-    return t;
-}
-
 static rn_value *ns_spec(void) { return pt_spec("data.augment[1]", "test.numbers_settings"); }
 
 static void numbers_settings(void)
