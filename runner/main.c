@@ -131,6 +131,19 @@ static void builtin_plugin_dir(char *out, size_t len)
     (void)len; /* realpath writes at most PATH_MAX bytes; callers pass PATH_MAX */
 }
 
+/* bin/runner -> lib/runner/backends (RUNNER_BACKEND_DIR overrides it). */
+static void backend_dir(char *out, size_t len)
+{
+    const char *env = getenv("RUNNER_BACKEND_DIR");
+    if (env && *env) {
+        snprintf(out, len, "%s", env);
+        return;
+    }
+    char dir[PATH_MAX - 32];
+    exe_dir(dir, sizeof dir);
+    snprintf(out, len, "%s/../lib/runner/backends", dir);
+}
+
 static void lib_dir(char *out, size_t len)
 {
     const char *env = getenv("RUNNER_LIB_DIR");
@@ -465,9 +478,15 @@ static int cmd_train(int argc, char **argv)
     size_t nd = plugin_dirs(storage, dirs, plan.recipe_dir);
     if (rn_registry_scan(&reg, dirs, nd, err, sizeof err)) goto done;
 
+    rn_device dev;
+    char backends[PATH_MAX];
+    backend_dir(backends, sizeof backends);
+    if (rn_device_resolve(plan.device, backends, &dev, err, sizeof err)) goto done;
     out = o.out ? strdup(o.out) : default_out(o.recipe);
     if (rn_run_prepare(&run, &plan, reg, out, isatty(STDERR_FILENO), err, sizeof err)) goto done;
     prepared = 1;
+    run.device = dev;
+    if (dev.note[0]) printf("%s\n", dev.note);
     if (o.dry_run) {
         const char *name = "";
         rn_get_string(plan.model, "name", 0, "", &name, err, sizeof err);
@@ -518,9 +537,9 @@ static int cmd_train(int argc, char **argv)
                                 sizeof err) ||
             rn_schedule_plan(&run, NULL, svg, err, sizeof err))
             goto done;
-        printf("runner %s: %s -> %s (%ld train / %ld test images, %ld parameters, cpu)\n",
+        printf("runner %s: %s -> %s (%ld train / %ld test images, %ld parameters, %s)\n",
                RN_VERSION, o.recipe, out, (long)run.train.n, (long)run.test.n,
-               (long)rn_model_param_count(&run.model));
+               (long)rn_model_param_count(&run.model), run.device.name);
     }
     fflush(stdout);
 

@@ -135,9 +135,11 @@ int rn_write_provenance(const char *dir, const rn_run *r, const char *recipe_pat
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:o}",
                           "runner_version", RN_VERSION, "git_revision", RN_GIT_REVISION,
                           "command", argv_line, "recipe", recipe_path, "recipe_sha256",
-                          recipe_hash, "seed", (json_int_t)r->plan->seed, "device", "cpu",
+                          recipe_hash, "seed", (json_int_t)r->plan->seed, "device",
+                          r->device.name[0] ? r->device.name : "cpu",
                           "resolved_recipe_sha256", resolved_hash, "host", host, "plugins",
                           plugins);
+    if (r->device.note[0]) json_object_set_new(j, "device_note", json_string(r->device.note));
     char abs[PATH_MAX];
     json_object_set_new(j, "recipe_abs", json_string(realpath(recipe_path, abs) ? abs
                                                                                  : recipe_path));

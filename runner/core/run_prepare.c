@@ -240,12 +240,6 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
     r->view.ops = rn_run_actions();
     r->view.run = r;
 
-    if (strcmp(plan->device, "cuda") == 0) {
-        snprintf(err, errlen, "device: \"cuda\" asked for, but this build has no CUDA backend; "
-                 "use \"cpu\" or \"auto\"");
-        return -1;
-    }
-
     /* Plugins first: their settings are the most likely typos, and checking them costs nothing. */
     rn_instance probe; /* the optimizer's settings, checked now; its groups are made below */
     if (rn_instance_create(&probe, reg, RN_KIND_OPTIMIZER, plan->optimizer, &r->view, 0, err,

@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include "dataset.h"
+#include "device.h"
 #include "metrics.h"
 #include "model.h"
 #include "plan.h"
@@ -42,6 +43,7 @@ typedef struct rn_run_pos {
 
 typedef struct rn_run {
     const rn_plan *plan;
+    rn_device device;         /* what plan->device resolved to (the caller sets it) */
     rn_run_view view;
     rn_metrics metrics;
     rn_dataset train, test;
