@@ -71,3 +71,4 @@ endif()
 add_test(NAME e2e_device COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/device.py)
 set_tests_properties(e2e_device PROPERTIES
                      LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)
+rn_add_test(test_multi_tensor SOURCES test_multi_tensor.c)

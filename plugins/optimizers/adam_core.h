@@ -42,7 +42,7 @@
 
 #include <math.h>
 
-#include "optim_common.h"
+#include "../../kernels/optim_elem.h"
 
 /* Where the weight decay goes. */
 typedef enum adam_wd_mode {
@@ -57,43 +57,22 @@ typedef struct adam_core {
     int amsgrad;
 } adam_core;
 
-/* One tensor's update; the coefficients are float, as PyTorch casts its Python scalars. */
+/* One tensor's update; the element math is kernels/optim_elem.h's, which the GPU runs too. Of
+ * wd and decay, the job of one mode holds the other at its no-op value (wd 0, decay 1), so each
+ * plugin runs exactly the operations it ran on its own. */
 typedef struct adam_core_job {
     float *p;
     const float *grad;
     float *m, *v, *vmax; /* vmax is NULL without amsgrad */
-    float wd;            /* ADAM_WD_L2: the coefficient added to the gradient (0: none) */
-    float decay;         /* ADAM_WD_DECOUPLED: 1 - lr * wd (1: none) */
-    float beta1, keep1;  /* beta1, 1 - beta1 */
-    float beta2, keep2;  /* beta2, 1 - beta2 */
-    float bc2_sqrt;      /* sqrt(1 - beta2^t) */
-    float eps;
-    float neg_step;      /* -lr / (1 - beta1^t) */
+    rn_adam_coef c;
 } adam_core_job;
 
-/* The element loop. Of wd and decay, the job of one mode holds the other at its no-op value
- * (wd 0, decay 1), so each plugin runs exactly the operations it ran on its own. */
 static void adam_core_range(void *arg, int64_t begin, int64_t end)
 {
     const adam_core_job *j = arg;
-    for (int64_t i = begin; i < end; i++) {
-        float g = j->grad[i];
-        float p = j->p[i];
-        if (j->decay != 1.0f) p = p * j->decay;                        /* param.mul_(1 - lr*wd) */
-        if (j->wd != 0.0f) g = optim_fma_d(j->wd, p, g);           /* grad.add(p, alpha=wd) */
-        float m = optim_fma_d(j->keep1, g, j->m[i] * j->beta1);    /* exp_avg.mul_(b1).add_ */
-        float v = optim_fma_d(j->keep2 * g, g, j->v[i] * j->beta2); /* exp_avg_sq...addcmul_ */
-        j->m[i] = m;
-        j->v[i] = v;
-        if (j->vmax) {
-            float vm = j->vmax[i];
-            if (v > vm || isnan(v)) vm = v;                     /* torch.maximum propagates NaN */
-            j->vmax[i] = vm;
-            v = vm;
-        }
-        float denom = sqrtf(v) / j->bc2_sqrt + j->eps;         /* (v.sqrt() / bc2_sqrt).add_(eps) */
-        j->p[i] = p + (j->neg_step * m) / denom;                /* addcdiv_(m, denom, -step_size) */
-    }
+    for (int64_t i = begin; i < end; i++)
+        rn_adam_elem(&j->c, &j->p[i], j->grad[i], &j->m[i], &j->v[i],
+                     j->vmax ? &j->vmax[i] : NULL);
 }
 
 /* The settings both plugins have, in their order: lr, beta1, beta2, eps (weight_decay, whose
@@ -173,15 +152,17 @@ static int adam_core_step(void *self, rn_group *group, adam_wd_mode mode)
             .m = prm->state,
             .v = prm->state + prm->numel,
             .vmax = s->amsgrad ? prm->state + 2 * prm->numel : NULL,
-            .wd = mode == ADAM_WD_L2 ? (float)wd : 0.0f,
-            .decay = mode == ADAM_WD_DECOUPLED ? (float)(1 - lr * wd) : 1.0f,
-            .beta1 = (float)beta1,
-            .keep1 = (float)(1 - beta1),
-            .beta2 = (float)s->beta2,
-            .keep2 = (float)(1 - s->beta2),
-            .bc2_sqrt = (float)bc2_sqrt,
-            .eps = (float)s->eps,
-            .neg_step = (float)-step_size,
+            .c = {
+                .wd = mode == ADAM_WD_L2 ? (float)wd : 0.0f,
+                .decay = mode == ADAM_WD_DECOUPLED ? (float)(1 - lr * wd) : 1.0f,
+                .beta1 = (float)beta1,
+                .keep1 = (float)(1 - beta1),
+                .beta2 = (float)s->beta2,
+                .keep2 = (float)(1 - s->beta2),
+                .bc2_sqrt = (float)bc2_sqrt,
+                .eps = (float)s->eps,
+                .neg_step = (float)-step_size,
+            },
         };
         s->host->parallel_for(prm->numel, adam_core_range, &job);
     }

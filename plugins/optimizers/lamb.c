@@ -43,7 +43,7 @@
 
 #include <math.h>
 
-#include "optim_common.h"
+#include "../../kernels/optim_elem.h"
 
 /* Elements per reduction chunk: fixed, so the summation order is too. */
 #define LAMB_CHUNK 4096
@@ -57,50 +57,30 @@ typedef struct lamb {
     int64_t sums_cap; /* chunks the buffer holds */
 } lamb;
 
-/* One tensor's update; the coefficients are float, as PyTorch casts its Python scalars. */
+/* One tensor's update; the element math is kernels/optim_elem.h's, which the GPU runs too. */
 typedef struct lamb_job {
     float *p;
     const float *grad;
     float *m, *v;
     int64_t n;
-    float beta1, keep1; /* beta1, 1 - beta1 */
-    float beta2, keep2; /* beta2, 1 - beta2 */
-    float bc1;          /* 1 - beta1^t, or 1 */
-    float bc2_sqrt;     /* sqrt(1 - beta2^t), or 1 */
-    float eps;
-    float wd;           /* used only when has_wd */
-    int has_wd;         /* weight_decay != 0 (as a double, as timm tests it) */
+    rn_lamb_coef c;
     float ratio;        /* trust ratio (pass 2) */
-    float neg_lr;       /* -lr */
     double *sums;       /* pass 1 with the trust ratio: 2 per chunk; NULL: one-pass update */
 } lamb_job;
-
-/* The update before the trust ratio, from the new m and v and the old p. */
-static inline float lamb_update(const lamb_job *j, float m, float v, float p)
-{
-    float denom = sqrtf(v) / j->bc2_sqrt + j->eps;  /* (v.sqrt() / sqrt(bc2)).add_(eps) */
-    float u = (m / j->bc1) / denom;                 /* (m / bc1).div_(denom) */
-    if (j->has_wd) u = optim_fma_d(j->wd, p, u);          /* u.add_(p, alpha=wd) */
-    return u;
-}
 
 /* Moments for [begin, end); without sums also p; with sums, adds p^2 and u^2 to *sp and *su. */
 static void lamb_moments(const lamb_job *j, int64_t begin, int64_t end, double *sp, double *su)
 {
     double a = 0, b = 0;
     for (int64_t i = begin; i < end; i++) {
-        float g = j->grad[i];
-        float m = optim_fma_d(j->keep1, g, j->m[i] * j->beta1);      /* m.mul_(b1).add_(g, 1-b1) */
-        float v = optim_fma_d(j->keep2 * g, g, j->v[i] * j->beta2);  /* v.mul_(b2).addcmul_(g, g, 1-b2) */
-        j->m[i] = m;
-        j->v[i] = v;
+        rn_lamb_moments(&j->c, j->grad[i], &j->m[i], &j->v[i]);
         float p = j->p[i];
-        float u = lamb_update(j, m, v, p);
+        float u = rn_lamb_update(&j->c, j->m[i], j->v[i], p);
         if (sp) {
             a += (double)p * p;
             b += (double)u * u;
         } else {
-            j->p[i] = optim_fma_d(j->neg_lr, u, p);                  /* p.add_(u, alpha=-lr) */
+            j->p[i] = rn_fma_d(j->c.neg_lr, u, p);                  /* p.add_(u, alpha=-lr) */
         }
     }
     if (sp) *sp = a, *su = b;
@@ -127,8 +107,8 @@ static void lamb_pass2(void *arg, int64_t begin, int64_t end)
     const lamb_job *j = arg;
     for (int64_t i = begin; i < end; i++) {
         float p = j->p[i];
-        float u = lamb_update(j, j->m[i], j->v[i], p) * j->ratio; /* u.mul_(trust_ratio) */
-        j->p[i] = optim_fma_d(j->neg_lr, u, p);                         /* p.add_(u, alpha=-lr) */
+        float u = rn_lamb_update(&j->c, j->m[i], j->v[i], p) * j->ratio; /* u.mul_(ratio) */
+        j->p[i] = rn_fma_d(j->c.neg_lr, u, p);                         /* p.add_(u, alpha=-lr) */
     }
 }
 
@@ -229,17 +209,19 @@ static int lamb_step(void *self, rn_group *group)
             .m = prm->state,
             .v = prm->state + prm->numel,
             .n = prm->numel,
-            .beta1 = (float)beta1,
-            .keep1 = (float)(1 - beta1),
-            .beta2 = (float)s->beta2,
-            .keep2 = (float)(1 - s->beta2),
-            .bc1 = (float)bc1,
-            .bc2_sqrt = (float)sqrt(bc2),
-            .eps = (float)s->eps,
-            .wd = (float)wd,
-            .has_wd = wd != 0,
+            .c = {
+                .beta1 = (float)beta1,
+                .keep1 = (float)(1 - beta1),
+                .beta2 = (float)s->beta2,
+                .keep2 = (float)(1 - s->beta2),
+                .bc1 = (float)bc1,
+                .bc2_sqrt = (float)sqrt(bc2),
+                .eps = (float)s->eps,
+                .wd = (float)wd,
+                .has_wd = wd != 0,
+                .neg_lr = (float)-lr,
+            },
             .ratio = 1.0f,
-            .neg_lr = (float)-lr,
             .sums = NULL,
         };
         if (!adapt) {

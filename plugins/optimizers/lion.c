@@ -29,7 +29,7 @@
 
 #include <math.h>
 
-#include "optim_common.h"
+#include "../../kernels/optim_elem.h"
 
 typedef struct lion {
     const rn_host *host;
@@ -37,30 +37,18 @@ typedef struct lion {
     double beta2;
 } lion;
 
-/* One tensor's update; the coefficients are float, as PyTorch casts its Python scalars. */
+/* One tensor's update; the element math is kernels/optim_elem.h's, which the GPU runs too. */
 typedef struct lion_job {
     float *p;
     const float *grad;
     float *m;
-    float decay;        /* 1 - lr * wd */
-    float beta1, keep1; /* beta1, 1 - beta1 */
-    float beta2, keep2; /* beta2, 1 - beta2 */
-    float neg_lr;       /* -lr */
+    rn_lion_coef c;
 } lion_job;
 
 static void lion_range(void *arg, int64_t begin, int64_t end)
 {
     const lion_job *j = arg;
-    for (int64_t i = begin; i < end; i++) {
-        float g = j->grad[i];
-        float p = j->p[i];
-        float m = j->m[i];
-        if (j->decay != 1.0f) p = p * j->decay;                 /* p.mul_(1 - lr*wd) */
-        float c = optim_fma_d(j->keep1, g, m * j->beta1);             /* m.clone().mul_(b1).add(g, 1-b1) */
-        float s = (float)((c > 0.0f) - (c < 0.0f));             /* .sign_() */
-        j->p[i] = optim_fma_d(j->neg_lr, s, p);                       /* p.add_(update, alpha=-lr) */
-        j->m[i] = optim_fma_d(j->keep2, g, m * j->beta2);             /* m.mul_(b2).add_(g, 1-b2) */
-    }
+    for (int64_t i = begin; i < end; i++) rn_lion_elem(&j->c, &j->p[i], j->grad[i], &j->m[i]);
 }
 
 static const rn_setting lion_settings[] = {
@@ -122,12 +110,14 @@ static int lion_step(void *self, rn_group *group)
             .p = prm->value,
             .grad = prm->grad,
             .m = prm->state,
-            .decay = (float)(1 - lr * wd),
-            .beta1 = (float)beta1,
-            .keep1 = (float)(1 - beta1),
-            .beta2 = (float)s->beta2,
-            .keep2 = (float)(1 - s->beta2),
-            .neg_lr = (float)-lr,
+            .c = {
+                .decay = (float)(1 - lr * wd),
+                .beta1 = (float)beta1,
+                .keep1 = (float)(1 - beta1),
+                .beta2 = (float)s->beta2,
+                .keep2 = (float)(1 - s->beta2),
+                .neg_lr = (float)-lr,
+            },
         };
         s->host->parallel_for(prm->numel, lion_range, &job);
     }

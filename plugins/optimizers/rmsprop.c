@@ -44,7 +44,7 @@
 
 #include <math.h>
 
-#include "optim_common.h"
+#include "../../kernels/optim_elem.h"
 
 typedef struct rmsprop {
     const rn_host *host;
@@ -54,44 +54,20 @@ typedef struct rmsprop {
     int centered;
 } rmsprop;
 
-/* One tensor's update; the coefficients are float, as PyTorch casts its Python scalars. */
+/* One tensor's update; the element math is kernels/optim_elem.h's, which the GPU runs too. */
 typedef struct rmsprop_job {
     float *p;
     const float *grad;
     float *sq, *buf, *ga; /* buf is NULL without momentum, ga without centered */
-    float wd;
-    float alpha, keep;    /* alpha, 1 - alpha */
-    float eps;
-    float momentum;
-    float neg_lr;         /* -lr */
+    rn_rmsprop_coef c;
 } rmsprop_job;
 
 static void rmsprop_range(void *arg, int64_t begin, int64_t end)
 {
     const rmsprop_job *j = arg;
-    for (int64_t i = begin; i < end; i++) {
-        float g = j->grad[i];
-        float p = j->p[i];
-        if (j->wd != 0.0f) g = optim_fma_d(j->wd, p, g);               /* grad.add(p, alpha=wd) */
-        float sq = optim_fma_d(j->keep * g, g, j->sq[i] * j->alpha);    /* sq.mul_(a).addcmul_(g, g, 1-a) */
-        j->sq[i] = sq;
-        float avg;
-        if (j->ga) {
-            float ga = optim_fma_d(j->keep, g, j->ga[i] * j->alpha);    /* ga.mul_(a).add_(g, alpha=1-a) */
-            j->ga[i] = ga;
-            avg = sqrtf(optim_fma_d(-ga, ga, sq));                       /* sq.addcmul(ga, ga, -1).sqrt_() */
-        } else {
-            avg = sqrtf(sq);                                       /* sq.sqrt() */
-        }
-        avg = avg + j->eps;                                        /* avg.add_(eps) */
-        if (j->buf) {
-            float b = j->buf[i] * j->momentum + g / avg;           /* buf.mul_(m).addcdiv_(g, avg) */
-            j->buf[i] = b;
-            j->p[i] = optim_fma_d(j->neg_lr, b, p);                      /* p.add_(buf, alpha=-lr) */
-        } else {
-            j->p[i] = p + (j->neg_lr * g) / avg;                   /* p.addcdiv_(g, avg, -lr) */
-        }
-    }
+    for (int64_t i = begin; i < end; i++)
+        rn_rmsprop_elem(&j->c, &j->p[i], j->grad[i], &j->sq[i], j->buf ? &j->buf[i] : NULL,
+                        j->ga ? &j->ga[i] : NULL);
 }
 
 static const rn_setting rmsprop_settings[] = {
@@ -172,12 +148,14 @@ static int rmsprop_step(void *self, rn_group *group)
             .sq = prm->state,
             .buf = use_buf ? prm->state + prm->numel : NULL,
             .ga = s->centered ? ga_block : NULL,
-            .wd = (float)group->weight_decay,
-            .alpha = (float)s->alpha,
-            .keep = (float)(1 - s->alpha),
-            .eps = (float)s->eps,
-            .momentum = (float)momentum,
-            .neg_lr = (float)-group->lr,
+            .c = {
+                .wd = (float)group->weight_decay,
+                .alpha = (float)s->alpha,
+                .keep = (float)(1 - s->alpha),
+                .eps = (float)s->eps,
+                .momentum = (float)momentum,
+                .neg_lr = (float)-group->lr,
+            },
         };
         s->host->parallel_for(prm->numel, rmsprop_range, &job);
     }

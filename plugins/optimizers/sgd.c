@@ -18,6 +18,8 @@
 
 #include <math.h>
 
+#include "../../kernels/optim_elem.h"
+
 typedef struct sgd {
     const rn_host *host;
     rn_ctx *ctx;
@@ -26,40 +28,23 @@ typedef struct sgd {
     int nesterov;
 } sgd;
 
-/* One tensor's update; the coefficients are float, as PyTorch casts its Python scalars. */
+/* One tensor's update; the element math is kernels/optim_elem.h's, which the GPU runs too. */
 typedef struct sgd_job {
     float *p;
     const float *grad;
-    float *buf;  /* NULL without momentum */
-    float lr, wd, momentum, keep; /* keep = 1 - dampening */
-    int first, nesterov;
+    float *buf; /* NULL without momentum */
+    rn_sgd_coef c;
 } sgd_job;
-
-/* c + alpha * x rounded once, like PyTorch's fused add(x, alpha=...): the product of two floats
- * is exact in double, so this differs from a true fmaf only on double-rounding ties (never seen
- * in the fixtures), and it vectorizes on any x86-64 where fmaf would be a libm call. */
-static inline float add_scaled(float c, float alpha, float x)
-{
-    return (float)((double)alpha * (double)x + (double)c);
-}
 
 /* ~35 ms per step for 11M parameters on the 2 cores here; hardware FMA would take ~23 ms but needs
  * per-CPU dispatch, which is not worth it next to a forward/backward pass. */
 static void sgd_range(void *arg, int64_t begin, int64_t end)
 {
     const sgd_job *j = arg;
-    for (int64_t i = begin; i < end; i++) {
-        float g = j->grad[i];
-        if (j->wd != 0.0f)
-            g = add_scaled(g, j->wd, j->p[i]);                  /* grad.add(p, alpha=wd) */
-        if (j->buf) {
-            float b = j->first ? g                              /* buf.mul_(m).add_(g, alpha=1-d) */
-                               : add_scaled(j->momentum * j->buf[i], j->keep, g);
-            j->buf[i] = b;
-            g = j->nesterov ? add_scaled(g, j->momentum, b) : b; /* g.add(buf, alpha=m) */
-        }
-        j->p[i] = add_scaled(j->p[i], -j->lr, g);               /* p.add_(g, alpha=-lr) */
-    }
+    if (j->buf)
+        for (int64_t i = begin; i < end; i++) rn_sgd_elem(&j->c, &j->p[i], j->grad[i], &j->buf[i]);
+    else
+        for (int64_t i = begin; i < end; i++) rn_sgd_elem(&j->c, &j->p[i], j->grad[i], NULL);
 }
 
 static const rn_setting sgd_settings[] = {
@@ -130,12 +115,14 @@ static int sgd_step(void *self, rn_group *group)
             .p = prm->value,
             .grad = prm->grad,
             .buf = has_buf ? prm->state : NULL,
-            .lr = (float)group->lr,
-            .wd = (float)group->weight_decay,
-            .momentum = (float)group->momentum,
-            .keep = (float)(1.0 - s->dampening),
-            .first = group->step == 0,
-            .nesterov = s->nesterov,
+            .c = {
+                .lr = (float)group->lr,
+                .wd = (float)group->weight_decay,
+                .momentum = (float)group->momentum,
+                .keep = (float)(1.0 - s->dampening),
+                .first = group->step == 0,
+                .nesterov = s->nesterov,
+            },
         };
         if (has_buf && !prm->state) {
             s->host->set_error(s->ctx, "parameter \"%s\" has no momentum state", prm->name);

@@ -34,8 +34,8 @@ static void probe_cuda(const char *backend_dir, rn_cuda_info *info, char *why, s
     rn_cuda_backend_entry_fn entry = (rn_cuda_backend_entry_fn)dlsym(h, "rn_cuda_backend_entry");
     const rn_cuda_backend *b = entry ? entry() : NULL;
     if (!b || b->abi != RN_CUDA_BACKEND_ABI || b->struct_size < sizeof *b) {
-        snprintf(why, len, "%.200s is from another runner build (backend ABI %d, expected %d)", path,
-                 b ? b->abi : -1, RN_CUDA_BACKEND_ABI);
+        snprintf(why, len, "%.200s is from another runner build (backend ABI %d, expected %d)",
+                 path, b ? b->abi : -1, RN_CUDA_BACKEND_ABI);
         dlclose(h);
         return;
     }

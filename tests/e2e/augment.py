@@ -1,6 +1,7 @@
 """Augmentation through the whole loop. The training batches, CutMix/Mixup soft targets included,
 are the same on one loader worker and on two: the runs end with the same weights, bit for bit.
-The normalize plugin placed last is data.normalize, bit for bit, test metrics included. Mixing reaches the loss (weights differ without it), summary.json reports
+The normalize plugin placed last is data.normalize, bit for bit, test metrics included.
+Mixing reaches the loss (weights differ without it), summary.json reports
 the loader's time, multi_margin trains, and every bad input is one line before anything is
 written: alpha <= 0, a probability outside [0, 1], a crop larger than the padded image, CutMix
 with a loss that takes class indices only, normalizing twice, workers out of range. (Resumed vs
