@@ -72,3 +72,4 @@ add_test(NAME e2e_device COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/devi
 set_tests_properties(e2e_device PROPERTIES
                      LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)
 rn_add_test(test_multi_tensor SOURCES test_multi_tensor.c)
+rn_add_test(test_grad_scaler SOURCES test_grad_scaler.c LIBS rn_core)
