@@ -393,9 +393,16 @@ typedef const rn_library *(*rn_plugin_entry_fn)(const rn_host *host);
 RN_EXPORT const rn_library *rn_plugin_entry(const rn_host *host);
 
 /* ---------------------------------------------------------------------------------------------
- * Counter-based randomness: the same (key, counter) gives the same bits on any thread or device.
+ * Counter-based randomness: the same (key, counter) gives the same bits on any thread or device
+ * (under nvcc these functions are __host__ __device__, so a kernel draws what the CPU draws).
  * ------------------------------------------------------------------------------------------- */
-static inline uint64_t rn_mix64(uint64_t z)
+#if defined(__CUDACC__)
+#define RN_RAND_FN static __host__ __device__ inline
+#else
+#define RN_RAND_FN static inline
+#endif
+
+RN_RAND_FN uint64_t rn_mix64(uint64_t z)
 {
     z += 0x9e3779b97f4a7c15ull;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -404,19 +411,19 @@ static inline uint64_t rn_mix64(uint64_t z)
 }
 
 /* 64 random bits for (key, counter). */
-static inline uint64_t rn_rand(uint64_t key, uint64_t counter)
+RN_RAND_FN uint64_t rn_rand(uint64_t key, uint64_t counter)
 {
     return rn_mix64(rn_mix64(key) ^ (counter * 0xd1342543de82ef95ull + 1));
 }
 
 /* A key for (key, a, b): e.g. (instance seed, epoch, sample id). */
-static inline uint64_t rn_key3(uint64_t key, uint64_t a, uint64_t b)
+RN_RAND_FN uint64_t rn_key3(uint64_t key, uint64_t a, uint64_t b)
 {
     return rn_mix64(rn_mix64(key ^ rn_mix64(a)) ^ b);
 }
 
 /* Uniform double in [0, 1) with 53 random bits. */
-static inline double rn_uniform(uint64_t key, uint64_t counter)
+RN_RAND_FN double rn_uniform(uint64_t key, uint64_t counter)
 {
     return (double)(rn_rand(key, counter) >> 11) * (1.0 / 9007199254740992.0);
 }

@@ -5,6 +5,8 @@
 
 #include <runner/plugin.h>
 #include <stdlib.h>
+
+#include "../../kernels/nn_elem.h"
 #include <string.h>
 
 typedef struct dropout_impl {
@@ -51,11 +53,8 @@ static int dropout_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool t
     uint8_t *mask = d->mask;
     l->calls++;
 #pragma omp parallel for schedule(static) if (n > 16384)
-    for (int64_t i = 0; i < n; i++) {
-        uint8_t keep = rn_uniform(key, (uint64_t)i) >= p;
-        mask[i] = keep;
-        ys[i] = keep ? xs[i] * scale : 0.0f;
-    }
+    for (int64_t i = 0; i < n; i++)
+        mask[i] = (uint8_t)rn_dropout_elem(key, i, p, scale, xs[i], &ys[i]);
     return 0;
 }
 

@@ -1,0 +1,104 @@
+// Loss, dropout and gradient-norm kernels. The element math is nn_elem.h's, which the CPU layers
+// run and the CPU tests check against PyTorch; the norm's chunking is multi_tensor.h's.
+#include "nn_kernels.h"
+
+#include "multi_tensor.h"
+#include "nn_elem.h"
+
+#include <cstdio>
+
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
+
+int check(const char *what, char *err, size_t len)
+{
+    cudaError_t rc = cudaGetLastError();
+    if (rc == cudaSuccess) return 0;
+    std::snprintf(err, len, "%s: %s", what, cudaGetErrorString(rc));
+    return -1;
+}
+
+__global__ void ce_kernel(const float *logits, int64_t n, int64_t k, const int32_t *labels,
+                          const float *soft, double ls, double *row_loss, float *dlogits)
+{
+    const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (i >= n) return;
+    row_loss[i] = rn_ce_row(logits + i * k, k, labels ? labels[i] : -1,
+                            soft ? soft + i * k : nullptr, ls,
+                            dlogits ? dlogits + i * k : nullptr, static_cast<double>(n));
+}
+
+__global__ void dropout_fwd(const float *x, float *y, uint8_t *mask, int64_t n, uint64_t key,
+                            double p, float scale)
+{
+    const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (i < n) mask[i] = static_cast<uint8_t>(rn_dropout_elem(key, i, p, scale, x[i], &y[i]));
+}
+
+__global__ void dropout_bwd(const float *g, const uint8_t *mask, float *gx, int64_t n, float scale)
+{
+    const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (i < n) gx[i] = mask[i] ? g[i] * scale : 0.0f;
+}
+
+__global__ void sumsq_chunks(const float *g, int64_t n, double *partial)
+{
+    __shared__ double s[kThreads];
+    const int64_t start = static_cast<int64_t>(blockIdx.x) * RN_MT_CHUNK;
+    const int64_t end = start + RN_MT_CHUNK < n ? start + RN_MT_CHUNK : n;
+    double a = 0;
+    for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x)
+        a += static_cast<double>(g[i]) * g[i];
+    s[threadIdx.x] = a;
+    __syncthreads();
+    for (int h = blockDim.x / 2; h > 0; h >>= 1) {
+        if (static_cast<int>(threadIdx.x) < h) s[threadIdx.x] += s[threadIdx.x + h];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) partial[blockIdx.x] = s[0];
+}
+
+}  // namespace
+
+extern "C" int rn_cuda_cross_entropy(const float *logits, int64_t n, int64_t k,
+                                     const int32_t *labels, const float *soft,
+                                     double label_smoothing, double *row_loss, float *dlogits,
+                                     void *stream, char *err, size_t len)
+{
+    if (n <= 0) return 0;
+    ce_kernel<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+        logits, n, k, labels, soft, label_smoothing, row_loss, dlogits);
+    return check("cross-entropy launch", err, len);
+}
+
+extern "C" int rn_cuda_dropout_forward(const float *x, float *y, uint8_t *mask, int64_t n,
+                                       uint64_t key, double p, void *stream, char *err, size_t len)
+{
+    if (n <= 0) return 0;
+    const float scale = p < 1.0 ? static_cast<float>(1.0 / (1.0 - p)) : 0.0f;
+    dropout_fwd<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+        x, y, mask, n, key, p, scale);
+    return check("dropout launch", err, len);
+}
+
+extern "C" int rn_cuda_dropout_backward(const float *g, const uint8_t *mask, float *gx,
+                                        int64_t n, float scale, void *stream, char *err,
+                                        size_t len)
+{
+    if (n <= 0) return 0;
+    dropout_bwd<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(g, mask, gx,
+                                                                                    n, scale);
+    return check("dropout backward launch", err, len);
+}
+
+extern "C" int rn_cuda_sumsq_chunks(const float *g, int64_t n, double *partial, void *stream,
+                                    char *err, size_t len)
+{
+    if (n <= 0) return 0;
+    const unsigned chunks = static_cast<unsigned>((n + RN_MT_CHUNK - 1) / RN_MT_CHUNK);
+    sumsq_chunks<<<chunks, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(g, n, partial);
+    return check("gradient norm launch", err, len);
+}
