@@ -9,7 +9,8 @@
 
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 256;  // every launch here; the reductions need a power of two
+static_assert((kThreads & (kThreads - 1)) == 0, "kThreads must be a power of two");
 
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
 
@@ -54,7 +55,7 @@ __global__ void sumsq_chunks(const float *g, int64_t n, double *partial)
         a += static_cast<double>(g[i]) * g[i];
     s[threadIdx.x] = a;
     __syncthreads();
-    for (int h = blockDim.x / 2; h > 0; h >>= 1) {
+    for (int h = kThreads / 2; h > 0; h >>= 1) {
         if (static_cast<int>(threadIdx.x) < h) s[threadIdx.x] += s[threadIdx.x + h];
         __syncthreads();
     }

@@ -9,7 +9,8 @@
 
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 256;  // every launch here; the reductions need a power of two
+static_assert((kThreads & (kThreads - 1)) == 0, "kThreads must be a power of two");
 
 template <class Op>
 __global__ void multi_tensor_kernel(const rn_mt_tensor *ts, const rn_mt_chunk *chunks, Op op)
@@ -71,7 +72,7 @@ __global__ void lamb_pass1(const rn_mt_tensor *ts, const rn_mt_chunk *chunks, rn
     sp[threadIdx.x] = a;
     su[threadIdx.x] = b;
     __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    for (int s = kThreads / 2; s > 0; s >>= 1) {
         if ((int)threadIdx.x < s) {
             sp[threadIdx.x] += sp[threadIdx.x + s];
             su[threadIdx.x] += su[threadIdx.x + s];

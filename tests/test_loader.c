@@ -488,7 +488,7 @@ static void test_workers(void)
     rn_loader *l;
     cfg.workers = 65;
     CHECK(rn_loader_open(&l, &cfg, 0, err, sizeof err) != 0);
-    CHECK(strstr(err, "workers must be in [1, 64], got 65") != NULL);
+    CHECK(strstr(err, "workers must be in [1, 64] (0 means 1), got 65") != NULL);
     rn_dataset_free(&ds);
 }
 

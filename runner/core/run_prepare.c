@@ -181,6 +181,7 @@ static int make_augments(rn_run *r, const rn_registry *reg, char *err, size_t er
         snprintf(err, errlen, "data.augment: out of memory");
         return -1;
     }
+    r->n_augments = (int)per; /* before the lists: rn_run_free destroys the ones made */
     for (int k = 0; k < lists; k++) {
         rn_instance *list;
         int n;
@@ -194,7 +195,6 @@ static int make_augments(rn_run *r, const rn_registry *reg, char *err, size_t er
         free(list);
         r->n_augment_lists = k + 1;
     }
-    r->n_augments = (int)per;
     for (size_t i = 0; i < per; i++)
         if (augment_flags(&r->augments[i]) & RN_AUGMENT_EVAL) r->eval_augments = 1;
     return 0;

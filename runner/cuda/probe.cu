@@ -58,6 +58,8 @@ static int probe(rn_cuda_info *info, char *why, size_t len)
         return -1;
     }
     cudnnDestroy(h);
+    // The probe's context would otherwise hold GPU memory for a run that trains on the CPU.
+    cudaDeviceReset();
     return 0;
 }
 

@@ -251,7 +251,7 @@ static int check_config(const rn_loader_config *cfg, int64_t epoch, char *err, s
         return -1;
     }
     if (cfg->workers < 0 || cfg->workers > RN_LOADER_MAX_WORKERS) {
-        rn_errorf(err, errlen, "loader: workers must be in [1, %d], got %d",
+        rn_errorf(err, errlen, "loader: workers must be in [1, %d] (0 means 1), got %d",
                   RN_LOADER_MAX_WORKERS, cfg->workers);
         return -1;
     }
