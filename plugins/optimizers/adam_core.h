@@ -70,9 +70,13 @@ typedef struct adam_core_job {
 static void adam_core_range(void *arg, int64_t begin, int64_t end)
 {
     const adam_core_job *j = arg;
-    for (int64_t i = begin; i < end; i++)
-        rn_adam_elem(&j->c, &j->p[i], j->grad[i], &j->m[i], &j->v[i],
-                     j->vmax ? &j->vmax[i] : NULL);
+    const rn_adam_coef c = j->c; /* a local copy: the stores below cannot alias it */
+    if (j->vmax)
+        for (int64_t i = begin; i < end; i++)
+            rn_adam_elem(&c, &j->p[i], j->grad[i], &j->m[i], &j->v[i], &j->vmax[i]);
+    else
+        for (int64_t i = begin; i < end; i++)
+            rn_adam_elem(&c, &j->p[i], j->grad[i], &j->m[i], &j->v[i], NULL);
 }
 
 /* The settings both plugins have, in their order: lr, beta1, beta2, eps (weight_decay, whose

@@ -72,15 +72,16 @@ typedef struct lamb_job {
 static void lamb_moments(const lamb_job *j, int64_t begin, int64_t end, double *sp, double *su)
 {
     double a = 0, b = 0;
+    const rn_lamb_coef c = j->c; /* a local copy: the stores below cannot alias it */
     for (int64_t i = begin; i < end; i++) {
-        rn_lamb_moments(&j->c, j->grad[i], &j->m[i], &j->v[i]);
+        rn_lamb_moments(&c, j->grad[i], &j->m[i], &j->v[i]);
         float p = j->p[i];
-        float u = rn_lamb_update(&j->c, j->m[i], j->v[i], p);
+        float u = rn_lamb_update(&c, j->m[i], j->v[i], p);
         if (sp) {
             a += (double)p * p;
             b += (double)u * u;
         } else {
-            j->p[i] = rn_fma_d(j->c.neg_lr, u, p);                  /* p.add_(u, alpha=-lr) */
+            j->p[i] = rn_fma_d(c.neg_lr, u, p);                     /* p.add_(u, alpha=-lr) */
         }
     }
     if (sp) *sp = a, *su = b;
@@ -105,10 +106,12 @@ static void lamb_pass1(void *arg, int64_t begin, int64_t end)
 static void lamb_pass2(void *arg, int64_t begin, int64_t end)
 {
     const lamb_job *j = arg;
+    const rn_lamb_coef c = j->c;
+    const float ratio = j->ratio;
     for (int64_t i = begin; i < end; i++) {
         float p = j->p[i];
-        float u = rn_lamb_update(&j->c, j->m[i], j->v[i], p) * j->ratio; /* u.mul_(ratio) */
-        j->p[i] = rn_fma_d(j->c.neg_lr, u, p);                         /* p.add_(u, alpha=-lr) */
+        float u = rn_lamb_update(&c, j->m[i], j->v[i], p) * ratio; /* u.mul_(trust_ratio) */
+        j->p[i] = rn_fma_d(c.neg_lr, u, p);                         /* p.add_(u, alpha=-lr) */
     }
 }
 

@@ -48,7 +48,8 @@ typedef struct lion_job {
 static void lion_range(void *arg, int64_t begin, int64_t end)
 {
     const lion_job *j = arg;
-    for (int64_t i = begin; i < end; i++) rn_lion_elem(&j->c, &j->p[i], j->grad[i], &j->m[i]);
+    const rn_lion_coef c = j->c; /* a local copy: the stores below cannot alias it */
+    for (int64_t i = begin; i < end; i++) rn_lion_elem(&c, &j->p[i], j->grad[i], &j->m[i]);
 }
 
 static const rn_setting lion_settings[] = {

@@ -65,9 +65,20 @@ typedef struct rmsprop_job {
 static void rmsprop_range(void *arg, int64_t begin, int64_t end)
 {
     const rmsprop_job *j = arg;
-    for (int64_t i = begin; i < end; i++)
-        rn_rmsprop_elem(&j->c, &j->p[i], j->grad[i], &j->sq[i], j->buf ? &j->buf[i] : NULL,
-                        j->ga ? &j->ga[i] : NULL);
+    const rn_rmsprop_coef c = j->c; /* a local copy: the stores below cannot alias it */
+    float *buf = j->buf, *ga = j->ga;
+    if (buf && ga)
+        for (int64_t i = begin; i < end; i++)
+            rn_rmsprop_elem(&c, &j->p[i], j->grad[i], &j->sq[i], &buf[i], &ga[i]);
+    else if (buf)
+        for (int64_t i = begin; i < end; i++)
+            rn_rmsprop_elem(&c, &j->p[i], j->grad[i], &j->sq[i], &buf[i], NULL);
+    else if (ga)
+        for (int64_t i = begin; i < end; i++)
+            rn_rmsprop_elem(&c, &j->p[i], j->grad[i], &j->sq[i], NULL, &ga[i]);
+    else
+        for (int64_t i = begin; i < end; i++)
+            rn_rmsprop_elem(&c, &j->p[i], j->grad[i], &j->sq[i], NULL, NULL);
 }
 
 static const rn_setting rmsprop_settings[] = {

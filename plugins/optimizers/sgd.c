@@ -41,10 +41,11 @@ typedef struct sgd_job {
 static void sgd_range(void *arg, int64_t begin, int64_t end)
 {
     const sgd_job *j = arg;
+    const rn_sgd_coef c = j->c; /* a local copy: the stores below cannot alias it */
     if (j->buf)
-        for (int64_t i = begin; i < end; i++) rn_sgd_elem(&j->c, &j->p[i], j->grad[i], &j->buf[i]);
+        for (int64_t i = begin; i < end; i++) rn_sgd_elem(&c, &j->p[i], j->grad[i], &j->buf[i]);
     else
-        for (int64_t i = begin; i < end; i++) rn_sgd_elem(&j->c, &j->p[i], j->grad[i], NULL);
+        for (int64_t i = begin; i < end; i++) rn_sgd_elem(&c, &j->p[i], j->grad[i], NULL);
 }
 
 static const rn_setting sgd_settings[] = {
