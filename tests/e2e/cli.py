@@ -69,4 +69,12 @@ check(p.returncode == 0 and "schedule linear (per step) -> cosine (per step) x r
 p = run([chain, "--dry-run", "--set", "schedule[1].epochs=3"])
 check(p.returncode == 1 and "schedule[1]: the phases before the last take 12 of the stage's 12"
       in p.stderr, f"chain too long: {p.stderr!r}")
+# scripts/run (the README's first command) executes the binary this build made: it sets up and
+# builds, so the test reads the path it execs instead of running it.
+from common import RUNNER
+script = open(os.path.join(os.environ["RN_SOURCE"], "scripts", "run")).read()
+m = re.search(r'exec "\$\{BUILD_DIR:-\$root/build\}/([^"]+)"', script)
+build_dir = os.path.dirname(os.path.dirname(RUNNER))
+check(m is not None and os.path.realpath(os.path.join(build_dir, m.group(1))) ==
+      os.path.realpath(RUNNER), f"scripts/run execs {m.group(1) if m else '?'}, not {RUNNER}")
 finish("e2e_cli")
