@@ -7,6 +7,7 @@
 
 #include "plugin_test_util.h"
 #include "rn_test.h"
+#include "../kernels/augment_elem.h"
 
 enum { C = 2, H = 3, W = 5 };
 
@@ -59,6 +60,16 @@ int main(void)
                 ref[(i * C * H + r) * W + xx] = orig[(i * C * H + r) * W + (flip ? W - 1 - xx : xx)];
     }
     CHECK(memcmp(x, ref, sizeof x) == 0);
+    /* the GPU kernel's per-pixel source (kernels/augment_elem.h) gives the same batch */
+    float kern[N * C * H * W];
+    for (int i = 0; i < N; i++) {
+        int flip = rn_uniform(rn_key3(4242, 2, (uint64_t)ids[i]), 0) < 0.5;
+        for (int r = 0; r < C * H; r++)
+            for (int xx = 0; xx < W; xx++)
+                kern[(i * C * H + r) * W + xx] =
+                    orig[(i * C * H + r) * W + rn_flip_src(xx, W, flip)];
+    }
+    CHECK(memcmp(x, kern, sizeof x) == 0);
     CHECK(flipped > 0 && flipped < N);
 
     /* Batch composition: ids[5] alone gives the same image as inside the batch. */

@@ -4,7 +4,9 @@
  * the Mixup blend and mixup_target are transcribed here) and compares x and soft_targets exactly
  * (tolerance 0: the blend is the same float expression), for batch sizes 1, 7 and 16 of 3x12x10
  * images, modes batch and elem, correct_lam on and off (off keeps the Beta lam, the box is the
- * same); labels are untouched and soft rows sum to 1 within 1e-6.
+ * same); labels are untouched and soft rows sum to 1 within 1e-6. The GPU kernel's way (each
+ * pixel alone through kernels/augment_elem.h from mix_plan's per-sample parameters) gives the
+ * same batches, bit for bit.
  * Statistics, all deterministic (fixed keys): over N = 20000 draws of Beta(a, a) for a = 0.2, 0.5,
  * 1, 2 the mean is 0.5 within 5 sd of the mean (sd^2 = 1/(4(2a+1)) / N) and the variance is
  * 1/(4(2a+1)) within 5 sd of the sample variance (sd^2 = var^2 (2 - 6/(2a+3)) / N, from the
@@ -157,6 +159,37 @@ static int run(const rn_instance *inst, float *x, float *t, const int32_t *label
 }
 
 /* 1. Plugin against the reference on batches of 1, 7 and 16; returns the largest row-sum error. */
+/* What the GPU kernel (kernels/augment_kernels.cu) computes from the same batch: the plan of
+ * mix_plan, then every pixel and target entry on its own through rn_mix_pixel / rn_mix_target,
+ * reading the original batch. */
+static void emulate_kernel(const ref_cfg *c, const float *x0, const float *t0, int n,
+                           const int64_t *ids, int64_t epoch, uint64_t seed, float *kx, float *kt)
+{
+    mix m = {.host = rn_host_table()};
+    m.cfg = (mix_config){c->prob, c->switch_prob, c->cutmix_alpha, c->mixup_alpha,
+                         c->correct_lam, c->elem};
+    int32_t labels[MAXN] = {0};
+    rn_batch b = {.struct_size = sizeof b, .x = (float *)x0, .n = n, .c = C, .h = H, .w = W,
+                  .labels = labels, .soft_targets = (float *)t0, .classes = K,
+                  .sample_ids = ids, .epoch = epoch, .seed = seed};
+    int rc = mix_plan(&m, &b);
+    CHECK(rc >= 0);
+    for (int i = 0; i < n; i++) {
+        rn_mix_sample keep = {RN_MIX_KEEP, i, 1.0f, 0.0f, 0, 0, 0, 0};
+        const rn_mix_sample *p = rc == 1 ? &m.plan[i] : &keep;
+        for (int ch = 0; ch < C; ch++)
+            for (int y = 0; y < H; y++)
+                for (int xx = 0; xx < W; xx++) {
+                    int at = (ch * H + y) * W + xx;
+                    kx[i * S + at] = rn_mix_pixel(p, x0[i * S + at], x0[p->partner * S + at], y,
+                                                  xx);
+                }
+        for (int k = 0; k < K; k++)
+            kt[i * K + k] = rn_mix_target(p, t0[i * K + k], t0[p->partner * K + k]);
+    }
+    mix_destroy_scratch(&m);
+}
+
 static double check_reference(const rn_registry *reg, const ref_cfg *c, ref_counts *cnt)
 {
     static const int sizes[3] = {1, 7, 16};
@@ -178,10 +211,14 @@ static double check_reference(const rn_registry *reg, const ref_cfg *c, ref_coun
             memcpy(rx, x, sizeof rx);
             memcpy(rt, t, sizeof rt);
             CHECK(run(&inst, x, t, labels, ids, n, C, H, W, K, epoch, seed) == RN_OK);
+            float kx[MAXN * S], kt[MAXN * K];
+            emulate_kernel(c, rx, rt, n, ids, epoch, seed, kx, kt);
             ref_apply(c, rx, rt, n, ids, epoch, seed, NULL, cnt);
             int same = memcmp(x, rx, (size_t)n * S * sizeof *x) == 0 &&
                        memcmp(t, rt, (size_t)n * K * sizeof *t) == 0;
             CHECK(same);
+            CHECK(memcmp(x, kx, (size_t)n * S * sizeof *x) == 0 &&
+                  memcmp(t, kt, (size_t)n * K * sizeof *t) == 0);
             equal += same;
             batches++;
             CHECK(memcmp(labels, labels0, (size_t)n * sizeof *labels) == 0);

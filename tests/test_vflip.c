@@ -8,6 +8,7 @@
 
 #include "plugin_test_util.h"
 #include "rn_test.h"
+#include "../kernels/augment_elem.h"
 
 enum { C = 2, H = 5, W = 3 };
 
@@ -62,6 +63,17 @@ int main(void)
                         orig[((i * C + c) * H + (flip ? H - 1 - y : y)) * W + xx];
     }
     CHECK(memcmp(x, ref, sizeof x) == 0);
+    /* the GPU kernel's per-pixel source (kernels/augment_elem.h) gives the same batch */
+    float kern[N * C * H * W];
+    for (int i = 0; i < N; i++) {
+        int flip = rn_uniform(rn_key3(4242, 2, (uint64_t)ids[i]), 0) < 0.5;
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++)
+                for (int xx = 0; xx < W; xx++)
+                    kern[((i * C + c) * H + y) * W + xx] =
+                        orig[((i * C + c) * H + rn_flip_src(y, H, flip)) * W + xx];
+    }
+    CHECK(memcmp(x, kern, sizeof x) == 0);
     CHECK(flipped > 0 && flipped < N);
 
     /* Batch composition: ids[5] alone gives the same image as inside the batch. */

@@ -41,6 +41,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../../kernels/augment_elem.h"
+
 #define MIX_PERM_STREAM 0x6d69782d7065726dull /* "mix-perm" */
 #define MIX_DRAW_STREAM 0x6d69782d64726177ull /* "mix-draw" */
 #define MIX_GAMMA1 64u
@@ -71,7 +73,8 @@ typedef struct mix {
     /* scratch, grown to the largest batch seen (host->alloc, freed in destroy) */
     float *x0, *t0;         /* the original x (n*c*h*w) and soft rows (n*classes) */
     int64_t *perm;          /* n partners */
-    size_t x0_cap, t0_cap, perm_cap; /* elements each holds */
+    rn_mix_sample *plan;    /* n per-sample parameters */
+    size_t x0_cap, t0_cap, perm_cap; /* elements each holds (plan: perm_cap) */
 } mix;
 
 /* log of a Gamma(alpha, 1) draw from counters [block, block + 256) of key (Marsaglia-Tsang). */
@@ -160,13 +163,20 @@ static inline int mix_create_with(const rn_host *host, rn_ctx *ctx, const mix_co
     return RN_OK;
 }
 
+/* Frees the scratch buffers (not m itself). */
+static inline void mix_destroy_scratch(mix *m)
+{
+    m->host->free(m->x0);
+    m->host->free(m->t0);
+    m->host->free(m->perm);
+    m->host->free(m->plan);
+}
+
 static inline void mix_destroy(void *self)
 {
     mix *m = self;
     if (!m) return;
-    m->host->free(m->x0);
-    m->host->free(m->t0);
-    m->host->free(m->perm);
+    mix_destroy_scratch(m);
     m->host->free(m);
 }
 
@@ -187,22 +197,24 @@ static inline int mix_reserve(mix *m, int64_t n, int64_t sample, int64_t K)
     }
     if (np > m->perm_cap) {
         host->free(m->perm);
+        host->free(m->plan);
         m->perm = host->alloc(np * sizeof *m->perm);
-        m->perm_cap = m->perm ? np : 0;
+        m->plan = host->alloc(np * sizeof *m->plan);
+        m->perm_cap = m->perm && m->plan ? np : 0;
     }
-    return m->x0 && m->t0 && m->perm ? 0 : -1;
+    return m->x0 && m->t0 && m->perm && m->plan ? 0 : -1;
 }
 
-/* dst = a * lam + b * (1 - lam) over n floats, the weights rounded to float as torch does. */
-static inline void mix_blend(float *dst, const float *a, const float *b, int64_t n, double lam)
+/* dst = a * wa + b * wb over n floats (kernels/augment_elem.h's blend, the GPU's too). */
+static inline void mix_blend(float *dst, const float *a, const float *b, int64_t n, float wa,
+                             float wb)
 {
-    float wa = (float)lam, wb = (float)(1.0 - lam);
-    for (int64_t k = 0; k < n; k++) dst[k] = a[k] * wa + b[k] * wb;
+    for (int64_t k = 0; k < n; k++) dst[k] = rn_mix_blend(a[k], b[k], wa, wb);
 }
 
 /* Sample i (c planes of H x W at x) takes rows [yl, yh), columns [xl, xh) of src. */
 static inline void mix_paste(float *x, const float *src, int64_t c, int64_t H, int64_t W,
-                             const mix_params *p)
+                             const rn_mix_sample *p)
 {
     size_t row = (size_t)(p->xh - p->xl) * sizeof *x;
     if (row == 0) return;
@@ -211,6 +223,40 @@ static inline void mix_paste(float *x, const float *src, int64_t c, int64_t H, i
             int64_t at = (ch * H + y) * W + p->xl;
             memcpy(x + at, src + at, row);
         }
+}
+
+/* The batch's per-sample parameters into m->plan (and the partners into m->perm): what the CPU
+ * loop below and the GPU kernel (kernels/augment_kernels.cu) both apply. Returns 0 when nothing
+ * mixes, 1 when plan holds n entries, or -1 when out of memory. */
+static inline int mix_plan(mix *m, const rn_batch *b)
+{
+    int64_t n = b->n, H = b->h, W = b->w;
+    uint64_t base = rn_key3(b->seed, (uint64_t)b->epoch, (uint64_t)b->sample_ids[0]);
+    mix_params batch;
+    if (!m->cfg.elem) {
+        mix_draw(&m->cfg, rn_mix64(base ^ MIX_DRAW_STREAM), H, W, &batch);
+        if (!batch.mix) return 0;
+    }
+    if (mix_reserve(m, n, b->c * H * W, b->classes)) return -1;
+    mix_permutation(m->perm, n, rn_mix64(base ^ MIX_PERM_STREAM));
+    for (int64_t i = 0; i < n; i++) {
+        mix_params own;
+        const mix_params *p = &batch;
+        if (m->cfg.elem) {
+            uint64_t key = rn_key3(b->seed, (uint64_t)b->epoch, (uint64_t)b->sample_ids[i]);
+            mix_draw(&m->cfg, rn_mix64(key ^ MIX_DRAW_STREAM), H, W, &own);
+            p = &own;
+        }
+        rn_mix_sample *s = &m->plan[i];
+        s->partner = (int32_t)m->perm[i];
+        s->mode = !p->mix || m->perm[i] == i ? RN_MIX_KEEP
+                                             : p->cutmix ? RN_MIX_PASTE : RN_MIX_BLEND;
+        s->wa = (float)p->lam;
+        s->wb = (float)(1.0 - p->lam);
+        s->yl = (int32_t)p->yl, s->yh = (int32_t)p->yh;
+        s->xl = (int32_t)p->xl, s->xh = (int32_t)p->xh;
+    }
+    return 1;
 }
 
 static inline int mix_apply(void *self, rn_batch *b)
@@ -223,35 +269,25 @@ static inline int mix_apply(void *self, rn_batch *b)
         return RN_ERR_CONFIG;
     }
     if (b->n <= 0) return RN_OK;
-    int64_t n = b->n, H = b->h, W = b->w, sample = b->c * H * W, K = b->classes;
-    uint64_t base = rn_key3(b->seed, (uint64_t)b->epoch, (uint64_t)b->sample_ids[0]);
-    mix_params batch;
-    if (!m->cfg.elem) {
-        mix_draw(&m->cfg, rn_mix64(base ^ MIX_DRAW_STREAM), H, W, &batch);
-        if (!batch.mix) return RN_OK;
-    }
-    if (mix_reserve(m, n, sample, K)) {
-        host->set_error(m->ctx, "out of memory for a batch of %lld", (long long)n);
+    int rc = mix_plan(m, b);
+    if (rc < 0) {
+        host->set_error(m->ctx, "out of memory for a batch of %lld", (long long)b->n);
         return RN_ERR_NOMEM;
     }
+    if (rc == 0) return RN_OK;
+    int64_t n = b->n, H = b->h, W = b->w, sample = b->c * H * W, K = b->classes;
     memcpy(m->x0, b->x, (size_t)(n * sample) * sizeof *m->x0);
     memcpy(m->t0, b->soft_targets, (size_t)(n * K) * sizeof *m->t0);
-    mix_permutation(m->perm, n, rn_mix64(base ^ MIX_PERM_STREAM));
     for (int64_t i = 0; i < n; i++) {
-        int64_t j = m->perm[i];
-        mix_params own;
-        const mix_params *p = &batch;
-        if (m->cfg.elem) {
-            uint64_t key = rn_key3(b->seed, (uint64_t)b->epoch, (uint64_t)b->sample_ids[i]);
-            mix_draw(&m->cfg, rn_mix64(key ^ MIX_DRAW_STREAM), H, W, &own);
-            p = &own;
-        }
-        if (!p->mix || j == i) continue;
-        if (p->cutmix)
+        const rn_mix_sample *p = &m->plan[i];
+        int64_t j = p->partner;
+        if (p->mode == RN_MIX_KEEP) continue;
+        if (p->mode == RN_MIX_PASTE)
             mix_paste(b->x + i * sample, m->x0 + j * sample, b->c, H, W, p);
         else
-            mix_blend(b->x + i * sample, m->x0 + i * sample, m->x0 + j * sample, sample, p->lam);
-        mix_blend(b->soft_targets + i * K, m->t0 + i * K, m->t0 + j * K, K, p->lam);
+            mix_blend(b->x + i * sample, m->x0 + i * sample, m->x0 + j * sample, sample, p->wa,
+                      p->wb);
+        mix_blend(b->soft_targets + i * K, m->t0 + i * K, m->t0 + j * K, K, p->wa, p->wb);
     }
     return RN_OK;
 }

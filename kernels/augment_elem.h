@@ -1,0 +1,52 @@
+/* Element math of the augmentations, shared by the CPU plugins (plugins/augment/) and the CUDA
+ * kernels (kernels/augment_kernels.cu). The random draws stay with each plugin's host code (the
+ * counter RNG of plugin.h), which turns them into per-sample parameters; these functions apply
+ * the parameters to one pixel, identically on both devices. */
+#ifndef RN_AUGMENT_ELEM_H
+#define RN_AUGMENT_ELEM_H
+
+#include <stdint.h>
+
+#include "rn_hd.h"
+
+/* ---- CutMix / Mixup (timm's Mixup; plugins/augment/mix_common.h draws the parameters) ---- */
+enum { RN_MIX_KEEP = 0, RN_MIX_BLEND = 1, RN_MIX_PASTE = 2 };
+
+typedef struct rn_mix_sample {
+    int32_t mode;           /* RN_MIX_* */
+    int32_t partner;        /* the sample it mixes with */
+    float wa, wb;           /* float(lam), float(1 - lam): the blend's and the targets' weights */
+    int32_t yl, yh, xl, xh; /* RN_MIX_PASTE: the partner's rows [yl, yh), columns [xl, xh) */
+} rn_mix_sample;
+
+/* a * wa + b * wb rounded as torch's x.mul_(lam).add_(x.flip(0).mul_(1 - lam)): two float
+ * products, one float sum. */
+RN_HD float rn_mix_blend(float a, float b, float wa, float wb)
+{
+    return a * wa + b * wb;
+}
+
+/* Pixel (y, x) of a sample whose own value is `self` and whose partner's is `other`. */
+RN_HD float rn_mix_pixel(const rn_mix_sample *s, float self, float other, int64_t y, int64_t x)
+{
+    if (s->mode == RN_MIX_BLEND) return rn_mix_blend(self, other, s->wa, s->wb);
+    if (s->mode == RN_MIX_PASTE && y >= s->yl && y < s->yh && x >= s->xl && x < s->xh)
+        return other;
+    return self;
+}
+
+/* A soft-target entry: mixed with the same weights in either mode (timm's mixup_target). */
+RN_HD float rn_mix_target(const rn_mix_sample *s, float self, float other)
+{
+    return s->mode == RN_MIX_KEEP ? self : rn_mix_blend(self, other, s->wa, s->wb);
+}
+
+/* ---- flips (plugins/augment/flip_common.h draws the coin) ---- */
+
+/* The source column (hflip) or row (vflip) of index i of n when flipped. */
+RN_HD int64_t rn_flip_src(int64_t i, int64_t n, int flipped)
+{
+    return flipped ? n - 1 - i : i;
+}
+
+#endif

@@ -1,0 +1,78 @@
+// Augmentations on the device: one thread per output element, each reading the batch as it was
+// (x0) and computing its value with augment_elem.h, the functions the CPU plugins run.
+#include "augment_kernels.h"
+
+#include <cstdio>
+
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
+
+int check(const char *what, char *err, size_t len)
+{
+    cudaError_t rc = cudaGetLastError();
+    if (rc == cudaSuccess) return 0;
+    std::snprintf(err, len, "%s: %s", what, cudaGetErrorString(rc));
+    return -1;
+}
+
+__global__ void mix_pixels(const float *x0, float *x, const rn_mix_sample *plan, int64_t n,
+                           int64_t c, int64_t h, int64_t w)
+{
+    const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    const int64_t sample = c * h * w;
+    if (e >= n * sample) return;
+    const int64_t i = e / sample, at = e % sample, y = (at / w) % h, xx = at % w;
+    const rn_mix_sample p = plan[i];
+    x[e] = rn_mix_pixel(&p, x0[e], x0[p.partner * sample + at], y, xx);
+}
+
+__global__ void mix_targets(const float *t0, float *t, const rn_mix_sample *plan, int64_t n,
+                            int64_t classes)
+{
+    const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (e >= n * classes) return;
+    const int64_t i = e / classes, k = e % classes;
+    const rn_mix_sample p = plan[i];
+    t[e] = rn_mix_target(&p, t0[e], t0[p.partner * classes + k]);
+}
+
+__global__ void flip_pixels(const float *x0, float *x, const uint8_t *flip, int vertical,
+                            int64_t n, int64_t c, int64_t h, int64_t w)
+{
+    const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    const int64_t plane = h * w;
+    if (e >= n * c * plane) return;
+    const int64_t i = e / (c * plane), base = e - e % plane, at = e % plane;
+    const int64_t y = at / w, xx = at % w;
+    const int f = flip[i] != 0;
+    const int64_t sy = vertical ? rn_flip_src(y, h, f) : y;
+    const int64_t sx = vertical ? xx : rn_flip_src(xx, w, f);
+    x[e] = x0[base + sy * w + sx];
+}
+
+}  // namespace
+
+extern "C" int rn_cuda_mix(const float *x0, float *x, const float *t0, float *t,
+                           const rn_mix_sample *plan, int64_t n, int64_t c, int64_t h, int64_t w,
+                           int64_t classes, void *stream, char *err, size_t len)
+{
+    if (n <= 0) return 0;
+    cudaStream_t s = static_cast<cudaStream_t>(stream);
+    mix_pixels<<<blocks_for(n * c * h * w), kThreads, 0, s>>>(x0, x, plan, n, c, h, w);
+    if (check("mix launch", err, len)) return -1;
+    mix_targets<<<blocks_for(n * classes), kThreads, 0, s>>>(t0, t, plan, n, classes);
+    return check("mix targets launch", err, len);
+}
+
+extern "C" int rn_cuda_flip(const float *x0, float *x, const uint8_t *flip, int vertical,
+                            int64_t n, int64_t c, int64_t h, int64_t w, void *stream, char *err,
+                            size_t len)
+{
+    if (n <= 0) return 0;
+    flip_pixels<<<blocks_for(n * c * h * w), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+        x0, x, flip, vertical, n, c, h, w);
+    return check("flip launch", err, len);
+}

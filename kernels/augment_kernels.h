@@ -1,0 +1,30 @@
+/* Augmentation kernels (augment_kernels.cu), for the CUDA backend: each applies per-sample
+ * parameters the plugin's host code drew (the same draws as on the CPU) with the element math of
+ * augment_elem.h. Each enqueues on `stream` (a cudaStream_t) and returns 0, or -1 with the launch
+ * error in err. Batches are NCHW floats on the device. */
+#ifndef RN_AUGMENT_KERNELS_H
+#define RN_AUGMENT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "augment_elem.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* CutMix / Mixup: x = mix of x0 (the batch before, n x c x h x w) by plan (n entries, from
+ * mix_plan); t = the soft targets mixed likewise from t0 (n x classes). */
+int rn_cuda_mix(const float *x0, float *x, const float *t0, float *t,
+                const rn_mix_sample *plan, int64_t n, int64_t c, int64_t h, int64_t w,
+                int64_t classes, void *stream, char *err, size_t len);
+
+/* hflip (vertical = 0) or vflip (vertical = 1): sample i flipped when flip[i] != 0; x from x0. */
+int rn_cuda_flip(const float *x0, float *x, const uint8_t *flip, int vertical, int64_t n,
+                 int64_t c, int64_t h, int64_t w, void *stream, char *err, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
