@@ -5,7 +5,10 @@
 #ifndef RN_AUGMENT_ELEM_H
 #define RN_AUGMENT_ELEM_H
 
+#include <math.h>
 #include <stdint.h>
+
+#include <runner/plugin.h>
 
 #include "rn_hd.h"
 
@@ -39,6 +42,33 @@ RN_HD float rn_mix_pixel(const rn_mix_sample *s, float self, float other, int64_
 RN_HD float rn_mix_target(const rn_mix_sample *s, float self, float other)
 {
     return s->mode == RN_MIX_KEEP ? self : rn_mix_blend(self, other, s->wa, s->wb);
+}
+
+/* ---- random_crop (plugins/augment/random_crop.c draws the offsets) ---- */
+
+/* The source of output index i of n when the image moves by `shift` (out(i) = in(i + shift)):
+ * mirrored about the edge without repeating it (np.pad "reflect"; |shift| < n) or -1 outside
+ * the image (zero padding: the pixel is black). */
+RN_HD int64_t rn_crop_src(int64_t i, int64_t n, int64_t shift, int reflect)
+{
+    int64_t t = i + shift;
+    if (t >= 0 && t < n) return t;
+    if (!reflect) return -1;
+    return t < 0 ? -t : 2 * (n - 1) - t;
+}
+
+/* ---- random_erasing (plugins/augment/random_erasing.c draws the coin and the box) ---- */
+#define RN_ERASE_NOISE_COUNTER 64
+
+/* The t-th normal(0, 1) of a sample's key, the "random" fill of its box's pixel t (counted over
+ * (channel, row, column) of the box): Box-Muller on uniforms 64 + 2*(t/2) and 65 + 2*(t/2),
+ * 1 - u avoiding log 0. On the GPU, CUDA's log/sin/cos may round the last bit differently. */
+RN_HD float rn_erase_normal(uint64_t key, uint64_t t)
+{
+    uint64_t pair = RN_ERASE_NOISE_COUNTER + 2 * (t / 2);
+    double radius = sqrt(-2.0 * log(1.0 - rn_uniform(key, pair)));
+    double angle = 6.283185307179586 * rn_uniform(key, pair + 1);
+    return (float)(radius * (t % 2 ? sin(angle) : cos(angle)));
 }
 
 /* ---- flips (plugins/augment/flip_common.h draws the coin) ---- */

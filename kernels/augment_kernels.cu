@@ -53,6 +53,32 @@ __global__ void flip_pixels(const float *x0, float *x, const uint8_t *flip, int 
     x[e] = x0[base + sy * w + sx];
 }
 
+__global__ void crop_pixels(const float *x0, float *x, const int32_t *shift, int reflect,
+                            const float *zero_value, int64_t n, int64_t c, int64_t h, int64_t w)
+{
+    const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    const int64_t plane = h * w;
+    if (e >= n * c * plane) return;
+    const int64_t i = e / (c * plane), ch = (e / plane) % c, at = e % plane;
+    const int64_t sy = rn_crop_src(at / w, h, shift[2 * i], reflect);
+    const int64_t sx = rn_crop_src(at % w, w, shift[2 * i + 1], reflect);
+    x[e] = sy < 0 || sx < 0 ? zero_value[ch] : x0[e - at + sy * w + sx];
+}
+
+__global__ void erase_pixels(float *x, const rn_erase_box *box, int random, int64_t n, int64_t c,
+                             int64_t h, int64_t w)
+{
+    const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    const int64_t plane = h * w;
+    if (e >= n * c * plane) return;
+    const int64_t i = e / (c * plane), ch = (e / plane) % c, at = e % plane;
+    const rn_erase_box b = box[i];
+    const int64_t y = at / w - b.y, xx = at % w - b.x;
+    if (y < 0 || y >= b.h || xx < 0 || xx >= b.w) return;
+    const uint64_t t = static_cast<uint64_t>((ch * b.h + y) * b.w + xx);
+    x[e] = random ? rn_erase_normal(b.key, t) : 0.0f;
+}
+
 }  // namespace
 
 extern "C" int rn_cuda_mix(const float *x0, float *x, const float *t0, float *t,
@@ -75,4 +101,23 @@ extern "C" int rn_cuda_flip(const float *x0, float *x, const uint8_t *flip, int 
     flip_pixels<<<blocks_for(n * c * h * w), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
         x0, x, flip, vertical, n, c, h, w);
     return check("flip launch", err, len);
+}
+
+extern "C" int rn_cuda_crop(const float *x0, float *x, const int32_t *shift, int reflect,
+                            const float *zero_value, int64_t n, int64_t c, int64_t h, int64_t w,
+                            void *stream, char *err, size_t len)
+{
+    if (n <= 0) return 0;
+    crop_pixels<<<blocks_for(n * c * h * w), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+        x0, x, shift, reflect, zero_value, n, c, h, w);
+    return check("crop launch", err, len);
+}
+
+extern "C" int rn_cuda_erase(float *x, const rn_erase_box *box, int random, int64_t n, int64_t c,
+                             int64_t h, int64_t w, void *stream, char *err, size_t len)
+{
+    if (n <= 0) return 0;
+    erase_pixels<<<blocks_for(n * c * h * w), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+        x, box, random, n, c, h, w);
+    return check("erase launch", err, len);
 }

@@ -24,6 +24,21 @@ int rn_cuda_mix(const float *x0, float *x, const float *t0, float *t,
 int rn_cuda_flip(const float *x0, float *x, const uint8_t *flip, int vertical, int64_t n,
                  int64_t c, int64_t h, int64_t w, void *stream, char *err, size_t len);
 
+/* random_crop: sample i moved by shift[2i] rows and shift[2i+1] columns (out = in(y + sy,
+ * x + sx)), reflect-padded or filled with zero_value[channel] (c floats on the device). */
+int rn_cuda_crop(const float *x0, float *x, const int32_t *shift, int reflect,
+                 const float *zero_value, int64_t n, int64_t c, int64_t h, int64_t w,
+                 void *stream, char *err, size_t len);
+
+/* random_erasing, in place: sample i's box rows [box[i].y, +box[i].h), columns [box[i].x, +w)
+ * in every channel becomes 0, or rn_erase_normal(box[i].key, t) when random. h = 0: none. */
+typedef struct rn_erase_box {
+    uint64_t key;
+    int32_t y, x, h, w;
+} rn_erase_box;
+int rn_cuda_erase(float *x, const rn_erase_box *box, int random, int64_t n, int64_t c, int64_t h,
+                  int64_t w, void *stream, char *err, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@
 
 #include "plugin_test_util.h"
 #include "rn_test.h"
+#include "../kernels/augment_elem.h"
 
 enum { C = 3, H = 7, W = 7, PAD = 2 };
 
@@ -45,6 +46,26 @@ static void reference(float *out, const int64_t *ids, int n, uint64_t seed, int6
                 for (int x = 0; x < W; x++)
                     out[((i * C + c) * H + y) * W + x] = padded[y + dy][x + dx];
         }
+    }
+}
+
+/* The GPU kernel's way: every output pixel alone, from its source through rn_crop_src
+ * (kernels/augment_elem.h), black where it has none. */
+static void kernel_way(float *out, const int64_t *ids, int n, uint64_t seed, int64_t epoch,
+                       int pad, int reflect)
+{
+    for (int i = 0; i < n; i++) {
+        uint64_t key = rn_key3(seed, (uint64_t)epoch, (uint64_t)ids[i]);
+        int64_t sy = (int64_t)(rn_uniform(key, 0) * (2 * pad + 1)) - pad;
+        int64_t sx = (int64_t)(rn_uniform(key, 1) * (2 * pad + 1)) - pad;
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    int64_t ty = rn_crop_src(y, H, sy, reflect);
+                    int64_t tx = rn_crop_src(x, W, sx, reflect);
+                    out[((i * C + c) * H + y) * W + x] =
+                        ty < 0 || tx < 0 ? black[c] : pixel(ids[i], c, (int)ty, (int)tx);
+                }
     }
 }
 
@@ -104,6 +125,8 @@ int main(void)
         rn_batch b = make_batch(x, ids, N, 0x1234 + 0, epoch);
         CHECK(api->apply(inst.self, &b) == RN_OK);
         reference(ref, ids, N, 0x1234, epoch);
+        CHECK(memcmp(x, ref, sizeof x) == 0);
+        kernel_way(ref, ids, N, 0x1234, epoch, PAD, 0);
         CHECK(memcmp(x, ref, sizeof x) == 0);
     }
 
@@ -165,7 +188,10 @@ int main(void)
             fill(x, ids, N);
             rn_batch b = make_batch(x, ids, N, 0x777, epoch);
             CHECK(api->apply(inst.self, &b) == RN_OK);
+            float kern[N * C * H * W];
+            kernel_way(kern, ids, N, 0x777, epoch, pad, 1);
             reference_reflect(ref, ids, N, 0x777, epoch, pad);
+            CHECK(memcmp(kern, ref, sizeof kern) == 0);
             CHECK(memcmp(x, ref, sizeof x) == 0);
             for (int i = 0; i < N; i++) moved += x[i * C * H * W] != pixel(ids[i], 0, 0, 0);
         }

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../../kernels/augment_elem.h"
+
 typedef struct random_crop {
     const rn_host *host;
     rn_ctx *ctx;
@@ -100,21 +102,13 @@ static void shift_plane(float *p, int64_t h, int64_t w, int64_t sy, int64_t sx, 
     }
 }
 
-/* Mirror index of t in [-(n-1), 2n-2] into [0, n): reflect without repeating the edge. */
-static int64_t reflect_index(int64_t t, int64_t n)
-{
-    if (t < 0) return -t;
-    if (t >= n) return 2 * (n - 1) - t;
-    return t;
-}
-
 /* out(y, x) = in(reflect(y + sy), reflect(x + sx)), through a copy of the plane. */
 static void reflect_plane(float *p, float *copy, int64_t h, int64_t w, int64_t sy, int64_t sx)
 {
     memcpy(copy, p, (size_t)(h * w) * sizeof *p);
     for (int64_t y = 0; y < h; y++) {
-        const float *src = copy + reflect_index(y + sy, h) * w;
-        for (int64_t x = 0; x < w; x++) p[y * w + x] = src[reflect_index(x + sx, w)];
+        const float *src = copy + rn_crop_src(y, h, sy, 1) * w;
+        for (int64_t x = 0; x < w; x++) p[y * w + x] = src[rn_crop_src(x, w, sx, 1)];
     }
 }
 

@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define NOISE_COUNTER 64
+#include "../../kernels/augment_elem.h"
 
 typedef struct random_erasing {
     const rn_host *host;
@@ -95,15 +95,6 @@ static int get_box(const random_erasing *e, uint64_t key, int64_t H, int64_t W, 
     return 0;
 }
 
-/* The t-th normal(0, 1) of this key: Box-Muller on a pair of uniforms (1 - u avoids log 0). */
-static float normal_at(uint64_t key, uint64_t t)
-{
-    uint64_t pair = NOISE_COUNTER + 2 * (t / 2);
-    double radius = sqrt(-2.0 * log(1.0 - rn_uniform(key, pair)));
-    double angle = 2.0 * M_PI * rn_uniform(key, pair + 1);
-    return (float)(radius * (t % 2 ? sin(angle) : cos(angle)));
-}
-
 static int random_erasing_apply(void *self, rn_batch *b)
 {
     const random_erasing *e = self;
@@ -122,7 +113,7 @@ static int random_erasing_apply(void *self, rn_batch *b)
                     memset(row, 0, (size_t)w * sizeof *row);
                     continue;
                 }
-                for (int64_t x = 0; x < w; x++) row[x] = normal_at(key, t++);
+                for (int64_t x = 0; x < w; x++) row[x] = rn_erase_normal(key, t++);
             }
         }
     }
