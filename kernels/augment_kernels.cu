@@ -4,19 +4,12 @@
 
 #include <cstdio>
 
+#include "launch.cuh"
+
 namespace {
 
-constexpr int kThreads = 256;
-
-unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
-
-int check(const char *what, char *err, size_t len)
-{
-    cudaError_t rc = cudaGetLastError();
-    if (rc == cudaSuccess) return 0;
-    std::snprintf(err, len, "%s: %s", what, cudaGetErrorString(rc));
-    return -1;
-}
+using rn::blocks_for;
+using rn::kThreads;
 
 __global__ void mix_pixels(const float *x0, float *x, const rn_mix_sample *plan, int64_t n,
                            int64_t c, int64_t h, int64_t w)
@@ -88,9 +81,9 @@ extern "C" int rn_cuda_mix(const float *x0, float *x, const float *t0, float *t,
     if (n <= 0) return 0;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     mix_pixels<<<blocks_for(n * c * h * w), kThreads, 0, s>>>(x0, x, plan, n, c, h, w);
-    if (check("mix launch", err, len)) return -1;
+    if (rn::launch_check("mix launch", err, len)) return -1;
     mix_targets<<<blocks_for(n * classes), kThreads, 0, s>>>(t0, t, plan, n, classes);
-    return check("mix targets launch", err, len);
+    return rn::launch_check("mix targets launch", err, len);
 }
 
 extern "C" int rn_cuda_flip(const float *x0, float *x, const uint8_t *flip, int vertical,
@@ -100,7 +93,7 @@ extern "C" int rn_cuda_flip(const float *x0, float *x, const uint8_t *flip, int 
     if (n <= 0) return 0;
     flip_pixels<<<blocks_for(n * c * h * w), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
         x0, x, flip, vertical, n, c, h, w);
-    return check("flip launch", err, len);
+    return rn::launch_check("flip launch", err, len);
 }
 
 extern "C" int rn_cuda_crop(const float *x0, float *x, const int32_t *shift, int reflect,
@@ -110,7 +103,7 @@ extern "C" int rn_cuda_crop(const float *x0, float *x, const int32_t *shift, int
     if (n <= 0) return 0;
     crop_pixels<<<blocks_for(n * c * h * w), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
         x0, x, shift, reflect, zero_value, n, c, h, w);
-    return check("crop launch", err, len);
+    return rn::launch_check("crop launch", err, len);
 }
 
 extern "C" int rn_cuda_erase(float *x, const rn_erase_box *box, int random, int64_t n, int64_t c,
@@ -119,5 +112,5 @@ extern "C" int rn_cuda_erase(float *x, const rn_erase_box *box, int random, int6
     if (n <= 0) return 0;
     erase_pixels<<<blocks_for(n * c * h * w), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
         x, box, random, n, c, h, w);
-    return check("erase launch", err, len);
+    return rn::launch_check("erase launch", err, len);
 }

@@ -7,20 +7,12 @@
 
 #include <cstdio>
 
+#include "launch.cuh"
+
 namespace {
 
-constexpr int kThreads = 256;  // every launch here; the reductions need a power of two
-static_assert((kThreads & (kThreads - 1)) == 0, "kThreads must be a power of two");
-
-unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
-
-int check(const char *what, char *err, size_t len)
-{
-    cudaError_t rc = cudaGetLastError();
-    if (rc == cudaSuccess) return 0;
-    std::snprintf(err, len, "%s: %s", what, cudaGetErrorString(rc));
-    return -1;
-}
+using rn::blocks_for;
+using rn::kThreads;
 
 __global__ void ce_kernel(const float *logits, int64_t n, int64_t k, const int32_t *labels,
                           const float *soft, double ls, double *row_loss, float *dlogits)
@@ -72,7 +64,7 @@ extern "C" int rn_cuda_cross_entropy(const float *logits, int64_t n, int64_t k,
     if (n <= 0) return 0;
     ce_kernel<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
         logits, n, k, labels, soft, label_smoothing, row_loss, dlogits);
-    return check("cross-entropy launch", err, len);
+    return rn::launch_check("cross-entropy launch", err, len);
 }
 
 extern "C" int rn_cuda_dropout_forward(const float *x, float *y, uint8_t *mask, int64_t n,
@@ -82,7 +74,7 @@ extern "C" int rn_cuda_dropout_forward(const float *x, float *y, uint8_t *mask, 
     const float scale = p < 1.0 ? static_cast<float>(1.0 / (1.0 - p)) : 0.0f;
     dropout_fwd<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
         x, y, mask, n, key, p, scale);
-    return check("dropout launch", err, len);
+    return rn::launch_check("dropout launch", err, len);
 }
 
 extern "C" int rn_cuda_dropout_backward(const float *g, const uint8_t *mask, float *gx,
@@ -92,7 +84,7 @@ extern "C" int rn_cuda_dropout_backward(const float *g, const uint8_t *mask, flo
     if (n <= 0) return 0;
     dropout_bwd<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(g, mask, gx,
                                                                                     n, scale);
-    return check("dropout backward launch", err, len);
+    return rn::launch_check("dropout backward launch", err, len);
 }
 
 extern "C" int rn_cuda_sumsq_chunks(const float *g, int64_t n, double *partial, void *stream,
@@ -101,5 +93,5 @@ extern "C" int rn_cuda_sumsq_chunks(const float *g, int64_t n, double *partial, 
     if (n <= 0) return 0;
     const unsigned chunks = static_cast<unsigned>((n + RN_MT_CHUNK - 1) / RN_MT_CHUNK);
     sumsq_chunks<<<chunks, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(g, n, partial);
-    return check("gradient norm launch", err, len);
+    return rn::launch_check("gradient norm launch", err, len);
 }

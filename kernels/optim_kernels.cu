@@ -7,10 +7,11 @@
 
 #include <cstdio>
 
+#include "launch.cuh"
+
 namespace {
 
-constexpr int kThreads = 256;  // every launch here; the reductions need a power of two
-static_assert((kThreads & (kThreads - 1)) == 0, "kThreads must be a power of two");
+using rn::kThreads;
 
 template <class Op>
 __global__ void multi_tensor_kernel(const rn_mt_tensor *ts, const rn_mt_chunk *chunks, Op op)
@@ -111,13 +112,6 @@ __global__ void lamb_pass2(const rn_mt_tensor *ts, const rn_mt_chunk *chunks, rn
     }
 }
 
-int check(cudaError_t rc, const char *what, char *err, size_t len)
-{
-    if (rc == cudaSuccess) return 0;
-    std::snprintf(err, len, "%s: %s", what, cudaGetErrorString(rc));
-    return -1;
-}
-
 }  // namespace
 
 extern "C" int rn_cuda_optim_step(const rn_cuda_optim_launch *l, char *err, size_t len)
@@ -141,7 +135,7 @@ extern "C" int rn_cuda_optim_step(const rn_cuda_optim_launch *l, char *err, size
         break;
     case RN_CUDA_OPTIM_LAMB:
         lamb_pass1<<<blocks, kThreads, 0, s>>>(l->tensors, l->chunks, l->lamb, l->partial);
-        if (check(cudaGetLastError(), "lamb pass 1", err, len)) return -1;
+        if (rn::launch_check("lamb pass 1", err, len)) return -1;
         lamb_pass2<<<blocks, kThreads, 0, s>>>(l->tensors, l->chunks, l->lamb, l->partial,
                                                l->lamb_adapt);
         break;
@@ -149,5 +143,5 @@ extern "C" int rn_cuda_optim_step(const rn_cuda_optim_launch *l, char *err, size
         std::snprintf(err, len, "unknown optimizer kind %d", static_cast<int>(l->kind));
         return -1;
     }
-    return check(cudaGetLastError(), "optimizer launch", err, len);
+    return rn::launch_check("optimizer launch", err, len);
 }
