@@ -73,3 +73,6 @@ set_tests_properties(e2e_device PROPERTIES
                      LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)
 rn_add_test(test_multi_tensor SOURCES test_multi_tensor.c)
 rn_add_test(test_grad_scaler SOURCES test_grad_scaler.c LIBS rn_core)
+# Not a test: `bench_gemm` measures the machine's sgemm peak for scripts/bench.
+add_executable(bench_gemm bench_gemm.c)
+target_link_libraries(bench_gemm PRIVATE rn_cpu rn_options)
