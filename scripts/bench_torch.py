@@ -60,6 +60,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--lr-find", action="store_true",
+                    help="time fastai's lr_find instead (100 steps from 1e-7 to 10, AdamW)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -79,6 +81,8 @@ def main():
             model = resnet8(in_channels=1, classes=10)
         else:
             model = Net()
+    if a.lr_find:
+        return lr_find(model, x, y, a.batch)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     model.train()
     measured, seconds = 0, 0.0
@@ -96,6 +100,35 @@ def main():
             measured += len(x)
             seconds += dt
     print(json.dumps({"images_per_s": measured / seconds, "loss": float(loss)}))
+
+
+def lr_find(model, x, y, batch, steps=100, start=1e-7, end=10.0, beta=0.98):
+    """What fastai's Learner.lr_find does, in plain torch: save the model and optimizer, take
+    `steps` AdamW steps (fastai's defaults) at start*(end/start)^(i/steps) on shuffled batches,
+    smooth the loss, restore. One JSON line: {"seconds": the sweep, state copies included}."""
+    import copy
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.01)
+    model.train()
+    t0 = time.perf_counter()
+    saved_model = copy.deepcopy(model.state_dict())
+    saved_opt = copy.deepcopy(opt.state_dict())
+    perm, at, avg = torch.randperm(len(x)), 0, 0.0
+    for i in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = start * (end / start) ** (i / steps)
+        if at + batch > len(x):
+            perm, at = torch.randperm(len(x)), 0
+        idx_ = perm[at:at + batch]
+        at += batch
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x[idx_]), y[idx_])
+        loss.backward()
+        opt.step()
+        avg = beta * avg + (1 - beta) * float(loss)
+    model.load_state_dict(saved_model)
+    opt.load_state_dict(saved_opt)
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"seconds": seconds, "smooth_loss": avg / (1 - beta ** steps)}))
 
 
 if __name__ == "__main__":
