@@ -76,3 +76,9 @@ rn_add_test(test_grad_scaler SOURCES test_grad_scaler.c LIBS rn_core)
 # Not a test: `bench_gemm` measures the machine's sgemm peak for scripts/bench.
 add_executable(bench_gemm bench_gemm.c)
 target_link_libraries(bench_gemm PRIVATE rn_cpu rn_options)
+# Not a test: `bench_loader` runs the loader and the augmentation alone (scripts/bench --loader).
+add_executable(bench_loader bench_loader.c)
+target_include_directories(bench_loader PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(bench_loader PRIVATE rn_data rn_plugin_host rn_recipe rn_options m)
+target_compile_definitions(bench_loader PRIVATE RN_BENCH_PLUGIN_DIR="${RN_PLUGIN_OUTPUT_DIR}")
+add_dependencies(bench_loader random_crop hflip random_erasing cutmix_or_mixup)
