@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "scale_ratio.h"
+
 typedef struct random_resized_crop {
     const rn_host *host;
     rn_ctx *ctx;
@@ -42,18 +44,9 @@ static const rn_setting random_resized_crop_settings[] = {
 
 static int random_resized_crop_create(const rn_host *host, rn_ctx *ctx, void **self)
 {
-    double smin = host->get_number(ctx, "scale_min"), smax = host->get_number(ctx, "scale_max");
-    double rmin = host->get_number(ctx, "ratio_min"), rmax = host->get_number(ctx, "ratio_max");
-    if (smin > smax) {
-        host->set_error(ctx, "expected scale_min <= scale_max, got scale_min = %g > scale_max = %g",
-                        smin, smax);
-        return RN_ERR_CONFIG;
-    }
-    if (rmin > rmax) {
-        host->set_error(ctx, "expected ratio_min <= ratio_max, got ratio_min = %g > ratio_max = %g",
-                        rmin, rmax);
-        return RN_ERR_CONFIG;
-    }
+    double range[4];
+    if (scale_ratio_get(host, ctx, range) != RN_OK) return RN_ERR_CONFIG;
+    double smin = range[0], smax = range[1], rmin = range[2], rmax = range[3];
     random_resized_crop *r = host->alloc(sizeof *r);
     if (!r) {
         host->set_error(ctx, "out of memory");
