@@ -21,16 +21,16 @@ RN_HD int64_t rn_row_argmax(const float *z, int64_t k)
     return best;
 }
 
-/* One row of logits z[0..k): its loss (NaN for a label outside [0, k) without soft targets),
+/* One row of logits z[0..k) whose largest entry is z[best] (rn_row_argmax, which the caller
+ * also needs for the accuracy): its loss (NaN for a label outside [0, k) without soft targets),
  * and, when g is not NULL, its gradient divided by n (the batch mean's). Soft targets t replace
  * the label when given; either way t' = (1 - ls) t + ls / k:
  *   loss = -sum t' log softmax(z),   dz = (softmax(z) sum(t') - t') / n.
  * log-softmax is shifted by the max, so exp never overflows. */
-RN_HD double rn_ce_row(const float *z, int64_t k, int32_t label, const float *t, double ls,
-                       float *g, double n)
+RN_HD double rn_ce_row(const float *z, int64_t k, int64_t best, int32_t label, const float *t,
+                       double ls, float *g, double n)
 {
     const double off = ls / (double)k, on = 1.0 - ls;
-    int64_t best = rn_row_argmax(z, k);
     double mx = z[best], sum = 0.0;
     for (int64_t j = 0; j < k; j++) sum += exp((double)z[j] - mx);
     double lse = mx + log(sum);

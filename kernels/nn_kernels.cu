@@ -19,7 +19,8 @@ __global__ void ce_kernel(const float *logits, int64_t n, int64_t k, const int32
 {
     const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
     if (i >= n) return;
-    row_loss[i] = rn_ce_row(logits + i * k, k, labels ? labels[i] : -1,
+    const float *z = logits + i * k;
+    row_loss[i] = rn_ce_row(z, k, rn_row_argmax(z, k), labels ? labels[i] : -1,
                             soft ? soft + i * k : nullptr, ls,
                             dlogits ? dlogits + i * k : nullptr, static_cast<double>(n));
 }

@@ -329,6 +329,11 @@ static int stage_build(rn_stage_spec *s, const rn_value *t, size_t index,
     return 0;
 }
 
+const char *rn_loss_name(rn_loss_kind k)
+{
+    return k == RN_LOSS_MULTI_MARGIN ? "multi_margin" : "cross_entropy";
+}
+
 /* loss = { "cross_entropy", label_smoothing = x } | { "multi_margin", margin = x, p = 1|2 } */
 static int loss_build(rn_plan *p, const rn_value *loss, char *err, size_t errlen)
 {

@@ -37,6 +37,9 @@ typedef enum rn_loss_kind {
     RN_LOSS_MULTI_MARGIN = 1,  /* multi-class hinge (nn.MultiMarginLoss): class indices only */
 } rn_loss_kind;
 
+/* The recipe's id of a loss: "cross_entropy", "multi_margin". */
+const char *rn_loss_name(rn_loss_kind k);
+
 typedef enum rn_stage_kind {
     RN_STAGE_FIT = 0,        /* train for `epochs` */
     RN_STAGE_LR_FIND = 1,    /* { "lr_find", ... }: an LR range test that leaves no trace */

@@ -216,8 +216,9 @@ static int check_soft_targets(rn_run *r, char *err, size_t errlen)
         if (!(augment_flags(&r->augments[i]) & RN_AUGMENT_SOFT_TARGETS)) continue;
         if (r->plan->loss != RN_LOSS_CROSS_ENTROPY) {
             snprintf(err, errlen, "data.augment[%d]: %s mixes samples and writes soft targets, "
-                     "but loss \"multi_margin\" takes class indices only; use loss = { "
-                     "\"cross_entropy\" }", i + 1, r->augments[i].plugin->id);
+                     "but loss \"%s\" takes class indices only; use loss = { "
+                     "\"cross_entropy\" }", i + 1, r->augments[i].plugin->id,
+                     rn_loss_name(r->plan->loss));
             return -1;
         }
         r->soft_targets = 1;

@@ -23,10 +23,11 @@ double rn_cross_entropy2(const rn_tensor *logits, const int32_t *labels, const f
     for (int64_t i = 0; i < n; i++) {
         const float *z = logits->data + i * k;
         int32_t y = labels ? labels[i] : -1;
-        if (labels) hits += rn_row_argmax(z, k) == y;
-        else if (soft) hits += rn_row_argmax(z, k) == rn_row_argmax(soft + i * k, k);
-        double li = rn_ce_row(z, k, y, soft ? soft + i * k : NULL, ls, g ? g + i * k : NULL,
-                              (double)n);
+        int64_t best = rn_row_argmax(z, k);
+        if (labels) hits += best == y;
+        else if (soft) hits += best == rn_row_argmax(soft + i * k, k);
+        double li = rn_ce_row(z, k, best, y, soft ? soft + i * k : NULL, ls,
+                              g ? g + i * k : NULL, (double)n);
         if (isnan(li) && !soft) bad++;
         else total += li;
     }
