@@ -2,6 +2,7 @@
 #ifndef RN_TRAIN_INTERNAL_H
 #define RN_TRAIN_INTERNAL_H
 
+#include "clock.h"
 #include "train.h"
 
 typedef enum rn_event_kind {
@@ -13,7 +14,6 @@ typedef enum rn_event_kind {
  * RN_EV_NONFINITE it returns -2 when no callback has the hook. */
 int rn_run_fire(rn_run *r, rn_event_kind kind, const rn_event *e, char *err, size_t errlen);
 
-double rn_now_s(void);
 
 /* The recipe's loss on logits: class indices, or soft targets (CutMix/Mixup) when soft is not
  * NULL; dlogits and correct as rn_cross_entropy2's. */

@@ -8,6 +8,7 @@
  * caller asks for it. What a batch holds depends only on (seed, epoch, index), never on which
  * worker made it, so any number of workers gives the same batches.
  */
+#include "clock.h"
 #include "errorf.h"
 #include "dataset.h"
 
@@ -21,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Keeps the shuffle stream apart from other streams keyed on (seed, epoch). */
 #define RN_SHUFFLE_STREAM 0x73687566666c65ull /* "shuffle" */
@@ -77,13 +77,6 @@ struct rn_loader {
     char err[512];
     double wait_s;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void rn_shuffle_indices(int64_t *idx, int64_t n, uint64_t seed, int64_t epoch)
 {
@@ -149,9 +142,9 @@ static int fill_slot(rn_loader *l, loader_slot *s, const int64_t *perm, int work
     if (!l->transform)
         return 0;
     s->err[0] = '\0';
-    double t0 = now_s();
+    double t0 = rn_now_s();
     int rc = l->transform(l->transform_arg, b, s->err, sizeof s->err);
-    *transform_s = now_s() - t0;
+    *transform_s = rn_now_s() - t0;
     if (rc != 0 && s->err[0] == '\0')
         rn_errorf(s->err, sizeof s->err, "loader: transform failed (code %d) on batch %" PRId64
                 " of epoch %" PRId64, rc, index, epoch);
@@ -172,7 +165,7 @@ static void *worker_main(void *arg)
         if (stop)
             break;
 
-        double t0 = now_s();
+        double t0 = rn_now_s();
         int64_t pos = l->start_index + q;
         int64_t epoch = l->start_epoch + pos / l->n_batches, index = pos % l->n_batches;
         if (w->perm_epoch != epoch) {
@@ -181,7 +174,7 @@ static void *worker_main(void *arg)
         }
         double transform_s = 0.0;
         int rc = fill_slot(l, s, w->perm, w->id, epoch, index, &transform_s);
-        double made = now_s() - t0;
+        double made = rn_now_s() - t0;
 
         pthread_mutex_lock(&l->mu);
         l->make_s += made;
@@ -403,10 +396,10 @@ int rn_loader_next(rn_loader *l, rn_loader_batch **b, char *err, size_t errlen)
     loader_slot *s = &l->slots[slot];
     pthread_mutex_lock(&l->mu);
     if (s->state != SLOT_READY) {
-        double t0 = now_s();
+        double t0 = rn_now_s();
         while (s->state != SLOT_READY)
             pthread_cond_wait(&l->slot_ready, &l->mu);
-        l->wait_s += now_s() - t0;
+        l->wait_s += rn_now_s() - t0;
     }
     pthread_mutex_unlock(&l->mu);
     if (s->rc != 0) {
