@@ -80,9 +80,12 @@ extern "C" int rn_cuda_mix(const float *x0, float *x, const float *t0, float *t,
 {
     if (n <= 0) return 0;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
-    mix_pixels<<<blocks_for(n * c * h * w), kThreads, 0, s>>>(x0, x, plan, n, c, h, w);
-    if (rn::launch_check("mix launch", err, len)) return -1;
-    mix_targets<<<blocks_for(n * classes), kThreads, 0, s>>>(t0, t, plan, n, classes);
+    if (c * h * w > 0) {  // a grid of 0 blocks is a launch error: launch only what has elements
+        RN_LAUNCH(mix_pixels, blocks_for(n * c * h * w), kThreads, s)(x0, x, plan, n, c, h, w);
+        if (rn::launch_check("mix launch", err, len)) return -1;
+    }
+    if (classes <= 0) return 0;
+    RN_LAUNCH(mix_targets, blocks_for(n * classes), kThreads, s)(t0, t, plan, n, classes);
     return rn::launch_check("mix targets launch", err, len);
 }
 
@@ -90,8 +93,9 @@ extern "C" int rn_cuda_flip(const float *x0, float *x, const uint8_t *flip, int 
                             int64_t n, int64_t c, int64_t h, int64_t w, void *stream, char *err,
                             size_t len)
 {
-    if (n <= 0) return 0;
-    flip_pixels<<<blocks_for(n * c * h * w), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+    if (n <= 0 || c * h * w <= 0) return 0;  // a grid of 0 blocks is a launch error
+    cudaStream_t s = static_cast<cudaStream_t>(stream);
+    RN_LAUNCH(flip_pixels, blocks_for(n * c * h * w), kThreads, s)(
         x0, x, flip, vertical, n, c, h, w);
     return rn::launch_check("flip launch", err, len);
 }
@@ -100,8 +104,9 @@ extern "C" int rn_cuda_crop(const float *x0, float *x, const int32_t *shift, int
                             const float *zero_value, int64_t n, int64_t c, int64_t h, int64_t w,
                             void *stream, char *err, size_t len)
 {
-    if (n <= 0) return 0;
-    crop_pixels<<<blocks_for(n * c * h * w), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+    if (n <= 0 || c * h * w <= 0) return 0;  // a grid of 0 blocks is a launch error
+    cudaStream_t s = static_cast<cudaStream_t>(stream);
+    RN_LAUNCH(crop_pixels, blocks_for(n * c * h * w), kThreads, s)(
         x0, x, shift, reflect, zero_value, n, c, h, w);
     return rn::launch_check("crop launch", err, len);
 }
@@ -109,8 +114,9 @@ extern "C" int rn_cuda_crop(const float *x0, float *x, const int32_t *shift, int
 extern "C" int rn_cuda_erase(float *x, const rn_erase_box *box, int random, int64_t n, int64_t c,
                              int64_t h, int64_t w, void *stream, char *err, size_t len)
 {
-    if (n <= 0) return 0;
-    erase_pixels<<<blocks_for(n * c * h * w), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+    if (n <= 0 || c * h * w <= 0) return 0;  // a grid of 0 blocks is a launch error
+    cudaStream_t s = static_cast<cudaStream_t>(stream);
+    RN_LAUNCH(erase_pixels, blocks_for(n * c * h * w), kThreads, s)(
         x, box, random, n, c, h, w);
     return rn::launch_check("erase launch", err, len);
 }

@@ -1,6 +1,22 @@
-// What every kernel file shares: the block size and the launch check. CUDA C++ only.
+// What every kernel file shares: the block size, the launch and the launch check. CUDA C++, or
+// host C++ with RN_CUDA_EMU (tests/cuda_emu/cuda_emu.h, included first, runs the kernels on the
+// CPU for the tests).
 #ifndef RN_LAUNCH_CUH
 #define RN_LAUNCH_CUH
+
+// RN_LAUNCH(kernel, grid, block, stream)(args...) launches kernel over grid x block on stream
+// (no dynamic shared memory): kernel<<<grid, block, 0, stream>>>(args...) under nvcc, the
+// emulator's launch with RN_CUDA_EMU.
+#if defined(RN_CUDA_EMU)
+#ifndef RN_CUDA_EMU_H
+#error "RN_CUDA_EMU: include tests/cuda_emu/cuda_emu.h before the kernel file"
+#endif
+#define RN_LAUNCH(kernel, grid, block, stream)                                                \
+    ::rn_emu::launch(#kernel, (grid), (block), (stream),                                    \
+                     [](auto... rn_launch_args) { kernel(rn_launch_args...); })
+#else
+#define RN_LAUNCH(kernel, grid, block, stream) kernel<<<(grid), (block), 0, (stream)>>>
+#endif
 
 #include <cstdint>
 #include <cstdio>

@@ -63,7 +63,7 @@ extern "C" int rn_cuda_cross_entropy(const float *logits, int64_t n, int64_t k,
                                      void *stream, char *err, size_t len)
 {
     if (n <= 0) return 0;
-    ce_kernel<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+    RN_LAUNCH(ce_kernel, blocks_for(n), kThreads, static_cast<cudaStream_t>(stream))(
         logits, n, k, labels, soft, label_smoothing, row_loss, dlogits);
     return rn::launch_check("cross-entropy launch", err, len);
 }
@@ -73,7 +73,7 @@ extern "C" int rn_cuda_dropout_forward(const float *x, float *y, uint8_t *mask, 
 {
     if (n <= 0) return 0;
     const float scale = p < 1.0 ? static_cast<float>(1.0 / (1.0 - p)) : 0.0f;
-    dropout_fwd<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+    RN_LAUNCH(dropout_fwd, blocks_for(n), kThreads, static_cast<cudaStream_t>(stream))(
         x, y, mask, n, key, p, scale);
     return rn::launch_check("dropout launch", err, len);
 }
@@ -83,8 +83,8 @@ extern "C" int rn_cuda_dropout_backward(const float *g, const uint8_t *mask, flo
                                         size_t len)
 {
     if (n <= 0) return 0;
-    dropout_bwd<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(g, mask, gx,
-                                                                                    n, scale);
+    RN_LAUNCH(dropout_bwd, blocks_for(n), kThreads, static_cast<cudaStream_t>(stream))(
+        g, mask, gx, n, scale);
     return rn::launch_check("dropout backward launch", err, len);
 }
 
@@ -93,6 +93,6 @@ extern "C" int rn_cuda_sumsq_chunks(const float *g, int64_t n, double *partial, 
 {
     if (n <= 0) return 0;
     const unsigned chunks = static_cast<unsigned>((n + RN_MT_CHUNK - 1) / RN_MT_CHUNK);
-    sumsq_chunks<<<chunks, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(g, n, partial);
+    RN_LAUNCH(sumsq_chunks, chunks, kThreads, static_cast<cudaStream_t>(stream))(g, n, partial);
     return rn::launch_check("gradient norm launch", err, len);
 }

@@ -121,23 +121,23 @@ extern "C" int rn_cuda_optim_step(const rn_cuda_optim_launch *l, char *err, size
     if (blocks == 0) return 0;
     switch (l->kind) {
     case RN_CUDA_OPTIM_SGD:
-        multi_tensor_kernel<<<blocks, kThreads, 0, s>>>(l->tensors, l->chunks, SgdOp{l->sgd});
+        RN_LAUNCH(multi_tensor_kernel, blocks, kThreads, s)(l->tensors, l->chunks, SgdOp{l->sgd});
         break;
     case RN_CUDA_OPTIM_ADAM:
-        multi_tensor_kernel<<<blocks, kThreads, 0, s>>>(l->tensors, l->chunks, AdamOp{l->adam});
+        RN_LAUNCH(multi_tensor_kernel, blocks, kThreads, s)(l->tensors, l->chunks, AdamOp{l->adam});
         break;
     case RN_CUDA_OPTIM_RMSPROP:
-        multi_tensor_kernel<<<blocks, kThreads, 0, s>>>(l->tensors, l->chunks,
-                                                        RmspropOp{l->rmsprop});
+        RN_LAUNCH(multi_tensor_kernel, blocks, kThreads, s)(l->tensors, l->chunks,
+                                                            RmspropOp{l->rmsprop});
         break;
     case RN_CUDA_OPTIM_LION:
-        multi_tensor_kernel<<<blocks, kThreads, 0, s>>>(l->tensors, l->chunks, LionOp{l->lion});
+        RN_LAUNCH(multi_tensor_kernel, blocks, kThreads, s)(l->tensors, l->chunks, LionOp{l->lion});
         break;
     case RN_CUDA_OPTIM_LAMB:
-        lamb_pass1<<<blocks, kThreads, 0, s>>>(l->tensors, l->chunks, l->lamb, l->partial);
+        RN_LAUNCH(lamb_pass1, blocks, kThreads, s)(l->tensors, l->chunks, l->lamb, l->partial);
         if (rn::launch_check("lamb pass 1", err, len)) return -1;
-        lamb_pass2<<<blocks, kThreads, 0, s>>>(l->tensors, l->chunks, l->lamb, l->partial,
-                                               l->lamb_adapt);
+        RN_LAUNCH(lamb_pass2, blocks, kThreads, s)(l->tensors, l->chunks, l->lamb, l->partial,
+                                                   l->lamb_adapt);
         break;
     default:
         std::snprintf(err, len, "unknown optimizer kind %d", static_cast<int>(l->kind));
