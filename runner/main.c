@@ -482,6 +482,12 @@ static int cmd_train(int argc, char **argv)
     char backends[PATH_MAX];
     backend_dir(backends, sizeof backends);
     if (rn_device_resolve(plan.device, backends, &dev, err, sizeof err)) goto done;
+    if (strcmp(plan.precision, "fp16") == 0 && dev.kind == RN_DEVICE_KIND_CPU) {
+        snprintf(err, sizeof err, "precision: \"fp16\" (with loss scaling) trains on a GPU only, "
+                 "and this run trains on the CPU%s; use precision = \"bf16\" on the CPU",
+                 dev.note[0] ? " (device auto found no GPU)" : "");
+        goto done;
+    }
     out = o.out ? strdup(o.out) : default_out(o.recipe);
     if (rn_run_prepare(&run, &plan, reg, out, isatty(STDERR_FILENO), err, sizeof err)) goto done;
     prepared = 1;

@@ -29,3 +29,5 @@ rn_add_test(test_freeze SOURCES test_freeze.c LIBS rn_nn)
 add_executable(bench_freeze test_freeze_bench.c)
 target_link_libraries(bench_freeze PRIVATE rn_nn rn_options OpenMP::OpenMP_C)
 rn_add_test(test_multi_margin SOURCES test_multi_margin.c LIBS rn_nn)
+# precision = "bf16": bf16 rounding, bf16 convolution and GEMM plans, rn_model_set_bf16
+rn_add_test(test_bf16 SOURCES test_bf16.c LIBS rn_nn rn_cpu)

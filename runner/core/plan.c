@@ -372,7 +372,8 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
     static const char *const known[] = {"name", "description", "seed", "device", "data",
                                         "model", "loss", "optimizer", "schedule", "callbacks",
                                         "stages", "epochs", "groups", "weights", "accumulate",
-                                        "clip_grad", "decay_bias_and_norm", NULL};
+                                        "clip_grad", "decay_bias_and_norm", "precision",
+                                        NULL};
     memset(p, 0, sizeof *p);
     p->root = root;
     p->recipe_path = strdup(recipe_path);
@@ -389,6 +390,13 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
     if (strcmp(p->device, "cpu") && strcmp(p->device, "auto") && strcmp(p->device, "cuda")) {
         snprintf(err, errlen, "device: expected \"cpu\", \"cuda\" or \"auto\", got \"%s\"",
                  p->device);
+        return -1;
+    }
+    if (rn_get_string(root, "precision", 0, "fp32", &p->precision, err, errlen)) return -1;
+    if (strcmp(p->precision, "fp32") && strcmp(p->precision, "bf16") &&
+        strcmp(p->precision, "fp16")) {
+        snprintf(err, errlen, "precision: expected \"fp32\", \"bf16\" or \"fp16\", got \"%s\"",
+                 p->precision);
         return -1;
     }
 

@@ -90,6 +90,10 @@ typedef struct rn_plan {
     char *recipe_dir;        /* its directory, for relative paths and plugins/ */
     uint64_t seed;
     const char *device;      /* "cpu" | "auto" | "cuda" */
+    /* "fp32" (default) | "bf16" | "fp16": the compute type of convolutions and linear layers;
+     * weights, optimizer state and every other layer stay fp32. fp16 (with GradScaler loss
+     * scaling) needs the GPU; bf16 on the CPU uses oneDNN's bf16 kernels. */
+    const char *precision;
     rn_data_spec data;
     const rn_value *model;   /* model table */
     rn_loss_kind loss;       /* loss[1] */

@@ -287,6 +287,9 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
                        plan->seed, err, errlen))
         return -1;
     if (rn_groups_check(plan->groups, &r->model, err, errlen)) return -1;
+    /* on the CPU, oneDNN's bf16 kernels for the convolutions and linear layers (fp16 was
+     * refused for the CPU before this) */
+    if (plan->precision && strcmp(plan->precision, "bf16") == 0) rn_model_set_bf16(&r->model, true);
     const rn_tensor *logits = &r->model.acts[r->model.n_layers];
     r->n_classes = logits->shape.d[logits->shape.ndim - 1];
     r->confusion = calloc((size_t)(r->n_classes * r->n_classes), sizeof *r->confusion);

@@ -146,29 +146,38 @@ static void conv_dims(const rn_cpu_conv_desc *d, dnnl_dims_t strides, dnnl_dims_
 /* Weights (OC, IC, KH, KW), or (G, OC/G, IC/G, KH, KW) with groups: the same bytes as PyTorch's
  * (OC, IC/G, KH, KW). tag_any lets the primitive pick its layout. */
 static dnnl_status_t weights_md_init(dnnl_memory_desc_t *md, const rn_cpu_conv_desc *d,
-                                     int tag_any)
+                                     int tag_any, dnnl_data_type_t dt)
 {
     if (d->groups > 1) {
         dnnl_dims_t wd = {d->groups, d->oc / d->groups, d->ic / d->groups, d->kh, d->kw};
-        return dnnl_memory_desc_init_by_tag(md, 5, wd, dnnl_f32,
+        return dnnl_memory_desc_init_by_tag(md, 5, wd, dt,
                                             tag_any ? dnnl_format_tag_any : dnnl_goihw);
     }
     dnnl_dims_t wd = {d->oc, d->ic, d->kh, d->kw};
-    return dnnl_memory_desc_init_by_tag(md, 4, wd, dnnl_f32,
-                                        tag_any ? dnnl_format_tag_any : dnnl_oihw);
+    return dnnl_memory_desc_init_by_tag(md, 4, wd, dt, tag_any ? dnnl_format_tag_any : dnnl_oihw);
 }
 
-/* The memory descriptors every convolution primitive starts from: source, weights, bias and
- * destination (plain NCHW/OIHW, or "any" to let oneDNN pick a blocked layout). */
-static int conv_mds(const rn_cpu_conv_desc *d, dnnl_memory_desc_t *src, dnnl_memory_desc_t *w,
-                    dnnl_memory_desc_t *b, dnnl_memory_desc_t *dst, char *err, size_t errlen)
+/* Which tensors of a primitive are bf16 in a bf16 plan: what it reads (the input, the weights,
+ * the output gradient); what it writes (output, gradients) stays f32, as does the bias. */
+enum { BF_SRC = 1, BF_W = 2, BF_DST = 4 };
+
+/* The memory descriptors a convolution primitive starts from: source, weights, bias and
+ * destination (plain NCHW/OIHW, or "any" to let oneDNN pick a blocked layout); in a bf16 plan,
+ * the tensors in `bf` are bf16. */
+static int conv_mds(const rn_cpu_conv_desc *d, int bf, dnnl_memory_desc_t *src,
+                    dnnl_memory_desc_t *w, dnnl_memory_desc_t *b, dnnl_memory_desc_t *dst,
+                    char *err, size_t errlen)
 {
     dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
-    dnnl_format_tag_t act = d->blocked ? dnnl_format_tag_any : dnnl_nchw;
-    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(src, 4, sd, dnnl_f32, act));
-    TRY("memory_desc_init", weights_md_init(w, d, d->blocked));
+    int any = d->blocked || d->bf16;
+    dnnl_format_tag_t act = any ? dnnl_format_tag_any : dnnl_nchw;
+    if (!d->bf16) bf = 0;
+#define DT(bit) ((bf & (bit)) ? dnnl_bf16 : dnnl_f32)
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(src, 4, sd, DT(BF_SRC), act));
+    TRY("memory_desc_init", weights_md_init(w, d, any, DT(BF_W)));
     TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(b, 1, bd, dnnl_f32, dnnl_x));
-    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(dst, 4, dd, dnnl_f32, act));
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(dst, 4, dd, DT(BF_DST), act));
+#undef DT
     return 0;
 }
 
@@ -177,7 +186,7 @@ static int build_forward(rn_cpu_conv_plan *p, char *err, size_t errlen)
     const rn_cpu_conv_desc *d = &p->d;
     dnnl_memory_desc_t src, w, b, dst;
     dnnl_dims_t strides, dil, pad;
-    if (conv_mds(d, &src, &w, &b, &dst, err, errlen)) return -1;
+    if (conv_mds(d, BF_SRC | BF_W, &src, &w, &b, &dst, err, errlen)) return -1;
     conv_dims(d, strides, dil, pad);
     dnnl_convolution_desc_t cd;
     TRY("convolution_forward_desc_init",
@@ -209,7 +218,7 @@ static int build_backward_weights(rn_cpu_conv_plan *p, char *err, size_t errlen)
     const rn_cpu_conv_desc *d = &p->d;
     dnnl_memory_desc_t src, w, b, dst;
     dnnl_dims_t strides, dil, pad;
-    if (conv_mds(d, &src, &w, &b, &dst, err, errlen)) return -1;
+    if (conv_mds(d, BF_SRC | BF_DST, &src, &w, &b, &dst, err, errlen)) return -1;
     conv_dims(d, strides, dil, pad);
     dnnl_convolution_desc_t cd;
     TRY("convolution_backward_weights_desc_init",
@@ -247,7 +256,7 @@ static int build_backward_data(rn_cpu_conv_plan *p, char *err, size_t errlen)
     const rn_cpu_conv_desc *d = &p->d;
     dnnl_memory_desc_t src, w, b, dst;
     dnnl_dims_t strides, dil, pad;
-    if (conv_mds(d, &src, &w, &b, &dst, err, errlen)) return -1;
+    if (conv_mds(d, BF_W | BF_DST, &src, &w, &b, &dst, err, errlen)) return -1;
     conv_dims(d, strides, dil, pad);
     dnnl_convolution_desc_t cd;
     TRY("convolution_backward_data_desc_init",
@@ -301,7 +310,7 @@ int rn_cpu_conv_plan_create(rn_cpu_conv_plan **out, const rn_cpu_conv_desc *d, c
     if (rn_cpu_engine(&p->eng, &p->strm, err, errlen)) goto fail;
     dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
     if (dnnl_memory_desc_init_by_tag(&p->src_md, 4, sd, dnnl_f32, dnnl_nchw) ||
-        weights_md_init(&p->w_md, d, 0) ||
+        weights_md_init(&p->w_md, d, 0, dnnl_f32) ||
         dnnl_memory_desc_init_by_tag(&p->b_md, 1, bd, dnnl_f32, dnnl_x) ||
         dnnl_memory_desc_init_by_tag(&p->dst_md, 4, dd, dnnl_f32, dnnl_nchw) ||
         dnnl_primitive_attr_create(&p->attr) ||

@@ -25,6 +25,12 @@ typedef struct rn_cpu_conv_desc {
     /* false: the primitives take NCHW/OIHW directly. true: oneDNN picks its preferred (blocked)
      * layouts and the plan reorders at its edges; faster for wide layers. */
     bool blocked;
+    /* true: the primitives compute in bfloat16 (PyTorch's autocast to bf16): the input, weights
+     * and output gradient are rounded to bf16 (round to nearest even) by the reorders at the
+     * plan's edges, products accumulate in float32, and the output, bias, input gradient and
+     * weight gradients stay float32 (the bias gradient sums the bf16-rounded output gradient).
+     * Layouts are then always oneDNN's choice. */
+    bool bf16;
 } rn_cpu_conv_desc;
 
 typedef struct rn_cpu_conv_plan rn_cpu_conv_plan;

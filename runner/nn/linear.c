@@ -1,5 +1,7 @@
-/* Fully connected layer, y = x W^T + b (PyTorch nn.Linear), on oneDNN's sgemm. */
+/* Fully connected layer, y = x W^T + b (PyTorch nn.Linear), on oneDNN's sgemm, or its bf16
+ * matmul under precision = "bf16". */
 #include "cpu_gemm.h"
+#include "cpu_gemm_bf16.h"
 #include "nn_internal.h"
 
 #include <math.h>
@@ -7,12 +9,56 @@
 #include <stdio.h>
 #include <string.h>
 
+/* 3 products x (the full batch, the last partial one, an eval batch size) */
+#define LINEAR_PLANS 9
+
 typedef struct linear_impl {
     int64_t in_f, out_f;
     bool bias;
     rn_tensor w, dw; /* (out_f, in_f) */
     rn_tensor b, db; /* (out_f) */
+    bool bf16;       /* the three products run in bf16 (rn_nn_set_bf16) */
+    /* bf16 plans: forward, weight and input gradient, for up to a few batch sizes */
+    rn_cpu_gemm_bf16 *plans[LINEAR_PLANS];
+    int next_evict;
 } linear_impl;
+
+/* C = op(A) op(B) [+ bias] in bf16 through a cached plan; 0, or -1 with l->err set. */
+static int gemm_bf16(rn_layer *l, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                     const float *a, const float *b, const float *bias, float *c)
+{
+    linear_impl *f = l->impl;
+    rn_cpu_gemm_bf16 *g = NULL;
+    for (int i = 0; i < LINEAR_PLANS && !g; i++)
+        if (rn_cpu_gemm_bf16_matches(f->plans[i], ta, tb, m, n, k, bias != NULL)) g = f->plans[i];
+    if (!g) {
+        int slot = f->next_evict;
+        f->next_evict = (f->next_evict + 1) % LINEAR_PLANS;
+        rn_cpu_gemm_bf16_destroy(f->plans[slot]);
+        f->plans[slot] = NULL;
+        if (rn_cpu_gemm_bf16_create(&f->plans[slot], ta, tb, m, n, k, bias != NULL, l->err,
+                                    sizeof l->err))
+            return -1;
+        g = f->plans[slot];
+    }
+    return rn_cpu_gemm_bf16_run(g, a, b, bias, c, l->err, sizeof l->err);
+}
+
+static void drop_plans(linear_impl *f)
+{
+    for (int i = 0; i < LINEAR_PLANS; i++) {
+        rn_cpu_gemm_bf16_destroy(f->plans[i]);
+        f->plans[i] = NULL;
+    }
+    f->next_evict = 0;
+}
+
+void rn_linear_set_bf16(rn_layer *l, bool on)
+{
+    linear_impl *f = l->impl;
+    if (f->bf16 != on) drop_plans(f);
+    f->bf16 = on;
+}
 
 static int linear_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, size_t errlen)
 {
@@ -36,6 +82,9 @@ static int linear_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool tr
 {
     linear_impl *f = l->impl;
     int64_t n = x->shape.d[0];
+    if (f->bf16)
+        return gemm_bf16(l, false, true, n, f->out_f, f->in_f, x->data, f->w.data,
+                         f->bias ? f->b.data : NULL, y->data);
     if (f->bias) {
 #pragma omp parallel for if (n * f->out_f > 16384)
         for (int64_t i = 0; i < n; i++) memcpy(y->data + i * f->out_f, f->b.data, f->out_f * 4);
@@ -53,7 +102,10 @@ static int linear_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y,
 {
     linear_impl *f = l->impl;
     int64_t n = x->shape.d[0];
-    if (!l->params[0].frozen &&
+    if (f->bf16 && !l->params[0].frozen &&
+        gemm_bf16(l, true, false, f->out_f, f->in_f, n, dy->data, x->data, NULL, f->dw.data))
+        return -1;
+    if (!f->bf16 && !l->params[0].frozen &&
         rn_cpu_sgemm(true, false, f->out_f, f->in_f, n, 1.0f, dy->data, f->out_f, x->data,
                      f->in_f, 0.0f, f->dw.data, f->in_f))
         return rn_nn_err(l->err, sizeof l->err, "sgemm failed (weight gradient)");
@@ -68,6 +120,9 @@ static int linear_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y,
             db[j] = (float)s;
         }
     }
+    if (dx && f->bf16)
+        return gemm_bf16(l, false, false, n, f->in_f, f->out_f, dy->data, f->w.data, NULL,
+                         dx->data);
     if (dx && rn_cpu_sgemm(false, false, n, f->in_f, f->out_f, 1.0f, dy->data, f->out_f,
                            f->w.data, f->in_f, 0.0f, dx->data, f->in_f))
         return rn_nn_err(l->err, sizeof l->err, "sgemm failed (input gradient)");
@@ -81,6 +136,7 @@ static void linear_destroy(rn_layer *l)
     rn_tensor_free(&f->dw);
     rn_tensor_free(&f->b);
     rn_tensor_free(&f->db);
+    drop_plans(f);
 }
 
 static const rn_layer_ops linear_ops = {

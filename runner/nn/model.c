@@ -103,3 +103,21 @@ int rn_model_set_trainable(rn_model *m, const bool *trainable, bool train_bn, ch
     rn_chain_set_trainable(&m->chain, trainable, train_bn);
     return 0;
 }
+
+static void chain_set_bf16(const rn_chain *c, bool on)
+{
+    for (int i = 0; i < c->n; i++) {
+        rn_layer *l = c->layers[i];
+        if (strcmp(l->ops->type, "conv2d") == 0) rn_conv2d_set_bf16(l, on);
+        else if (strcmp(l->ops->type, "linear") == 0) rn_linear_set_bf16(l, on);
+        for (int k = 0; k < 2; k++) {
+            const rn_chain *inner = rn_container_chain(l, k);
+            if (inner) chain_set_bf16(inner, on);
+        }
+    }
+}
+
+void rn_model_set_bf16(rn_model *m, bool on)
+{
+    if (m && m->n_layers > 0) chain_set_bf16(&m->chain, on);
+}

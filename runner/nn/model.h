@@ -64,4 +64,11 @@ int64_t rn_model_param_count(const rn_model *m);
 int rn_model_set_trainable(rn_model *m, const bool *trainable, bool train_bn, char *err,
                            size_t errlen);
 
+/* precision = "bf16" (PyTorch's autocast to bf16 on the CPU): with on, every convolution and
+ * linear layer computes in bfloat16 from its next call: its input, weights and output gradient
+ * are rounded to bf16 (round to nearest even), products accumulate in float32, and what it
+ * writes (activations, gradients) stays float32, as do the weights the optimizer steps (fp32
+ * master weights) and every other layer. off restores float32. */
+void rn_model_set_bf16(rn_model *m, bool on);
+
 #endif

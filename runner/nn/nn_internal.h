@@ -31,6 +31,10 @@ bool rn_nn_is_batchnorm(const rn_layer *l);
 /* Whether the layer has a parameter whose gradient backward writes (a grad, not frozen). */
 bool rn_nn_layer_trains(const rn_layer *l);
 
+/* precision = "bf16": the layer's products run in bf16 from its next call (conv2d.c, linear.c). */
+void rn_conv2d_set_bf16(rn_layer *l, bool on);
+void rn_linear_set_bf16(rn_layer *l, bool on);
+
 /* Key for a parameter's init: the layer seed and the parameter's slot. */
 #define RN_NN_INIT_KEY(seed, slot) rn_key3((seed), 0x696e6974ull /* "init" */, (uint64_t)(slot))
 

@@ -1,0 +1,153 @@
+/* bf16 GEMM plans on oneDNN's matmul primitive (see cpu_gemm_bf16.h). */
+#include "cpu_gemm_bf16.h"
+#include "cpu_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rn_cpu_gemm_bf16 {
+    bool ta, tb, bias;
+    int64_t m, n, k;
+    dnnl_engine_t eng;
+    dnnl_stream_t strm;
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    dnnl_memory_t a_mem, b_mem, bias_mem, c_mem, scratch_mem;
+    uint16_t *a16, *b16; /* the operands rounded to bf16, in their stored layout */
+    void *scratch;
+};
+
+#define TRY(what, call)                                                                    \
+    do {                                                                                   \
+        dnnl_status_t s_ = (call);                                                         \
+        if (s_ != dnnl_success) {                                                          \
+            snprintf(err, errlen, "oneDNN bf16 matmul: %s failed (%s)", what,              \
+                     rn_cpu_status_str(s_));                                               \
+            goto fail;                                                                     \
+        }                                                                                  \
+    } while (0)
+
+void rn_bf16_convert(uint16_t *dst, const float *src, int64_t n)
+{
+#pragma omp parallel for if (n > 65536) schedule(static)
+    for (int64_t i = 0; i < n; i++) dst[i] = rn_bf16_from_float(src[i]);
+}
+
+/* A (rows, cols) operand of the product stored dense row-major, or transposed: its (r, c)
+ * element is at c * rows + r. */
+static dnnl_status_t operand_md(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, bool trans,
+                                dnnl_data_type_t dt)
+{
+    dnnl_dims_t dims = {rows, cols};
+    dnnl_dims_t strides = {trans ? 1 : cols, trans ? rows : 1};
+    return dnnl_memory_desc_init_by_strides(md, 2, dims, dt, strides);
+}
+
+int rn_cpu_gemm_bf16_create(rn_cpu_gemm_bf16 **out, bool trans_a, bool trans_b, int64_t m,
+                            int64_t n, int64_t k, bool bias, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (m < 1 || n < 1 || k < 1) {
+        snprintf(err, errlen, "oneDNN bf16 matmul: bad shape %lldx%lldx%lld", (long long)m,
+                 (long long)n, (long long)k);
+        return -1;
+    }
+    rn_cpu_gemm_bf16 *g = calloc(1, sizeof *g);
+    dnnl_primitive_attr_t attr = NULL;
+    if (!g) {
+        snprintf(err, errlen, "oneDNN bf16 matmul: out of memory");
+        return -1;
+    }
+    *g = (rn_cpu_gemm_bf16){.ta = trans_a, .tb = trans_b, .bias = bias, .m = m, .n = n, .k = k};
+    g->a16 = aligned_alloc(64, ((size_t)(m * k) * 2 + 63) / 64 * 64);
+    g->b16 = aligned_alloc(64, ((size_t)(k * n) * 2 + 63) / 64 * 64);
+    if (!g->a16 || !g->b16) {
+        snprintf(err, errlen, "oneDNN bf16 matmul: out of memory for the bf16 operands");
+        goto fail;
+    }
+    if (rn_cpu_engine(&g->eng, &g->strm, err, errlen)) goto fail;
+    dnnl_memory_desc_t a_md, b_md, bias_md, c_md;
+    dnnl_dims_t bias_dims = {1, n}, c_dims = {m, n};
+    TRY("memory_desc_init", operand_md(&a_md, m, k, trans_a, dnnl_bf16));
+    TRY("memory_desc_init", operand_md(&b_md, k, n, trans_b, dnnl_bf16));
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&bias_md, 2, bias_dims, dnnl_f32,
+                                                         dnnl_ab));
+    TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&c_md, 2, c_dims, dnnl_f32, dnnl_ab));
+    dnnl_matmul_desc_t md;
+    TRY("matmul_desc_init", dnnl_matmul_desc_init(&md, &a_md, &b_md, bias ? &bias_md : NULL,
+                                                  &c_md));
+    TRY("primitive_attr_create", dnnl_primitive_attr_create(&attr));
+    TRY("set_scratchpad_mode",
+        dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+    TRY("primitive_desc_create", dnnl_primitive_desc_create(&g->pd, &md, attr, g->eng, NULL));
+    TRY("primitive_create", dnnl_primitive_create(&g->prim, g->pd));
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(g->pd, dnnl_query_scratchpad_md,
+                                                                 0);
+    size_t need = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (need) {
+        g->scratch = aligned_alloc(64, (need + 63) / 64 * 64);
+        if (!g->scratch) {
+            snprintf(err, errlen, "oneDNN bf16 matmul: out of memory for a %zu-byte scratchpad",
+                     need);
+            goto fail;
+        }
+        TRY("memory_create", dnnl_memory_create(&g->scratch_mem, smd, g->eng, g->scratch));
+    }
+    TRY("memory_create", dnnl_memory_create(&g->a_mem, &a_md, g->eng, g->a16));
+    TRY("memory_create", dnnl_memory_create(&g->b_mem, &b_md, g->eng, g->b16));
+    TRY("memory_create", dnnl_memory_create(&g->c_mem, &c_md, g->eng, DNNL_MEMORY_NONE));
+    if (bias)
+        TRY("memory_create", dnnl_memory_create(&g->bias_mem, &bias_md, g->eng,
+                                                DNNL_MEMORY_NONE));
+    dnnl_primitive_attr_destroy(attr);
+    *out = g;
+    return 0;
+fail:
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    rn_cpu_gemm_bf16_destroy(g);
+    return -1;
+}
+
+void rn_cpu_gemm_bf16_destroy(rn_cpu_gemm_bf16 *g)
+{
+    if (!g) return;
+    dnnl_memory_t mems[] = {g->a_mem, g->b_mem, g->bias_mem, g->c_mem, g->scratch_mem};
+    for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
+        if (mems[i]) dnnl_memory_destroy(mems[i]);
+    if (g->prim) dnnl_primitive_destroy(g->prim);
+    if (g->pd) dnnl_primitive_desc_destroy(g->pd);
+    free(g->a16);
+    free(g->b16);
+    free(g->scratch);
+    free(g);
+}
+
+bool rn_cpu_gemm_bf16_matches(const rn_cpu_gemm_bf16 *g, bool trans_a, bool trans_b, int64_t m,
+                              int64_t n, int64_t k, bool bias)
+{
+    return g && g->ta == trans_a && g->tb == trans_b && g->m == m && g->n == n && g->k == k &&
+           g->bias == bias;
+}
+
+int rn_cpu_gemm_bf16_run(rn_cpu_gemm_bf16 *g, const float *a, const float *b, const float *bias,
+                         float *c, char *err, size_t errlen)
+{
+    rn_bf16_convert(g->a16, a, g->m * g->k);
+    rn_bf16_convert(g->b16, b, g->k * g->n);
+    dnnl_memory_set_data_handle(g->c_mem, c);
+    dnnl_exec_arg_t args[5];
+    int na = 0;
+    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, g->a_mem};
+    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, g->b_mem};
+    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_DST, g->c_mem};
+    if (g->bias) {
+        dnnl_memory_set_data_handle(g->bias_mem, (void *)bias);
+        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, g->bias_mem};
+    }
+    if (g->scratch_mem) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, g->scratch_mem};
+    TRY("execute", dnnl_primitive_execute(g->prim, g->strm, na, args));
+    return 0;
+fail:
+    return -1;
+}

@@ -1,0 +1,311 @@
+/* precision = "bf16" on the CPU: the rounding to bf16, the bf16 convolution and GEMM plans
+ * against a double-precision reference on the bf16-rounded operands, and rn_model_set_bf16
+ * reaching every convolution and linear layer, nested ones included.
+ *
+ * The reference: a bf16 layer multiplies bf16(x) by bf16(w) exactly (a product of two 8-bit
+ * mantissas fits a float) and sums in float32, so its result equals the double-precision sum of
+ * the rounded operands' products up to float32 accumulation error: |got - ref| <= 2^-20 * sum |terms|
+ * covers a float32 sum of up to a few thousand terms in any order (the bound is ~K ulps/2 for K
+ * terms; oneDNN blocks its sums, so the effective depth is far below K). */
+#include <float.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_conv.h"
+#include "cpu_gemm_bf16.h"
+#include "model.h"
+#include "rn_test.h"
+
+static float bf(float x) { return rn_bf16_to_float(rn_bf16_from_float(x)); }
+
+static void fill(float *p, int64_t n, unsigned seed)
+{
+    srand(seed);
+    for (int64_t i = 0; i < n; i++) p[i] = (float)rand() / RAND_MAX * 2.0f - 1.0f;
+}
+
+/* the largest |got - ref| / (sum |terms| + 1e-30) over n outputs */
+static double worst(const float *got, const double *ref, const double *mag, int64_t n)
+{
+    double w = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs(got[i] - ref[i]) / (mag[i] + 1e-30);
+        if (!(e <= w)) w = e; /* NaN propagates */
+    }
+    return w;
+}
+
+static void test_rounding(void)
+{
+    CHECK(rn_bf16_from_float(1.0f) == 0x3f80);
+    /* 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even mantissa, 1 */
+    CHECK(bf(1.0f + 0x1p-8f) == 1.0f);
+    /* 1 + 3 * 2^-8 is halfway between 1 + 2^-7 (odd) and 1 + 2^-6: up to the even one */
+    CHECK(bf(1.0f + 3 * 0x1p-8f) == 1.0f + 0x1p-6f);
+    CHECK(bf(1.0f + 0x1p-8f + 0x1p-20f) == 1.0f + 0x1p-7f); /* above half: up */
+    CHECK(bf(-2.5f) == -2.5f);                               /* exact values stay */
+    CHECK(bf(3.389e38f) == 0x1.fep127f);                     /* the largest bf16 */
+    CHECK(bf(FLT_MAX) == INFINITY);                          /* rounds past it */
+    CHECK(bf(INFINITY) == INFINITY && bf(-INFINITY) == -INFINITY);
+    CHECK(isnan(bf(NAN)));
+    CHECK(bf(0x1p-130f) == 0x1p-130f); /* subnormals keep their top bits */
+    /* relative error at most half an ulp, 2^-8 (7 stored mantissa bits), on normal numbers */
+    float xs[1000];
+    fill(xs, 1000, 3);
+    double e = 0;
+    for (int i = 0; i < 1000; i++) {
+        double r = fabs(bf(xs[i]) - xs[i]) / fabs(xs[i]);
+        if (r > e) e = r;
+    }
+    CHECK(e <= 0x1p-8);
+    CHECK(e > 0x1p-10); /* and it does round */
+}
+
+/* direct convolution in double over bf16-rounded x and w; mag gets sum |terms| */
+static void conv_ref(const rn_cpu_conv_desc *d, const float *x, const float *w, const float *b,
+                     double *y, double *mag)
+{
+    int64_t g = d->groups ? d->groups : 1, icg = d->ic / g, ocg = d->oc / g;
+    for (int64_t n = 0; n < d->n; n++)
+        for (int64_t o = 0; o < d->oc; o++)
+            for (int64_t oy = 0; oy < d->oh; oy++)
+                for (int64_t ox = 0; ox < d->ow; ox++) {
+                    double s = d->bias ? b[o] : 0, m = d->bias ? fabs(b[o]) : 0;
+                    int64_t grp = o / ocg;
+                    for (int64_t c = 0; c < icg; c++)
+                        for (int64_t ky = 0; ky < d->kh; ky++)
+                            for (int64_t kx = 0; kx < d->kw; kx++) {
+                                int64_t iy = oy * d->sh - d->ph + ky, ix = ox * d->sw - d->pw + kx;
+                                if (iy < 0 || iy >= d->ih || ix < 0 || ix >= d->iw) continue;
+                                double t = (double)bf(x[((n * d->ic + grp * icg + c) * d->ih + iy) *
+                                                          d->iw + ix]) *
+                                           bf(w[((o * icg + c) * d->kh + ky) * d->kw + kx]);
+                                s += t;
+                                m += fabs(t);
+                            }
+                    int64_t i = ((n * d->oc + o) * d->oh + oy) * d->ow + ox;
+                    y[i] = s;
+                    mag[i] = m;
+                }
+}
+
+/* dw and dx of the same convolution in double, from bf16(x), bf16(w), bf16(dy) */
+static void conv_ref_backward(const rn_cpu_conv_desc *d, const float *x, const float *w,
+                              const float *dy, double *dx, double *dxm, double *dw, double *dwm,
+                              double *db, double *dbm)
+{
+    int64_t g = d->groups ? d->groups : 1, icg = d->ic / g, ocg = d->oc / g;
+    int64_t nx = d->n * d->ic * d->ih * d->iw, nw = d->oc * icg * d->kh * d->kw;
+    memset(dx, 0, nx * sizeof *dx);
+    memset(dxm, 0, nx * sizeof *dxm);
+    memset(dw, 0, nw * sizeof *dw);
+    memset(dwm, 0, nw * sizeof *dwm);
+    memset(db, 0, d->oc * sizeof *db);
+    memset(dbm, 0, d->oc * sizeof *dbm);
+    for (int64_t n = 0; n < d->n; n++)
+        for (int64_t o = 0; o < d->oc; o++)
+            for (int64_t oy = 0; oy < d->oh; oy++)
+                for (int64_t ox = 0; ox < d->ow; ox++) {
+                    double gy = bf(dy[((n * d->oc + o) * d->oh + oy) * d->ow + ox]);
+                    db[o] += gy; /* the bias gradient sums bf16(dy) too */
+                    dbm[o] += fabs(gy);
+                    int64_t grp = o / ocg;
+                    for (int64_t c = 0; c < icg; c++)
+                        for (int64_t ky = 0; ky < d->kh; ky++)
+                            for (int64_t kx = 0; kx < d->kw; kx++) {
+                                int64_t iy = oy * d->sh - d->ph + ky, ix = ox * d->sw - d->pw + kx;
+                                if (iy < 0 || iy >= d->ih || ix < 0 || ix >= d->iw) continue;
+                                int64_t xi = ((n * d->ic + grp * icg + c) * d->ih + iy) * d->iw + ix;
+                                int64_t wi = ((o * icg + c) * d->kh + ky) * d->kw + kx;
+                                double tx = gy * bf(w[wi]), tw = gy * bf(x[xi]);
+                                dx[xi] += tx;
+                                dxm[xi] += fabs(tx);
+                                dw[wi] += tw;
+                                dwm[wi] += fabs(tw);
+                            }
+                }
+}
+
+static void test_conv(rn_cpu_conv_desc d, const char *what)
+{
+    int64_t g = d.groups ? d.groups : 1;
+    int64_t nx = d.n * d.ic * d.ih * d.iw, nw = d.oc * (d.ic / g) * d.kh * d.kw;
+    int64_t ny = d.n * d.oc * d.oh * d.ow;
+    float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(d.oc * 4), *y = malloc(ny * 4);
+    float *dy = malloc(ny * 4), *dx = malloc(nx * 4), *dw = malloc(nw * 4), *db = malloc(d.oc * 4);
+    double *ry = malloc(ny * 8), *my = malloc(ny * 8), *rdx = malloc(nx * 8), *mdx = malloc(nx * 8);
+    double *rdw = malloc(nw * 8), *mdw = malloc(nw * 8), *rdb = malloc(d.oc * 8),
+           *mdb = malloc(d.oc * 8);
+    fill(x, nx, 1);
+    fill(w, nw, 2);
+    fill(b, d.oc, 3);
+    fill(dy, ny, 4);
+    rn_cpu_conv_plan *p = NULL;
+    char err[256];
+    d.bf16 = true;
+    int rc = rn_cpu_conv_plan_create(&p, &d, err, sizeof err);
+    CHECK(rc == 0);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", what, err);
+        return;
+    }
+    CHECK(rn_cpu_conv_forward(p, x, w, b, y, err, sizeof err) == 0);
+    CHECK(rn_cpu_conv_backward(p, x, dy, w, dx, dw, db, err, sizeof err) == 0);
+    conv_ref(&d, x, w, b, ry, my);
+    conv_ref_backward(&d, x, w, dy, rdx, mdx, rdw, mdw, rdb, mdb);
+    double ey = worst(y, ry, my, ny), edx = worst(dx, rdx, mdx, nx), edw = worst(dw, rdw, mdw, nw),
+           edb = d.bias ? worst(db, rdb, mdb, d.oc) : 0;
+    printf("%s: forward %s, relative error y %.2e dx %.2e dw %.2e db %.2e\n", what,
+           rn_cpu_conv_impl(p, 0), ey, edx, edw, edb);
+    CHECK(ey <= 0x1p-20);
+    CHECK(edx <= 0x1p-20);
+    CHECK(edw <= 0x1p-20);
+    if (d.bias) CHECK(edb <= 0x1p-20);
+    /* and it is not the float32 convolution: that one misses the bf16 reference by ~2^-8 */
+    d.bf16 = false;
+    rn_cpu_conv_plan *p32 = NULL;
+    CHECK(rn_cpu_conv_plan_create(&p32, &d, err, sizeof err) == 0);
+    if (p32) {
+        CHECK(rn_cpu_conv_forward(p32, x, w, b, y, err, sizeof err) == 0);
+        CHECK(worst(y, ry, my, ny) > 0x1p-14);
+    }
+    rn_cpu_conv_plan_destroy(p32);
+    rn_cpu_conv_plan_destroy(p);
+    free(x), free(w), free(b), free(y), free(dy), free(dx), free(dw), free(db);
+    free(ry), free(my), free(rdx), free(mdx), free(rdw), free(mdw), free(rdb), free(mdb);
+}
+
+static void test_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, bool bias)
+{
+    float *a = malloc(m * k * 4), *b = malloc(k * n * 4), *c = malloc(m * n * 4),
+          *bv = malloc(n * 4);
+    double *ref = malloc(m * n * 8), *mag = malloc(m * n * 8);
+    fill(a, m * k, 5);
+    fill(b, k * n, 6);
+    fill(bv, n, 7);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = bias ? bv[j] : 0, g = bias ? fabs(bv[j]) : 0;
+            for (int64_t p = 0; p < k; p++) {
+                double t = (double)bf(ta ? a[p * m + i] : a[i * k + p]) *
+                           bf(tb ? b[j * k + p] : b[p * n + j]);
+                s += t;
+                g += fabs(t);
+            }
+            ref[i * n + j] = s;
+            mag[i * n + j] = g;
+        }
+    rn_cpu_gemm_bf16 *gm = NULL;
+    char err[256];
+    int rc = rn_cpu_gemm_bf16_create(&gm, ta, tb, m, n, k, bias, err, sizeof err);
+    CHECK(rc == 0);
+    if (rc) {
+        fprintf(stderr, "gemm: %s\n", err);
+        return;
+    }
+    CHECK(rn_cpu_gemm_bf16_matches(gm, ta, tb, m, n, k, bias));
+    CHECK(!rn_cpu_gemm_bf16_matches(gm, !ta, tb, m, n, k, bias));
+    /* twice: the second run must not see the first's state */
+    for (int r = 0; r < 2; r++) {
+        memset(c, 0xff, m * n * 4);
+        CHECK(rn_cpu_gemm_bf16_run(gm, a, b, bv, c, err, sizeof err) == 0);
+        double e = worst(c, ref, mag, m * n);
+        if (r == 0)
+            printf("gemm %c%c %lldx%lldx%lld%s: relative error %.2e\n", ta ? 'T' : 'N',
+                   tb ? 'T' : 'N', (long long)m, (long long)n, (long long)k, bias ? " +bias" : "",
+                   e);
+        CHECK(e <= 0x1p-20);
+    }
+    rn_cpu_gemm_bf16_destroy(gm);
+    free(a), free(b), free(c), free(bv), free(ref), free(mag);
+}
+
+/* A small ResNet-like model: set_bf16 must reach the convolutions inside the residual block and
+ * the head, and switching it off must give the float32 model back bit for bit. */
+static void test_model(void)
+{
+    char err[384];
+    rn_layer **body = malloc(3 * sizeof *body);
+    body[0] = rn_conv2d_create("block.conv1", 16, 16, 3, 1, 1, false, 11, err, sizeof err);
+    body[1] = rn_relu_create();
+    body[2] = rn_conv2d_create("block.conv2", 16, 16, 3, 1, 1, false, 12, err, sizeof err);
+    rn_layer **ls = malloc(6 * sizeof *ls);
+    int n = 0;
+    ls[n++] = rn_conv2d_create("conv1", 3, 16, 3, 1, 1, true, 10, err, sizeof err);
+    ls[n++] = rn_residual_create("block", body, 3, NULL, 0, true, "body", "shortcut", err,
+                                 sizeof err);
+    ls[n++] = rn_global_avgpool2d_create();
+    ls[n++] = rn_flatten_create();
+    ls[n++] = rn_linear_create("fc", 16, 10, true, 13, err, sizeof err);
+    rn_model m;
+    int rc = rn_model_init(&m, ls, n, rn_shape_make(3, (int64_t[]){3, 8, 8}), 4, err, sizeof err);
+    CHECK(rc == 0);
+    if (rc) {
+        fprintf(stderr, "model: %s\n", err);
+        return;
+    }
+    fill(m.acts[0].data, rn_tensor_numel(&m.acts[0]), 9);
+    int64_t k = 4 * 10;
+    float *f32 = malloc(k * 4), *b16 = malloc(k * 4), *back = malloc(k * 4);
+    rn_tensor out;
+    CHECK(rn_model_forward(&m, 4, false, &out) == 0);
+    memcpy(f32, out.data, k * 4);
+    rn_model_set_bf16(&m, true);
+    CHECK(rn_model_forward(&m, 4, false, &out) == 0);
+    memcpy(b16, out.data, k * 4);
+    /* each bf16 layer moves the result by up to ~2^-8 relative: different, but close */
+    double diff = 0, scale = 0;
+    for (int64_t i = 0; i < k; i++) {
+        diff = fmax(diff, fabs(b16[i] - f32[i]));
+        scale = fmax(scale, fabs(f32[i]));
+    }
+    printf("model: bf16 vs fp32 logits differ by at most %.2e (logit scale %.2e)\n", diff, scale);
+    CHECK(diff > 0);
+    CHECK(diff <= 0x1p-5 * scale);
+    /* the head alone in bf16: its output must equal a bf16 GEMM of its input */
+    rn_model_set_bf16(&m, false);
+    CHECK(rn_model_forward(&m, 4, false, &out) == 0);
+    memcpy(back, out.data, k * 4);
+    CHECK(memcmp(back, f32, k * 4) == 0);
+    /* backward in bf16 runs and writes finite gradients everywhere */
+    rn_model_set_bf16(&m, true);
+    CHECK(rn_model_forward(&m, 4, true, &out) == 0);
+    fill(m.grads[m.n_layers].data, k, 10);
+    CHECK(rn_model_backward(&m, 4) == 0);
+    int finite = 1;
+    for (int i = 0; i < m.n_params; i++)
+        if (m.params[i].grad)
+            for (int64_t j = 0; j < rn_tensor_numel(m.params[i].grad); j++)
+                finite &= isfinite(m.params[i].grad->data[j]);
+    CHECK(finite);
+    free(f32), free(b16), free(back);
+    rn_model_free(&m);
+}
+
+int main(void)
+{
+    test_rounding();
+    /* mnist_cnn's two convolutions (conv1 reads 1 channel: a plain layout), a strided padded
+     * ResNet one, a grouped one */
+    test_conv((rn_cpu_conv_desc){.n = 4, .ic = 1, .ih = 28, .iw = 28, .oc = 32, .kh = 3, .kw = 3,
+                                 .sh = 1, .sw = 1, .oh = 26, .ow = 26, .bias = true},
+              "conv 1->32 3x3");
+    test_conv((rn_cpu_conv_desc){.n = 3, .ic = 32, .ih = 12, .iw = 12, .oc = 64, .kh = 3,
+                                 .kw = 3, .sh = 1, .sw = 1, .oh = 10, .ow = 10, .bias = true},
+              "conv 32->64 3x3");
+    test_conv((rn_cpu_conv_desc){.n = 2, .ic = 16, .ih = 9, .iw = 9, .oc = 32, .kh = 3, .kw = 3,
+                                 .sh = 2, .sw = 2, .ph = 1, .pw = 1, .oh = 5, .ow = 5},
+              "conv 16->32 3x3 stride 2 pad 1");
+    test_conv((rn_cpu_conv_desc){.n = 2, .ic = 8, .ih = 7, .iw = 7, .oc = 16, .kh = 3, .kw = 3,
+                                 .sh = 1, .sw = 1, .ph = 1, .pw = 1, .oh = 7, .ow = 7,
+                                 .groups = 4, .bias = true},
+              "conv 8->16 3x3 groups 4");
+    /* linear's three products (forward with bias, weight gradient, input gradient) at
+     * mnist_cnn's fc1 shape, cut down, and a tiny one */
+    test_gemm(false, true, 16, 128, 576, true);
+    test_gemm(true, false, 128, 576, 16, false);
+    test_gemm(false, false, 16, 576, 128, false);
+    test_gemm(false, true, 1, 3, 1, true);
+    test_model();
+    return rn_test_report("test_bf16");
+}
