@@ -7,12 +7,11 @@
 
 #include "rn_hd.h"
 
+/* The coefficient structs (rn_sgd_coef, ...) are public: an optimizer plugin hands them to the
+ * host for a device step (rn_optimizer_api.device_update in <runner/plugin.h>). */
+#include "../include/runner/plugin.h"
+
 /* ---- SGD (torch.optim.SGD) -------------------------------------------------------------- */
-typedef struct rn_sgd_coef {
-    float lr, wd, momentum, keep; /* keep = 1 - dampening */
-    int first;                    /* the group's first step: buf = g */
-    int nesterov;
-} rn_sgd_coef;
 
 /* buf is NULL without a momentum buffer. */
 RN_HD void rn_sgd_elem(const rn_sgd_coef *c, float *p, float grad, float *buf)
@@ -28,15 +27,6 @@ RN_HD void rn_sgd_elem(const rn_sgd_coef *c, float *p, float grad, float *buf)
 }
 
 /* ---- Adam / AdamW (torch.optim.Adam, AdamW; plugins/optimizers/adam_core.h) ---------------- */
-typedef struct rn_adam_coef {
-    float wd;           /* L2 (Adam): added to the gradient, 0 for none */
-    float decay;        /* decoupled (AdamW): 1 - lr * wd, 1 for none */
-    float beta1, keep1; /* beta1, 1 - beta1 */
-    float beta2, keep2; /* beta2, 1 - beta2 */
-    float bc2_sqrt;     /* sqrt(1 - beta2^t) */
-    float eps;
-    float neg_step;     /* -lr / (1 - beta1^t) */
-} rn_adam_coef;
 
 /* vmax is NULL without AMSGrad. */
 RN_HD void rn_adam_elem(const rn_adam_coef *c, float *pp, float grad, float *mp, float *vp,
@@ -60,13 +50,6 @@ RN_HD void rn_adam_elem(const rn_adam_coef *c, float *pp, float grad, float *mp,
 }
 
 /* ---- RMSprop (torch.optim.RMSprop) ------------------------------------------------------ */
-typedef struct rn_rmsprop_coef {
-    float wd;
-    float alpha, keep;  /* alpha, 1 - alpha */
-    float eps;
-    float momentum;
-    float neg_lr;       /* -lr */
-} rn_rmsprop_coef;
 
 /* buf is NULL without momentum, ga without centered. */
 RN_HD void rn_rmsprop_elem(const rn_rmsprop_coef *c, float *pp, float grad, float *sqp,
@@ -95,12 +78,6 @@ RN_HD void rn_rmsprop_elem(const rn_rmsprop_coef *c, float *pp, float grad, floa
 }
 
 /* ---- Lion (the paper's reference; plugins/optimizers/lion.c) ------------------------------ */
-typedef struct rn_lion_coef {
-    float decay;        /* 1 - lr * wd */
-    float beta1, keep1; /* beta1, 1 - beta1 */
-    float beta2, keep2; /* beta2, 1 - beta2 */
-    float neg_lr;       /* -lr */
-} rn_lion_coef;
 
 RN_HD void rn_lion_elem(const rn_lion_coef *c, float *pp, float g, float *mp)
 {
@@ -113,16 +90,6 @@ RN_HD void rn_lion_elem(const rn_lion_coef *c, float *pp, float g, float *mp)
 }
 
 /* ---- LAMB (timm's Lamb; plugins/optimizers/lamb.c) ---------------------------------------- */
-typedef struct rn_lamb_coef {
-    float beta1, keep1; /* beta1, 1 - beta1 */
-    float beta2, keep2; /* beta2, 1 - beta2 */
-    float bc1;          /* 1 - beta1^t, or 1 */
-    float bc2_sqrt;     /* sqrt(1 - beta2^t), or 1 */
-    float eps;
-    float wd;           /* used only when has_wd */
-    int has_wd;
-    float neg_lr;       /* -lr */
-} rn_lamb_coef;
 
 /* The moments' update; returns nothing, the new m and v are in *mp, *vp. */
 RN_HD void rn_lamb_moments(const rn_lamb_coef *c, float g, float *mp, float *vp)

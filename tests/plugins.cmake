@@ -74,3 +74,7 @@ add_dependencies(test_plugin_settings test_numbers_settings normalize)
 set_property(TEST test_plugin_settings APPEND PROPERTY ENVIRONMENT
              "RN_ABI_PLUGIN_DIR=${CMAKE_CURRENT_BINARY_DIR}/abi_plugins")
 rn_add_plugin_test(test_normalize normalize)
+# device_update (plugin ABI 1.2) of every optimizer against its step(), through the chunk plan
+rn_add_plugin_test(test_device_update sgd adam adamw rmsprop lion lamb bad_cuda_no_update)
+set_property(TEST test_device_update APPEND PROPERTY ENVIRONMENT
+             "RN_BAD_PLUGINS=${CMAKE_CURRENT_BINARY_DIR}/bad_plugins")

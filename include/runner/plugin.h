@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define RN_ABI_MAJOR 1
-#define RN_ABI_MINOR 1
+#define RN_ABI_MINOR 2
 
 /* Pointer width, master float type and CUDA support of the build; the host compares the string a
  * library reports with its own. */
@@ -140,6 +140,95 @@ typedef struct rn_group {
     double weight_decay; /* L2 / decoupled weight decay for this group */
     int64_t step;        /* optimizer steps already taken by this group (0 on the first step) */
 } rn_group;
+
+/* ---------------------------------------------------------------------------------------------
+ * ABI 1.2: an optimizer step the host runs on a device. A GPU run keeps the parameters, gradients
+ * and optimizer state in device memory, where a plugin's step() cannot reach them; instead the
+ * plugin says which of the host's fused element updates its step is and with which coefficients
+ * (rn_optimizer_api.device_update), and the host applies it to every tensor of the group in one
+ * multi-tensor launch. The element functions are the host's kernels/optim_elem.h, which the
+ * built-in CPU plugins run too, so the CPU tests against torch.optim check the GPU's arithmetic.
+ * Every coefficient is a float computed in double and rounded once, as PyTorch casts its Python
+ * scalars; t is the group's step + 1.
+ * ------------------------------------------------------------------------------------------- */
+/* torch.optim.SGD: g = grad + wd p; buf = first ? g : momentum buf + keep g;
+ * g = nesterov ? g + momentum buf : buf; p = p - lr g. */
+typedef struct rn_sgd_coef {
+    float lr, wd, momentum, keep; /* keep = 1 - dampening */
+    int first;                    /* the group's first step: buf = g */
+    int nesterov;                 /* 0 or 1 */
+} rn_sgd_coef;
+
+/* torch.optim.Adam / AdamW (adam_core.h has the formula and its rounding). */
+typedef struct rn_adam_coef {
+    float wd;           /* L2 (Adam): added to the gradient, 0 for none */
+    float decay;        /* decoupled (AdamW): 1 - lr * wd, 1 for none */
+    float beta1, keep1; /* beta1, 1 - beta1 */
+    float beta2, keep2; /* beta2, 1 - beta2 */
+    float bc2_sqrt;     /* sqrt(1 - beta2^t) */
+    float eps;
+    float neg_step;     /* -lr / (1 - beta1^t) */
+} rn_adam_coef;
+
+/* torch.optim.RMSprop (plugins/optimizers/rmsprop.c). */
+typedef struct rn_rmsprop_coef {
+    float wd;           /* L2 added to the gradient, 0 for none */
+    float alpha, keep;  /* alpha, 1 - alpha */
+    float eps;          /* added to the root mean square */
+    float momentum;     /* used only with a momentum buffer */
+    float neg_lr;       /* -lr */
+} rn_rmsprop_coef;
+
+/* Lion (plugins/optimizers/lion.c). */
+typedef struct rn_lion_coef {
+    float decay;        /* 1 - lr * wd */
+    float beta1, keep1; /* beta1, 1 - beta1 */
+    float beta2, keep2; /* beta2, 1 - beta2 */
+    float neg_lr;       /* -lr */
+} rn_lion_coef;
+
+/* timm's Lamb (plugins/optimizers/lamb.c); the trust ratio is the host's (rn_update.lamb_adapt). */
+typedef struct rn_lamb_coef {
+    float beta1, keep1; /* beta1, 1 - beta1 */
+    float beta2, keep2; /* beta2, 1 - beta2 */
+    float bc1;          /* 1 - beta1^t, or 1 */
+    float bc2_sqrt;     /* sqrt(1 - beta2^t), or 1 */
+    float eps;          /* added to sqrt(v) / bc2_sqrt */
+    float wd;           /* L2 added to the update; used only when has_wd */
+    int has_wd;         /* wd != 0 */
+    float neg_lr;       /* -lr */
+} rn_lamb_coef;
+
+/* Which element update (rn_update.kind). */
+typedef enum rn_update_kind {
+    RN_UPDATE_SGD = 1,
+    RN_UPDATE_ADAM = 2,    /* Adam and AdamW: the coefficients say which decay */
+    RN_UPDATE_RMSPROP = 3,
+    RN_UPDATE_LION = 4,
+    RN_UPDATE_LAMB = 5,
+} rn_update_kind;
+
+/* One step of one group as the host runs it on a device. A parameter's state (state_floats *
+ * numel floats) is a sequence of blocks of numel floats; `state` says which block each of the
+ * element function's state arguments is, -1 for an argument the step passes as NULL:
+ *   SGD      state[0] momentum buffer
+ *   ADAM     state[0] exp_avg, [1] exp_avg_sq, [2] max_exp_avg_sq (AMSGrad)
+ *   RMSPROP  state[0] square_avg, [1] momentum buffer, [2] grad_avg (centered)
+ *   LION     state[0] exp_avg
+ *   LAMB     state[0] exp_avg, [1] exp_avg_sq */
+typedef struct rn_update {
+    size_t struct_size;  /* sizeof(rn_update), set by the host */
+    rn_update_kind kind;
+    union {              /* the member named by kind */
+        rn_sgd_coef sgd;
+        rn_adam_coef adam;
+        rn_rmsprop_coef rmsprop;
+        rn_lion_coef lion;
+        rn_lamb_coef lamb;
+    } c;
+    int state[3];        /* state block per element-function argument, -1 for none */
+    int lamb_adapt;      /* LAMB: scale each tensor's update by ||p|| / ||u|| (1 when either is 0) */
+} rn_update;
 
 /* A batch on its way to the model, as augment plugins see it. */
 typedef struct rn_batch {
@@ -295,6 +384,13 @@ typedef struct rn_optimizer_api {
     size_t (*state_floats)(void *self);
     /* One update of every tensor of the group. Called once per optimizer step per trainable group. */
     int (*step)(void *self, rn_group *group);
+
+    /* ---- ABI 1.2 (read only when struct_size covers it) ---- */
+    /* The step step() would take on this group, as an element update the host runs on a device:
+     * fill *u (kind, coefficients, state blocks) and return RN_OK, refusing what step() would
+     * refuse. Called instead of step() when the run trains on a GPU; a plugin whose `devices`
+     * has RN_DEVICE_CUDA must provide it (the host refuses to load it otherwise). */
+    int (*device_update)(void *self, const rn_group *group, rn_update *u);
 } rn_optimizer_api;
 
 /* What a schedule counts (rn_scheduler_api.counts). */

@@ -25,10 +25,16 @@ static int adam_step(void *self, rn_group *group)
     return adam_core_step(self, group, ADAM_WD_L2);
 }
 
+static int adam_device_update(void *self, const rn_group *group, rn_update *u)
+{
+    return adam_core_device_update(self, group, ADAM_WD_L2, u);
+}
+
 static const rn_optimizer_api adam_api = {
     .struct_size = sizeof(rn_optimizer_api),
     .state_floats = adam_core_state_floats,
     .step = adam_step,
+    .device_update = adam_device_update,
 };
 
 static const rn_plugin adam_plugin = {
@@ -37,7 +43,7 @@ static const rn_plugin adam_plugin = {
     .id = "adam",
     .version = "1.0.0",
     .summary = "Adam with L2 weight decay and optional AMSGrad (torch.optim.Adam)",
-    .devices = RN_DEVICE_CPU,
+    .devices = RN_DEVICE_CPU | RN_DEVICE_CUDA,
     .settings = adam_settings,
     .n_settings = sizeof adam_settings / sizeof adam_settings[0],
     .create = adam_core_create,

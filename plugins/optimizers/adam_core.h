@@ -126,10 +126,11 @@ static size_t adam_core_state_floats(void *self)
     return s->amsgrad ? 3 : 2;
 }
 
-/* One step of the group, with the weight decay applied as `mode` says. */
-static int adam_core_step(void *self, rn_group *group, adam_wd_mode mode)
+/* This step's coefficients, with the weight decay applied as `mode` says; refuses a beta1 a
+ * schedule moved out of [0, 1). Shared by step() and device_update(). */
+static int adam_core_coef(adam_core *s, const rn_group *group, adam_wd_mode mode,
+                          rn_adam_coef *c)
 {
-    adam_core *s = self;
     double lr = group->lr, beta1 = group->momentum, wd = group->weight_decay;
     if (!(beta1 >= 0 && beta1 < 1)) {
         /* The setting is checked by the host; only a schedule can get here. */
@@ -143,6 +144,27 @@ static int adam_core_step(void *self, rn_group *group, adam_wd_mode mode)
     double bias_correction2 = 1 - pow(s->beta2, t);
     double step_size = lr / bias_correction1;
     double bc2_sqrt = sqrt(bias_correction2);
+    *c = (rn_adam_coef){
+        .wd = mode == ADAM_WD_L2 ? (float)wd : 0.0f,
+        .decay = mode == ADAM_WD_DECOUPLED ? (float)(1 - lr * wd) : 1.0f,
+        .beta1 = (float)beta1,
+        .keep1 = (float)(1 - beta1),
+        .beta2 = (float)s->beta2,
+        .keep2 = (float)(1 - s->beta2),
+        .bc2_sqrt = (float)bc2_sqrt,
+        .eps = (float)s->eps,
+        .neg_step = (float)-step_size,
+    };
+    return RN_OK;
+}
+
+/* One step of the group, with the weight decay applied as `mode` says. */
+static int adam_core_step(void *self, rn_group *group, adam_wd_mode mode)
+{
+    adam_core *s = self;
+    rn_adam_coef c;
+    int rc = adam_core_coef(s, group, mode, &c);
+    if (rc) return rc;
     for (size_t k = 0; k < group->n_params; k++) {
         rn_param *prm = &group->params[k];
         if (prm->numel <= 0) continue;
@@ -156,21 +178,23 @@ static int adam_core_step(void *self, rn_group *group, adam_wd_mode mode)
             .m = prm->state,
             .v = prm->state + prm->numel,
             .vmax = s->amsgrad ? prm->state + 2 * prm->numel : NULL,
-            .c = {
-                .wd = mode == ADAM_WD_L2 ? (float)wd : 0.0f,
-                .decay = mode == ADAM_WD_DECOUPLED ? (float)(1 - lr * wd) : 1.0f,
-                .beta1 = (float)beta1,
-                .keep1 = (float)(1 - beta1),
-                .beta2 = (float)s->beta2,
-                .keep2 = (float)(1 - s->beta2),
-                .bc2_sqrt = (float)bc2_sqrt,
-                .eps = (float)s->eps,
-                .neg_step = (float)-step_size,
-            },
+            .c = c,
         };
         s->host->parallel_for(prm->numel, adam_core_range, &job);
     }
     return RN_OK;
+}
+
+/* The same step for the host to run on a device. */
+static int adam_core_device_update(void *self, const rn_group *group, adam_wd_mode mode,
+                                   rn_update *u)
+{
+    adam_core *s = self;
+    u->kind = RN_UPDATE_ADAM;
+    u->state[0] = 0;
+    u->state[1] = 1;
+    u->state[2] = s->amsgrad ? 2 : -1;
+    return adam_core_coef(s, group, mode, &u->c.adam);
 }
 
 /* The library around one plugin descriptor, and its entry point. */

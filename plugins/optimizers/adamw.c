@@ -25,10 +25,16 @@ static int adamw_step(void *self, rn_group *group)
     return adam_core_step(self, group, ADAM_WD_DECOUPLED);
 }
 
+static int adamw_device_update(void *self, const rn_group *group, rn_update *u)
+{
+    return adam_core_device_update(self, group, ADAM_WD_DECOUPLED, u);
+}
+
 static const rn_optimizer_api adamw_api = {
     .struct_size = sizeof(rn_optimizer_api),
     .state_floats = adam_core_state_floats,
     .step = adamw_step,
+    .device_update = adamw_device_update,
 };
 
 static const rn_plugin adamw_plugin = {
@@ -37,7 +43,7 @@ static const rn_plugin adamw_plugin = {
     .id = "adamw",
     .version = "1.0.0",
     .summary = "AdamW with decoupled weight decay and optional AMSGrad (torch.optim.AdamW)",
-    .devices = RN_DEVICE_CPU,
+    .devices = RN_DEVICE_CPU | RN_DEVICE_CUDA,
     .settings = adamw_settings,
     .n_settings = sizeof adamw_settings / sizeof adamw_settings[0],
     .create = adam_core_create,

@@ -182,9 +182,10 @@ static int lamb_reserve(lamb *s, int64_t n)
     return RN_OK;
 }
 
-static int lamb_step(void *self, rn_group *group)
+/* This step's coefficients and whether the trust ratio applies; refuses a beta1 a schedule moved
+ * out of [0, 1). Shared by step() and device_update(). */
+static int lamb_coef(lamb *s, const rn_group *group, rn_lamb_coef *c, int *adapt)
 {
-    lamb *s = self;
     double lr = group->lr, beta1 = group->momentum, wd = group->weight_decay;
     if (!(beta1 >= 0 && beta1 < 1)) {
         /* The setting is checked by the host; only a schedule can get here. */
@@ -198,7 +199,28 @@ static int lamb_step(void *self, rn_group *group)
         bc1 = 1 - pow(beta1, t);
         bc2 = 1 - pow(s->beta2, t);
     }
-    int adapt = wd != 0 || s->always_adapt;
+    *adapt = wd != 0 || s->always_adapt;
+    *c = (rn_lamb_coef){
+        .beta1 = (float)beta1,
+        .keep1 = (float)(1 - beta1),
+        .beta2 = (float)s->beta2,
+        .keep2 = (float)(1 - s->beta2),
+        .bc1 = (float)bc1,
+        .bc2_sqrt = (float)sqrt(bc2),
+        .eps = (float)s->eps,
+        .wd = (float)wd,
+        .has_wd = wd != 0,
+        .neg_lr = (float)-lr,
+    };
+    return RN_OK;
+}
+
+static int lamb_step(void *self, rn_group *group)
+{
+    lamb *s = self;
+    rn_lamb_coef c;
+    int adapt, rc = lamb_coef(s, group, &c, &adapt);
+    if (rc) return rc;
     for (size_t k = 0; k < group->n_params; k++) {
         rn_param *prm = &group->params[k];
         if (prm->numel <= 0) continue;
@@ -212,18 +234,7 @@ static int lamb_step(void *self, rn_group *group)
             .m = prm->state,
             .v = prm->state + prm->numel,
             .n = prm->numel,
-            .c = {
-                .beta1 = (float)beta1,
-                .keep1 = (float)(1 - beta1),
-                .beta2 = (float)s->beta2,
-                .keep2 = (float)(1 - s->beta2),
-                .bc1 = (float)bc1,
-                .bc2_sqrt = (float)sqrt(bc2),
-                .eps = (float)s->eps,
-                .wd = (float)wd,
-                .has_wd = wd != 0,
-                .neg_lr = (float)-lr,
-            },
+            .c = c,
             .ratio = 1.0f,
             .sums = NULL,
         };
@@ -231,15 +242,15 @@ static int lamb_step(void *self, rn_group *group)
             s->host->parallel_for(prm->numel, lamb_pass1, &job);
             continue;
         }
-        int rc = lamb_reserve(s, prm->numel);
+        rc = lamb_reserve(s, prm->numel);
         if (rc) return rc;
         job.sums = s->sums;
         s->host->parallel_for(prm->numel, lamb_pass1, &job);
         int64_t chunks = (prm->numel + LAMB_CHUNK - 1) / LAMB_CHUNK;
         double sp = 0, su = 0;
-        for (int64_t c = 0; c < chunks; c++) {
-            sp += s->sums[2 * c];
-            su += s->sums[2 * c + 1];
+        for (int64_t ck = 0; ck < chunks; ck++) {
+            sp += s->sums[2 * ck];
+            su += s->sums[2 * ck + 1];
         }
         float w_norm = (float)sqrt(sp), u_norm = (float)sqrt(su); /* p.norm(), update.norm() */
         job.ratio = w_norm > 0 && u_norm > 0 ? w_norm / u_norm : 1.0f;
@@ -248,10 +259,20 @@ static int lamb_step(void *self, rn_group *group)
     return RN_OK;
 }
 
+static int lamb_device_update(void *self, const rn_group *group, rn_update *u)
+{
+    u->kind = RN_UPDATE_LAMB;
+    u->state[0] = 0;
+    u->state[1] = 1;
+    u->state[2] = -1;
+    return lamb_coef(self, group, &u->c.lamb, &u->lamb_adapt);
+}
+
 static const rn_optimizer_api lamb_api = {
     .struct_size = sizeof(rn_optimizer_api),
     .state_floats = lamb_state_floats,
     .step = lamb_step,
+    .device_update = lamb_device_update,
 };
 
 static const rn_plugin lamb_plugin = {
@@ -260,7 +281,7 @@ static const rn_plugin lamb_plugin = {
     .id = "lamb",
     .version = "1.0.0",
     .summary = "LAMB: Adam moments with a per-tensor trust ratio ||p|| / ||update|| (timm Lamb)",
-    .devices = RN_DEVICE_CPU,
+    .devices = RN_DEVICE_CPU | RN_DEVICE_CUDA,
     .settings = lamb_settings,
     .n_settings = sizeof lamb_settings / sizeof lamb_settings[0],
     .create = lamb_create,

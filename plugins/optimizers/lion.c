@@ -90,9 +90,10 @@ static size_t lion_state_floats(void *self)
     return 1;
 }
 
-static int lion_step(void *self, rn_group *group)
+/* This step's coefficients; refuses a beta1 a schedule moved out of [0, 1). Shared by step()
+ * and device_update(). */
+static int lion_coef(lion *s, const rn_group *group, rn_lion_coef *c)
 {
-    lion *s = self;
     double lr = group->lr, beta1 = group->momentum, wd = group->weight_decay;
     if (!(beta1 >= 0 && beta1 < 1)) {
         /* The setting is checked by the host; only a schedule can get here. */
@@ -100,6 +101,23 @@ static int lion_step(void *self, rn_group *group)
                            group->name, beta1);
         return RN_ERR_CONFIG;
     }
+    *c = (rn_lion_coef){
+        .decay = (float)(1 - lr * wd),
+        .beta1 = (float)beta1,
+        .keep1 = (float)(1 - beta1),
+        .beta2 = (float)s->beta2,
+        .keep2 = (float)(1 - s->beta2),
+        .neg_lr = (float)-lr,
+    };
+    return RN_OK;
+}
+
+static int lion_step(void *self, rn_group *group)
+{
+    lion *s = self;
+    rn_lion_coef c;
+    int rc = lion_coef(s, group, &c);
+    if (rc) return rc;
     for (size_t k = 0; k < group->n_params; k++) {
         rn_param *prm = &group->params[k];
         if (prm->numel <= 0) continue;
@@ -107,28 +125,25 @@ static int lion_step(void *self, rn_group *group)
             s->host->set_error(s->ctx, "parameter \"%s\" has no optimizer state", prm->name);
             return RN_ERR;
         }
-        lion_job job = {
-            .p = prm->value,
-            .grad = prm->grad,
-            .m = prm->state,
-            .c = {
-                .decay = (float)(1 - lr * wd),
-                .beta1 = (float)beta1,
-                .keep1 = (float)(1 - beta1),
-                .beta2 = (float)s->beta2,
-                .keep2 = (float)(1 - s->beta2),
-                .neg_lr = (float)-lr,
-            },
-        };
+        lion_job job = {.p = prm->value, .grad = prm->grad, .m = prm->state, .c = c};
         s->host->parallel_for(prm->numel, lion_range, &job);
     }
     return RN_OK;
+}
+
+static int lion_device_update(void *self, const rn_group *group, rn_update *u)
+{
+    u->kind = RN_UPDATE_LION;
+    u->state[0] = 0;
+    u->state[1] = u->state[2] = -1;
+    return lion_coef(self, group, &u->c.lion);
 }
 
 static const rn_optimizer_api lion_api = {
     .struct_size = sizeof(rn_optimizer_api),
     .state_floats = lion_state_floats,
     .step = lion_step,
+    .device_update = lion_device_update,
 };
 
 static const rn_plugin lion_plugin = {
@@ -137,7 +152,7 @@ static const rn_plugin lion_plugin = {
     .id = "lion",
     .version = "1.0.0",
     .summary = "Lion: sign of interpolated momentum, decoupled weight decay (lucidrains/lion-pytorch)",
-    .devices = RN_DEVICE_CPU,
+    .devices = RN_DEVICE_CPU | RN_DEVICE_CUDA,
     .settings = lion_settings,
     .n_settings = sizeof lion_settings / sizeof lion_settings[0],
     .create = lion_create,

@@ -126,9 +126,10 @@ static size_t rmsprop_state_floats(void *self)
     return 1u + (s->momentum > 0 ? 1u : 0u) + (s->centered ? 1u : 0u);
 }
 
-static int rmsprop_step(void *self, rn_group *group)
+/* This step's coefficients and which state blocks it uses (*use_buf: the momentum buffer); refuses
+ * what a schedule cannot ask of this instance. Shared by step() and device_update(). */
+static int rmsprop_coef(rmsprop *s, const rn_group *group, rn_rmsprop_coef *c, int *use_buf)
 {
-    rmsprop *s = self;
     double momentum = group->momentum;
     int has_buf = s->momentum > 0;
     if (!(momentum >= 0 && momentum < 1)) {
@@ -144,7 +145,25 @@ static int rmsprop_step(void *self, rn_group *group)
                            group->name, momentum);
         return RN_ERR_CONFIG;
     }
-    int use_buf = has_buf && momentum > 0; /* PyTorch leaves the buffer alone while momentum is 0 */
+    *use_buf = has_buf && momentum > 0; /* PyTorch leaves the buffer alone while momentum is 0 */
+    *c = (rn_rmsprop_coef){
+        .wd = (float)group->weight_decay,
+        .alpha = (float)s->alpha,
+        .keep = (float)(1 - s->alpha),
+        .eps = (float)s->eps,
+        .momentum = (float)momentum,
+        .neg_lr = (float)-group->lr,
+    };
+    return RN_OK;
+}
+
+static int rmsprop_step(void *self, rn_group *group)
+{
+    rmsprop *s = self;
+    int has_buf = s->momentum > 0, use_buf = 0;
+    rn_rmsprop_coef c;
+    int rc = rmsprop_coef(s, group, &c, &use_buf);
+    if (rc) return rc;
     for (size_t k = 0; k < group->n_params; k++) {
         rn_param *prm = &group->params[k];
         if (prm->numel <= 0) continue;
@@ -159,24 +178,30 @@ static int rmsprop_step(void *self, rn_group *group)
             .sq = prm->state,
             .buf = use_buf ? prm->state + prm->numel : NULL,
             .ga = s->centered ? ga_block : NULL,
-            .c = {
-                .wd = (float)group->weight_decay,
-                .alpha = (float)s->alpha,
-                .keep = (float)(1 - s->alpha),
-                .eps = (float)s->eps,
-                .momentum = (float)momentum,
-                .neg_lr = (float)-group->lr,
-            },
+            .c = c,
         };
         s->host->parallel_for(prm->numel, rmsprop_range, &job);
     }
     return RN_OK;
 }
 
+static int rmsprop_device_update(void *self, const rn_group *group, rn_update *u)
+{
+    rmsprop *s = self;
+    int has_buf = s->momentum > 0, use_buf = 0;
+    int rc = rmsprop_coef(s, group, &u->c.rmsprop, &use_buf);
+    u->kind = RN_UPDATE_RMSPROP;
+    u->state[0] = 0;
+    u->state[1] = use_buf ? 1 : -1;
+    u->state[2] = s->centered ? (has_buf ? 2 : 1) : -1;
+    return rc;
+}
+
 static const rn_optimizer_api rmsprop_api = {
     .struct_size = sizeof(rn_optimizer_api),
     .state_floats = rmsprop_state_floats,
     .step = rmsprop_step,
+    .device_update = rmsprop_device_update,
 };
 
 static const rn_plugin rmsprop_plugin = {
@@ -185,7 +210,7 @@ static const rn_plugin rmsprop_plugin = {
     .id = "rmsprop",
     .version = "1.0.0",
     .summary = "RMSprop with momentum, centering and weight decay (torch.optim.RMSprop)",
-    .devices = RN_DEVICE_CPU,
+    .devices = RN_DEVICE_CPU | RN_DEVICE_CUDA,
     .settings = rmsprop_settings,
     .n_settings = sizeof rmsprop_settings / sizeof rmsprop_settings[0],
     .create = rmsprop_create,

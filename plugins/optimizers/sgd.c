@@ -97,34 +97,41 @@ static size_t sgd_state_floats(void *self)
     return s->momentum > 0 ? 1 : 0;
 }
 
-static int sgd_step(void *self, rn_group *group)
+/* This step's coefficients, and whether it uses the momentum buffer; refuses a momentum the
+ * instance has no buffer for. Shared by step() and device_update(). */
+static int sgd_coef(sgd *s, const rn_group *group, rn_sgd_coef *c, int *has_buf)
 {
-    sgd *s = self;
-    int has_buf = s->momentum > 0;
-    if (group->momentum != 0 && !has_buf) {
+    *has_buf = s->momentum > 0;
+    if (group->momentum != 0 && !*has_buf) {
         /* A scheduler raised the momentum of an instance created without a buffer. */
         s->host->set_error(s->ctx, "group \"%s\": momentum %g asked for, but the optimizer was "
                            "created with momentum = 0 (no momentum buffer); set momentum > 0",
                            group->name, group->momentum);
         return RN_ERR_CONFIG;
     }
-    if (has_buf && group->momentum == 0)
-        has_buf = 0; /* PyTorch keeps the buffer untouched while momentum is 0 */
+    if (*has_buf && group->momentum == 0)
+        *has_buf = 0; /* PyTorch keeps the buffer untouched while momentum is 0 */
+    *c = (rn_sgd_coef){
+        .lr = (float)group->lr,
+        .wd = (float)group->weight_decay,
+        .momentum = (float)group->momentum,
+        .keep = (float)(1.0 - s->dampening),
+        .first = group->step == 0,
+        .nesterov = s->nesterov,
+    };
+    return RN_OK;
+}
+
+static int sgd_step(void *self, rn_group *group)
+{
+    sgd *s = self;
+    rn_sgd_coef c;
+    int has_buf, rc = sgd_coef(s, group, &c, &has_buf);
+    if (rc) return rc;
     for (size_t k = 0; k < group->n_params; k++) {
         rn_param *prm = &group->params[k];
-        sgd_job job = {
-            .p = prm->value,
-            .grad = prm->grad,
-            .buf = has_buf ? prm->state : NULL,
-            .c = {
-                .lr = (float)group->lr,
-                .wd = (float)group->weight_decay,
-                .momentum = (float)group->momentum,
-                .keep = (float)(1.0 - s->dampening),
-                .first = group->step == 0,
-                .nesterov = s->nesterov,
-            },
-        };
+        sgd_job job = {.p = prm->value, .grad = prm->grad, .buf = has_buf ? prm->state : NULL,
+                       .c = c};
         if (has_buf && !prm->state) {
             s->host->set_error(s->ctx, "parameter \"%s\" has no momentum state", prm->name);
             return RN_ERR;
@@ -134,10 +141,20 @@ static int sgd_step(void *self, rn_group *group)
     return RN_OK;
 }
 
+static int sgd_device_update(void *self, const rn_group *group, rn_update *u)
+{
+    int has_buf, rc = sgd_coef(self, group, &u->c.sgd, &has_buf);
+    u->kind = RN_UPDATE_SGD;
+    u->state[0] = has_buf ? 0 : -1;
+    u->state[1] = u->state[2] = -1;
+    return rc;
+}
+
 static const rn_optimizer_api sgd_api = {
     .struct_size = sizeof(rn_optimizer_api),
     .state_floats = sgd_state_floats,
     .step = sgd_step,
+    .device_update = sgd_device_update,
 };
 
 static const rn_plugin sgd_plugin = {
@@ -146,7 +163,7 @@ static const rn_plugin sgd_plugin = {
     .id = "sgd",
     .version = "1.0.0",
     .summary = "SGD with momentum, dampening, Nesterov and weight decay (torch.optim.SGD)",
-    .devices = RN_DEVICE_CPU,
+    .devices = RN_DEVICE_CPU | RN_DEVICE_CUDA,
     .settings = sgd_settings,
     .n_settings = sizeof sgd_settings / sizeof sgd_settings[0],
     .create = sgd_create,

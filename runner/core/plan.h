@@ -94,6 +94,10 @@ typedef struct rn_plan {
      * weights, optimizer state and every other layer stay fp32. fp16 (with GradScaler loss
      * scaling) needs the GPU; bf16 on the CPU uses oneDNN's bf16 kernels. */
     const char *precision;
+    /* Not from the recipe: the device the caller resolved `device` to (RN_DEVICE_CPU or
+     * RN_DEVICE_CUDA; 0 counts as the CPU), set before rn_run_prepare, which refuses plugins
+     * without a variant for it. */
+    unsigned train_device;
     rn_data_spec data;
     const rn_value *model;   /* model table */
     rn_loss_kind loss;       /* loss[1] */

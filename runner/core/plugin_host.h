@@ -34,6 +34,9 @@ typedef struct rn_run_view {
     void *run;               /* passed to ops */
     int resumed;             /* the run continues a checkpoint taken at global step */
     int64_t resumed_step;    /* resumed_step (rn_host.resumed_at) */
+    /* The device the run trains on, RN_DEVICE_CPU or RN_DEVICE_CUDA (0 counts as the CPU):
+     * rn_instance_create refuses a plugin whose `devices` lacks it. */
+    unsigned device;
 } rn_run_view;
 
 typedef struct rn_registry rn_registry;
@@ -98,6 +101,13 @@ uint64_t rn_instance_seed(const rn_instance *inst);
     ((api)->struct_size >= offsetof(rn_callback_api, field) + sizeof((api)->field))
 #define rn_callback_hook(api, field) (rn_callback_hook_covered(api, field) ? (api)->field : NULL)
 #define rn_callback_hook_present(api, field) (rn_callback_hook(api, field) != NULL)
+
+/* An optimizer's device_update (ABI 1.2) when its api covers and sets it, else NULL. */
+#define rn_optimizer_device_update(api)                                                        \
+    ((api)->struct_size >= offsetof(rn_optimizer_api, device_update) +                        \
+                               sizeof((api)->device_update)                                    \
+         ? (api)->device_update                                                                \
+         : NULL)
 
 /* The host table given to plugins. */
 const rn_host *rn_host_table(void);

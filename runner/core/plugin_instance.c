@@ -201,6 +201,15 @@ int rn_instance_create(rn_instance *inst, const rn_registry *reg, rn_plugin_kind
     const char *path = NULL;
     const rn_plugin *p = rn_registry_find(reg, kind, id, where, &path, err, errlen);
     if (!p) return -1;
+    unsigned device = run && run->device ? run->device : RN_DEVICE_CPU;
+    if (!(p->devices & device)) {
+        const char *dev = device == RN_DEVICE_CUDA ? "cuda" : "cpu";
+        snprintf(err, errlen, "%s: %s \"%s\" %s (%s) has no %s variant (it runs on:%s%s), and "
+                 "this run trains on %s", where, rn_kind_name(kind), id, p->version, path, dev,
+                 p->devices & RN_DEVICE_CPU ? " cpu" : "", p->devices & RN_DEVICE_CUDA ? " cuda" : "",
+                 dev);
+        return -1;
+    }
 
     rn_ctx *ctx = calloc(1, sizeof *ctx);
     rn_setting_value *values = calloc(p->n_settings ? p->n_settings : 1, sizeof *values);

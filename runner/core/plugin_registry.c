@@ -60,6 +60,13 @@ static int check_plugin(const rn_plugin *p, const char *path, char *err, size_t 
                  path, p->id, rn_kind_name(p->kind));
         return -1;
     }
+    if (p->kind == RN_KIND_OPTIMIZER && (p->devices & RN_DEVICE_CUDA) &&
+        !rn_optimizer_device_update((const rn_optimizer_api *)p->api)) {
+        /* On a GPU the host runs the step from device_update; step() cannot reach the tensors. */
+        snprintf(err, errlen, "%s: optimizer \"%s\" declares the cuda device but has no "
+                 "device_update (plugin ABI 1.2)", path, p->id);
+        return -1;
+    }
     if (p->kind == RN_KIND_CALLBACK) {
         /* Checkpointed state comes as a set: a size without a loader (or the reverse) would
          * write state that can never be read back, or read state that was never written. */

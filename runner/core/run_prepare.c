@@ -240,6 +240,7 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
     r->view.is_tty = is_tty;
     r->view.ops = rn_run_actions();
     r->view.run = r;
+    r->view.device = plan->train_device;
 
     /* Plugins first: their settings are the most likely typos, and checking them costs nothing. */
     rn_instance probe; /* the optimizer's settings, checked now; its groups are made below */

@@ -56,4 +56,27 @@ print("broken:", lines)
 p = run([recipe, "--out", os.path.join(tmp, "cpu"), "--device", "cpu"],
         env={"RUNNER_BACKEND_DIR": os.path.join(tmp, "bad-backends")})
 check(p.returncode == 0 and "device auto" not in p.stdout, f"cpu: {p.stderr}")
+
+# A dry run checks a recipe for cuda on a machine without one: every plugin needs a cuda variant.
+p = run([recipe, "--dry-run", "--device", "cuda"])
+check(p.returncode == 0 and "the dry run checks the recipe for cuda all the same" in p.stdout and
+      "dry run: the recipe" in p.stdout, f"dry run for cuda: {p.returncode} {p.stderr}")
+aug = write(tmp, "aug.lua", small_recipe(epochs=1, limit=256, test_limit=64,
+                                         augment='{ { "random_resized_crop", size = 28 }, '
+                                                 '{ "hflip" } }'))
+for extra in (["--dry-run"], ["--out", os.path.join(tmp, "aug-cuda")]):
+    p = run([aug, "--device", "cuda"] + extra)
+    lines = one_line(p)
+    if extra[0] == "--dry-run":
+        check(p.returncode == 1 and lines and lines[-1].startswith(
+              'runner: data.augment[1]: augment "random_resized_crop" 1.0.0 (') and
+              lines[-1].endswith("has no cuda variant (it runs on: cpu), and this run trains on "
+                                 "cuda"), f"cpu-only plugin refused for cuda: {lines}")
+        print("refused:", lines[-1])
+    else:  # a real run stops at the missing GPU first
+        check(p.returncode == 1 and len(lines) == 1 and "device cuda: " in lines[0], f"{lines}")
+check(not os.path.exists(os.path.join(tmp, "aug-cuda")), "nothing written")
+# The same recipe on the CPU is fine.
+p = run([aug, "--dry-run", "--device", "cpu"])
+check(p.returncode == 0, f"cpu dry run: {p.stderr}")
 finish("e2e_device")
