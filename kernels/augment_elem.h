@@ -13,14 +13,7 @@
 #include "rn_hd.h"
 
 /* ---- CutMix / Mixup (timm's Mixup; plugins/augment/mix_common.h draws the parameters) ---- */
-enum { RN_MIX_KEEP = 0, RN_MIX_BLEND = 1, RN_MIX_PASTE = 2 };
-
-typedef struct rn_mix_sample {
-    int32_t mode;           /* RN_MIX_* */
-    int32_t partner;        /* the sample it mixes with */
-    float wa, wb;           /* float(lam), float(1 - lam): the blend's and the targets' weights */
-    int32_t yl, yh, xl, xh; /* RN_MIX_PASTE: the partner's rows [yl, yh), columns [xl, xh) */
-} rn_mix_sample;
+/* rn_mix_sample and RN_MIX_* are plugin.h's (ABI 1.2: the plugins' device_plan writes them). */
 
 /* a * wa + b * wb rounded as torch's x.mul_(lam).add_(x.flip(0).mul_(1 - lam)): two float
  * products, one float sum. */

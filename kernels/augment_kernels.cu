@@ -120,3 +120,37 @@ extern "C" int rn_cuda_erase(float *x, const rn_erase_box *box, int random, int6
         x, box, random, n, c, h, w);
     return rn::launch_check("erase launch", err, len);
 }
+
+extern "C" int rn_cuda_augment(const rn_augment_op *op, float *x, float *x0, float *t, float *t0,
+                               const float *zero_value, int64_t n, int64_t c, int64_t h,
+                               int64_t w, int64_t classes, void *stream, char *err, size_t len)
+{
+    cudaStream_t s = static_cast<cudaStream_t>(stream);
+    const size_t bytes = static_cast<size_t>(n * c * h * w) * sizeof(float);
+    // The kernels read the batch as it was (x0) and write x; erasing works in place.
+    auto before = [&](float *dst, const float *src, size_t size) {
+        cudaError_t rc = cudaMemcpyAsync(dst, src, size, cudaMemcpyDeviceToDevice, s);
+        if (rc == cudaSuccess) return 0;
+        std::snprintf(err, len, "augment copy: %s", cudaGetErrorString(rc));
+        return -1;
+    };
+    switch (op->kind) {
+    case RN_AUGMENT_OP_NONE: return 0;
+    case RN_AUGMENT_OP_ERASE:
+        return rn_cuda_erase(x, op->erase, op->random, n, c, h, w, stream, err, len);
+    case RN_AUGMENT_OP_FLIP:
+        if (before(x0, x, bytes)) return -1;
+        return rn_cuda_flip(x0, x, op->flip, op->vertical, n, c, h, w, stream, err, len);
+    case RN_AUGMENT_OP_CROP:
+        if (before(x0, x, bytes)) return -1;
+        return rn_cuda_crop(x0, x, op->shift, op->reflect, zero_value, n, c, h, w, stream, err,
+                            len);
+    case RN_AUGMENT_OP_MIX:
+        if (before(x0, x, bytes) ||
+            before(t0, t, static_cast<size_t>(n * classes) * sizeof(float)))
+            return -1;
+        return rn_cuda_mix(x0, x, t0, t, op->mix, n, c, h, w, classes, stream, err, len);
+    }
+    std::snprintf(err, len, "unknown augment kind %d", static_cast<int>(op->kind));
+    return -1;
+}

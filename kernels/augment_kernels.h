@@ -32,12 +32,18 @@ int rn_cuda_crop(const float *x0, float *x, const int32_t *shift, int reflect,
 
 /* random_erasing, in place: sample i's box rows [box[i].y, +box[i].h), columns [box[i].x, +w)
  * in every channel becomes 0, or rn_erase_normal(box[i].key, t) when random. h = 0: none. */
-typedef struct rn_erase_box {
-    uint64_t key;
-    int32_t y, x, h, w;
-} rn_erase_box;
+/* (rn_erase_box is plugin.h's.) */
 int rn_cuda_erase(float *x, const rn_erase_box *box, int random, int64_t n, int64_t c, int64_t h,
                   int64_t w, void *stream, char *err, size_t len);
+
+/* A plugin's device plan (rn_augment_op from its device_plan, with the array its kind reads
+ * copied to the device) applied to the batch x (n x c x h x w, device) and, for MIX, to the soft
+ * targets t (n x classes); x0 and t0 are device scratch of the same sizes (the batch before),
+ * zero_value c floats on the device (CROP's fill). Enqueues copies and one or two kernels on
+ * stream. 0, or -1 with the error in err (an unknown kind included). */
+int rn_cuda_augment(const rn_augment_op *op, float *x, float *x0, float *t, float *t0,
+                    const float *zero_value, int64_t n, int64_t c, int64_t h, int64_t w,
+                    int64_t classes, void *stream, char *err, size_t len);
 
 #ifdef __cplusplus
 }

@@ -6,7 +6,7 @@ rn_add_test(test_plan SOURCES test_plan.c LIBS rn_core)
 target_compile_definitions(test_plan PRIVATE RN_RECIPES_DIR="${PROJECT_SOURCE_DIR}/recipes")
 
 # Libraries the loader must refuse, each alone in its own directory.
-foreach(bad abi2 no_entry cuda_no_update)
+foreach(bad abi2 no_entry cuda_no_update cuda_no_plan)
   add_library(bad_${bad} MODULE bad_plugins/${bad}.c)
   target_include_directories(bad_${bad} PRIVATE ${PROJECT_SOURCE_DIR}/include)
   set_target_properties(bad_${bad} PROPERTIES PREFIX "" OUTPUT_NAME ${bad}

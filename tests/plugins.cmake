@@ -75,6 +75,7 @@ set_property(TEST test_plugin_settings APPEND PROPERTY ENVIRONMENT
              "RN_ABI_PLUGIN_DIR=${CMAKE_CURRENT_BINARY_DIR}/abi_plugins")
 rn_add_plugin_test(test_normalize normalize)
 # device_update (plugin ABI 1.2) of every optimizer against its step(), through the chunk plan
-rn_add_plugin_test(test_device_update sgd adam adamw rmsprop lion lamb bad_cuda_no_update)
+rn_add_plugin_test(test_device_update sgd adam adamw rmsprop lion lamb bad_cuda_no_update
+                   bad_cuda_no_plan)
 set_property(TEST test_device_update APPEND PROPERTY ENVIRONMENT
              "RN_BAD_PLUGINS=${CMAKE_CURRENT_BINARY_DIR}/bad_plugins")

@@ -9,7 +9,7 @@
  * bit for bit; for LAMB, whose norms are summed over other chunks than the CPU plugin's (65536
  * against 4096 elements, in double, rounded to float once), to 2 ulps.
  * Also: device_update refuses what step refuses, and the registry refuses an optimizer that
- * declares the cuda device without device_update. */
+ * declares the cuda device without device_update, or an augmentation without device_plan. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,6 +293,13 @@ int main(void)
         CHECK(rc != 0);
         CHECK(rc != 0 && strstr(err, "optimizer \"test.cuda_no_update\" declares the cuda device "
                                      "but has no device_update (plugin ABI 1.2)"));
+        printf("refused: %s\n", err);
+        if (!rc) rn_registry_free(r);
+        /* and an augmentation that declares cuda without device_plan */
+        snprintf(dir, sizeof dir, "%s/cuda_no_plan", bad);
+        rc = rn_registry_scan(&r, dirs, 1, err, sizeof err);
+        CHECK(rc != 0 && strstr(err, "augment \"test.cuda_no_plan\" declares the cuda device but "
+                                     "has no device_plan (plugin ABI 1.2)"));
         printf("refused: %s\n", err);
         if (!rc) rn_registry_free(r);
     } else {

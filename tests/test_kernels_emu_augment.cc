@@ -243,6 +243,72 @@ void check_empty()
     if (err[0]) std::printf("  %s\n", err);
 }
 
+// ---- the device path as the host runs it (plugin ABI 1.2) ----
+// The plugin's device_plan on a batch without pixels, then rn_cuda_augment (the backend's
+// dispatch: the copy to scratch, the kernel of the plan's kind) must give what apply() gives on
+// the CPU, pixels and soft targets, bit for bit.
+void check_device_path(void *reg, const char *id, const emu_setting *set, int n_set, bool soft)
+{
+    const std::vector<float> x0 = batch_x();
+    std::vector<int32_t> labels(N);
+    std::vector<float> t0(N * K, 0.0f);
+    for (int64_t i = 0; i < N; i++) {
+        labels[i] = static_cast<int32_t>(ids[i] % K);
+        t0[i * K + labels[i]] = 1.0f;
+    }
+    std::vector<float> x_cpu = x0, t_cpu = t0;
+    rn_batch b = make_batch(x_cpu.data(), soft ? t_cpu.data() : nullptr, labels.data());
+    CHECK(emu_augment_apply(reg, id, set, n_set, &b) == RN_OK);
+
+    rn_batch meta = make_batch(nullptr, nullptr, labels.data());  // no pixels on the host
+    meta.classes = soft ? K : 0;
+    std::vector<uint8_t> flip(N, 0xee);
+    std::vector<int32_t> shift(2 * N, -999);
+    std::vector<rn_erase_box> erase(N);
+    std::vector<rn_mix_sample> mix(N);
+    rn_augment_op op;
+    std::memset(&op, 0, sizeof op);
+    op.struct_size = sizeof op;
+    op.kind = static_cast<rn_augment_op_kind>(-1);
+    op.flip = flip.data(), op.shift = shift.data(), op.erase = erase.data(), op.mix = mix.data();
+    CHECK(emu_augment_device_plan(reg, id, set, n_set, &meta, &op) == RN_OK);
+    std::vector<float> x = x0, t = t0, xs(N * S, -3.0f), ts(N * K, -3.0f);
+    char err[256] = "";
+    CHECK(rn_cuda_augment(&op, x.data(), xs.data(), t.data(), ts.data(), kZero, N, C, H, W,
+                          soft ? K : 0, nullptr, err, sizeof err) == 0);
+    CHECK(same(x, x_cpu));
+    if (soft) CHECK(same(t, t_cpu));
+    int changed = samples_changed(x, x0);
+    CHECK(changed > 0);
+    std::printf("  %-16s device_plan (kind %d) + rn_cuda_augment: %d of %lld samples changed, "
+                "equal to apply()%s\n", id, static_cast<int>(op.kind), changed,
+                static_cast<long long>(N), err[0] ? err : "");
+}
+
+void check_device_paths(void *reg)
+{
+    const emu_setting flip[] = {{"p", 'n', 0.5, nullptr}};
+    check_device_path(reg, "hflip", flip, 1, false);
+    check_device_path(reg, "vflip", flip, 1, false);
+    const emu_setting zero[] = {{"p", 'n', 0.7, nullptr}, {"value", 's', 0, "zero"}};
+    const emu_setting noise[] = {{"p", 'n', 0.7, nullptr}, {"value", 's', 0, "random"}};
+    check_device_path(reg, "random_erasing", zero, 2, false);
+    check_device_path(reg, "random_erasing", noise, 2, false);
+    const emu_setting cm[] = {{"alpha", 'n', 1.0, nullptr}};
+    check_device_path(reg, "cutmix", cm, 1, true);
+    const emu_setting mu[] = {{"alpha", 'n', 0.4, nullptr}, {"mode", 's', 0, "elem"}};
+    check_device_path(reg, "mixup", mu, 2, true);
+    const emu_setting both[] = {{"prob", 'n', 0.8, nullptr}, {"mode", 's', 0, "elem"}};
+    check_device_path(reg, "cutmix_or_mixup", both, 2, true);
+    set_image(23, 23);
+    const emu_setting crop[] = {{"size", 'i', 23, nullptr}, {"padding", 'i', 4, nullptr}};
+    check_device_path(reg, "random_crop", crop, 2, false);
+    const emu_setting reflect[] = {{"size", 'i', 23, nullptr}, {"padding", 'i', 6, nullptr},
+                                   {"padding_mode", 's', 0, "reflect"}};
+    check_device_path(reg, "random_crop", reflect, 3, false);
+    set_image(23, 19);
+}
+
 }  // namespace
 
 int main()
@@ -255,6 +321,7 @@ int main()
     check_flip(reg, 1);
     check_erase(reg);
     check_empty();
+    check_device_paths(reg);
     set_image(23, 23);
     check_crop(reg, 4, false);
     check_crop(reg, 30, false);

@@ -414,6 +414,53 @@ typedef struct rn_scheduler_api {
                                       the test set need too: evaluation batches go through the
                                       plugins with this bit, in list order, and no others */
 
+/* ---------------------------------------------------------------------------------------------
+ * ABI 1.2: an augmentation the host runs on a device. On a GPU the batch is in device memory,
+ * where apply() cannot reach it. A plugin with RN_DEVICE_CUDA gives device_plan: it makes the
+ * draws apply() would make, from the same keys, and writes them as per-sample parameters of one
+ * of the host's kernels (kernels/augment_kernels.cu), whose per-pixel math is the CPU plugins'
+ * own (kernels/augment_elem.h). The batch it sees has x == NULL: it must not read pixels.
+ * ------------------------------------------------------------------------------------------- */
+
+/* CutMix / Mixup, per sample (timm's Mixup): what sample i becomes. */
+enum { RN_MIX_KEEP = 0, RN_MIX_BLEND = 1, RN_MIX_PASTE = 2 };
+typedef struct rn_mix_sample {
+    int32_t mode;           /* RN_MIX_KEEP (unchanged), _BLEND (wa x_i + wb x_partner), _PASTE */
+    int32_t partner;        /* the sample it mixes with, in [0, n) */
+    float wa, wb;           /* float(lam), float(1 - lam): the blend's and the targets' weights */
+    int32_t yl, yh, xl, xh; /* RN_MIX_PASTE: the partner's rows [yl, yh), columns [xl, xh) */
+} rn_mix_sample;
+
+/* random_erasing, per sample: the box set to 0, or to normal noise drawn from key. */
+typedef struct rn_erase_box {
+    uint64_t key;           /* the sample's key (rn_key3(seed, epoch, sample id)) */
+    int32_t y, x, h, w;     /* rows [y, y + h), columns [x, x + w), every channel; h = 0: none */
+} rn_erase_box;
+
+/* Which kernel (rn_augment_op.kind). */
+typedef enum rn_augment_op_kind {
+    RN_AUGMENT_OP_NONE = 0,  /* the batch is left as it is */
+    RN_AUGMENT_OP_FLIP = 1,  /* flip[i] != 0: mirror sample i (rows when vertical, else columns) */
+    RN_AUGMENT_OP_CROP = 2,  /* out(y, x) = in(y + shift[2i], x + shift[2i+1]), outside the image
+                                reflected (reflect) or batch->zero_value[channel] */
+    RN_AUGMENT_OP_ERASE = 3, /* erase[i]'s box, zeros or (random) noise */
+    RN_AUGMENT_OP_MIX = 4,   /* mix[i], pixels and soft targets (RN_AUGMENT_SOFT_TARGETS) */
+} rn_augment_op_kind;
+
+/* The parameters of one batch. The host owns the arrays, each sized for the batch (n entries;
+ * shift 2n); the plugin sets kind and the flags and fills the array its kind reads. */
+typedef struct rn_augment_op {
+    size_t struct_size;       /* sizeof(rn_augment_op), set by the host */
+    rn_augment_op_kind kind;
+    uint8_t *flip;            /* FLIP */
+    int vertical;             /* FLIP: 1 flips rows (vflip), 0 columns (hflip) */
+    int32_t *shift;           /* CROP: rows then columns, per sample */
+    int reflect;              /* CROP: 1 mirrors about the edge, 0 fills with zero_value */
+    rn_erase_box *erase;      /* ERASE */
+    int random;               /* ERASE: 1 fills with rn_erase_normal noise, 0 with zeros */
+    rn_mix_sample *mix;       /* MIX */
+} rn_augment_op;
+
 typedef struct rn_augment_api {
     size_t struct_size;
     /* Transform the batch in place. Called on the loader thread, never concurrently for one
@@ -426,6 +473,13 @@ typedef struct rn_augment_api {
 
     /* ---- ABI 1.1 (read only when struct_size covers it) ---- */
     unsigned flags;          /* RN_AUGMENT_* bits */
+
+    /* ---- ABI 1.2 (read only when struct_size covers it) ---- */
+    /* The batch's parameters for the host's device kernel: the draws apply() would make on this
+     * batch (same n, sample ids, epoch, seed), and the same refusals. Called on the loader thread
+     * like apply(), instead of it, when the run trains on a GPU; batch->x is NULL. Required with
+     * RN_DEVICE_CUDA in `devices` (the host refuses to load the plugin otherwise). */
+    int (*device_plan)(void *self, const rn_batch *batch, rn_augment_op *op);
 } rn_augment_api;
 
 /* Each hook may be NULL. It returns RN_CONTINUE, RN_STOP_STAGE, RN_STOP_RUN, or a negative error. */

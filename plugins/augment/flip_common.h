@@ -51,14 +51,30 @@ static int flip_apply_with(const flip *f, rn_batch *b, flip_sample_fn fn)
     return RN_OK;
 }
 
-/* The plugin `ID` (a string literal) flipping each sample with FN. */
-#define RN_FLIP_PLUGIN(ID, SUMMARY, FN)                                                         \
+/* The same coins as the batch's device plan (plugin ABI 1.2): flip[i] for sample i. */
+static int flip_plan_with(const flip *f, const rn_batch *b, rn_augment_op *op, int vertical)
+{
+    op->kind = RN_AUGMENT_OP_FLIP;
+    op->vertical = vertical;
+    for (int64_t i = 0; i < b->n; i++) {
+        uint64_t key = rn_key3(b->seed, (uint64_t)b->epoch, (uint64_t)b->sample_ids[i]);
+        op->flip[i] = rn_uniform(key, 0) < f->p;
+    }
+    return RN_OK;
+}
+
+/* The plugin `ID` (a string literal) flipping each sample with FN; VERTICAL: FN flips rows. */
+#define RN_FLIP_PLUGIN(ID, SUMMARY, FN, VERTICAL)                                               \
     static int flip_apply(void *self, rn_batch *b) { return flip_apply_with(self, b, FN); }    \
+    static int flip_plan(void *self, const rn_batch *b, rn_augment_op *op)                     \
+    {                                                                                          \
+        return flip_plan_with(self, b, op, VERTICAL);                                          \
+    }                                                                                          \
     static const rn_augment_api flip_api = {.struct_size = sizeof(rn_augment_api),             \
-                                            .apply = flip_apply};                              \
+                                            .apply = flip_apply, .device_plan = flip_plan};    \
     static const rn_plugin flip_plugin = {                                                     \
         .struct_size = sizeof(rn_plugin), .kind = RN_KIND_AUGMENT, .id = ID,                   \
-        .version = "1.0.0", .summary = SUMMARY, .devices = RN_DEVICE_CPU,                      \
+        .version = "1.0.0", .summary = SUMMARY, .devices = RN_DEVICE_CPU | RN_DEVICE_CUDA,     \
         .settings = flip_settings, .n_settings = sizeof flip_settings / sizeof *flip_settings, \
         .create = flip_create, .destroy = flip_destroy, .api = &flip_api};                     \
     static const rn_plugin *const flip_plugins[] = {&flip_plugin};                             \

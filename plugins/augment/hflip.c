@@ -13,4 +13,4 @@ static void mirror_rows(float *x, int64_t c, int64_t h, int64_t w)
     }
 }
 
-RN_FLIP_PLUGIN("hflip", "random horizontal flip with probability p, per sample", mirror_rows)
+RN_FLIP_PLUGIN("hflip", "random horizontal flip with probability p, per sample", mirror_rows, 0)

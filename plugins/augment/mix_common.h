@@ -292,16 +292,35 @@ static inline int mix_apply(void *self, rn_batch *b)
     return RN_OK;
 }
 
+/* The batch's device plan (plugin ABI 1.2): mix_plan's parameters, every sample kept when the
+ * batch does not mix. */
+static inline int mix_device_plan(void *self, const rn_batch *b, rn_augment_op *op)
+{
+    mix *m = self;
+    op->kind = RN_AUGMENT_OP_MIX;
+    if (b->n <= 0) return RN_OK;
+    int rc = mix_plan(m, b);
+    if (rc < 0) {
+        m->host->set_error(m->ctx, "out of memory for a batch of %lld", (long long)b->n);
+        return RN_ERR_NOMEM;
+    }
+    for (int64_t i = 0; i < b->n; i++)
+        op->mix[i] = rc ? m->plan[i]
+                        : (rn_mix_sample){.mode = RN_MIX_KEEP, .partner = (int32_t)i, .wa = 1};
+    return RN_OK;
+}
+
 /* The plugin ID (a string literal) with SETTINGS (an array) and CREATE (which fills a mix_config
  * and calls mix_create_with). */
 #define RN_MIX_PLUGIN(ID, SUMMARY, SETTINGS, CREATE)                                             \
     static int mix_apply_hook(void *self, rn_batch *b) { return mix_apply(self, b); }           \
     static const rn_augment_api mix_api = {.struct_size = sizeof(rn_augment_api),              \
                                            .apply = mix_apply_hook,                             \
-                                           .flags = RN_AUGMENT_SOFT_TARGETS};                   \
+                                           .flags = RN_AUGMENT_SOFT_TARGETS,                    \
+                                           .device_plan = mix_device_plan};                     \
     static const rn_plugin mix_plugin = {                                                       \
         .struct_size = sizeof(rn_plugin), .kind = RN_KIND_AUGMENT, .id = ID,                    \
-        .version = "1.0.0", .summary = SUMMARY, .devices = RN_DEVICE_CPU,                       \
+        .version = "1.0.0", .summary = SUMMARY, .devices = RN_DEVICE_CPU | RN_DEVICE_CUDA,      \
         .settings = SETTINGS, .n_settings = sizeof SETTINGS / sizeof *SETTINGS,                 \
         .create = CREATE, .destroy = mix_destroy, .api = &mix_api};                             \
     static const rn_plugin *const mix_plugins[] = {&mix_plugin};                                \

@@ -112,9 +112,9 @@ static void reflect_plane(float *p, float *copy, int64_t h, int64_t w, int64_t s
     }
 }
 
-static int random_crop_apply(void *self, rn_batch *b)
+/* Refuses a size the batch cannot take; shared by apply() and device_plan(). */
+static int random_crop_check(random_crop *r, const rn_batch *b)
 {
-    random_crop *r = self;
     if (r->size > b->h + 2 * r->padding || r->size > b->w + 2 * r->padding) {
         r->host->set_error(r->ctx, "size %lld is larger than the padded image %lldx%lld (the "
                            "batch's %lldx%lld plus padding %lld on each side)",
@@ -129,8 +129,27 @@ static int random_crop_apply(void *self, rn_batch *b)
                            (long long)r->size, (long long)b->h, (long long)b->w);
         return RN_ERR_CONFIG;
     }
+    return RN_OK;
+}
+
+/* Sample i's shift (out(y, x) = in(y + sy, x + sx)): its window's offset in the padded image. */
+static void random_crop_shift(const random_crop *r, const rn_batch *b, int64_t i, int64_t *sy,
+                              int64_t *sx)
+{
     uint64_t range_y = (uint64_t)(b->h + 2 * r->padding - r->size + 1);
     uint64_t range_x = (uint64_t)(b->w + 2 * r->padding - r->size + 1);
+    uint64_t key = rn_key3(b->seed, (uint64_t)b->epoch, (uint64_t)b->sample_ids[i]);
+    int64_t dy = (int64_t)(rn_uniform(key, 0) * (double)range_y);
+    int64_t dx = (int64_t)(rn_uniform(key, 1) * (double)range_x);
+    *sy = dy - r->padding;
+    *sx = dx - r->padding;
+}
+
+static int random_crop_apply(void *self, rn_batch *b)
+{
+    random_crop *r = self;
+    int rc = random_crop_check(r, b);
+    if (rc) return rc;
     if (r->padding == 0)
         return RN_OK; /* the only window is the image itself */
     int64_t plane = b->h * b->w;
@@ -144,10 +163,8 @@ static int random_crop_apply(void *self, rn_batch *b)
     const float *zero = b->struct_size >= offsetof(rn_batch, zero_value) + sizeof b->zero_value
                             ? b->zero_value : NULL;
     for (int64_t i = 0; i < b->n; i++) {
-        uint64_t key = rn_key3(b->seed, (uint64_t)b->epoch, (uint64_t)b->sample_ids[i]);
-        int64_t dy = (int64_t)(rn_uniform(key, 0) * (double)range_y);
-        int64_t dx = (int64_t)(rn_uniform(key, 1) * (double)range_x);
-        int64_t sy = dy - r->padding, sx = dx - r->padding;
+        int64_t sy, sx;
+        random_crop_shift(r, b, i, &sy, &sx);
         if (sy == 0 && sx == 0) continue;
         for (int64_t ch = 0; ch < b->c; ch++)
             if (r->reflect)
@@ -158,9 +175,26 @@ static int random_crop_apply(void *self, rn_batch *b)
     return RN_OK;
 }
 
+static int random_crop_plan(void *self, const rn_batch *b, rn_augment_op *op)
+{
+    random_crop *r = self;
+    int rc = random_crop_check(r, b);
+    if (rc) return rc;
+    op->kind = RN_AUGMENT_OP_CROP;
+    op->reflect = r->reflect;
+    for (int64_t i = 0; i < b->n; i++) {
+        int64_t sy = 0, sx = 0;
+        if (r->padding > 0) random_crop_shift(r, b, i, &sy, &sx);
+        op->shift[2 * i] = (int32_t)sy;
+        op->shift[2 * i + 1] = (int32_t)sx;
+    }
+    return RN_OK;
+}
+
 static const rn_augment_api random_crop_api = {
     .struct_size = sizeof(rn_augment_api),
     .apply = random_crop_apply,
+    .device_plan = random_crop_plan,
 };
 
 static const rn_plugin random_crop_plugin = {
@@ -170,7 +204,7 @@ static const rn_plugin random_crop_plugin = {
     .version = "1.1.0",
     .summary = "random crop after zero or reflect padding (torchvision RandomCrop), per-sample "
                "offsets",
-    .devices = RN_DEVICE_CPU,
+    .devices = RN_DEVICE_CPU | RN_DEVICE_CUDA,
     .settings = random_crop_settings,
     .n_settings = sizeof random_crop_settings / sizeof random_crop_settings[0],
     .create = random_crop_create,

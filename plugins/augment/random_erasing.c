@@ -112,9 +112,29 @@ static int random_erasing_apply(void *self, rn_batch *b)
     return RN_OK;
 }
 
+static int random_erasing_plan(void *self, const rn_batch *b, rn_augment_op *op)
+{
+    const random_erasing *e = self;
+    op->kind = RN_AUGMENT_OP_ERASE;
+    op->random = e->random;
+    for (int64_t n = 0; n < b->n; n++) {
+        uint64_t key = rn_key3(b->seed, (uint64_t)b->epoch, (uint64_t)b->sample_ids[n]);
+        int64_t box[4];
+        rn_erase_box *out = &op->erase[n];
+        *out = (rn_erase_box){.key = key};
+        if (!(rn_uniform(key, 0) < e->p) || !get_box(e, key, b->h, b->w, box)) continue;
+        out->y = (int32_t)box[0];
+        out->x = (int32_t)box[1];
+        out->h = (int32_t)box[2];
+        out->w = (int32_t)box[3];
+    }
+    return RN_OK;
+}
+
 static const rn_augment_api random_erasing_api = {
     .struct_size = sizeof(rn_augment_api),
     .apply = random_erasing_apply,
+    .device_plan = random_erasing_plan,
 };
 
 static const rn_plugin random_erasing_plugin = {
@@ -123,7 +143,7 @@ static const rn_plugin random_erasing_plugin = {
     .id = "random_erasing",
     .version = "1.0.0",
     .summary = "erase a random box with probability p (torchvision RandomErasing), per sample",
-    .devices = RN_DEVICE_CPU,
+    .devices = RN_DEVICE_CPU | RN_DEVICE_CUDA,
     .settings = random_erasing_settings,
     .n_settings = sizeof random_erasing_settings / sizeof random_erasing_settings[0],
     .create = random_erasing_create,

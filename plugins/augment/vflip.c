@@ -17,4 +17,4 @@ static void swap_rows(float *x, int64_t c, int64_t h, int64_t w)
     }
 }
 
-RN_FLIP_PLUGIN("vflip", "random vertical flip with probability p, per sample", swap_rows)
+RN_FLIP_PLUGIN("vflip", "random vertical flip with probability p, per sample", swap_rows, 1)

@@ -67,6 +67,16 @@ static int check_plugin(const rn_plugin *p, const char *path, char *err, size_t 
                  "device_update (plugin ABI 1.2)", path, p->id);
         return -1;
     }
+    if (p->kind == RN_KIND_AUGMENT && (p->devices & RN_DEVICE_CUDA)) {
+        const rn_augment_api *api = p->api;
+        if (api->struct_size < offsetof(rn_augment_api, device_plan) + sizeof api->device_plan ||
+            !api->device_plan) {
+            /* On a GPU the batch is in device memory: the host runs the plugin's device plan. */
+            snprintf(err, errlen, "%s: augment \"%s\" declares the cuda device but has no "
+                     "device_plan (plugin ABI 1.2)", path, p->id);
+            return -1;
+        }
+    }
     if (p->kind == RN_KIND_CALLBACK) {
         /* Checkpointed state comes as a set: a size without a loader (or the reverse) would
          * write state that can never be read back, or read state that was never written. */

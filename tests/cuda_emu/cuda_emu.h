@@ -23,7 +23,7 @@
 // wrong): warp shuffles/votes (__shfl_*, __ballot_sync, ...), warp-synchronous code that relies
 // on lockstep execution without __syncthreads, atomics, dynamic shared memory (the launch's smem
 // argument is always 0), memory spaces (a "device pointer" is a plain host pointer; cudaMalloc
-// and cudaMemcpy do not exist here), streams and events (launches are synchronous; the stream is
+// does not exist here and cudaMemcpyAsync is a synchronous memcpy), streams and events (launches are synchronous; the stream is
 // ignored), the device math library's own rounding (sqrt, exp, log, sin, cos are the host's
 // libm: CUDA's may differ in the last bit where the CUDA docs allow it), and uninitialized shared
 // memory (a `static` array starts zeroed and keeps the previous block's values, so a kernel
@@ -42,6 +42,7 @@
 #include <cstdio>
 #include <functional>
 #include <mutex>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -209,6 +210,22 @@ Launch<Kernel> launch(const char *name, dim3 grid, dim3 block, cudaStream_t, Ker
 #define blockDim (::rn_emu::block_dim)
 #define gridDim (::rn_emu::grid_dim)
 #define __syncthreads() ::rn_emu::syncthreads(__LINE__)
+
+// Copies are synchronous memcpy: device and host pointers are the same kind here.
+enum cudaMemcpyKind {
+    cudaMemcpyHostToHost = 0,
+    cudaMemcpyHostToDevice = 1,
+    cudaMemcpyDeviceToHost = 2,
+    cudaMemcpyDeviceToDevice = 3,
+    cudaMemcpyDefault = 4,
+};
+
+inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind,
+                                   cudaStream_t = nullptr)
+{
+    if (bytes) std::memcpy(dst, src, bytes);
+    return cudaSuccess;
+}
 
 inline cudaError_t cudaGetLastError()
 {

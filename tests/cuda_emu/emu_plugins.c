@@ -17,8 +17,7 @@ void emu_registry_close(void *reg)
     rn_registry_free(reg);
 }
 
-int emu_augment_apply(void *reg, const char *id, const emu_setting *settings, int n_settings,
-                      rn_batch *b)
+static rn_value *augment_spec(const char *id, const emu_setting *settings, int n_settings)
 {
     rn_value *spec = pt_spec("data.augment[1]", id);
     for (int k = 0; k < n_settings; k++) {
@@ -30,10 +29,34 @@ int emu_augment_apply(void *reg, const char *id, const emu_setting *settings, in
         default: pt_num(spec, s->key, s->num); break;
         }
     }
+    return spec;
+}
+
+int emu_augment_apply(void *reg, const char *id, const emu_setting *settings, int n_settings,
+                      rn_batch *b)
+{
+    rn_value *spec = augment_spec(id, settings, n_settings);
     rn_instance inst;
     pt_create(&inst, reg, RN_KIND_AUGMENT, spec, NULL);
     const rn_augment_api *api = inst.plugin->api;
     int rc = api->apply(inst.self, b);
+    if (rc != RN_OK) fprintf(stderr, "%s: %s\n", id, rn_instance_error(&inst));
+    rn_instance_destroy(&inst);
+    return rc;
+}
+
+int emu_augment_device_plan(void *reg, const char *id, const emu_setting *settings,
+                            int n_settings, const rn_batch *b, rn_augment_op *op)
+{
+    rn_instance inst;
+    pt_create(&inst, reg, RN_KIND_AUGMENT, augment_spec(id, settings, n_settings), NULL);
+    const rn_augment_api *api = inst.plugin->api;
+    if (api->struct_size < offsetof(rn_augment_api, device_plan) + sizeof api->device_plan ||
+        !api->device_plan) {
+        fprintf(stderr, "%s: no device_plan\n", id);
+        exit(2);
+    }
+    int rc = api->device_plan(inst.self, b, op);
     if (rc != RN_OK) fprintf(stderr, "%s: %s\n", id, rn_instance_error(&inst));
     rn_instance_destroy(&inst);
     return rc;

@@ -31,6 +31,12 @@ void emu_registry_close(void *reg);
 int emu_augment_apply(void *reg, const char *id, const emu_setting *settings, int n_settings,
                       rn_batch *b);
 
+/* The same, through the plugin's device_plan (plugin ABI 1.2) into op (its arrays sized for
+ * b->n, b->x may be NULL). Returns device_plan's result; exits when the instance cannot be made
+ * or the plugin has no device_plan. */
+int emu_augment_device_plan(void *reg, const char *id, const emu_setting *settings,
+                            int n_settings, const rn_batch *b, rn_augment_op *op);
+
 /* What mix_plan (plugins/augment/mix_common.h) plans for b under the configuration: fills
  * plan[0..b->n) (a KEEP entry per sample when the batch is left alone) and returns 0, or -1. */
 int emu_mix_plan(double prob, double switch_prob, double cutmix_alpha, double mixup_alpha,
