@@ -85,3 +85,6 @@ target_include_directories(bench_loader PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(bench_loader PRIVATE rn_data rn_plugin_host rn_recipe rn_options m)
 target_compile_definitions(bench_loader PRIVATE RN_BENCH_PLUGIN_DIR="${RN_PLUGIN_OUTPUT_DIR}")
 add_dependencies(bench_loader random_crop hflip random_erasing cutmix_or_mixup)
+# rn_net_describe: the graph other backends build from, run on the CPU against the model
+rn_add_test(test_net SOURCES test_net.c LIBS rn_core)
+target_compile_definitions(test_net PRIVATE RN_RECIPES_DIR="${PROJECT_SOURCE_DIR}/recipes")

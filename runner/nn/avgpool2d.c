@@ -1,6 +1,7 @@
 /* Average pooling, square window, symmetric zero padding, floor mode (PyTorch
  * nn.AvgPool2d(k, s, p, ceil_mode=False, count_include_pad)). */
 #include "nn_internal.h"
+#include "net.h"
 
 #include <string.h>
 
@@ -95,11 +96,22 @@ static int avg_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, con
     return 0;
 }
 
+static void avg_ops_describe(const rn_layer *l, rn_node *node)
+{
+    const avg_impl *p = l->impl;
+    node->kind = RN_NODE_AVGPOOL2D;
+    node->kernel = p->k;
+    node->stride = p->stride;
+    node->padding = p->pad;
+    node->count_include_pad = p->count_pad;
+}
+
 static const rn_layer_ops avg_ops = {
     .type = "avg_pool2d",
     .setup = avg_setup,
     .forward = avg_forward,
     .backward = avg_backward,
+    .describe = avg_ops_describe,
 };
 
 rn_layer *rn_avgpool2d_create(int64_t kernel, int64_t stride, int64_t padding,

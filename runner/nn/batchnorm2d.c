@@ -1,6 +1,7 @@
 /* Batch normalisation over (N, C, H, W), per channel (PyTorch nn.BatchNorm2d, affine, tracking
  * running stats). Sums run in double per channel, one channel per OpenMP iteration. */
 #include "nn_internal.h"
+#include "net.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -152,12 +153,22 @@ static void bn_destroy(rn_layer *l)
     free(b->invstd);
 }
 
+static void bn_ops_describe(const rn_layer *l, rn_node *node)
+{
+    const bn_impl *b = l->impl;
+    node->kind = RN_NODE_BATCHNORM2D;
+    node->out_ch = b->c;
+    node->eps = b->eps;
+    node->momentum = b->momentum;
+}
+
 static const rn_layer_ops bn_ops = {
     .type = "batch_norm2d",
     .setup = bn_setup,
     .forward = bn_forward,
     .backward = bn_backward,
     .destroy = bn_destroy,
+    .describe = bn_ops_describe,
 };
 
 rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, double momentum,

@@ -47,4 +47,7 @@ void rn_chain_set_trainable(rn_chain *c, const bool *trainable, bool train_bn);
  * shortcut), for printing the model; NULL when l has no such chain. */
 const rn_chain *rn_container_chain(const rn_layer *l, int k);
 
+/* Whether a residual block applies ReLU after its sum (false for any other layer). */
+bool rn_residual_relu(const rn_layer *l);
+
 #endif

@@ -252,6 +252,11 @@ rn_layer *rn_residual_create(const char *name, rn_layer **body, int n_body, rn_l
     return l;
 }
 
+bool rn_residual_relu(const rn_layer *l)
+{
+    return l->ops == &res_ops && ((const res_impl *)l->impl)->relu;
+}
+
 const rn_chain *rn_container_chain(const rn_layer *l, int k)
 {
     if (l->ops == &seq_ops) {

@@ -1,6 +1,7 @@
 /* 2-D convolution, square kernel, symmetric zero padding, dilation and groups (PyTorch nn.Conv2d),
  * on oneDNN. */
 #include "cpu_conv.h"
+#include "net.h"
 #include "nn_internal.h"
 
 #include <math.h>
@@ -152,12 +153,27 @@ static void conv_destroy(rn_layer *l)
     rn_tensor_free(&c->spare_db);
 }
 
+static void conv_ops_describe(const rn_layer *l, rn_node *node)
+{
+    const conv_impl *c = l->impl;
+    node->kind = RN_NODE_CONV2D;
+    node->in_ch = c->in_ch;
+    node->out_ch = c->out_ch;
+    node->kernel = c->k;
+    node->stride = c->stride;
+    node->padding = c->pad;
+    node->dilation = c->dil;
+    node->groups = c->groups;
+    node->bias = c->bias;
+}
+
 static const rn_layer_ops conv_ops = {
     .type = "conv2d",
     .setup = conv_setup,
     .forward = conv_forward,
     .backward = conv_backward,
     .destroy = conv_destroy,
+    .describe = conv_ops_describe,
 };
 
 rn_layer *rn_conv2d_create2(const char *name, const rn_conv2d_args *a, uint64_t seed, char *err,

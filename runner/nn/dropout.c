@@ -2,6 +2,7 @@
  * identity in eval mode. The mask of train call c is rn_uniform(rn_key3(seed, c, ...), element)
  * >= p, so it depends only on the seed, the call count and the element, not on threads. */
 #include "nn_internal.h"
+#include "net.h"
 
 #include <runner/plugin.h>
 #include <stdlib.h>
@@ -83,12 +84,21 @@ static void dropout_destroy(rn_layer *l)
     free(d->mask);
 }
 
+static void dropout_ops_describe(const rn_layer *l, rn_node *node)
+{
+    const dropout_impl *d = l->impl;
+    node->kind = RN_NODE_DROPOUT;
+    node->p = d->p;
+    node->seed = l->seed;
+}
+
 static const rn_layer_ops dropout_ops = {
     .type = "dropout",
     .setup = dropout_setup,
     .forward = dropout_forward,
     .backward = dropout_backward,
     .destroy = dropout_destroy,
+    .describe = dropout_ops_describe,
 };
 
 /* seed: the run seed mixed with the layer index (the caller's choice); stored in l->seed. */

@@ -1,5 +1,6 @@
 /* Flatten, (N, C, H, W) -> (N, C*H*W): the same bytes under another shape. */
 #include "nn_internal.h"
+#include "net.h"
 
 #include <string.h>
 
@@ -28,12 +29,19 @@ static int flatten_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y,
     return 0;
 }
 
+static void flatten_ops_describe(const rn_layer *l, rn_node *node)
+{
+    (void)l;
+    node->kind = RN_NODE_FLATTEN;
+}
+
 static const rn_layer_ops flatten_ops = {
     .type = "flatten",
     .setup = flatten_setup,
     .forward = flatten_forward,
     .backward = flatten_backward,
     .output_is_input = true,
+    .describe = flatten_ops_describe,
 };
 
 rn_layer *rn_flatten_create(void) { return rn_nn_layer_new(&flatten_ops, "", 0, 0); }

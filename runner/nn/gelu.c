@@ -1,6 +1,7 @@
 /* GELU, exact form (PyTorch nn.GELU(approximate='none')): y = x Phi(x), Phi the standard normal
  * CDF, Phi(x) = (1 + erf(x / sqrt 2)) / 2. Evaluated in double. */
 #include "nn_internal.h"
+#include "net.h"
 
 #include <math.h>
 
@@ -43,11 +44,18 @@ static int gelu_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, co
     return 0;
 }
 
+static void gelu_ops_describe(const rn_layer *l, rn_node *node)
+{
+    (void)l;
+    node->kind = RN_NODE_GELU;
+}
+
 static const rn_layer_ops gelu_ops = {
     .type = "gelu",
     .setup = gelu_setup,
     .forward = gelu_forward,
     .backward = gelu_backward,
+    .describe = gelu_ops_describe,
 };
 
 rn_layer *rn_gelu_create(void) { return rn_nn_layer_new(&gelu_ops, "", 0, 0); }

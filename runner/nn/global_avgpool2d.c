@@ -1,5 +1,6 @@
 /* Global average pooling, (N, C, H, W) -> (N, C, 1, 1) (PyTorch nn.AdaptiveAvgPool2d((1, 1))). */
 #include "nn_internal.h"
+#include "net.h"
 
 static int gap_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, size_t errlen)
 {
@@ -45,11 +46,18 @@ static int gap_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, con
     return 0;
 }
 
+static void gap_ops_describe(const rn_layer *l, rn_node *node)
+{
+    (void)l;
+    node->kind = RN_NODE_GLOBAL_AVGPOOL2D;
+}
+
 static const rn_layer_ops gap_ops = {
     .type = "global_avg_pool2d",
     .setup = gap_setup,
     .forward = gap_forward,
     .backward = gap_backward,
+    .describe = gap_ops_describe,
 };
 
 rn_layer *rn_global_avgpool2d_create(void) { return rn_nn_layer_new(&gap_ops, "", 0, 0); }

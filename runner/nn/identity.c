@@ -1,5 +1,6 @@
 /* Identity, y = x (PyTorch nn.Identity): a placeholder, e.g. for a removed classifier head. */
 #include "nn_internal.h"
+#include "net.h"
 
 #include <string.h>
 
@@ -25,12 +26,19 @@ static int identity_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y
     return 0;
 }
 
+static void identity_ops_describe(const rn_layer *l, rn_node *node)
+{
+    (void)l;
+    node->kind = RN_NODE_IDENTITY;
+}
+
 static const rn_layer_ops identity_ops = {
     .type = "identity",
     .setup = identity_setup,
     .forward = identity_forward,
     .backward = identity_backward,
     .output_is_input = true,
+    .describe = identity_ops_describe,
 };
 
 rn_layer *rn_identity_create(void) { return rn_nn_layer_new(&identity_ops, "", 0, 0); }

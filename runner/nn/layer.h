@@ -12,6 +12,7 @@
 #include "tensor.h"
 
 typedef struct rn_layer rn_layer;
+struct rn_node; /* net.h */
 
 /* One parameter or buffer of a layer, named as PyTorch names it ("conv1.weight"). */
 typedef struct rn_param_ref {
@@ -40,6 +41,9 @@ typedef struct rn_layer_ops {
     /* true when y is x under another shape (flatten): the model lets y and dy share the buffers
      * of x and dx, and forward/backward skip the copy when the pointers are equal. */
     bool output_is_input;
+    /* Fills node's kind and hyperparameters (net.h) for a backend that builds the layer itself;
+     * NULL for containers, which rn_net_describe walks. */
+    void (*describe)(const rn_layer *l, struct rn_node *node);
 } rn_layer_ops;
 
 struct rn_layer {

@@ -1,5 +1,6 @@
 /* Leaky ReLU, y = x for x > 0 and negative_slope x otherwise (PyTorch nn.LeakyReLU). */
 #include "nn_internal.h"
+#include "net.h"
 
 #include <math.h>
 
@@ -39,11 +40,19 @@ static int leaky_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, c
     return 0;
 }
 
+static void leaky_ops_describe(const rn_layer *l, rn_node *node)
+{
+    const leaky_impl *k = l->impl;
+    node->kind = RN_NODE_LEAKY_RELU;
+    node->slope = k->slope;
+}
+
 static const rn_layer_ops leaky_ops = {
     .type = "leaky_relu",
     .setup = leaky_setup,
     .forward = leaky_forward,
     .backward = leaky_backward,
+    .describe = leaky_ops_describe,
 };
 
 rn_layer *rn_leaky_relu_create(double negative_slope, char *err, size_t errlen)

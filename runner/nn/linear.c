@@ -1,6 +1,7 @@
 /* Fully connected layer, y = x W^T + b (PyTorch nn.Linear), on oneDNN's sgemm, or its bf16
  * matmul under precision = "bf16". */
 #include "cpu_gemm.h"
+#include "net.h"
 #include "cpu_gemm_bf16.h"
 #include "nn_internal.h"
 
@@ -139,12 +140,22 @@ static void linear_destroy(rn_layer *l)
     drop_plans(f);
 }
 
+static void linear_ops_describe(const rn_layer *l, rn_node *node)
+{
+    const linear_impl *f = l->impl;
+    node->kind = RN_NODE_LINEAR;
+    node->in_f = f->in_f;
+    node->out_f = f->out_f;
+    node->bias = f->bias;
+}
+
 static const rn_layer_ops linear_ops = {
     .type = "linear",
     .setup = linear_setup,
     .forward = linear_forward,
     .backward = linear_backward,
     .destroy = linear_destroy,
+    .describe = linear_ops_describe,
 };
 
 rn_layer *rn_linear_create(const char *name, int64_t in_f, int64_t out_f, bool bias,

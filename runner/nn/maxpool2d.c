@@ -1,6 +1,7 @@
 /* Max pooling, square window, floor mode (PyTorch nn.MaxPool2d(k, s, padding)); the padding is
  * -inf, so a window never picks it. */
 #include "nn_internal.h"
+#include "net.h"
 
 #include <float.h>
 #include <stdlib.h>
@@ -142,12 +143,22 @@ static void pool_destroy(rn_layer *l)
     free(p->argmax);
 }
 
+static void pool_ops_describe(const rn_layer *l, rn_node *node)
+{
+    const pool_impl *p = l->impl;
+    node->kind = RN_NODE_MAXPOOL2D;
+    node->kernel = p->k;
+    node->stride = p->stride;
+    node->padding = p->pad;
+}
+
 static const rn_layer_ops pool_ops = {
     .type = "max_pool2d",
     .setup = pool_setup,
     .forward = pool_forward,
     .backward = pool_backward,
     .destroy = pool_destroy,
+    .describe = pool_ops_describe,
 };
 
 rn_layer *rn_maxpool2d_create(int64_t kernel, int64_t stride, char *err, size_t errlen)

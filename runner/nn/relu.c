@@ -1,5 +1,6 @@
 /* ReLU, y = max(x, 0). */
 #include "nn_internal.h"
+#include "net.h"
 
 static int relu_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, size_t errlen)
 {
@@ -30,11 +31,18 @@ static int relu_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, co
     return 0;
 }
 
+static void relu_ops_describe(const rn_layer *l, rn_node *node)
+{
+    (void)l;
+    node->kind = RN_NODE_RELU;
+}
+
 static const rn_layer_ops relu_ops = {
     .type = "relu",
     .setup = relu_setup,
     .forward = relu_forward,
     .backward = relu_backward,
+    .describe = relu_ops_describe,
 };
 
 rn_layer *rn_relu_create(void) { return rn_nn_layer_new(&relu_ops, "", 0, 0); }
