@@ -611,6 +611,66 @@ static void test_fashion_mnist_epoch(void)
     rn_dataset_free(&ds);
 }
 
+/* The allocator hook (pinned memory on a GPU run): every batch buffer handed out comes from it,
+ * each is given back once at close, and the batches are the same as with malloc. */
+static atomic_int hook_allocs, hook_frees;
+static void *hook_alloc(size_t bytes)
+{
+    atomic_fetch_add(&hook_allocs, 1);
+    unsigned char *p = malloc(bytes + 64);
+    if (!p) return NULL;
+    memcpy(p, "rn-hook", 8); /* a tag 64 bytes before what the loader gets */
+    return p + 64;
+}
+static void hook_free(void *q)
+{
+    unsigned char *p = (unsigned char *)q - 64;
+    CHECK(memcmp(p, "rn-hook", 8) == 0);
+    atomic_fetch_add(&hook_frees, 1);
+    free(p);
+}
+static int from_hook(const void *q) { return memcmp((const unsigned char *)q - 64, "rn-hook", 8) == 0; }
+
+static void test_host_alloc(void)
+{
+    rn_dataset ds;
+    make_dataset(&ds, 23, 2, 3, 3);
+    char err[256] = "";
+    rn_loader *a, *h;
+    rn_loader_batch *ba, *bh;
+    rn_loader_config cfg = config(&ds, 5, 1, 0, 9);
+    cfg.soft_classes = 12;
+    cfg.transform = mix_fn;
+    cfg.workers = 2;
+    CHECK(rn_loader_open(&a, &cfg, 0, err, sizeof err) == 0);
+    cfg.host_alloc = hook_alloc;
+    cfg.host_free = hook_free;
+    CHECK(rn_loader_open(&h, &cfg, 0, err, sizeof err) == 0);
+    /* 2 workers: 4 slots of x, labels and soft targets */
+    CHECK(atomic_load(&hook_allocs) == 12);
+    int same = 1, hooked = 1, batches = 0;
+    for (int e = 0; e < 2; e++) {
+        int ra, rh;
+        while ((ra = rn_loader_next(a, &ba, err, sizeof err)) == 1 &&
+               (rh = rn_loader_next(h, &bh, err, sizeof err)) == 1) {
+            batches++;
+            same &= ba->n == bh->n && memcmp(ba->x, bh->x, (size_t)(ba->n * 18) * 4) == 0 &&
+                    memcmp(ba->labels, bh->labels, (size_t)ba->n * 4) == 0 &&
+                    memcmp(ba->soft, bh->soft, (size_t)(ba->n * 12) * 4) == 0;
+            hooked &= from_hook(bh->x) && from_hook(bh->labels) && from_hook(bh->soft);
+        }
+        CHECK(ra == 0);
+        CHECK(rn_loader_next(h, &bh, err, sizeof err) == 0);
+    }
+    CHECK(batches == 10);
+    CHECK(same);
+    CHECK(hooked);
+    rn_loader_close(a);
+    rn_loader_close(h);
+    CHECK(atomic_load(&hook_frees) == 12);
+    rn_dataset_free(&ds);
+}
+
 int main(void)
 {
     alarm(300); /* a hang (e.g. a join that never returns) fails the test instead of blocking CI */
@@ -623,5 +683,6 @@ int main(void)
     test_close_midway();
     test_open_errors();
     test_fashion_mnist_epoch();
+    test_host_alloc();
     return rn_test_report("test_loader");
 }

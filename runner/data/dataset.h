@@ -84,6 +84,11 @@ typedef struct rn_loader_config {
                                 labels before the transform (labels must be below it) */
     int workers;             /* prefetch threads, 1..RN_LOADER_MAX_WORKERS (0 = 1); the
                                 transform runs on them, concurrently for different batches */
+    /* Optional, both or neither: where the batches handed out live (x, labels, soft targets).
+     * A GPU run passes pinned host memory (the backend's cudaHostAlloc), so that copying a
+     * batch to the device is asynchronous. NULL: malloc/free. Called on the opening thread. */
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
 } rn_loader_config;
 
 #define RN_LOADER_MAX_WORKERS 64

@@ -56,6 +56,8 @@ struct rn_loader {
     uint64_t seed;
     rn_batch_fn transform;
     void *transform_arg;
+    void *(*host_alloc)(size_t bytes); /* batch buffers: x, labels, soft (see rn_loader_config) */
+    void (*host_free)(void *p);
     int64_t classes;   /* soft target width, 0 = none */
     float *lut;        /* c*256: normalized value of each pixel byte, per channel */
     int64_t start_epoch, start_index;
@@ -190,13 +192,26 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* A batch buffer the caller reads (x, labels, soft): the config's allocator, or malloc. */
+static void *batch_alloc(const rn_loader *l, size_t bytes)
+{
+    return l->host_alloc ? l->host_alloc(bytes) : malloc(bytes);
+}
+
+static void batch_free(const rn_loader *l, void *p)
+{
+    if (!p) return;
+    if (l->host_free) l->host_free(p);
+    else free(p);
+}
+
 static void loader_free(rn_loader *l)
 {
     for (int k = 0; l->slots && k < l->n_slots; k++) {
-        free(l->slots[k].x);
-        free(l->slots[k].labels);
+        batch_free(l, l->slots[k].x);
+        batch_free(l, l->slots[k].labels);
         free(l->slots[k].ids);
-        free(l->slots[k].soft);
+        batch_free(l, l->slots[k].soft);
     }
     for (int k = 0; l->workers && k < l->n_workers; k++)
         free(l->workers[k].perm);
@@ -296,6 +311,10 @@ int rn_loader_open_at(rn_loader **out, const rn_loader_config *cfg, int64_t epoc
     l->seed = cfg->seed;
     l->transform = cfg->transform;
     l->transform_arg = cfg->transform_arg;
+    if (cfg->host_alloc && cfg->host_free) {
+        l->host_alloc = cfg->host_alloc;
+        l->host_free = cfg->host_free;
+    }
     l->classes = cfg->soft_classes > 0 ? cfg->soft_classes : 0;
     l->n_batches = cfg->drop_last ? ds->n / cfg->batch_size
                                   : (ds->n + cfg->batch_size - 1) / cfg->batch_size;
@@ -313,12 +332,12 @@ int rn_loader_open_at(rn_loader **out, const rn_loader_config *cfg, int64_t epoc
     int ok = l->slots && l->workers && l->lut;
     for (int k = 0; ok && k < l->n_slots; k++) {
         loader_slot *s = &l->slots[k];
-        s->x = malloc((size_t)rows * sample * sizeof *s->x);
-        s->labels = malloc((size_t)rows * sizeof *s->labels);
+        s->x = batch_alloc(l, (size_t)rows * sample * sizeof *s->x);
+        s->labels = batch_alloc(l, (size_t)rows * sizeof *s->labels);
         s->ids = malloc((size_t)rows * sizeof *s->ids);
         ok = ok && s->x && s->labels && s->ids;
         if (l->classes) {
-            s->soft = malloc((size_t)(rows * l->classes) * sizeof *s->soft);
+            s->soft = batch_alloc(l, (size_t)(rows * l->classes) * sizeof *s->soft);
             ok = ok && s->soft;
         }
     }
