@@ -71,6 +71,9 @@ endif()
 add_test(NAME e2e_device COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/device.py)
 set_tests_properties(e2e_device PROPERTIES
                      LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)
+add_test(NAME e2e_gpu_check COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/gpu_check.py)
+set_tests_properties(e2e_gpu_check PROPERTIES
+                     LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)
 add_test(NAME e2e_precision COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/precision.py)
 set_tests_properties(e2e_precision PROPERTIES
                      LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)
