@@ -12,7 +12,6 @@ typedef struct bn_impl {
     rn_tensor w, dw;           /* (c): gamma */
     rn_tensor b, db;           /* (c): beta */
     rn_tensor rmean, rvar;     /* (c): running stats, buffers */
-    int64_t batches_tracked;   /* train-mode forwards, torchvision's num_batches_tracked */
     double *mean, *invstd;     /* (c): what the last forward normalised with */
     bool last_train;           /* whether the last forward used batch stats */
 } bn_impl;
@@ -87,7 +86,7 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
             for (int64_t j = 0; j < hw; j++) q[j] = (p[j] - mf) * a + o;
         }
     }
-    if (train) b->batches_tracked++;
+    if (train) l->calls++; /* num_batches_tracked: the layer's train-mode (batch stats) calls */
     b->last_train = train;
     return 0;
 }
@@ -220,12 +219,12 @@ bool rn_nn_is_batchnorm(const rn_layer *l) { return l && l->ops == &bn_ops; }
 int64_t rn_batchnorm2d_num_batches_tracked(const rn_layer *l)
 {
     if (!l || l->ops != &bn_ops) return -1;
-    return ((const bn_impl *)l->impl)->batches_tracked;
+    return (int64_t)l->calls;
 }
 
 int rn_batchnorm2d_set_num_batches_tracked(rn_layer *l, int64_t n)
 {
     if (!l || l->ops != &bn_ops || n < 0) return -1;
-    ((bn_impl *)l->impl)->batches_tracked = n;
+    l->calls = (uint64_t)n;
     return 0;
 }

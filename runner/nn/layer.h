@@ -52,7 +52,9 @@ struct rn_layer {
     rn_param_ref *params;     /* n_params entries, owned by the layer */
     int n_params;
     uint64_t seed;            /* for dropout: the run seed mixed with the layer index */
-    uint64_t calls;           /* forward calls in train mode (dropout mask counter) */
+    uint64_t calls;           /* forward calls in train mode: dropout's mask counter, batch
+                                 norm's num_batches_tracked (its batch-statistics calls). A
+                                 backend that runs the layer itself advances it the same way. */
     void *impl;               /* the layer's own state */
     char err[256];            /* why the last forward/backward failed (one line); "" otherwise */
 };
