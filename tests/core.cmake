@@ -64,8 +64,9 @@ set_tests_properties(e2e_augment PROPERTIES
                      LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)
 # The CUDA backend against the CPU layers (built only with the backend).
 if(RN_HAVE_CUDA)
-  rn_add_test(test_cuda_shapes SOURCES test_cuda_shapes.c LIBS rn_nn ${CMAKE_DL_LIBS})
-  target_compile_definitions(test_cuda_shapes PRIVATE RN_BACKEND_DIR="${RN_BACKEND_OUTPUT_DIR}")
+  rn_add_test(test_cuda_shapes SOURCES test_cuda_shapes.c LIBS rn_core ${CMAKE_DL_LIBS})
+  target_compile_definitions(test_cuda_shapes PRIVATE RN_BACKEND_DIR="${RN_BACKEND_OUTPUT_DIR}"
+                             RN_RECIPES_DIR="${PROJECT_SOURCE_DIR}/recipes")
   add_dependencies(test_cuda_shapes rn_cuda)
 endif()
 add_test(NAME e2e_device COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/device.py)

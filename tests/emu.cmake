@@ -37,3 +37,7 @@ add_dependencies(test_kernels_emu_augment hflip vflip random_crop random_erasing
 set_property(TEST test_kernels_emu_augment APPEND PROPERTY ENVIRONMENT
              "RN_PLUGIN_DIR=${RN_PLUGIN_OUTPUT_DIR}")
 set_property(TEST test_kernels_emu_augment APPEND PROPERTY LABELS plugins)
+# kernels/net_kernels.cu (the device network's own kernels) against runner/nn's layers, bit for
+# bit: element-wise layers, a residual block's sum, activation and gradient accumulation, batch
+# norm in eval mode, global average pooling, linear's bias, the accuracy's hits, gradient scaling.
+rn_add_emu_test(test_kernels_emu_net SOURCES test_kernels_emu_net.cc LIBS rn_nn)

@@ -3,14 +3,111 @@
  * grouped and depthwise cases, the output shape cuDNN's descriptors give
  * (cudnnGetConvolution2dForwardOutputDim, cudnnGetPooling2dForwardOutputDim) equals the CPU
  * layer's setup(), exactly. Descriptor calls need no GPU, so this runs on any machine that built
- * the backend. The backend's probe answers without a GPU too (one line, no crash). */
+ * the backend. The backend's probe answers without a GPU too (one line, no crash).
+ *
+ * The device network's plan (net_plan_shapes, ABI 2): for the zoo's mnist_cnn (1x28x28),
+ * resnet8 (1x28x28), resnet18 (3x32x32) and a model with every layer type, built from
+ * recipes/lib/models.lua and described by rn_net_describe, every node's dims at the max batch and
+ * at a smaller one equal the description's shape of the tensor it writes (2-d as (n, f, 1, 1)),
+ * with no device. Without a GPU, net_create fails with one line and leaves *out NULL. */
 #include <dlfcn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../runner/cuda/backend.h"
 #include "layer.h"
+#include "model_build.h"
+#include "net.h"
 #include "rn_test.h"
+#include "sandbox.h"
+
+static char dir[] = "/tmp/rn-cuda-shapes-XXXXXX";
+
+/* A model from a recipe expression (lib.models / lib.nn), as test_net builds them. */
+static int build(rn_model *m, const char *expr, rn_shape in, int64_t n)
+{
+    char path[64], err[512] = "";
+    snprintf(path, sizeof path, "%s/r.lua", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "local models = import \"lib.models\"\nlocal nn = import \"lib.nn\"\n"
+               "return { model = %s }\n", expr);
+    fclose(f);
+    rn_sandbox *sb = rn_sandbox_new(RN_RECIPES_DIR, NULL, err, sizeof err);
+    rn_value *root = sb ? rn_sandbox_run_file(sb, path, err, sizeof err) : NULL;
+    rn_sandbox_free(sb);
+    unlink(path);
+    const rn_value *spec = rn_value_field(root, "model");
+    int rc = spec ? rn_model_build(m, spec, in, n, 7, err, sizeof err) : -1;
+    if (rc) fprintf(stderr, "%s: %s\n", expr, err);
+    rn_value_free(root);
+    return rc;
+}
+
+/* net_plan_shapes at batch n against the description's shapes. */
+static int plan_matches(const rn_cuda_backend *b, const rn_net *net, int64_t n, const char *what)
+{
+    int (*dims)[4] = calloc((size_t)net->n_nodes, sizeof *dims);
+    char err[512] = "";
+    int rc = b->net_plan_shapes(net, n, dims, err, sizeof err);
+    if (rc) fprintf(stderr, "%s: net_plan_shapes: %s\n", what, err);
+    int bad = rc != 0;
+    for (int k = 0; !rc && k < net->n_nodes; k++) {
+        const rn_shape *s = &net->shapes[net->nodes[k].out];
+        int64_t want[4] = {n, 1, 1, 1};
+        for (int d = 1; d < s->ndim; d++) want[d] = s->d[d];
+        int same = 1;
+        for (int d = 0; d < 4; d++) same &= dims[k][d] == want[d];
+        if (!same) {
+            fprintf(stderr, "%s batch %lld: node %d %s: plan %dx%dx%dx%d, described "
+                    "%lldx%lldx%lldx%lld\n", what, (long long)n, k, net->nodes[k].name,
+                    dims[k][0], dims[k][1], dims[k][2], dims[k][3], (long long)want[0],
+                    (long long)want[1], (long long)want[2], (long long)want[3]);
+            bad = 1;
+        }
+    }
+    free(dims);
+    return !bad;
+}
+
+/* The plan for a zoo model; without a GPU, net_create's one-line refusal. */
+static void check_model(const rn_cuda_backend *b, int have_gpu, const char *what,
+                        const char *expr, rn_shape in, int64_t max_batch)
+{
+    rn_model m;
+    if (build(&m, expr, in, max_batch)) {
+        CHECK(!"model builds");
+        return;
+    }
+    rn_net net;
+    char err[512] = "";
+    int rc = rn_net_describe(&m, &net, err, sizeof err);
+    if (rc) fprintf(stderr, "%s: %s\n", what, err);
+    CHECK(rc == 0);
+    if (rc) {
+        rn_model_free(&m);
+        return;
+    }
+    int full = plan_matches(b, &net, max_batch, what), part = plan_matches(b, &net, 3, what);
+    CHECK(full && part);
+    printf("%-9s %2d nodes: net_plan_shapes at batch %lld and 3 %s the described shapes\n", what,
+           net.n_nodes, (long long)max_batch, full && part ? "equal" : "DIFFER from");
+    rn_cuda_net *dn = (rn_cuda_net *)&net; /* poisoned: create must set it */
+    err[0] = '\0';
+    rc = b->net_create(&dn, &net, m.params, m.n_params, max_batch, err, sizeof err);
+    if (have_gpu) {
+        CHECK(rc == 0 && dn != NULL);
+        if (rc) fprintf(stderr, "%s: net_create: %s\n", what, err);
+        if (!rc) b->net_destroy(dn);
+    } else {
+        CHECK(rc != 0 && dn == NULL && err[0] && !strchr(err, '\n'));
+        if (strcmp(what, "mnist_cnn") == 0) printf("net_create without a GPU: %s\n", err);
+    }
+    rn_net_free(&net);
+    rn_model_free(&m);
+}
 
 typedef struct conv_case {
     const char *what;
@@ -116,5 +213,40 @@ int main(void)
         CHECK(why[0] && !strchr(why, '\n'));
     }
     CHECK(info.runtime_version > 0 && info.cudnn_version > 0);
+    const int have_gpu = why[0] == '\0';
+
+    /* ABI 2: every field of the table is filled (the core checks struct_size >= sizeof). */
+    CHECK(b->net_plan_shapes && b->net_create && b->net_destroy && b->net_input &&
+          b->net_labels && b->net_soft_targets && b->net_copy_stream && b->net_input_ready &&
+          b->host_alloc && b->host_free && b->net_forward && b->net_loss && b->net_backward &&
+          b->net_grad_sumsq && b->net_grad_scale && b->net_state_alloc && b->net_step &&
+          b->net_augment && b->net_download && b->net_upload && b->net_put_batch &&
+          b->net_logits);
+    if (!mkdtemp(dir)) return 2;
+    check_model(b, have_gpu, "mnist_cnn", "models.mnist_cnn{ classes = 10 }",
+                rn_shape_make(3, (int64_t[]){1, 28, 28}), 8);
+    check_model(b, have_gpu, "resnet8", "models.resnet8{ in_channels = 1, classes = 10 }",
+                rn_shape_make(3, (int64_t[]){1, 28, 28}), 6);
+    check_model(b, have_gpu, "resnet18", "models.resnet18{ classes = 10 }",
+                rn_shape_make(3, (int64_t[]){3, 32, 32}), 4);
+    check_model(b, have_gpu, "every", "nn.sequential{ "
+                "nn.conv2d{ name = 'a', in_channels = 3, out_channels = 8, kernel_size = 3, "
+                "padding = 2, dilation = 2 }, nn.gelu(), "
+                "nn.residual{ name = 'r1', relu = false, body = { nn.conv2d{ name = 'b', "
+                "in_channels = 8, out_channels = 8, kernel_size = 3, padding = 1, groups = 4 }, "
+                "nn.leaky_relu{ negative_slope = 0.1 } } }, "
+                "nn.residual{ name = 'r2', body = { nn.conv2d{ name = 'c', in_channels = 8, "
+                "out_channels = 16, kernel_size = 3, stride = 2, padding = 1, bias = false }, "
+                "nn.batch_norm2d{ name = 'bn', num_features = 16 } }, shortcut = { "
+                "nn.conv2d{ name = 'd', in_channels = 8, out_channels = 16, kernel_size = 1, "
+                "stride = 2, bias = false } } }, "
+                "nn.max_pool2d{ kernel_size = 3, stride = 2, padding = 1 }, nn.identity(), "
+                "nn.avg_pool2d{ kernel_size = 3, stride = 1, padding = 1 }, "
+                "nn.avg_pool2d{ kernel_size = 2 }, "
+                "nn.dropout{ p = 0.2 }, nn.relu(), "
+                "nn.global_avg_pool2d(), nn.flatten(), "
+                "nn.linear{ name = 'fc', in_features = 16, out_features = 7 } }",
+                rn_shape_make(3, (int64_t[]){3, 17, 15}), 5);
+    rmdir(dir);
     return rn_test_report("test_cuda_shapes");
 }

@@ -12,7 +12,15 @@
 extern "C" {
 #endif
 
-#define RN_CUDA_BACKEND_ABI 1
+struct rn_net;       /* runner/nn/net.h: the model as a graph of primitive nodes */
+struct rn_param_ref; /* runner/nn/layer.h: a model parameter or buffer (host tensors) */
+struct rn_update;    /* include/runner/plugin.h: an optimizer step (device_update) */
+struct rn_augment_op;/* include/runner/plugin.h: an augmentation's batch plan (device_plan) */
+
+/* A network on the device, built from an rn_net (opaque; see net_create). */
+typedef struct rn_cuda_net rn_cuda_net;
+
+#define RN_CUDA_BACKEND_ABI 2
 #define RN_CUDA_BACKEND_FILE "rn_cuda.so"
 
 /* What the probe found on device 0. */
@@ -47,6 +55,92 @@ typedef struct rn_cuda_backend {
     int (*conv2d_output)(const rn_cuda_conv_shape *s, int out[4], char *err, size_t len);
     /* The same for max pooling (cudnnGetPooling2dForwardOutputDim). */
     int (*maxpool2d_output)(const rn_cuda_conv_shape *s, int out[4], char *err, size_t len);
+
+    /* ---- ABI 2: training on the device --------------------------------------------------
+     * The network is built from rn_net_describe's graph: the same nodes, the same tensors,
+     * the same parameters (by index into rn_model.params). Every function that takes err
+     * writes one line on failure naming the node ("layer1.0.conv1 (conv2d): ...") and, for an
+     * out-of-memory, the bytes asked and what for. Work is enqueued on the net's compute stream;
+     * functions that return host values (loss, norms, downloads) synchronize it. */
+
+    /* The descriptor plan without a device: dims[k] = the output (n, c, h, w) of node k at
+     * batch n as cuDNN's descriptors give it (convolution and pooling nodes), or as the
+     * backend's own kernels compute it (the others; 2-d tensors as (n, f, 1, 1)). 0, or -1. */
+    int (*net_plan_shapes)(const struct rn_net *desc, int64_t n, int (*dims)[4], char *err,
+                           size_t len);
+    /* Builds the network on the current device for batches up to max_batch: parameters and
+     * buffers copied from params[0..n_params) (the model's, host values), their gradients,
+     * every tensor of desc and its gradient, cuDNN and cuBLAS handles and descriptors, and for
+     * each convolution an algorithm per direction and batch size, found once with
+     * cudnnFindConvolution*AlgorithmEx and cached, all sharing one workspace grown to the
+     * largest need. desc must outlive the net (its nodes' layers carry the train-mode call
+     * counters, see net_forward). */
+    int (*net_create)(rn_cuda_net **out, const struct rn_net *desc,
+                      const struct rn_param_ref *params, int n_params, int64_t max_batch,
+                      char *err, size_t len);
+    void (*net_destroy)(rn_cuda_net *net);
+    /* Device buffers the caller fills (asynchronously, on the copy stream, before
+     * net_forward): the input batch (max_batch x the input shape, NCHW floats), its labels
+     * (max_batch int32) and its soft targets (max_batch x classes floats, used when the loss
+     * is given them). */
+    float *(*net_input)(rn_cuda_net *net);
+    int32_t *(*net_labels)(rn_cuda_net *net);
+    float *(*net_soft_targets)(rn_cuda_net *net);
+    /* The copy stream (a cudaStream_t) and an event on it the compute stream waits for before
+     * the next forward: the next batch is copied while the current step runs. */
+    void *(*net_copy_stream)(rn_cuda_net *net);
+    int (*net_input_ready)(rn_cuda_net *net, char *err, size_t len);
+    /* Pinned host memory for the loader's batch slots (cudaHostAlloc), so copies are
+     * asynchronous; free with host_free. NULL on failure. */
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
+    /* Forward over the first n samples of the input: train as the CPU layers do (batch norm on
+     * batch statistics, updating running stats with momentum; dropout's counter mask). In train
+     * mode it advances node->layer->calls (rn_layer, on the host) of every dropout node and of
+     * every batch norm that used batch statistics (not both weight and bias frozen): the
+     * dropout mask counter and num_batches_tracked, as the CPU layers advance them. */
+    int (*net_forward)(rn_cuda_net *net, int64_t n, int train, char *err, size_t len);
+    /* Cross-entropy over the logits (kernels/nn_kernels.cu): labels, or soft targets when
+     * soft != 0, with label smoothing; writes the logits' gradient (mean over n) when
+     * backward will follow. *loss (mean) and *correct (argmax hits) are read back. */
+    int (*net_loss)(rn_cuda_net *net, int64_t n, int soft, double label_smoothing, int gradient,
+                    double *loss, int64_t *correct, char *err, size_t len);
+    /* Backward from the logits' gradient: every parameter gradient that is not frozen
+     * (trainable[i] false: left as it is), every tensor gradient needed for them. */
+    int (*net_backward)(rn_cuda_net *net, int64_t n, const int *trainable, char *err,
+                        size_t len);
+    /* Sum of squares of the gradients of params idx[0..n) (double, in a fixed order) read back:
+     * for clip_grad and the non-finite check. Then scales them by factor when factor != 1. */
+    int (*net_grad_sumsq)(rn_cuda_net *net, const int *idx, int n, double *sumsq, char *err,
+                          size_t len);
+    int (*net_grad_scale)(rn_cuda_net *net, const int *idx, int n, float factor, char *err,
+                          size_t len);
+    /* Optimizer state for param i: floats per element (a plugin's state_floats), zeroed. */
+    int (*net_state_alloc)(rn_cuda_net *net, int i, size_t floats, char *err, size_t len);
+    /* One optimizer step of a group (params idx[0..n)) as the plugin's device_update gave it:
+     * one multi-tensor launch (two for LAMB). */
+    int (*net_step)(rn_cuda_net *net, const int *idx, int n, const struct rn_update *u,
+                    char *err, size_t len);
+    /* An augmentation plugin's plan for the batch in the input buffer (kernels/
+     * augment_kernels.cu; the plan's arrays are host memory, copied here). */
+    int (*net_augment)(rn_cuda_net *net, int64_t n, const struct rn_augment_op *op,
+                       const float *zero_value, char *err, size_t len);
+    /* Device -> host: values of params[0..n_params) (with the running stats), and with grads
+     * their gradients; state copies param i's optimizer state into state[i] when state is not
+     * NULL (for checkpoints). Host -> device: the reverse, after a restore or a load. */
+    int (*net_download)(rn_cuda_net *net, const struct rn_param_ref *params, int n_params,
+                        int grads, float **state, char *err, size_t len);
+    int (*net_upload)(rn_cuda_net *net, const struct rn_param_ref *params, int n_params,
+                      float *const *state, char *err, size_t len);
+    /* Enqueues the copy of a batch from host memory (pinned: from host_alloc) into the input,
+     * labels and (when soft is not NULL) soft-target buffers on the copy stream, and records
+     * the event net_forward waits for. The host buffers must stay untouched until the next
+     * net_forward has started. */
+    int (*net_put_batch)(rn_cuda_net *net, const float *x, const int32_t *labels,
+                         const float *soft, int64_t n, char *err, size_t len);
+    /* Copies the logits of the last forward (n rows of the output tensor) to host memory
+     * (synchronizing): evaluation computes its loss, accuracy and confusion on the host. */
+    int (*net_logits)(rn_cuda_net *net, float *host, int64_t n, char *err, size_t len);
 } rn_cuda_backend;
 
 typedef const rn_cuda_backend *(*rn_cuda_backend_entry_fn)(void);

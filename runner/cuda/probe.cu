@@ -2,6 +2,7 @@
 // piece is named in one line, so `device = "auto"` can say why it trains on the CPU and
 // `device = "cuda"` why it cannot start.
 #include "backend.h"
+#include "net_api.h"
 
 #include <cuda_runtime.h>
 #include <cudnn.h>
@@ -74,6 +75,29 @@ static const rn_cuda_backend backend = {
     probe,
     rn_cuda_conv2d_output,
     rn_cuda_maxpool2d_output,
+    // ABI 2: training on the device (net*.cu)
+    rn_cuda_net_plan_shapes,
+    rn_cuda_net_create,
+    rn_cuda_net_destroy,
+    rn_cuda_net_input,
+    rn_cuda_net_labels,
+    rn_cuda_net_soft_targets,
+    rn_cuda_net_copy_stream,
+    rn_cuda_net_input_ready,
+    rn_cuda_host_alloc,
+    rn_cuda_host_free,
+    rn_cuda_net_forward,
+    rn_cuda_net_loss,
+    rn_cuda_net_backward,
+    rn_cuda_net_grad_sumsq,
+    rn_cuda_net_grad_scale,
+    rn_cuda_net_state_alloc,
+    rn_cuda_net_step,
+    rn_cuda_net_augment,
+    rn_cuda_net_download,
+    rn_cuda_net_upload,
+    rn_cuda_net_put_batch,
+    rn_cuda_net_logits,
 };
 
 extern "C" __attribute__((visibility("default"))) const rn_cuda_backend *rn_cuda_backend_entry(void)

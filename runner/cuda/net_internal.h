@@ -1,0 +1,151 @@
+// The device network (rn_cuda_net) shared by the backend's net_*.cu files: what net_create
+// builds, and the helpers every file uses (device allocation with the node-naming out-of-memory
+// message, error lines, cuDNN/cuBLAS status checks). CUDA C++ only, internal to rn_cuda.so.
+#ifndef RN_CUDA_NET_INTERNAL_H
+#define RN_CUDA_NET_INTERNAL_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend.h"
+#include "multi_tensor.h"
+
+extern "C" {
+#include "net.h"  // runner/nn: rn_net, rn_node, rn_layer, rn_param_ref (structs only)
+}
+
+// Algorithms found for one batch size of one convolution (cudnnFind*AlgorithmEx, then cached).
+struct rn_conv_algos {
+    int64_t n;                              // the batch size, 0 for an empty slot
+    cudnnConvolutionFwdAlgo_t fwd;
+    cudnnConvolutionBwdDataAlgo_t bwd_data;
+    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+    size_t fwd_ws, data_ws, filter_ws;      // their workspace bytes
+    bool have_fwd, have_data, have_filter;  // which directions have been found
+};
+
+#define RN_CONV_ALGO_SLOTS 4  // batch sizes cached per convolution (full, last, eval, ...)
+
+// One node's device state: descriptors set for the batch of each call, its parameters' device
+// buffers (index into rn_cuda_net.params), and per kind what backward needs.
+struct rn_cuda_node {
+    const rn_node *node;                    // the description's node (desc outlives the net)
+    cudnnTensorDescriptor_t x_desc, y_desc; // 4-d NCHW at the call's batch
+    cudnnTensorDescriptor_t bias_desc;      // conv bias (1, out_ch, 1, 1) / bn (1, c, 1, 1)
+    cudnnFilterDescriptor_t w_desc;         // conv
+    cudnnConvolutionDescriptor_t conv;      // conv
+    cudnnPoolingDescriptor_t pool;          // max / avg pool
+    rn_conv_algos algos[RN_CONV_ALGO_SLOTS];
+    int next_slot;                          // the slot replaced next when all are used
+    float *save_mean, *save_invvar;         // bn: cuDNN's saved batch stats (c floats each)
+    float *coef;                            // bn: eval-mode coefficients (4 c floats)
+    bool bn_train;                          // bn: the last forward used batch stats
+    uint8_t *mask;                          // dropout: the last train forward's mask
+    bool drop_train;                        // dropout: the last forward dropped
+};
+
+// A parameter or buffer on the device: value, gradient (NULL for buffers), optimizer state.
+struct rn_cuda_param {
+    float *value, *grad, *state;
+    int64_t numel;
+    size_t state_floats;                    // state floats per element (0: none yet)
+};
+
+struct rn_cuda_net {
+    const rn_net *desc;
+    int64_t max_batch;
+    int device;
+    cudaStream_t compute, copy;
+    cudaEvent_t input_ready, input_consumed;
+    cudnnHandle_t cudnn;
+    cublasHandle_t cublas;
+    rn_cuda_node *nodes;                    // desc->n_nodes
+    float **acts, **grads;                  // desc->n_tensors each (grads[input] NULL)
+    int64_t *per_sample;                    // floats per sample of each tensor
+    rn_cuda_param *params;
+    int n_params;
+    // What the caller fills (copy stream) and what the step reads (compute stream): forward
+    // copies input, labels and soft targets to acts[input] / loss_labels / loss_soft, so the copy
+    // stream can bring the next batch while backward still reads the current one.
+    float *input, *soft;
+    int32_t *labels;
+    int32_t *loss_labels;
+    float *loss_soft;
+    int64_t classes;                        // the logits' width
+    double *row_loss;                       // max_batch
+    int32_t *hits;                          // max_batch
+    float *scratch;                         // the largest tensor or parameter, for gradients
+    int64_t scratch_floats;                 //   that must be accumulated and cuDNN's Find outputs
+    float *pscratch;                        // 2 x the largest parameter: frozen params' gradients
+    void *workspace;                        // cuDNN's, shared, grown to the largest need
+    size_t workspace_bytes;
+    struct rn_step_plan *plans;             // net_step's uploaded groups (RN_STEP_PLANS)
+    int n_plans;
+    double *partial;                        // net_grad_sumsq's chunk sums
+    size_t partial_count;
+    float *aug_x0, *aug_t0, *aug_zero;      // net_augment's scratch (allocated on first use)
+    void *aug_plan;                         // the plan's arrays copied to the device
+    size_t aug_plan_bytes;
+    void *aug_stage;                        // pinned staging for them (cudaHostAlloc)
+    size_t aug_stage_bytes;
+    cudaEvent_t aug_copied;                 // the last staging copy has been read
+    bool aug_pending;                       //   (recorded at least once)
+};
+
+// One parameter group as net_step uploaded it: its multi-tensor table and chunk plan on the
+// device, kept while the table (parameter, gradient and state pointers) stays the same, so a
+// step enqueues one launch and no copy.
+#define RN_STEP_PLANS 16
+struct rn_step_plan {
+    rn_mt_tensor *host;                     // n tensors, as uploaded (malloc)
+    int n;
+    int64_t n_chunks;
+    void *dev;                              // tensors, chunks, 2 n_chunks doubles (LAMB)
+};
+
+// cudaMalloc of bytes through one door: on failure err gets "<who> (<kind>): out of GPU memory:
+// <bytes> bytes for <what> (<free> of <total> free)". 0, or -1. bytes == 0 gives NULL.
+int rn_net_alloc(void **p, size_t bytes, const char *who, const char *kind, const char *what,
+                 char *err, size_t len);
+// Grows *p (a device buffer of *have bytes) to at least need bytes; the old contents are lost.
+int rn_net_grow(void **p, size_t *have, size_t need, const char *who, const char *kind,
+                const char *what, char *err, size_t len);
+
+// The node kind's name as rn_node_kind_name (runner/nn, which this module does not link) says it.
+const char *rn_node_kind_name_dev(int kind);
+// "<node> (<kind>): <what>: <detail>" in err ("network: ..." for node NULL); returns -1.
+int rn_node_fail(const rn_node *node, const char *what, const char *detail, char *err,
+                 size_t len);
+// The same around the message a launcher left in err.
+int rn_node_wrap(const rn_node *node, const char *what, char *err, size_t len);
+int rn_cudnn_fail(const rn_node *node, const char *what, cudnnStatus_t st, char *err, size_t len);
+int rn_cublas_fail(const rn_node *node, const char *what, cublasStatus_t st, char *err,
+                   size_t len);
+int rn_cuda_fail(const rn_node *node, const char *what, cudaError_t rc, char *err, size_t len);
+
+// The elements of shape s with batch n (d[0] replaced).
+int64_t rn_shape_numel_at(const rn_shape *s, int64_t n);
+// The (n, c, h, w) cuDNN sees of shape s at batch n: 2-d shapes as (n, f, 1, 1).
+void rn_shape_nchw(const rn_shape *s, int64_t n, int dims[4]);
+
+// net_conv.cu: descriptors for a convolution node (at create), its algorithms for batch n
+// (found once and cached; grows the shared workspace), and the three directions. acc: beta = 1.
+int rn_conv_setup(rn_cuda_net *net, rn_cuda_node *cn, char *err, size_t len);
+int rn_conv_forward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, char *err, size_t len);
+int rn_conv_backward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, bool want_dx, bool acc,
+                     bool want_dw, bool want_db, char *err, size_t len);
+
+// net_forward.cu: sets cn's x_desc and y_desc (NCHW) for batch n.
+int rn_node_set_descs(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, char *err, size_t len);
+// net_forward.cu / net_backward.cu: one node each way.
+int rn_node_forward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, bool train, char *err,
+                    size_t len);
+// seen[t]: tensor t's gradient holds a first contribution; the node writes or adds accordingly.
+int rn_node_backward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, bool want_dx, bool *seen,
+                     const int *trainable, char *err, size_t len);
+
+#endif
