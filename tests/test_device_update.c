@@ -18,6 +18,7 @@
 #include "../kernels/optim_elem.h"
 #include "../kernels/optim_kernels.h"
 #include "plugin_test_util.h"
+#include "update_walk.h"
 #include "rn_test.h"
 
 #define NT 3
@@ -55,68 +56,6 @@ static void gradients(group_data *d, int step)
             float g = (float)(cos(0.11 * i * (step + 1) + t) * (1 + 0.3 * step));
             d->g[t][i] = (i % 11 == 3) ? 0.0f : g; /* exact zeros, for sign(0) and sqrt(0) */
         }
-}
-
-/* The device path on the CPU: rn_update over the multi-tensor chunk plan. */
-static void apply_update(const rn_update *u, group_data *d)
-{
-    rn_mt_tensor ts[NT];
-    for (int t = 0; t < NT; t++) {
-        float *blk[3];
-        for (int k = 0; k < 3; k++) blk[k] = u->state[k] >= 0 ? d->st[t] + u->state[k] * sizes[t] : NULL;
-        ts[t] = (rn_mt_tensor){d->p[t], d->g[t], blk[0], blk[1], blk[2], sizes[t]};
-    }
-    int64_t n_chunks = rn_mt_count_chunks(ts, NT);
-    rn_mt_chunk *chunks = malloc((size_t)n_chunks * sizeof *chunks);
-    CHECK(rn_mt_plan_chunks(ts, NT, chunks, n_chunks) == n_chunks);
-    double *partial = calloc((size_t)(2 * n_chunks), sizeof *partial);
-    for (int64_t b = 0; b < n_chunks; b++) { /* one CUDA block per chunk */
-        const rn_mt_tensor t = ts[chunks[b].tensor];
-        const int64_t end = rn_mt_chunk_end(&t, &chunks[b]);
-        for (int64_t i = chunks[b].start; i < end; i++) switch (u->kind) {
-            case RN_UPDATE_SGD: rn_sgd_elem(&u->c.sgd, &t.p[i], t.g[i], t.s0 ? &t.s0[i] : NULL); break;
-            case RN_UPDATE_ADAM:
-                rn_adam_elem(&u->c.adam, &t.p[i], t.g[i], &t.s0[i], &t.s1[i], t.s2 ? &t.s2[i] : NULL);
-                break;
-            case RN_UPDATE_RMSPROP:
-                rn_rmsprop_elem(&u->c.rmsprop, &t.p[i], t.g[i], &t.s0[i], t.s1 ? &t.s1[i] : NULL,
-                                t.s2 ? &t.s2[i] : NULL);
-                break;
-            case RN_UPDATE_LION: rn_lion_elem(&u->c.lion, &t.p[i], t.g[i], &t.s0[i]); break;
-            case RN_UPDATE_LAMB: { /* pass 1: moments and the chunk's norm sums */
-                rn_lamb_moments(&u->c.lamb, t.g[i], &t.s0[i], &t.s1[i]);
-                float up = rn_lamb_update(&u->c.lamb, t.s0[i], t.s1[i], t.p[i]);
-                partial[2 * b] += (double)t.p[i] * t.p[i];
-                partial[2 * b + 1] += (double)up * up;
-                break;
-            }
-            default: CHECK(!"known kind");
-            }
-    }
-    if (u->kind == RN_UPDATE_LAMB)
-        for (int64_t b = 0; b < n_chunks; b++) { /* pass 2 */
-            const rn_mt_tensor t = ts[chunks[b].tensor];
-            float ratio = 1.0f;
-            if (u->lamb_adapt) {
-                int64_t first = rn_mt_first_chunk(&chunks[b], b);
-                int64_t count = (t.n + RN_MT_CHUNK - 1) / RN_MT_CHUNK;
-                double sp = 0, su = 0;
-                for (int64_t k = 0; k < count; k++) {
-                    sp += partial[2 * (first + k)];
-                    su += partial[2 * (first + k) + 1];
-                }
-                float w = (float)sqrt(sp), n = (float)sqrt(su);
-                ratio = w > 0 && n > 0 ? w / n : 1.0f;
-            }
-            const int64_t end = rn_mt_chunk_end(&t, &chunks[b]);
-            for (int64_t i = chunks[b].start; i < end; i++) {
-                float p = t.p[i];
-                float up = rn_lamb_update(&u->c.lamb, t.s0[i], t.s1[i], p) * ratio;
-                t.p[i] = rn_fma_d(u->c.lamb.neg_lr, up, p);
-            }
-        }
-    free(chunks);
-    free(partial);
 }
 
 /* Largest difference in ulps between a and b over n floats (NaN against anything: huge). */
@@ -211,7 +150,14 @@ static void check_config(const rn_registry *reg, const config *c)
         }
         CHECK(blocks_ok);
         if (!blocks_ok) break;
-        apply_update(&u, &db);
+        rn_mt_tensor ts[NT];
+        for (int t = 0; t < NT; t++) {
+            float *blk[3];
+            for (int k = 0; k < 3; k++)
+                blk[k] = u.state[k] >= 0 ? db.st[t] + u.state[k] * sizes[t] : NULL;
+            ts[t] = (rn_mt_tensor){db.p[t], db.g[t], blk[0], blk[1], blk[2], sizes[t]};
+        }
+        CHECK(rn_update_walk(&u, ts, NT) == 0);
         /* what the backend launches carries the same kind and coefficients */
         rn_cuda_optim_launch l;
         memset(&l, 0, sizeof l);

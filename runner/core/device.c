@@ -9,7 +9,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Why the GPU path cannot run, or "" when it can (then *info is filled). */
+/* The module's table once a usable GPU was found (the module stays loaded for the process). */
+static const rn_cuda_backend *backend;
+
+/* Why the GPU path cannot run, or "" when it can (then *info is filled and backend set). */
 static void probe_cuda(const char *backend_dir, rn_cuda_info *info, char *why, size_t len)
 {
     why[0] = 0;
@@ -40,10 +43,22 @@ static void probe_cuda(const char *backend_dir, rn_cuda_info *info, char *why, s
         return;
     }
     if (b->probe(info, why, len) != 0) return;
-    /* A GPU is there; the training loop on it is not (the CUDA issue lands it in pieces). */
-    snprintf(why, len, "found %s (sm_%d%d, %.1f GiB), but this build trains on the CPU only: the "
-             "GPU training path is not complete yet", info->name, info->cc_major, info->cc_minor,
-             (double)info->memory_bytes / (1u << 30));
+    /* Every function of the table, so the loop never meets a hole on the device. */
+    const void *const *fn = (const void *const *)&b->net_plan_shapes;
+    const void *const *end = (const void *const *)((const char *)b + sizeof *b);
+    for (; fn < end; fn++)
+        if (!*fn) {
+            snprintf(why, len, "found %s, but %.200s lacks part of the training path (function "
+                     "%d of the device network); rebuild runner", info->name, path,
+                     (int)(fn - (const void *const *)&b->net_plan_shapes));
+            return;
+        }
+    backend = b;
+}
+
+const rn_cuda_backend *rn_device_backend(void)
+{
+    return backend;
 }
 
 int rn_device_resolve(const char *asked, const char *backend_dir, rn_device *dev, char *err,
@@ -55,6 +70,12 @@ int rn_device_resolve(const char *asked, const char *backend_dir, rn_device *dev
     rn_cuda_info info;
     char why[sizeof dev->note - 64];
     probe_cuda(backend_dir, &info, why, sizeof why);
+    if (!why[0]) {
+        dev->kind = RN_DEVICE_KIND_CUDA;
+        snprintf(dev->name, sizeof dev->name, "%s (sm_%d%d, %.1f GiB)", info.name, info.cc_major,
+                 info.cc_minor, (double)info.memory_bytes / (1u << 30));
+        return 0;
+    }
     if (strcmp(asked, "auto") == 0) {
         snprintf(dev->note, sizeof dev->note, "device auto: %s; training on the CPU", why);
         return 0;

@@ -21,4 +21,8 @@ typedef struct rn_device {
 int rn_device_resolve(const char *asked, const char *backend_dir, rn_device *dev, char *err,
                       size_t errlen);
 
+/* The CUDA backend's function table once rn_device_resolve found a usable GPU, else NULL. */
+struct rn_cuda_backend;
+const struct rn_cuda_backend *rn_device_backend(void);
+
 #endif

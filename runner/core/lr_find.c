@@ -185,9 +185,12 @@ int rn_lr_find_run(rn_run *r, int stage, const char *run_dir, volatile sig_atomi
             goto out;
         }
         int bad = sweep(r, f, q, &res->sweeps[q], stop, err, errlen);
-        rn_run_state_restore(r, start); /* after every sweep, and after an error too */
+        /* after every sweep, and after an error too */
+        char why[400] = "";
+        int lost = rn_run_state_restore(r, start, why, sizeof why);
         r->global_step = global;
-        if (bad) goto out;
+        if (lost && !bad) snprintf(err, errlen, "lr_find: restoring the state: %s", why);
+        if (bad || lost) goto out;
         if (stop && *stop) break;
     }
     res->seconds = rn_now_s() - t0;

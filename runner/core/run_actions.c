@@ -6,6 +6,7 @@
 
 #include "checkpoint.h"
 #include "run_state.h"
+#include "train_device.h"
 
 static int save_state(void *run, void **copy, char *err, size_t errlen)
 {
@@ -14,10 +15,7 @@ static int save_state(void *run, void **copy, char *err, size_t errlen)
 
 static int restore_state(void *run, const void *copy, char *err, size_t errlen)
 {
-    (void)err;
-    (void)errlen;
-    rn_run_state_restore(run, copy);
-    return 0;
+    return rn_run_state_restore(run, copy, err, errlen);
 }
 
 static void free_state(void *copy) { rn_run_state_free(copy); }
@@ -27,6 +25,7 @@ static int write_checkpoint(void *run, const char *name, char *err, size_t errle
     rn_run *r = run;
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", r->view.run_dir, name);
+    if (rn_dev_pull(r, err, errlen)) return -1; /* a GPU run: the device's weights and state */
     return rn_checkpoint_write(path, r, err, errlen);
 }
 

@@ -10,6 +10,7 @@
 #include "lr_find.h"
 #include "lua_callback.h"
 #include "model_build.h"
+#include "train_device.h"
 #include "param_groups.h"
 #include "run_actions.h"
 #include "stage_groups.h"
@@ -376,7 +377,8 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
     /* Every schedule evaluated once for every step, with the metrics known (a plateau schedule
      * refuses a monitor that is no metric): a scheduler that refuses its stage does so now. */
     if (rn_schedule_plan(r, NULL, NULL, err, errlen)) return -1;
-    return 0;
+    /* What a GPU run cannot do yet, after the plugins had their say. */
+    return rn_dev_check(plan, err, errlen);
 }
 
 void rn_run_free(rn_run *r)

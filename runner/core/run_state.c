@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "train.h"
+#include "train_device.h"
 
 struct rn_run_state {
     float *floats;         /* parameters and buffers, then optimizer states, in model order */
@@ -92,8 +93,9 @@ static void copy_floats(rn_run *r, float *buf, int to_state)
     }
 }
 
-int rn_run_state_save(const rn_run *r, rn_run_state **out, char *err, size_t errlen)
+int rn_run_state_save(rn_run *r, rn_run_state **out, char *err, size_t errlen)
 {
+    if (rn_dev_pull(r, err, errlen)) return -1; /* a GPU run: the device holds the state */
     rn_run_state *s = *out;
     if (!s) {
         s = calloc(1, sizeof *s);
@@ -120,12 +122,13 @@ int rn_run_state_save(const rn_run *r, rn_run_state **out, char *err, size_t err
     return 0;
 }
 
-void rn_run_state_restore(rn_run *r, const rn_run_state *s)
+int rn_run_state_restore(rn_run *r, const rn_run_state *s, char *err, size_t errlen)
 {
     copy_floats(r, s->floats, 0);
     for (int g = 0; g < r->opt.n; g++) r->opt.v[g].g.step = s->group_steps[g];
     layer_cursor c = {.v = s->layers};
     rn_walk_layers(&r->model.chain, restore_layer, &c);
+    return rn_dev_push(r, err, errlen);
 }
 
 void rn_run_state_free(rn_run_state *s)

@@ -12,10 +12,12 @@
 typedef struct rn_run rn_run;
 typedef struct rn_run_state rn_run_state;
 
-/* Copies the state into *s, allocating it when *s is NULL (reusing it otherwise). */
-int rn_run_state_save(const rn_run *r, rn_run_state **s, char *err, size_t errlen);
-/* Puts a copy made from this run back. */
-void rn_run_state_restore(rn_run *r, const rn_run_state *s);
+/* Copies the state into *s, allocating it when *s is NULL (reusing it otherwise). On a GPU run
+ * the host model is brought up to date from the device first. */
+int rn_run_state_save(rn_run *r, rn_run_state **s, char *err, size_t errlen);
+/* Puts a copy made from this run back (on a GPU run, onto the device too). 0, or -1 with err
+ * when the device copy fails. */
+int rn_run_state_restore(rn_run *r, const rn_run_state *s, char *err, size_t errlen);
 void rn_run_state_free(rn_run_state *s);
 
 /* Calls fn on every layer of the chain, depth first (a container before its children). */

@@ -2,6 +2,7 @@
  * augmented on the loader thread) -> forward -> loss -> backward -> schedule -> optimizer step ->
  * callbacks. LR-finder stages run in lr_find.c on the same step function. */
 #include "train_internal.h"
+#include "train_device.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -79,6 +80,7 @@ void rn_run_loader_config(rn_loader_config *c, rn_run *r, const rn_dataset *ds,
     c->mean = r->plan->data.n_norm ? r->plan->data.mean : NULL;
     c->std = r->plan->data.n_norm ? r->plan->data.std : NULL;
     c->workers = train ? r->plan->data.workers : 1;
+    rn_dev_loader_memory(r, c); /* a GPU run's batches in pinned memory */
     if (train ? r->n_augments > 0 : r->eval_augments) {
         c->transform = rn_run_augment_batch;
         c->transform_arg = &r->augment_sets[role];
@@ -101,12 +103,20 @@ int rn_run_evaluate(rn_run *r, const rn_dataset *ds, double *loss, double *acc, 
     rn_model *m = &r->model;
     if (confusion) memset(confusion, 0, (size_t)(k * k) * sizeof *confusion);
     while ((rc = rn_loader_next(ld, &b, err, errlen)) == 1) {
-        memcpy(m->acts[0].data, b->x, (size_t)(b->n * ds->c * ds->h * ds->w) * sizeof(float));
         rn_tensor out;
-        if (rn_model_forward(m, b->n, false, &out)) {
-            snprintf(err, errlen, "evaluation: %s", m->err);
-            rc = -1;
-            break;
+        if (r->dev) { /* on the GPU; the logits come back into the host model's buffer */
+            out = batch_view(&m->acts[m->n_layers], b->n);
+            if (rn_dev_eval_batch(r, b, &out, err, errlen)) {
+                rc = -1;
+                break;
+            }
+        } else {
+            memcpy(m->acts[0].data, b->x, (size_t)(b->n * ds->c * ds->h * ds->w) * sizeof(float));
+            if (rn_model_forward(m, b->n, false, &out)) {
+                snprintf(err, errlen, "evaluation: %s", m->err);
+                rc = -1;
+                break;
+            }
         }
         int64_t correct = 0;
         total += rn_run_loss(r, &out, b->labels, NULL, NULL, &correct) * (double)b->n;
@@ -192,6 +202,7 @@ static int schedule_step(rn_run *r, int stage, const rn_sched_at *at, char *err,
 static int micro_batch(rn_run *r, const rn_loader_batch *b, double *loss, char *err,
                        size_t errlen)
 {
+    if (r->dev) return rn_dev_micro_batch(r, b, loss, err, errlen);
     rn_model *m = &r->model;
     memcpy(m->acts[0].data, b->x,
            (size_t)(b->n * r->train.c * r->train.h * r->train.w) * sizeof(float));
@@ -246,7 +257,9 @@ int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, int *e
     *loss = loss_sum / (double)*samples;
     /* Micro-batches combined (accumulate > 1), the norm logged, clipping, the update. */
     if (k > 1) rn_grads_finish(&r->grads, *samples);
-    double norm = rn_grads_norm(&r->grads);
+    double norm;
+    if (!r->dev) norm = rn_grads_norm(&r->grads);
+    else if (rn_dev_grad_norm(r, &norm, err, errlen)) return -1;
     rn_metrics_set(&r->metrics, "grad_norm", norm);
     if (!isfinite(norm)) {
         snprintf(err, errlen, "step %ld: the gradient norm is %g at lr %g; lower the lr or clip "
@@ -258,11 +271,13 @@ int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, int *e
     if (!isnan(p->clip_norm)) {
         /* torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when below 1 */
         double coef = p->clip_norm / (norm + 1e-6);
-        if (coef < 1.0) rn_grads_scale(&r->grads, (float)coef);
+        if (coef < 1.0 && !r->dev) rn_grads_scale(&r->grads, (float)coef);
+        if (coef < 1.0 && r->dev && rn_dev_grad_scale(r, (float)coef, err, errlen)) return -1;
     } else if (!isnan(p->clip_value)) {
-        rn_grads_clamp(&r->grads, (float)p->clip_value);
+        rn_grads_clamp(&r->grads, (float)p->clip_value); /* (refused on the GPU) */
     }
-    if (rn_opt_groups_step(&r->opt, err, errlen)) return -1;
+    if (r->dev ? rn_dev_optimizer_step(r, err, errlen) : rn_opt_groups_step(&r->opt, err, errlen))
+        return -1;
     r->global_step++;
     return RN_STEP_DONE;
 }
@@ -461,14 +476,17 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
 {
     err[0] = 0;
     double t0 = rn_now_s();
+    if (rn_dev_open(r, err, errlen)) return -1; /* a GPU run: the network on the device */
     rn_loader_config cfg;
     rn_run_loader_config(&cfg, r, &r->train, RN_LOADER_TRAIN);
     rn_loader *ld = NULL;
     int64_t k = r->plan->accumulate;
     if (!r->resuming) r->pos = (rn_run_pos){0};
     /* Resuming mid-epoch: the loader starts at the first micro-batch not yet trained on. */
-    if (rn_loader_open_at(&ld, &cfg, r->pos.loader_epoch, r->pos.epoch_steps * k, err, errlen))
+    if (rn_loader_open_at(&ld, &cfg, r->pos.loader_epoch, r->pos.epoch_steps * k, err, errlen)) {
+        rn_dev_close(r);
         return -1;
+    }
     /* Optimizer steps per epoch: the last one may take fewer micro-batches. */
     int64_t spe = (rn_loader_batches(ld) + k - 1) / k; /* >= 1: prepare checked drop_last */
 
@@ -512,7 +530,12 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
     rn_loader_close(ld);
     r->wall_seconds = rn_now_s() - t0;
     /* on_run_end runs after errors too, so loggers close their files. */
+    /* The host model gets the device's weights before on_run_end and the files main writes. */
+    char pull_err[400] = "";
+    int pulled = rn_dev_pull(r, pull_err, sizeof pull_err);
     e = make_event(r, r->plan->n_stages - 1, 0, 0, 0, spe, NAN, 0, t0);
     int end = rn_run_fire(r, RN_EV_RUN_END, &e, err, errlen);
-    return rc < 0 || end < 0 ? -1 : 0;
+    rn_dev_close(r);
+    if (pulled && rc >= 0 && end >= 0) snprintf(err, errlen, "%s", pull_err);
+    return rc < 0 || end < 0 || pulled ? -1 : 0;
 }

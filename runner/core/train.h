@@ -87,6 +87,9 @@ typedef struct rn_run {
     /* The last evaluation's confusion matrix: n_classes x n_classes counts, [true][predicted]. */
     int64_t n_classes;
     int64_t *confusion;
+    /* A GPU run's device network and its syncs (train_device.c); NULL on the CPU and outside
+     * rn_run_train. */
+    struct rn_dev_run *dev;
 } rn_run;
 
 /* Loads the data, builds the model, makes every plugin instance (validating all settings).

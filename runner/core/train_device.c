@@ -1,0 +1,234 @@
+/* The training loop's GPU side (see train_device.h). */
+#include "train_device.h"
+
+#include "../cuda/backend.h"
+#include "net.h"
+#include "train.h"
+#include "train_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rn_dev_run {
+    const rn_cuda_backend *b;
+    rn_cuda_net *net;
+    rn_net desc;
+    int *trainable;   /* per model parameter: has a gradient and is not frozen */
+    int *idx;         /* scratch, n_params model indices */
+    float **state;    /* per model parameter: its optimizer state on the host, or NULL */
+    int device_newer; /* the device changed since the last pull */
+};
+
+int rn_dev_check(const rn_plan *p, char *err, size_t errlen)
+{
+    if (p->train_device != RN_DEVICE_CUDA) return 0;
+    const char *what = NULL;
+    if (p->accumulate > 1) what = "accumulate: gradient accumulation";
+    else if (!isnan(p->clip_value)) what = "clip_grad.value: clipping by value";
+    else if (p->loss == RN_LOSS_MULTI_MARGIN) what = "loss: multi_margin";
+    else if (strcmp(p->precision, "fp32") != 0) what = "precision: bf16 and fp16";
+    else if (p->data.augment && p->data.augment->n_items > 0) what = "data.augment: augmentation";
+    if (!what) return 0;
+    snprintf(err, errlen, "%s is not wired to the GPU training loop yet; train on the CPU "
+             "(device = \"cpu\") or leave it out", what);
+    return -1;
+}
+
+static void refresh_trainable(struct rn_dev_run *d, const rn_model *m)
+{
+    for (int i = 0; i < m->n_params; i++)
+        d->trainable[i] = m->params[i].grad != NULL && !m->params[i].frozen;
+}
+
+int rn_dev_open(rn_run *r, char *err, size_t errlen)
+{
+    if (r->device.kind != RN_DEVICE_KIND_CUDA || r->dev) return 0;
+    const rn_cuda_backend *b = rn_device_backend();
+    if (!b) {
+        snprintf(err, errlen, "device cuda: the backend is not loaded");
+        return -1;
+    }
+    struct rn_dev_run *d = calloc(1, sizeof *d);
+    rn_model *m = &r->model;
+    int n = m->n_params;
+    if (!d || !(d->trainable = calloc((size_t)n + 1, sizeof *d->trainable)) ||
+        !(d->idx = calloc((size_t)n + 1, sizeof *d->idx)) ||
+        !(d->state = calloc((size_t)n + 1, sizeof *d->state))) {
+        snprintf(err, errlen, "device cuda: out of memory");
+        goto fail;
+    }
+    d->b = b;
+    if (rn_net_describe(m, &d->desc, err, errlen) ||
+        b->net_create(&d->net, &d->desc, m->params, n, m->max_batch, err, errlen))
+        goto fail;
+    for (int g = 0; g < r->opt.n; g++) {
+        const rn_opt_group *og = &r->opt.v[g];
+        const rn_optimizer_api *api = og->opt.plugin->api;
+        size_t floats = api->state_floats(og->opt.self);
+        for (size_t k = 0; floats && k < og->n_all; k++) {
+            int i = og->model_index[k];
+            d->state[i] = og->params[k].state;
+            if (b->net_state_alloc(d->net, i, floats, err, errlen)) goto fail;
+        }
+    }
+    /* a resumed run's optimizer state, and anything the host set after the net was built */
+    if (b->net_upload(d->net, m->params, n, d->state, err, errlen)) goto fail;
+    r->dev = d;
+    return 0;
+fail:
+    if (d && d->net) b->net_destroy(d->net);
+    if (d) {
+        rn_net_free(&d->desc);
+        free(d->trainable);
+        free(d->idx);
+        free(d->state);
+    }
+    free(d);
+    return -1;
+}
+
+void rn_dev_close(rn_run *r)
+{
+    struct rn_dev_run *d = r->dev;
+    if (!d) return;
+    d->b->net_destroy(d->net);
+    rn_net_free(&d->desc);
+    free(d->trainable);
+    free(d->idx);
+    free(d->state);
+    free(d);
+    r->dev = NULL;
+}
+
+int rn_dev_micro_batch(rn_run *r, const rn_loader_batch *b, double *loss, char *err,
+                       size_t errlen)
+{
+    struct rn_dev_run *d = r->dev;
+    const rn_cuda_backend *be = d->b;
+    char why[400] = "";
+    refresh_trainable(d, &r->model);
+    d->device_newer = 1;
+    if (be->net_put_batch(d->net, b->x, b->labels, b->soft, b->n, why, sizeof why) ||
+        be->net_forward(d->net, b->n, 1, why, sizeof why)) {
+        snprintf(err, errlen, "step %ld: %s", (long)r->global_step + 1, why);
+        return -1;
+    }
+    if (be->net_loss(d->net, b->n, b->soft != NULL, r->plan->label_smoothing, 1, loss, NULL, why,
+                     sizeof why)) {
+        snprintf(err, errlen, "step %ld: %s", (long)r->global_step + 1, why);
+        return -1;
+    }
+    if (!isfinite(*loss)) {
+        snprintf(err, errlen, "step %ld: the loss is %g at lr %g; lower the lr (or check the "
+                 "data)", (long)r->global_step + 1, *loss, r->opt.v[0].g.lr);
+        return RN_STEP_NONFINITE;
+    }
+    if (be->net_backward(d->net, b->n, d->trainable, why, sizeof why)) {
+        snprintf(err, errlen, "step %ld: %s", (long)r->global_step + 1, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* The parameters rn_grads counts (grads.c's `active`), into d->idx; their number. */
+static int active_params(struct rn_dev_run *d, const rn_run *r)
+{
+    int n = 0;
+    for (int i = 0; i < r->model.n_params; i++)
+        if (r->model.params[i].grad && (!r->grads.trainable || r->grads.trainable[i]))
+            d->idx[n++] = i;
+    return n;
+}
+
+int rn_dev_grad_norm(rn_run *r, double *norm, char *err, size_t errlen)
+{
+    struct rn_dev_run *d = r->dev;
+    double sumsq = 0;
+    int n = active_params(d, r);
+    if (d->b->net_grad_sumsq(d->net, d->idx, n, &sumsq, err, errlen)) return -1;
+    *norm = sqrt(sumsq);
+    return 0;
+}
+
+int rn_dev_grad_scale(rn_run *r, float s, char *err, size_t errlen)
+{
+    struct rn_dev_run *d = r->dev;
+    int n = active_params(d, r);
+    return d->b->net_grad_scale(d->net, d->idx, n, s, err, errlen);
+}
+
+/* The model index of a group's active tensor (the same value buffer). */
+static int model_index_of(const rn_model *m, const rn_param *p)
+{
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].value->data == p->value) return i;
+    return -1;
+}
+
+int rn_dev_optimizer_step(rn_run *r, char *err, size_t errlen)
+{
+    struct rn_dev_run *d = r->dev;
+    for (int gi = 0; gi < r->opt.n; gi++) {
+        rn_opt_group *g = &r->opt.v[gi];
+        if (!g->g.n_params) continue; /* frozen in this stage */
+        const rn_optimizer_api *api = g->opt.plugin->api;
+        rn_update u = {.struct_size = sizeof u};
+        if (api->device_update(g->opt.self, &g->g, &u) != RN_OK) {
+            snprintf(err, errlen, "optimizer (group %s): %s", g->name, rn_instance_error(&g->opt));
+            return -1;
+        }
+        for (size_t k = 0; k < g->g.n_params; k++)
+            if ((d->idx[k] = model_index_of(&r->model, &g->g.params[k])) < 0) {
+                snprintf(err, errlen, "optimizer (group %s): %s is not a model parameter",
+                         g->name, g->g.params[k].name);
+                return -1;
+            }
+        char why[400];
+        if (d->b->net_step(d->net, d->idx, (int)g->g.n_params, &u, why, sizeof why)) {
+            snprintf(err, errlen, "optimizer (group %s): %s", g->name, why);
+            return -1;
+        }
+        g->g.step++;
+    }
+    return 0;
+}
+
+int rn_dev_eval_batch(rn_run *r, const rn_loader_batch *b, rn_tensor *logits, char *err,
+                      size_t errlen)
+{
+    struct rn_dev_run *d = r->dev;
+    char why[400];
+    if (d->b->net_put_batch(d->net, b->x, b->labels, NULL, b->n, why, sizeof why) ||
+        d->b->net_forward(d->net, b->n, 0, why, sizeof why) ||
+        d->b->net_logits(d->net, logits->data, b->n, why, sizeof why)) {
+        snprintf(err, errlen, "evaluation: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+int rn_dev_pull(rn_run *r, char *err, size_t errlen)
+{
+    struct rn_dev_run *d = r->dev;
+    if (!d || !d->device_newer) return 0;
+    if (d->b->net_download(d->net, r->model.params, r->model.n_params, 0, d->state, err, errlen))
+        return -1;
+    d->device_newer = 0;
+    return 0;
+}
+
+int rn_dev_push(rn_run *r, char *err, size_t errlen)
+{
+    struct rn_dev_run *d = r->dev;
+    if (!d) return 0;
+    return d->b->net_upload(d->net, r->model.params, r->model.n_params, d->state, err, errlen);
+}
+
+void rn_dev_loader_memory(const rn_run *r, rn_loader_config *c)
+{
+    if (!r->dev) return;
+    c->host_alloc = r->dev->b->host_alloc;
+    c->host_free = r->dev->b->host_free;
+}

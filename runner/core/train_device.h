@@ -1,0 +1,56 @@
+/* The training loop's GPU side: the run's network on the device (the CUDA backend's
+ * rn_cuda_net, built from rn_net_describe's graph of the model) and the copies between it and the
+ * host model.
+ *
+ * While a GPU run trains, the device holds the current parameters, buffers, gradients and
+ * optimizer state. The host model and the optimizer groups' state are brought up to date
+ * (rn_dev_pull) before anything on the host reads them (a state copy for the LR finder or a
+ * callback, a checkpoint, the end of the run), and the device (rn_dev_push) after the host wrote
+ * them (a restored state copy). Everything else of the loop (schedules, callbacks, metrics, the
+ * loader) is the CPU loop's own, so both devices run the same steps in the same order. */
+#ifndef RN_TRAIN_DEVICE_H
+#define RN_TRAIN_DEVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset.h"
+#include "tensor.h"
+
+struct rn_run;
+struct rn_plan;
+
+/* What a GPU run does not support yet, refused before anything is written (one line naming the
+ * key): gradient accumulation, clip_grad.value, the multi_margin loss, precision bf16/fp16 on
+ * the device, augmentations. 0 on the CPU. */
+int rn_dev_check(const struct rn_plan *p, char *err, size_t errlen);
+
+/* Builds the device network from the host model (after a resume has loaded it) and uploads the
+ * parameters and optimizer state. No-op on the CPU. */
+int rn_dev_open(struct rn_run *r, char *err, size_t errlen);
+void rn_dev_close(struct rn_run *r);
+
+/* Forward, loss and backward of one training batch on the device; *loss is its mean. Returns
+ * 0, -1, or RN_STEP_NONFINITE (before the backward) for a non-finite loss, as micro_batch. */
+int rn_dev_micro_batch(struct rn_run *r, const rn_loader_batch *b, double *loss, char *err,
+                       size_t errlen);
+/* The gradient norm over the trainable parameters (as rn_grads_norm), and the scaling of
+ * clip_grad.norm. */
+int rn_dev_grad_norm(struct rn_run *r, double *norm, char *err, size_t errlen);
+int rn_dev_grad_scale(struct rn_run *r, float s, char *err, size_t errlen);
+/* One optimizer step of every group that trains: each plugin's device_update, applied by the
+ * backend; then the group's step count advances (as rn_opt_groups_step). */
+int rn_dev_optimizer_step(struct rn_run *r, char *err, size_t errlen);
+/* An evaluation batch: forward in eval mode, the logits copied into logits (n rows). */
+int rn_dev_eval_batch(struct rn_run *r, const rn_loader_batch *b, rn_tensor *logits, char *err,
+                      size_t errlen);
+
+/* A loader's batch buffers in the backend's pinned memory (a GPU run; nothing on the CPU). */
+void rn_dev_loader_memory(const struct rn_run *r, rn_loader_config *c);
+
+/* Device -> host (parameters, buffers, optimizer state) and host -> device. No-ops on the CPU
+ * and when nothing changed on the side copied from. */
+int rn_dev_pull(struct rn_run *r, char *err, size_t errlen);
+int rn_dev_push(struct rn_run *r, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,365 @@
+/* A CPU stand-in for the CUDA backend (rn_cuda.so, backend ABI 2), for tests on machines
+ * without a GPU: it reports one "GPU" and runs the device network with the CPU layers
+ * (rn_net_forward/backward over the nodes' own layers), the loss with rn_cross_entropy2, the
+ * optimizer step with the chunk-plan walk the GPU kernels follow (tests/update_walk.h).
+ *
+ * What makes it a faithful double of the device: it keeps its own copies of every parameter,
+ * buffer, gradient and optimizer state ("device memory"). The host model's tensors change only
+ * through net_download, and the device's only through net_create and net_upload, so a training
+ * loop that forgets to copy one way or the other trains differently from the CPU path, and the
+ * tests (tests/e2e/device_loop.py) see it. While a call runs the layers, the layers' parameter
+ * tensors point at the device copies (and back before it returns).
+ *
+ * Not a product: built only into the test tree, loaded with RUNNER_BACKEND_DIR. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../runner/cuda/backend.h"
+#include "../update_walk.h"
+#include "layer.h"
+#include "net.h"
+#include "nn_internal.h"
+
+#define CHUNK 65536 /* grads.c's norm chunks */
+
+struct rn_cuda_net {
+    const rn_net *desc;
+    const rn_param_ref *params; /* the host model's */
+    int n_params;
+    int64_t max_batch, classes, per_sample;
+    float **val, **grad;        /* device copies, per parameter (grad NULL for buffers) */
+    float **host_val, **host_grad;
+    float **state;              /* optimizer state, per parameter, or NULL */
+    size_t *state_floats;
+    rn_tensor *acts, *grads;    /* the graph's tensors */
+    int32_t *labels;
+    float *soft;
+    int entered;
+};
+
+static int64_t numel(const rn_param_ref *p) { return rn_tensor_numel(p->value); }
+
+static int probe(rn_cuda_info *info, char *why, size_t len)
+{
+    (void)why, (void)len;
+    memset(info, 0, sizeof *info);
+    info->devices = 1;
+    snprintf(info->name, sizeof info->name, "CPU stand-in GPU");
+    info->cc_major = 9;
+    info->memory_bytes = (size_t)1 << 34;
+    return 0;
+}
+
+static int conv2d_output(const rn_cuda_conv_shape *s, int out[4], char *err, size_t len)
+{
+    (void)err, (void)len;
+    out[0] = s->n;
+    out[1] = s->out_ch;
+    out[2] = (s->h + 2 * s->pad_h - s->dil_h * (s->kh - 1) - 1) / s->stride_h + 1;
+    out[3] = (s->w + 2 * s->pad_w - s->dil_w * (s->kw - 1) - 1) / s->stride_w + 1;
+    return 0;
+}
+
+static int maxpool2d_output(const rn_cuda_conv_shape *s, int out[4], char *err, size_t len)
+{
+    (void)err, (void)len;
+    out[0] = s->n;
+    out[1] = s->c;
+    out[2] = (s->h + 2 * s->pad_h - s->kh) / s->stride_h + 1;
+    out[3] = (s->w + 2 * s->pad_w - s->kw) / s->stride_w + 1;
+    return 0;
+}
+
+static int plan_shapes(const rn_net *desc, int64_t n, int (*dims)[4], char *err, size_t len)
+{
+    (void)err, (void)len;
+    for (int k = 0; k < desc->n_nodes; k++) {
+        const rn_shape *s = &desc->shapes[desc->nodes[k].out];
+        dims[k][0] = (int)n;
+        for (int j = 1; j < 4; j++) dims[k][j] = j < s->ndim ? (int)s->d[j] : 1;
+    }
+    return 0;
+}
+
+/* The layers compute on the device copies while a call runs. */
+static void enter(rn_cuda_net *net)
+{
+    for (int i = 0; i < net->n_params; i++) {
+        net->params[i].value->data = net->val[i];
+        if (net->params[i].grad) net->params[i].grad->data = net->grad[i];
+    }
+    net->entered = 1;
+}
+
+static void leave(rn_cuda_net *net)
+{
+    for (int i = 0; i < net->n_params; i++) {
+        net->params[i].value->data = net->host_val[i];
+        if (net->params[i].grad) net->params[i].grad->data = net->host_grad[i];
+    }
+    net->entered = 0;
+}
+
+static void net_destroy(rn_cuda_net *net)
+{
+    if (!net) return;
+    for (int i = 0; i < net->n_params; i++) {
+        rn_ffree(net->val ? net->val[i] : NULL);
+        rn_ffree(net->grad ? net->grad[i] : NULL);
+        free(net->state ? net->state[i] : NULL);
+    }
+    free(net->val);
+    free(net->grad);
+    free(net->host_val);
+    free(net->host_grad);
+    free(net->state);
+    free(net->state_floats);
+    if (net->acts) rn_net_buffers_free(net->desc, net->acts, net->grads);
+    free(net->labels);
+    free(net->soft);
+    free(net);
+}
+
+static int net_create(rn_cuda_net **out, const rn_net *desc, const rn_param_ref *params,
+                      int n_params, int64_t max_batch, char *err, size_t len)
+{
+    *out = NULL;
+    rn_cuda_net *net = calloc(1, sizeof *net);
+    if (!net) goto oom;
+    net->desc = desc;
+    net->params = params;
+    net->n_params = n_params;
+    net->max_batch = max_batch;
+    const rn_shape *o = &desc->shapes[desc->output];
+    net->classes = o->d[1];
+    net->per_sample = rn_shape_numel(&desc->shapes[desc->input]) / desc->shapes[desc->input].d[0];
+    size_t np = (size_t)n_params + 1;
+    if (!(net->val = calloc(np, sizeof *net->val)) || !(net->grad = calloc(np, sizeof *net->grad)) ||
+        !(net->host_val = calloc(np, sizeof *net->host_val)) ||
+        !(net->host_grad = calloc(np, sizeof *net->host_grad)) ||
+        !(net->state = calloc(np, sizeof *net->state)) ||
+        !(net->state_floats = calloc(np, sizeof *net->state_floats)))
+        goto oom;
+    for (int i = 0; i < n_params; i++) {
+        int64_t k = numel(&params[i]);
+        net->host_val[i] = params[i].value->data;
+        if (!(net->val[i] = rn_falloc(k))) goto oom;
+        memcpy(net->val[i], params[i].value->data, (size_t)k * sizeof(float));
+        if (params[i].grad) {
+            net->host_grad[i] = params[i].grad->data;
+            if (!(net->grad[i] = rn_falloc(k))) goto oom;
+        }
+    }
+    if (rn_net_buffers(desc, &net->acts, &net->grads) ||
+        !(net->labels = calloc((size_t)max_batch, sizeof *net->labels)) ||
+        !(net->soft = calloc((size_t)(max_batch * net->classes), sizeof *net->soft)))
+        goto oom;
+    *out = net;
+    return 0;
+oom:
+    net_destroy(net);
+    snprintf(err, len, "stand-in GPU: out of memory");
+    return -1;
+}
+
+static float *net_input(rn_cuda_net *net) { return net->acts[net->desc->input].data; }
+static int32_t *net_labels(rn_cuda_net *net) { return net->labels; }
+static float *net_soft_targets(rn_cuda_net *net) { return net->soft; }
+static void *net_copy_stream(rn_cuda_net *net) { return net; }
+static int net_input_ready(rn_cuda_net *net, char *err, size_t len)
+{
+    (void)net, (void)err, (void)len;
+    return 0;
+}
+static void *host_alloc(size_t bytes) { return malloc(bytes); }
+static void host_free(void *p) { free(p); }
+
+static int net_put_batch(rn_cuda_net *net, const float *x, const int32_t *labels,
+                         const float *soft, int64_t n, char *err, size_t len)
+{
+    if (n < 1 || n > net->max_batch) {
+        snprintf(err, len, "stand-in GPU: batch of %lld, expected 1..%lld", (long long)n,
+                 (long long)net->max_batch);
+        return -1;
+    }
+    memcpy(net_input(net), x, (size_t)(n * net->per_sample) * sizeof *x);
+    if (labels) memcpy(net->labels, labels, (size_t)n * sizeof *labels);
+    if (soft) memcpy(net->soft, soft, (size_t)(n * net->classes) * sizeof *soft);
+    return 0;
+}
+
+static int net_forward(rn_cuda_net *net, int64_t n, int train, char *err, size_t len)
+{
+    enter(net);
+    int rc = rn_net_forward(net->desc, net->acts, n, train != 0, err, len);
+    leave(net);
+    return rc;
+}
+
+static int net_loss(rn_cuda_net *net, int64_t n, int soft, double label_smoothing, int gradient,
+                    double *loss, int64_t *correct, char *err, size_t len)
+{
+    (void)err, (void)len;
+    rn_tensor logits = rn_nn_batch_view(&net->acts[net->desc->output], n);
+    rn_tensor dl = rn_nn_batch_view(&net->grads[net->desc->output], n);
+    *loss = rn_cross_entropy2(&logits, net->labels, soft ? net->soft : NULL, label_smoothing,
+                              gradient ? &dl : NULL, correct);
+    return 0;
+}
+
+static int net_backward(rn_cuda_net *net, int64_t n, const int *trainable, char *err, size_t len)
+{
+    (void)trainable; /* the layers read the same frozen flags */
+    enter(net);
+    int rc = rn_net_backward(net->desc, net->acts, net->grads, n, err, len);
+    leave(net);
+    return rc;
+}
+
+static int net_grad_sumsq(rn_cuda_net *net, const int *idx, int n, double *sumsq, char *err,
+                          size_t len)
+{
+    (void)err, (void)len;
+    double total = 0; /* as grads.c: per tensor, chunk sums in order */
+    for (int t = 0; t < n; t++) {
+        const float *g = net->grad[idx[t]];
+        int64_t k = numel(&net->params[idx[t]]);
+        for (int64_t c = 0; c * CHUNK < k; c++) {
+            int64_t end = (c + 1) * CHUNK < k ? (c + 1) * CHUNK : k;
+            double s = 0;
+            for (int64_t j = c * CHUNK; j < end; j++) s += (double)g[j] * (double)g[j];
+            total += s;
+        }
+    }
+    *sumsq = total;
+    return 0;
+}
+
+static int net_grad_scale(rn_cuda_net *net, const int *idx, int n, float factor, char *err,
+                          size_t len)
+{
+    (void)err, (void)len;
+    for (int t = 0; t < n; t++) {
+        float *g = net->grad[idx[t]];
+        int64_t k = numel(&net->params[idx[t]]);
+        for (int64_t j = 0; j < k; j++) g[j] *= factor;
+    }
+    return 0;
+}
+
+static int net_state_alloc(rn_cuda_net *net, int i, size_t floats, char *err, size_t len)
+{
+    free(net->state[i]);
+    net->state[i] = calloc((size_t)numel(&net->params[i]) * floats + 1, sizeof(float));
+    net->state_floats[i] = floats;
+    if (net->state[i]) return 0;
+    snprintf(err, len, "stand-in GPU: out of memory for %s's optimizer state",
+             net->params[i].name);
+    return -1;
+}
+
+static int net_step(rn_cuda_net *net, const int *idx, int n, const rn_update *u, char *err,
+                    size_t len)
+{
+    rn_mt_tensor *ts = calloc((size_t)n + 1, sizeof *ts);
+    if (!ts) return snprintf(err, len, "stand-in GPU: out of memory"), -1;
+    for (int t = 0; t < n; t++) {
+        int i = idx[t];
+        int64_t k = numel(&net->params[i]);
+        float *blk[3] = {NULL, NULL, NULL};
+        for (int s = 0; s < 3; s++)
+            if (u->state[s] >= 0) {
+                if (!net->state[i] || (size_t)u->state[s] >= net->state_floats[i]) {
+                    free(ts);
+                    snprintf(err, len, "stand-in GPU: %s has no optimizer state block %d",
+                             net->params[i].name, u->state[s]);
+                    return -1;
+                }
+                blk[s] = net->state[i] + u->state[s] * k;
+            }
+        ts[t] = (rn_mt_tensor){net->val[i], net->grad[i], blk[0], blk[1], blk[2], k};
+    }
+    int rc = rn_update_walk(u, ts, n);
+    free(ts);
+    if (rc) snprintf(err, len, "stand-in GPU: optimizer update kind %d failed", (int)u->kind);
+    return rc;
+}
+
+static int net_augment(rn_cuda_net *net, int64_t n, const rn_augment_op *op,
+                       const float *zero_value, char *err, size_t len)
+{
+    (void)net, (void)n, (void)op, (void)zero_value;
+    snprintf(err, len, "stand-in GPU: augmentation is not emulated");
+    return -1;
+}
+
+static int net_download(rn_cuda_net *net, const rn_param_ref *params, int n_params, int grads,
+                        float **state, char *err, size_t len)
+{
+    (void)err, (void)len;
+    for (int i = 0; i < n_params && i < net->n_params; i++) {
+        int64_t k = numel(&params[i]);
+        memcpy(net->host_val[i], net->val[i], (size_t)k * sizeof(float));
+        if (grads && params[i].grad) memcpy(net->host_grad[i], net->grad[i], (size_t)k * 4);
+        if (state && state[i] && net->state[i])
+            memcpy(state[i], net->state[i], (size_t)k * net->state_floats[i] * sizeof(float));
+    }
+    return 0;
+}
+
+static int net_upload(rn_cuda_net *net, const rn_param_ref *params, int n_params,
+                      float *const *state, char *err, size_t len)
+{
+    (void)err, (void)len;
+    for (int i = 0; i < n_params && i < net->n_params; i++) {
+        int64_t k = numel(&params[i]);
+        memcpy(net->val[i], net->host_val[i], (size_t)k * sizeof(float));
+        if (state && state[i] && net->state[i])
+            memcpy(net->state[i], state[i], (size_t)k * net->state_floats[i] * sizeof(float));
+    }
+    return 0;
+}
+
+static int net_logits(rn_cuda_net *net, float *host, int64_t n, char *err, size_t len)
+{
+    (void)err, (void)len;
+    memcpy(host, net->acts[net->desc->output].data, (size_t)(n * net->classes) * sizeof *host);
+    return 0;
+}
+
+static const rn_cuda_backend backend = {
+    .struct_size = sizeof(rn_cuda_backend),
+    .abi = RN_CUDA_BACKEND_ABI,
+    .build = "CPU stand-in (tests/fake_cuda)",
+    .probe = probe,
+    .conv2d_output = conv2d_output,
+    .maxpool2d_output = maxpool2d_output,
+    .net_plan_shapes = plan_shapes,
+    .net_create = net_create,
+    .net_destroy = net_destroy,
+    .net_input = net_input,
+    .net_labels = net_labels,
+    .net_soft_targets = net_soft_targets,
+    .net_copy_stream = net_copy_stream,
+    .net_input_ready = net_input_ready,
+    .host_alloc = host_alloc,
+    .host_free = host_free,
+    .net_forward = net_forward,
+    .net_loss = net_loss,
+    .net_backward = net_backward,
+    .net_grad_sumsq = net_grad_sumsq,
+    .net_grad_scale = net_grad_scale,
+    .net_state_alloc = net_state_alloc,
+    .net_step = net_step,
+    .net_augment = net_augment,
+    .net_download = net_download,
+    .net_upload = net_upload,
+    .net_put_batch = net_put_batch,
+    .net_logits = net_logits,
+};
+
+__attribute__((visibility("default"))) const rn_cuda_backend *rn_cuda_backend_entry(void)
+{
+    return &backend;
+}
