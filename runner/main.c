@@ -499,7 +499,23 @@ static int cmd_train(int argc, char **argv)
         goto done;
     }
     out = o.out ? strdup(o.out) : default_out(o.recipe);
-    if (rn_run_prepare(&run, &plan, reg, out, isatty(STDERR_FILENO), err, sizeof err)) goto done;
+    int prep = rn_run_prepare(&run, &plan, reg, out, isatty(STDERR_FILENO), err, sizeof err);
+    if (prep && dev.kind == RN_DEVICE_KIND_CUDA && strcmp(plan.device, "auto") == 0) {
+        /* auto on a GPU whose loop cannot serve this recipe (a plugin without a cuda variant,
+         * a feature not wired yet): the CPU, saying why. A recipe that is wrong anyway fails
+         * again below with its own error. */
+        char why[sizeof dev.note - 96];
+        snprintf(why, sizeof why, "%s", err);
+        rn_run_free(&run);
+        err[0] = 0;
+        snprintf(dev.note, sizeof dev.note, "device auto: found %.60s, but %.380s; training on "
+                 "the CPU", dev.name, why);
+        dev.kind = RN_DEVICE_KIND_CPU;
+        snprintf(dev.name, sizeof dev.name, "cpu");
+        plan.train_device = RN_DEVICE_CPU;
+        prep = rn_run_prepare(&run, &plan, reg, out, isatty(STDERR_FILENO), err, sizeof err);
+    }
+    if (prep) goto done;
     prepared = 1;
     run.device = dev;
     if (dev.note[0]) printf("%s\n", dev.note);

@@ -11,7 +11,8 @@ same weights, bit for bit, and the same metrics (all but the timings) as the run
   - the same ResNet-8 run interrupted mid-epoch and resumed on the device (its checkpoint
     uploaded) against the uninterrupted one.
 Also: what the GPU loop does not support yet is refused in one line before anything is
-written, and provenance.json names the device."""
+written; device = "auto" falls back to the CPU for such a recipe, saying why in one line;
+provenance.json names the device."""
 import csv
 import json
 import os
@@ -161,4 +162,22 @@ for name, recipe, sets, want in (
     lines = [l for l in p.stderr.splitlines() if l.strip()]
     check(p.returncode == 1 and len(lines) == 1 and want in lines[0], f"{name}: {lines}")
     check(not os.path.exists(out), f"{name}: nothing written")
+# device = "auto" takes the GPU when its loop serves the recipe, and otherwise the CPU, saying
+# why in one line (which provenance.json keeps).
+p = run([cnn, "--out", os.path.join(tmp, "auto-gpu"), "--device", "auto"], env=FAKE)
+check(p.returncode == 0 and "device auto" not in p.stdout, f"auto on the GPU: {p.stderr}")
+if p.returncode == 0:
+    prov = json.load(open(os.path.join(tmp, "auto-gpu", "provenance.json")))
+    check(prov["device"].startswith("CPU stand-in GPU"), f"auto: {prov['device']}")
+p = run([aug, "--out", os.path.join(tmp, "auto-cpu"), "--device", "auto"], env=FAKE)
+notes = [l for l in p.stdout.splitlines() if l.startswith("device auto: ")]
+check(p.returncode == 0 and len(notes) == 1 and
+      notes[0].startswith("device auto: found CPU stand-in GPU (sm_90, 16.0 GiB), but "
+                          "data.augment: augmentation is not wired") and
+      notes[0].endswith("; training on the CPU"), f"auto falls back: {p.returncode} {notes} "
+      f"{p.stderr}")
+if p.returncode == 0:
+    prov = json.load(open(os.path.join(tmp, "auto-cpu", "provenance.json")))
+    check(prov["device"] == "cpu" and prov["device_note"] == notes[0], f"auto-cpu: {prov}")
+print("auto:", notes)
 finish("e2e_device_loop")
