@@ -412,6 +412,8 @@ void rn_run_free(rn_run *r)
 int rn_run_augment_batch(void *set, rn_loader_batch *b, char *err, size_t errlen)
 {
     const rn_augment_set *s = set;
+    if (b->aux) /* a GPU run: the plugins' device plans, applied on the device after the copy */
+        return rn_dev_plan_batch(s->run, s->first + b->worker, b, err, errlen);
     return rn_run_augment(s->run, s->first + b->worker, s->eval, b->x, b->n, b->labels, b->soft,
                           b->ids, b->epoch, err, errlen);
 }

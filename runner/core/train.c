@@ -80,12 +80,12 @@ void rn_run_loader_config(rn_loader_config *c, rn_run *r, const rn_dataset *ds,
     c->mean = r->plan->data.n_norm ? r->plan->data.mean : NULL;
     c->std = r->plan->data.n_norm ? r->plan->data.std : NULL;
     c->workers = train ? r->plan->data.workers : 1;
-    rn_dev_loader_memory(r, c); /* a GPU run's batches in pinned memory */
     if (train ? r->n_augments > 0 : r->eval_augments) {
         c->transform = rn_run_augment_batch;
         c->transform_arg = &r->augment_sets[role];
         c->soft_classes = train && r->soft_targets ? r->n_classes : 0;
     }
+    rn_dev_loader_memory(r, c); /* a GPU run: pinned batches, room for augmentation plans */
 }
 
 int rn_run_evaluate(rn_run *r, const rn_dataset *ds, double *loss, double *acc, char *err,

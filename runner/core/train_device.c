@@ -29,7 +29,6 @@ int rn_dev_check(const rn_plan *p, char *err, size_t errlen)
     else if (!isnan(p->clip_value)) what = "clip_grad.value: clipping by value";
     else if (p->loss == RN_LOSS_MULTI_MARGIN) what = "loss: multi_margin";
     else if (strcmp(p->precision, "fp32") != 0) what = "precision: bf16 and fp16";
-    else if (p->data.augment && p->data.augment->n_items > 0) what = "data.augment: augmentation";
     if (!what) return 0;
     snprintf(err, errlen, "%s is not wired to the GPU training loop yet; train on the CPU "
              "(device = \"cpu\") or leave it out", what);
@@ -102,6 +101,64 @@ void rn_dev_close(rn_run *r)
     r->dev = NULL;
 }
 
+/* ---- augmentation plans ---------------------------------------------------------------------
+ * b->aux holds, per augment plugin of the list, an rn_augment_op followed by its arrays for the
+ * batch's rows (flip, shift, erase boxes, mix samples), each 16-byte aligned. */
+
+static size_t align16(size_t x) { return (x + 15) / 16 * 16; }
+
+static size_t plan_block(int64_t rows)
+{
+    size_t n = (size_t)rows;
+    return align16(sizeof(rn_augment_op)) + align16(n) + align16(2 * n * sizeof(int32_t)) +
+           align16(n * sizeof(rn_erase_box)) + align16(n * sizeof(rn_mix_sample));
+}
+
+/* Plugin i's op in a batch's aux block, its array pointers set. */
+static rn_augment_op *plan_op(void *aux, int64_t rows, int i)
+{
+    char *at = (char *)aux + (size_t)i * plan_block(rows);
+    rn_augment_op *op = (rn_augment_op *)at;
+    size_t n = (size_t)rows;
+    at += align16(sizeof *op);
+    op->flip = (uint8_t *)at;
+    at += align16(n);
+    op->shift = (int32_t *)at;
+    at += align16(2 * n * sizeof(int32_t));
+    op->erase = (rn_erase_box *)at;
+    at += align16(n * sizeof(rn_erase_box));
+    op->mix = (rn_mix_sample *)at;
+    return op;
+}
+
+size_t rn_dev_plan_bytes(const rn_run *r)
+{
+    return (size_t)r->n_augments * plan_block(r->plan->data.batch_size);
+}
+
+int rn_dev_plan_batch(rn_run *r, int list, rn_loader_batch *b, char *err, size_t errlen)
+{
+    rn_instance *aug = r->augments + (size_t)list * (size_t)r->n_augments;
+    rn_batch batch = {
+        .struct_size = sizeof batch, .x = NULL, .n = b->n, .c = r->train.c, .h = r->train.h,
+        .w = r->train.w, .labels = b->labels, .soft_targets = NULL, .classes = r->n_classes,
+        .sample_ids = b->ids, .epoch = b->epoch, .zero_value = r->zero_value,
+        .normalized = r->plan->data.n_norm > 0,
+    };
+    for (int i = 0; i < r->n_augments; i++) {
+        const rn_augment_api *api = aug[i].plugin->api;
+        rn_augment_op *op = plan_op(b->aux, r->plan->data.batch_size, i);
+        op->struct_size = sizeof *op;
+        op->kind = RN_AUGMENT_OP_NONE;
+        batch.seed = rn_instance_seed(&aug[i]);
+        if (api->device_plan(aug[i].self, &batch, op) != RN_OK) {
+            snprintf(err, errlen, "data.augment[%d]: %s", i + 1, rn_instance_error(&aug[i]));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int rn_dev_micro_batch(rn_run *r, const rn_loader_batch *b, double *loss, char *err,
                        size_t errlen)
 {
@@ -110,8 +167,16 @@ int rn_dev_micro_batch(rn_run *r, const rn_loader_batch *b, double *loss, char *
     char why[400] = "";
     refresh_trainable(d, &r->model);
     d->device_newer = 1;
-    if (be->net_put_batch(d->net, b->x, b->labels, b->soft, b->n, why, sizeof why) ||
-        be->net_forward(d->net, b->n, 1, why, sizeof why)) {
+    int bad = be->net_put_batch(d->net, b->x, b->labels, b->soft, b->n, why, sizeof why);
+    for (int i = 0; !bad && b->aux && i < r->n_augments; i++)
+        if (be->net_augment(d->net, b->n, plan_op(b->aux, r->plan->data.batch_size, i),
+                            r->zero_value, why, sizeof why)) {
+            char what[400];
+            snprintf(what, sizeof what, "data.augment[%d] on the device: %s", i + 1, why);
+            snprintf(why, sizeof why, "%s", what);
+            bad = 1;
+        }
+    if (bad || be->net_forward(d->net, b->n, 1, why, sizeof why)) {
         snprintf(err, errlen, "step %ld: %s", (long)r->global_step + 1, why);
         return -1;
     }
@@ -231,4 +296,8 @@ void rn_dev_loader_memory(const rn_run *r, rn_loader_config *c)
     if (!r->dev) return;
     c->host_alloc = r->dev->b->host_alloc;
     c->host_free = r->dev->b->host_free;
+    /* the training and sweep loaders carry the augmentation plans (evaluation needs none: its
+     * only plugins would be RN_AUGMENT_EVAL ones, which have no device variant) */
+    if (c->transform && !((const rn_augment_set *)c->transform_arg)->eval)
+        c->aux_bytes = rn_dev_plan_bytes(r);
 }

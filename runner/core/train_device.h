@@ -22,7 +22,7 @@ struct rn_plan;
 
 /* What a GPU run does not support yet, refused before anything is written (one line naming the
  * key): gradient accumulation, clip_grad.value, the multi_margin loss, precision bf16/fp16 on
- * the device, augmentations. 0 on the CPU. */
+ * the device. 0 on the CPU. (Plugins without a cuda variant are refused when they are made.) */
 int rn_dev_check(const struct rn_plan *p, char *err, size_t errlen);
 
 /* Builds the device network from the host model (after a resume has loaded it) and uploads the
@@ -47,6 +47,12 @@ int rn_dev_eval_batch(struct rn_run *r, const rn_loader_batch *b, rn_tensor *log
 
 /* A loader's batch buffers in the backend's pinned memory (a GPU run; nothing on the CPU). */
 void rn_dev_loader_memory(const struct rn_run *r, rn_loader_config *c);
+
+/* A GPU run's augmentation: on a loader worker, each plugin of augment list `list` writes its
+ * plan for batch b (device_plan) into b->aux, the loader's per-batch block of
+ * rn_dev_plan_bytes(r) bytes; rn_dev_micro_batch applies them on the device after the copy. */
+size_t rn_dev_plan_bytes(const struct rn_run *r);
+int rn_dev_plan_batch(struct rn_run *r, int list, rn_loader_batch *b, char *err, size_t errlen);
 
 /* Device -> host (parameters, buffers, optimizer state) and host -> device. No-ops on the CPU
  * and when nothing changed on the side copied from. */

@@ -89,11 +89,14 @@ extern "C" int rn_cuda_net_grad_sumsq(rn_cuda_net *net, const int *idx, int n, d
     if (chunks > net->partial_count) {
         size_t have = net->partial_count * sizeof(double);
         void *p = net->partial;
-        if (rn_net_grow(&p, &have, chunks * sizeof(double), "network", "gradient norm",
-                        "the chunk sums", err, len))
-            return -1;
+        // Review fix: rn_net_grow frees the old buffer before allocating, so store what it leaves
+        // (NULL and 0 on failure) even when it fails; keeping the freed pointer would let the
+        // next call write into it and net_destroy free it twice.
+        const int rc = rn_net_grow(&p, &have, chunks * sizeof(double), "network",
+                                   "gradient norm", "the chunk sums", err, len);
         net->partial = static_cast<double *>(p);
-        net->partial_count = chunks;
+        net->partial_count = have / sizeof(double);
+        if (rc) return -1;
     }
     size_t off = 0;
     for (int j = 0; j < n; j++) {

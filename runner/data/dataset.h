@@ -62,6 +62,8 @@ typedef struct rn_loader_batch {
     int64_t classes;   /* width of a soft row (0 without) */
     int worker;        /* the worker thread that made it, 0-based (a transform keeps per-worker
                           state apart with it) */
+    void *aux;         /* the config's aux_bytes for the transform to leave per-batch results
+                          in (a GPU run's augmentation plans), or NULL */
 } rn_loader_batch;
 
 /* Called on a worker thread for each batch after normalization (augmentation); with several
@@ -89,6 +91,8 @@ typedef struct rn_loader_config {
      * batch to the device is asynchronous. NULL: malloc/free. Called on the opening thread. */
     void *(*host_alloc)(size_t bytes);
     void (*host_free)(void *p);
+    size_t aux_bytes;        /* > 0: each batch carries this many bytes (b->aux, zeroed at
+                                open, 16-byte aligned) that travel with it to the caller */
 } rn_loader_config;
 
 #define RN_LOADER_MAX_WORKERS 64

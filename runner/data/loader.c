@@ -34,6 +34,7 @@ typedef struct loader_slot {
     int32_t *labels;
     int64_t *ids;
     float *soft;       /* rows*classes, or NULL */
+    void *aux;         /* aux_bytes, or NULL */
     int state;         /* SLOT_*, under the loader's mutex */
     int rc;            /* 0, or the transform's error */
     char err[512];
@@ -127,6 +128,7 @@ static int fill_slot(rn_loader *l, loader_slot *s, const int64_t *perm, int work
     b->soft = s->soft;
     b->classes = l->classes;
     b->worker = worker;
+    b->aux = s->aux;
     if (s->soft) memset(s->soft, 0, (size_t)(n * l->classes) * sizeof *s->soft);
     for (int64_t i = 0; i < n; i++) {
         int64_t id = perm[start + i];
@@ -212,6 +214,7 @@ static void loader_free(rn_loader *l)
         batch_free(l, l->slots[k].labels);
         free(l->slots[k].ids);
         batch_free(l, l->slots[k].soft);
+        free(l->slots[k].aux);
     }
     for (int k = 0; l->workers && k < l->n_workers; k++)
         free(l->workers[k].perm);
@@ -336,6 +339,11 @@ int rn_loader_open_at(rn_loader **out, const rn_loader_config *cfg, int64_t epoc
         s->labels = batch_alloc(l, (size_t)rows * sizeof *s->labels);
         s->ids = malloc((size_t)rows * sizeof *s->ids);
         ok = ok && s->x && s->labels && s->ids;
+        if (cfg->aux_bytes) {
+            s->aux = aligned_alloc(16, (cfg->aux_bytes + 15) / 16 * 16);
+            ok = ok && s->aux;
+            if (s->aux) memset(s->aux, 0, (cfg->aux_bytes + 15) / 16 * 16);
+        }
         if (l->classes) {
             s->soft = batch_alloc(l, (size_t)(rows * l->classes) * sizeof *s->soft);
             ok = ok && s->soft;

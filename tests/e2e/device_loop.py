@@ -3,6 +3,9 @@
 optimizer state and runs the CPU layers on them). A run with device = "cuda" must end with the
 same weights, bit for bit, and the same metrics (all but the timings) as the run on the CPU, for:
   - the MNIST-example CNN (dropout masks drawn on the device, SGD with momentum, cosine);
+  - the same with augmentation on the device on two loader workers: reflect and zero-padded
+    crops, a flip, random erasing with noise, CutMix/Mixup with label smoothing (the plugins'
+    device plans, made on the workers, applied after each batch's copy);
   - ResNet-8 (batch norm running stats and num_batches_tracked on the device) through an LR
     finder (its state copied to the host and back after every sweep), a frozen stage then an
     unfrozen one with slice lrs, AdamW state, label smoothing, clip_grad.norm, early stopping
@@ -65,8 +68,16 @@ return {
   },
 }
 """
+AUGMENTED = CNN.replace(
+    "normalize = datasets.fashion_mnist_stats }",
+    "normalize = datasets.fashion_mnist_stats, workers = 2,\n"
+    "           augment = { { \"random_crop\", size = 28, padding = 3, padding_mode = \"reflect\" },"
+    " { \"hflip\" }, { \"random_erasing\", p = 0.5, value = \"random\" },"
+    " { \"random_crop\", size = 28, padding = 2 }, { \"cutmix_or_mixup\", prob = 0.8, mode = \"elem\" } } },"
+    "\n  loss = { \"cross_entropy\", label_smoothing = 0.1 }")
 cnn = write(tmp, "cnn.lua", CNN)
 resnet = write(tmp, "resnet.lua", RESNET)
+augmented = write(tmp, "augmented.lua", AUGMENTED)
 
 
 def train(recipe, out, device, *extra):
@@ -104,6 +115,13 @@ if p.returncode == 0 and q.returncode == 0:
     prov = json.load(open(os.path.join(tmp, "cnn-gpu", "provenance.json")))
     check(prov["device"].startswith("CPU stand-in GPU (sm_90"), f"provenance: {prov['device']}")
     check("CPU stand-in GPU" in q.stdout, f"the run line names the device: {q.stdout[:300]}")
+
+# Augmentation on the device: each plugin's device plan (made on the loader's workers) applied
+# after the batch's copy, CutMix/Mixup's soft targets too.
+p = train(augmented, "aug-cpu", "cpu")
+q = train(augmented, "aug-gpu", "cuda")
+if p.returncode == 0 and q.returncode == 0:
+    same_run("aug-cpu", "aug-gpu", "mnist_cnn with crops, flip, erasing, CutMix/Mixup")
 
 p = train(resnet, "res-cpu", "cpu")
 q = train(resnet, "res-gpu", "cuda")
@@ -149,10 +167,10 @@ if p.returncode == 0 and os.path.exists(os.path.join(tmp, "res-gpu", "model.safe
 # Not supported on the GPU yet: one line, nothing written.
 aug = write(tmp, "aug.lua", CNN.replace("normalize = datasets.fashion_mnist_stats }",
                                         "normalize = datasets.fashion_mnist_stats, "
-                                        "augment = { { \"hflip\" } } }"))
+                                        "augment = { { \"random_resized_crop\", size = 28 } } }"))
 for name, recipe, sets, want in (
         ("accumulate", cnn, ["accumulate=2"], "accumulate: gradient accumulation is not wired"),
-        ("augment", aug, [], "data.augment: augmentation is not wired"),
+        ("augment", aug, [], 'data.augment[1]: augment "random_resized_crop" 1.0.0 ('),
         ("bf16", cnn, ['precision="bf16"'], "precision: bf16 and fp16 is not wired")):
     out = os.path.join(tmp, "refused-" + name)
     args = [recipe, "--out", out, "--device", "cuda"]
@@ -173,7 +191,7 @@ p = run([aug, "--out", os.path.join(tmp, "auto-cpu"), "--device", "auto"], env=F
 notes = [l for l in p.stdout.splitlines() if l.startswith("device auto: ")]
 check(p.returncode == 0 and len(notes) == 1 and
       notes[0].startswith("device auto: found CPU stand-in GPU (sm_90, 16.0 GiB), but "
-                          "data.augment: augmentation is not wired") and
+                          "data.augment[1]: augment \"random_resized_crop\"") and
       notes[0].endswith("; training on the CPU"), f"auto falls back: {p.returncode} {notes} "
       f"{p.stderr}")
 if p.returncode == 0:

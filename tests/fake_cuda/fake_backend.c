@@ -17,6 +17,7 @@
 
 #include "../../runner/cuda/backend.h"
 #include "../update_walk.h"
+#include "../../kernels/augment_elem.h"
 #include "layer.h"
 #include "net.h"
 #include "nn_internal.h"
@@ -286,12 +287,64 @@ static int net_step(rn_cuda_net *net, const int *idx, int n, const rn_update *u,
     return rc;
 }
 
+/* As kernels/augment_kernels.cu does it, element by element from the batch as it was (x0),
+ * with kernels/augment_elem.h. */
 static int net_augment(rn_cuda_net *net, int64_t n, const rn_augment_op *op,
                        const float *zero_value, char *err, size_t len)
 {
-    (void)net, (void)n, (void)op, (void)zero_value;
-    snprintf(err, len, "stand-in GPU: augmentation is not emulated");
-    return -1;
+    const rn_shape *in = &net->desc->shapes[net->desc->input];
+    int64_t c = in->d[1], h = in->d[2], w = in->d[3], plane = h * w, total = n * c * plane;
+    float *x = net_input(net);
+    if (op->kind == RN_AUGMENT_OP_NONE) return 0;
+    if (op->kind == RN_AUGMENT_OP_ERASE) {
+        for (int64_t e = 0; e < total; e++) {
+            int64_t i = e / (c * plane), ch = (e / plane) % c, at = e % plane;
+            const rn_erase_box *b = &op->erase[i];
+            int64_t y = at / w - b->y, xx = at % w - b->x;
+            if (y < 0 || y >= b->h || xx < 0 || xx >= b->w) continue;
+            x[e] = op->random ? rn_erase_normal(b->key, (uint64_t)((ch * b->h + y) * b->w + xx))
+                              : 0.0f;
+        }
+        return 0;
+    }
+    float *x0 = malloc((size_t)(total + 1) * sizeof *x0);
+    float *t0 = malloc((size_t)(n * net->classes + 1) * sizeof *t0);
+    int rc = 0;
+    if (!x0 || !t0) {
+        snprintf(err, len, "stand-in GPU: out of memory");
+        rc = -1;
+    } else {
+        memcpy(x0, x, (size_t)total * sizeof *x0);
+        memcpy(t0, net->soft, (size_t)(n * net->classes) * sizeof *t0);
+    }
+    for (int64_t e = 0; rc == 0 && e < total; e++) {
+        int64_t i = e / (c * plane), ch = (e / plane) % c, at = e % plane, base = e - at;
+        int64_t y = at / w, xx = at % w;
+        if (op->kind == RN_AUGMENT_OP_FLIP) {
+            int f = op->flip[i] != 0;
+            int64_t sy = op->vertical ? rn_flip_src(y, h, f) : y;
+            int64_t sx = op->vertical ? xx : rn_flip_src(xx, w, f);
+            x[e] = x0[base + sy * w + sx];
+        } else if (op->kind == RN_AUGMENT_OP_CROP) {
+            int64_t sy = rn_crop_src(y, h, op->shift[2 * i], op->reflect);
+            int64_t sx = rn_crop_src(xx, w, op->shift[2 * i + 1], op->reflect);
+            x[e] = sy < 0 || sx < 0 ? zero_value[ch] : x0[base + sy * w + sx];
+        } else if (op->kind == RN_AUGMENT_OP_MIX) {
+            const rn_mix_sample *p = &op->mix[i];
+            int64_t sample = c * plane;
+            x[e] = rn_mix_pixel(p, x0[e], x0[p->partner * sample + e % sample], y, xx);
+        } else {
+            snprintf(err, len, "stand-in GPU: unknown augment kind %d", (int)op->kind);
+            rc = -1;
+        }
+    }
+    for (int64_t e = 0; rc == 0 && op->kind == RN_AUGMENT_OP_MIX && e < n * net->classes; e++) {
+        const rn_mix_sample *p = &op->mix[e / net->classes];
+        net->soft[e] = rn_mix_target(p, t0[e], t0[p->partner * net->classes + e % net->classes]);
+    }
+    free(x0);
+    free(t0);
+    return rc;
 }
 
 static int net_download(rn_cuda_net *net, const rn_param_ref *params, int n_params, int grads,
