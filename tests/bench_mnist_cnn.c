@@ -1,8 +1,10 @@
 /* Times forward+backward (train mode) of the PyTorch MNIST example CNN at a given batch size and
- * prints images/s and a per-layer breakdown. Not a test: `bench_mnist_cnn [batch] [iters]`. */
+ * prints images/s and a per-layer breakdown. Not a test: `bench_mnist_cnn [batch] [iters] [bf16]`
+ * (bf16: precision = "bf16", rn_model_set_bf16). */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "model.h"
 
@@ -38,6 +40,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: %s\n", err);
         return 1;
     }
+    if (argc > 3 && strcmp(argv[3], "bf16") == 0) rn_model_set_bf16(&m, true);
     int32_t *labels = malloc((size_t)batch * sizeof *labels);
     for (int64_t i = 0; i < rn_tensor_numel(&m.acts[0]); i++)
         m.acts[0].data[i] = (float)((i * 7919 % 1000) / 1000.0);

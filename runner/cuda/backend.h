@@ -134,8 +134,9 @@ typedef struct rn_cuda_backend {
                       float *const *state, char *err, size_t len);
     /* Enqueues the copy of a batch from host memory (pinned: from host_alloc) into the input,
      * labels and (when soft is not NULL) soft-target buffers on the copy stream, and records
-     * the event net_forward waits for. The host buffers must stay untouched until the next
-     * net_forward has started. */
+     * the event net_forward waits for. The copy is known to be done only after the next
+     * synchronizing call (net_loss, net_logits, a download): the host buffers must stay
+     * untouched until then. */
     int (*net_put_batch)(rn_cuda_net *net, const float *x, const int32_t *labels,
                          const float *soft, int64_t n, char *err, size_t len);
     /* Copies the logits of the last forward (n rows of the output tensor) to host memory

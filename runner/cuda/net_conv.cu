@@ -56,10 +56,16 @@ size_t most_workspace(int count, Query query)
     return most < cap ? most : cap;
 }
 
-// The fastest successful result of Find (sorted by time), or of the heuristic; -1 when none.
+// The fastest successful result of Find (sorted by time), or of the heuristic, among the
+// deterministic algorithms (a run repeats itself bit for bit, as on the CPU; cuDNN's others sum
+// with atomics); the fastest of any kind only when no deterministic one fits. -1 when none.
 template <class Perf>
 int pick(const Perf *perf, int count, size_t ws_limit)
 {
+    for (int i = 0; i < count; i++)
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= ws_limit &&
+            perf[i].determinism == CUDNN_DETERMINISTIC)
+            return i;
     for (int i = 0; i < count; i++)
         if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= ws_limit) return i;
     return -1;
