@@ -1,5 +1,6 @@
 /* The LR finder stage: the sweeps (see lr_find.h). */
 #include "lr_find.h"
+#include "train_device.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -47,12 +48,14 @@ static int sweep(rn_run *r, const rn_lr_find_spec *f, int64_t k, rn_lr_sweep *ou
         int ended;
         int got = rn_run_step(r, ld, &loss, &samples, &ended, err, errlen);
         if (got < 0) {
+            rn_dev_forget(r, ld);
             rn_loader_close(ld);
             return -1;
         }
         if (got == RN_STEP_EPOCH_END) { /* the sweep goes on into the next epoch */
             if (++empty > 1) {
                 snprintf(err, errlen, "lr_find: the training data gives no batch");
+                rn_dev_forget(r, ld);
                 rn_loader_close(ld);
                 return -1;
             }
@@ -86,6 +89,7 @@ static int sweep(rn_run *r, const rn_lr_find_spec *f, int64_t k, rn_lr_sweep *ou
             break;
         }
     }
+    rn_dev_forget(r, ld); /* a batch taken ahead belongs to this loader */
     rn_loader_close(ld);
     return 0;
 }

@@ -199,10 +199,10 @@ static int schedule_step(rn_run *r, int stage, const rn_sched_at *at, char *err,
 
 /* Forward and backward of one micro-batch; its mean loss through *loss. Returns 0, -1 on error,
  * RN_STEP_NONFINITE (before the backward) when the loss is not finite. */
-static int micro_batch(rn_run *r, const rn_loader_batch *b, double *loss, char *err,
-                       size_t errlen)
+static int micro_batch(rn_run *r, rn_loader *ld, const rn_loader_batch *b, double *loss,
+                       char *err, size_t errlen)
 {
-    if (r->dev) return rn_dev_micro_batch(r, b, loss, err, errlen);
+    if (r->dev) return rn_dev_micro_batch(r, ld, b, loss, err, errlen);
     rn_model *m = &r->model;
     memcpy(m->acts[0].data, b->x,
            (size_t)(b->n * r->train.c * r->train.h * r->train.w) * sizeof(float));
@@ -225,6 +225,13 @@ static int micro_batch(rn_run *r, const rn_loader_batch *b, double *loss, char *
     return 0;
 }
 
+/* The loader's next batch for the training loop. On a GPU, the batch taken ahead during the last
+ * step (already on the device) comes first. */
+static int take(rn_run *r, rn_loader *ld, rn_loader_batch **b, char *err, size_t errlen)
+{
+    return r->dev ? rn_dev_next(r, ld, b, err, errlen) : rn_loader_next(ld, b, err, errlen);
+}
+
 int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, int *epoch_end,
                 char *err, size_t errlen)
 {
@@ -235,11 +242,11 @@ int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, int *e
     rn_loader_batch *b;
     *samples = 0;
     *epoch_end = 0;
-    while (micro < k && (more = rn_loader_next(ld, &b, err, errlen)) == 1) {
+    while (micro < k && (more = take(r, ld, &b, err, errlen)) == 1) {
         micro++;
         if (bad) continue; /* keep the step's batches together: consume, do not compute */
         double l;
-        int rc = micro_batch(r, b, &l, err, errlen);
+        int rc = micro_batch(r, ld, b, &l, err, errlen);
         if (rc < 0) return -1;
         if (rc == RN_STEP_NONFINITE) {
             bad = 1;
@@ -425,7 +432,7 @@ static int fit_stage(rn_run *r, int s, rn_loader *ld, int64_t spe, volatile sig_
             if (*stop_run) break;
             rn_loader_batch *b;
             int more;
-            while ((more = rn_loader_next(ld, &b, err, errlen)) == 1) {}
+            while ((more = take(r, ld, &b, err, errlen)) == 1) {}
             if (more < 0) return -1;
             pos->loader_epoch++;
             break;
@@ -433,7 +440,7 @@ static int fit_stage(rn_run *r, int s, rn_loader *ld, int64_t spe, volatile sig_
         /* Stopped after the last batch: take the loader's end-of-epoch too. */
         if (!ended) {
             rn_loader_batch *b;
-            int more = rn_loader_next(ld, &b, err, errlen);
+            int more = take(r, ld, &b, err, errlen);
             if (more != 0) {
                 if (more > 0) snprintf(err, errlen, "loader: more batches than the epoch has");
                 return -1;
@@ -527,6 +534,7 @@ int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errle
         rc = fit_stage(r, s, ld, spe, stop, t0, &stop_run, err, errlen);
     }
     r->data = rn_loader_stats_get(ld);
+    rn_dev_forget(r, ld);
     rn_loader_close(ld);
     r->wall_seconds = rn_now_s() - t0;
     /* on_run_end runs after errors too, so loggers close their files. */

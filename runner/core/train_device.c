@@ -19,6 +19,14 @@ struct rn_dev_run {
     int *idx;         /* scratch, n_params model indices */
     float **state;    /* per model parameter: its optimizer state on the host, or NULL */
     int device_newer; /* the device changed since the last pull */
+    /* The next training batch, taken from `pending_from` and already put on the device (and
+     * augmented) while the current step ran; or that loader's end of epoch (pending_end). */
+    rn_loader *pending_from;
+    rn_loader_batch pending;
+    int has_pending, pending_end;
+    /* The batch being trained on, as rn_dev_next handed it out: a copy, since the prefetch
+     * replaces `pending` and lets the loader refill the slot while the caller still reads it. */
+    rn_loader_batch current;
 };
 
 int rn_dev_check(const rn_plan *p, char *err, size_t errlen)
@@ -159,28 +167,89 @@ int rn_dev_plan_batch(rn_run *r, int list, rn_loader_batch *b, char *err, size_t
     return 0;
 }
 
-int rn_dev_micro_batch(rn_run *r, const rn_loader_batch *b, double *loss, char *err,
-                       size_t errlen)
+/* Puts batch b on the device (the copy stream) and enqueues its augmentation plans. */
+static int put(rn_run *r, const rn_loader_batch *b, char *why, size_t len)
+{
+    struct rn_dev_run *d = r->dev;
+    const rn_cuda_backend *be = d->b;
+    if (be->net_put_batch(d->net, b->x, b->labels, b->soft, b->n, why, len)) return -1;
+    for (int i = 0; b->aux && i < r->n_augments; i++)
+        if (be->net_augment(d->net, b->n, plan_op(b->aux, r->plan->data.batch_size, i),
+                            r->zero_value, why, len)) {
+            char what[400];
+            snprintf(what, sizeof what, "data.augment[%d] on the device: %.340s", i + 1, why);
+            snprintf(why, len, "%s", what);
+            return -1;
+        }
+    return 0;
+}
+
+int rn_dev_next(rn_run *r, rn_loader *ld, rn_loader_batch **b, char *err, size_t errlen)
+{
+    struct rn_dev_run *d = r->dev;
+    if (d->pending_from == ld && (d->has_pending || d->pending_end)) {
+        int got = d->has_pending;
+        d->has_pending = d->pending_end = 0;
+        d->pending_from = NULL;
+        d->current = d->pending;
+        *b = &d->current;
+        return got;
+    }
+    rn_loader_batch *nb;
+    int rc = rn_loader_next(ld, &nb, err, errlen);
+    if (rc != 1) return rc;
+    d->current = *nb;
+    *b = &d->current;
+    char why[400];
+    if (put(r, *b, why, sizeof why)) {
+        snprintf(err, errlen, "step %ld: %s", (long)r->global_step + 1, why);
+        return -1;
+    }
+    return 1;
+}
+
+void rn_dev_forget(rn_run *r, const rn_loader *ld)
+{
+    struct rn_dev_run *d = r->dev;
+    if (d && d->pending_from == ld) {
+        d->pending_from = NULL;
+        d->has_pending = d->pending_end = 0;
+    }
+}
+
+/* Takes the batch after the current one from ld and puts it on the device, so that its copy
+ * runs while the current step's backward and update do. Called after the loss was read back:
+ * the compute stream had then finished the forward, which waited for the current batch's copy,
+ * so the loader may reuse that batch's pinned buffers. */
+static int prefetch(rn_run *r, rn_loader *ld, char *err, size_t errlen)
+{
+    struct rn_dev_run *d = r->dev;
+    rn_loader_batch *nb;
+    int rc = rn_loader_next(ld, &nb, err, errlen);
+    if (rc < 0) return -1;
+    d->pending_from = ld;
+    d->has_pending = rc == 1;
+    d->pending_end = rc == 0;
+    if (rc == 0) return 0;
+    d->pending = *nb; /* the loader's slot stays ours until the next rn_loader_next */
+    char why[400];
+    if (put(r, &d->pending, why, sizeof why)) {
+        snprintf(err, errlen, "step %ld: %s", (long)r->global_step + 2, why);
+        return -1;
+    }
+    return 0;
+}
+
+int rn_dev_micro_batch(rn_run *r, rn_loader *ld, const rn_loader_batch *b, double *loss,
+                       char *err, size_t errlen)
 {
     struct rn_dev_run *d = r->dev;
     const rn_cuda_backend *be = d->b;
     char why[400] = "";
     refresh_trainable(d, &r->model);
     d->device_newer = 1;
-    int bad = be->net_put_batch(d->net, b->x, b->labels, b->soft, b->n, why, sizeof why);
-    for (int i = 0; !bad && b->aux && i < r->n_augments; i++)
-        if (be->net_augment(d->net, b->n, plan_op(b->aux, r->plan->data.batch_size, i),
-                            r->zero_value, why, sizeof why)) {
-            char what[400];
-            snprintf(what, sizeof what, "data.augment[%d] on the device: %s", i + 1, why);
-            snprintf(why, sizeof why, "%s", what);
-            bad = 1;
-        }
-    if (bad || be->net_forward(d->net, b->n, 1, why, sizeof why)) {
-        snprintf(err, errlen, "step %ld: %s", (long)r->global_step + 1, why);
-        return -1;
-    }
-    if (be->net_loss(d->net, b->n, b->soft != NULL, r->plan->label_smoothing, 1, loss, NULL, why,
+    if (be->net_forward(d->net, b->n, 1, why, sizeof why) ||
+        be->net_loss(d->net, b->n, b->soft != NULL, r->plan->label_smoothing, 1, loss, NULL, why,
                      sizeof why)) {
         snprintf(err, errlen, "step %ld: %s", (long)r->global_step + 1, why);
         return -1;
@@ -194,7 +263,9 @@ int rn_dev_micro_batch(rn_run *r, const rn_loader_batch *b, double *loss, char *
         snprintf(err, errlen, "step %ld: %s", (long)r->global_step + 1, why);
         return -1;
     }
-    return 0;
+    /* The next batch's copy (and augmentation, queued behind the backward) runs while the
+     * backward and the update do. b is rn_dev_next's copy: still valid after this. */
+    return ld ? prefetch(r, ld, err, errlen) : 0;
 }
 
 /* The parameters rn_grads counts (grads.c's `active`), into d->idx; their number. */

@@ -30,10 +30,18 @@ int rn_dev_check(const struct rn_plan *p, char *err, size_t errlen);
 int rn_dev_open(struct rn_run *r, char *err, size_t errlen);
 void rn_dev_close(struct rn_run *r);
 
-/* Forward, loss and backward of one training batch on the device; *loss is its mean. Returns
- * 0, -1, or RN_STEP_NONFINITE (before the backward) for a non-finite loss, as micro_batch. */
-int rn_dev_micro_batch(struct rn_run *r, const rn_loader_batch *b, double *loss, char *err,
-                       size_t errlen);
+/* The next training batch of ld, already on the device: the one put while the last step ran,
+ * or (the first of an epoch, after a sweep) taken and put now. As rn_loader_next: 1, 0 at the
+ * end of the epoch, -1. */
+int rn_dev_next(struct rn_run *r, rn_loader *ld, rn_loader_batch **b, char *err, size_t errlen);
+/* Forward, loss and backward of batch b (from rn_dev_next) on the device; *loss is its mean.
+ * After the backward is queued it takes ld's next batch and puts it on the device, so that its
+ * copy overlaps this step's backward and update (ld NULL: not). Returns 0, -1, or
+ * RN_STEP_NONFINITE (before the backward) for a non-finite loss, as micro_batch. */
+int rn_dev_micro_batch(struct rn_run *r, rn_loader *ld, const rn_loader_batch *b, double *loss,
+                       char *err, size_t errlen);
+/* Drops a batch taken ahead from ld: call before closing a loader the steps used. */
+void rn_dev_forget(struct rn_run *r, const rn_loader *ld);
 /* The gradient norm over the trainable parameters (as rn_grads_norm), and the scaling of
  * clip_grad.norm. */
 int rn_dev_grad_norm(struct rn_run *r, double *norm, char *err, size_t errlen);
