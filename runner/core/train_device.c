@@ -2,6 +2,7 @@
 #include "train_device.h"
 
 #include "../cuda/backend.h"
+#include <runner/plugin.h>
 #include "net.h"
 #include "train.h"
 #include "train_internal.h"
@@ -49,6 +50,64 @@ static void refresh_trainable(struct rn_dev_run *d, const rn_model *m)
         d->trainable[i] = m->params[i].grad != NULL && !m->params[i].frozen;
 }
 
+/* The device network's eval-mode forward on a few samples must give the CPU model's logits
+ * (within float rounding: |gpu - cpu| <= 1e-3 max|cpu| + 1e-6, the tolerance of
+ * scripts/gpu_check), before a single step trains: a backend that computes something else
+ * stops the run here, in one line, instead of training on garbage. Eval mode changes no state
+ * on either side (running stats, dropout counters). */
+#define PREFLIGHT_SAMPLES 2
+static int preflight(struct rn_dev_run *d, rn_model *m, char *err, size_t errlen)
+{
+    int64_t n = m->max_batch < PREFLIGHT_SAMPLES ? m->max_batch : PREFLIGHT_SAMPLES;
+    int64_t per = rn_tensor_numel(&m->acts[0]) / m->max_batch;
+    int64_t k = rn_tensor_numel(&m->acts[m->n_layers]) / m->max_batch;
+    float *x = malloc((size_t)(n * per) * sizeof *x), *gpu = malloc((size_t)(n * k) * sizeof *gpu);
+    int32_t labels[PREFLIGHT_SAMPLES] = {0};
+    char why[400] = "";
+    int rc = -1;
+    if (!x || !gpu) {
+        snprintf(err, errlen, "device cuda: out of memory for the first check");
+        goto out;
+    }
+    for (int64_t i = 0; i < n * per; i++)
+        x[i] = (float)(2 * rn_uniform(0x70726566ull /* "pref" */, (uint64_t)i) - 1);
+    memcpy(m->acts[0].data, x, (size_t)(n * per) * sizeof *x);
+    rn_tensor cpu;
+    if (rn_model_forward(m, n, false, &cpu)) {
+        snprintf(err, errlen, "device cuda: the first check's CPU forward: %s", m->err);
+        goto out;
+    }
+    if (d->b->net_put_batch(d->net, x, labels, NULL, n, why, sizeof why) ||
+        d->b->net_forward(d->net, n, 0, why, sizeof why) ||
+        d->b->net_logits(d->net, gpu, n, why, sizeof why)) {
+        snprintf(err, errlen, "device cuda: the first check's forward failed: %s", why);
+        goto out;
+    }
+    double scale = 0, worst = 0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < n * k; i++) {
+        double e = fabs((double)gpu[i] - cpu.data[i]);
+        if (fabs(cpu.data[i]) > scale) scale = fabs(cpu.data[i]);
+        if (!(e <= worst)) { /* NaN counts as the worst */
+            worst = e;
+            at = i;
+        }
+    }
+    if (!(worst <= 1e-3 * scale + 1e-6)) {
+        snprintf(err, errlen, "device cuda: the GPU's forward differs from the CPU's before "
+                 "training (logit %lld: %.6g on the GPU, %.6g on the CPU; largest logit %.3g); "
+                 "this build cannot be trusted on this GPU: train with device = \"cpu\" and "
+                 "run scripts/gpu_check", (long long)at, (double)gpu[at], (double)cpu.data[at],
+                 scale);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(x);
+    free(gpu);
+    return rc;
+}
+
 int rn_dev_open(rn_run *r, char *err, size_t errlen)
 {
     if (r->device.kind != RN_DEVICE_KIND_CUDA || r->dev) return 0;
@@ -81,7 +140,9 @@ int rn_dev_open(rn_run *r, char *err, size_t errlen)
         }
     }
     /* a resumed run's optimizer state, and anything the host set after the net was built */
-    if (b->net_upload(d->net, m->params, n, d->state, err, errlen)) goto fail;
+    if (b->net_upload(d->net, m->params, n, d->state, err, errlen) ||
+        preflight(d, m, err, errlen))
+        goto fail;
     r->dev = d;
     return 0;
 fail:

@@ -13,7 +13,8 @@ same weights, bit for bit, and the same metrics (all but the timings) as the run
     weights and optimizer state at that moment);
   - the same ResNet-8 run interrupted mid-epoch and resumed on the device (its checkpoint
     uploaded) against the uninterrupted one.
-Also: what the GPU loop does not support yet is refused in one line before anything is
+Also: a backend whose forward differs from the CPU's is stopped, in one line, before the first
+step; what the GPU loop does not support yet is refused in one line before anything is
 written; device = "auto" falls back to the CPU for such a recipe, saying why in one line;
 provenance.json names the device."""
 import csv
@@ -180,6 +181,17 @@ for name, recipe, sets, want in (
     lines = [l for l in p.stderr.splitlines() if l.strip()]
     check(p.returncode == 1 and len(lines) == 1 and want in lines[0], f"{name}: {lines}")
     check(not os.path.exists(out), f"{name}: nothing written")
+# A backend whose forward disagrees with the CPU's is stopped before the first step.
+p = run([cnn, "--out", os.path.join(tmp, "wrong"), "--device", "cuda"],
+        env=dict(FAKE, RN_FAKE_CUDA_WRONG="1"))
+lines = [l for l in p.stderr.splitlines() if l.strip()]
+check(p.returncode == 1 and len(lines) == 1 and
+      "device cuda: the GPU's forward differs from the CPU's before training (logit 11: " in lines[0]
+      and "train with device = \"cpu\" and run scripts/gpu_check" in lines[0],
+      f"a wrong backend: {p.returncode} {lines}")
+check(not os.path.exists(os.path.join(tmp, "wrong", "model.safetensors")), "no weights written")
+print("wrong backend:", lines)
+
 # device = "auto" takes the GPU when its loop serves the recipe, and otherwise the CPU, saying
 # why in one line (which provenance.json keeps).
 p = run([cnn, "--out", os.path.join(tmp, "auto-gpu"), "--device", "auto"], env=FAKE)

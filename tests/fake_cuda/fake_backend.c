@@ -34,6 +34,11 @@ struct rn_cuda_net {
     float **state;              /* optimizer state, per parameter, or NULL */
     size_t *state_floats;
     rn_tensor *acts, *grads;    /* the graph's tensors */
+    /* What net_put_batch fills and net_augment changes (the "copy stream's" buffers), and what
+     * net_forward takes from them for the forward and the loss, as the CUDA backend keeps them
+     * apart: the next batch may be put while the current one's backward still reads its input. */
+    float *stage_x, *stage_soft;
+    int32_t *stage_labels;
     int32_t *labels;
     float *soft;
     int entered;
@@ -119,6 +124,9 @@ static void net_destroy(rn_cuda_net *net)
     if (net->acts) rn_net_buffers_free(net->desc, net->acts, net->grads);
     free(net->labels);
     free(net->soft);
+    free(net->stage_x);
+    free(net->stage_labels);
+    free(net->stage_soft);
     free(net);
 }
 
@@ -154,7 +162,10 @@ static int net_create(rn_cuda_net **out, const rn_net *desc, const rn_param_ref 
     }
     if (rn_net_buffers(desc, &net->acts, &net->grads) ||
         !(net->labels = calloc((size_t)max_batch, sizeof *net->labels)) ||
-        !(net->soft = calloc((size_t)(max_batch * net->classes), sizeof *net->soft)))
+        !(net->soft = calloc((size_t)(max_batch * net->classes), sizeof *net->soft)) ||
+        !(net->stage_x = calloc((size_t)(max_batch * net->per_sample), sizeof *net->stage_x)) ||
+        !(net->stage_labels = calloc((size_t)max_batch, sizeof *net->stage_labels)) ||
+        !(net->stage_soft = calloc((size_t)(max_batch * net->classes), sizeof *net->stage_soft)))
         goto oom;
     *out = net;
     return 0;
@@ -164,9 +175,9 @@ oom:
     return -1;
 }
 
-static float *net_input(rn_cuda_net *net) { return net->acts[net->desc->input].data; }
-static int32_t *net_labels(rn_cuda_net *net) { return net->labels; }
-static float *net_soft_targets(rn_cuda_net *net) { return net->soft; }
+static float *net_input(rn_cuda_net *net) { return net->stage_x; }
+static int32_t *net_labels(rn_cuda_net *net) { return net->stage_labels; }
+static float *net_soft_targets(rn_cuda_net *net) { return net->stage_soft; }
 static void *net_copy_stream(rn_cuda_net *net) { return net; }
 static int net_input_ready(rn_cuda_net *net, char *err, size_t len)
 {
@@ -184,14 +195,18 @@ static int net_put_batch(rn_cuda_net *net, const float *x, const int32_t *labels
                  (long long)net->max_batch);
         return -1;
     }
-    memcpy(net_input(net), x, (size_t)(n * net->per_sample) * sizeof *x);
-    if (labels) memcpy(net->labels, labels, (size_t)n * sizeof *labels);
-    if (soft) memcpy(net->soft, soft, (size_t)(n * net->classes) * sizeof *soft);
+    memcpy(net->stage_x, x, (size_t)(n * net->per_sample) * sizeof *x);
+    if (labels) memcpy(net->stage_labels, labels, (size_t)n * sizeof *labels);
+    if (soft) memcpy(net->stage_soft, soft, (size_t)(n * net->classes) * sizeof *soft);
     return 0;
 }
 
 static int net_forward(rn_cuda_net *net, int64_t n, int train, char *err, size_t len)
 {
+    memcpy(net->acts[net->desc->input].data, net->stage_x,
+           (size_t)(n * net->per_sample) * sizeof *net->stage_x);
+    memcpy(net->labels, net->stage_labels, (size_t)n * sizeof *net->labels);
+    memcpy(net->soft, net->stage_soft, (size_t)(n * net->classes) * sizeof *net->soft);
     enter(net);
     int rc = rn_net_forward(net->desc, net->acts, n, train != 0, err, len);
     leave(net);
@@ -294,7 +309,7 @@ static int net_augment(rn_cuda_net *net, int64_t n, const rn_augment_op *op,
 {
     const rn_shape *in = &net->desc->shapes[net->desc->input];
     int64_t c = in->d[1], h = in->d[2], w = in->d[3], plane = h * w, total = n * c * plane;
-    float *x = net_input(net);
+    float *x = net->stage_x, *soft = net->stage_soft;
     if (op->kind == RN_AUGMENT_OP_NONE) return 0;
     if (op->kind == RN_AUGMENT_OP_ERASE) {
         for (int64_t e = 0; e < total; e++) {
@@ -315,7 +330,7 @@ static int net_augment(rn_cuda_net *net, int64_t n, const rn_augment_op *op,
         rc = -1;
     } else {
         memcpy(x0, x, (size_t)total * sizeof *x0);
-        memcpy(t0, net->soft, (size_t)(n * net->classes) * sizeof *t0);
+        memcpy(t0, soft, (size_t)(n * net->classes) * sizeof *t0);
     }
     for (int64_t e = 0; rc == 0 && e < total; e++) {
         int64_t i = e / (c * plane), ch = (e / plane) % c, at = e % plane, base = e - at;
@@ -340,7 +355,7 @@ static int net_augment(rn_cuda_net *net, int64_t n, const rn_augment_op *op,
     }
     for (int64_t e = 0; rc == 0 && op->kind == RN_AUGMENT_OP_MIX && e < n * net->classes; e++) {
         const rn_mix_sample *p = &op->mix[e / net->classes];
-        net->soft[e] = rn_mix_target(p, t0[e], t0[p->partner * net->classes + e % net->classes]);
+        soft[e] = rn_mix_target(p, t0[e], t0[p->partner * net->classes + e % net->classes]);
     }
     free(x0);
     free(t0);
@@ -374,10 +389,14 @@ static int net_upload(rn_cuda_net *net, const rn_param_ref *params, int n_params
     return 0;
 }
 
+/* RN_FAKE_CUDA_WRONG=1 makes the logits read back wrong by 0.5 in one place, as a broken
+ * backend would: the loop's first check must refuse to train. */
 static int net_logits(rn_cuda_net *net, float *host, int64_t n, char *err, size_t len)
 {
     (void)err, (void)len;
     memcpy(host, net->acts[net->desc->output].data, (size_t)(n * net->classes) * sizeof *host);
+    const char *wrong = getenv("RN_FAKE_CUDA_WRONG");
+    if (wrong && wrong[0] == '1') host[net->classes + 1] += 0.5f;
     return 0;
 }
 
