@@ -32,20 +32,13 @@ extern "C" {
 #include "tensor.h"
 }
 
+#include "emu_random.h"
 #include "rn_test.h"
 
 namespace {
 
-uint32_t lcg(uint32_t &s)
-{
-    s = s * 1664525u + 1013904223u;
-    return s >> 8;
-}
-
-float uniform(uint32_t &s, float lo, float hi)
-{
-    return lo + (hi - lo) * static_cast<float>(lcg(s) * (1.0 / 16777216.0));
-}
+using rn_emu_test::lcg;
+using rn_emu_test::uniform;
 
 rn_tensor tensor2(int64_t a, int64_t b)
 {

@@ -16,9 +16,8 @@
 #include <unistd.h>
 
 #include "fixture_io.h"
-#include "model_build.h"
+#include "model_from_lua.h"
 #include "safetensors.h"
-#include "sandbox.h"
 
 #define TOL 1e-4
 
@@ -219,24 +218,9 @@ done:
     free(refs);
 }
 
-/* Builds models.<expr> (a Lua expression over `models`) for input shape `in` and batch n. */
 static int build(rn_model *m, const char *expr, rn_shape in, int64_t n)
 {
-    char path[64], err[512] = "";
-    snprintf(path, sizeof path, "%s/r.lua", dir);
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fprintf(f, "local models = import \"lib.models\"\nreturn { model = %s }\n", expr);
-    fclose(f);
-    rn_sandbox *sb = rn_sandbox_new(RN_RECIPES_DIR, NULL, err, sizeof err);
-    rn_value *root = sb ? rn_sandbox_run_file(sb, path, err, sizeof err) : NULL;
-    rn_sandbox_free(sb);
-    unlink(path);
-    const rn_value *spec = rn_value_field(root, "model");
-    int rc = spec ? rn_model_build(m, spec, in, n, 7, err, sizeof err) : -1;
-    if (rc) fprintf(stderr, "%s: %s\n", expr, err);
-    rn_value_free(root);
-    return rc;
+    return rn_test_model_from_lua(m, dir, expr, in, n);
 }
 
 /* The images: s_i of "input" over the first n samples of acts[0]. */

@@ -46,7 +46,7 @@ int rn_net_grow(void **p, size_t *have, size_t need, const char *who, const char
 int rn_node_fail(const rn_node *node, const char *what, const char *detail, char *err, size_t len)
 {
     if (node)
-        std::snprintf(err, len, "%s (%s): %s: %s", node->name, rn_node_kind_name_dev(node->kind),
+        std::snprintf(err, len, "%s (%s): %s: %s", node->name, rn_node_kind_name(node->kind),
                       what, detail);
     else
         std::snprintf(err, len, "network: %s: %s", what, detail);
@@ -89,26 +89,6 @@ void rn_shape_nchw(const rn_shape *s, int64_t n, int dims[4])
     for (int d = 1; d < 4; d++) dims[d] = d < s->ndim ? static_cast<int>(s->d[d]) : 1;
 }
 
-const char *rn_node_kind_name_dev(int kind)
-{
-    switch (kind) {
-    case RN_NODE_CONV2D: return "conv2d";
-    case RN_NODE_LINEAR: return "linear";
-    case RN_NODE_BATCHNORM2D: return "batch_norm2d";
-    case RN_NODE_RELU: return "relu";
-    case RN_NODE_LEAKY_RELU: return "leaky_relu";
-    case RN_NODE_GELU: return "gelu";
-    case RN_NODE_MAXPOOL2D: return "max_pool2d";
-    case RN_NODE_AVGPOOL2D: return "avg_pool2d";
-    case RN_NODE_GLOBAL_AVGPOOL2D: return "global_avg_pool2d";
-    case RN_NODE_DROPOUT: return "dropout";
-    case RN_NODE_FLATTEN: return "flatten";
-    case RN_NODE_IDENTITY: return "identity";
-    case RN_NODE_ADD: return "add";
-    }
-    return "?";
-}
-
 // ---- create / destroy --------------------------------------------------------------------
 
 namespace {
@@ -141,7 +121,7 @@ int node_alloc(void **p, size_t bytes, const rn_node *node, const char *what, ch
                size_t len)
 {
     return rn_net_alloc(p, bytes, node ? node->name : "input",
-                        node ? rn_node_kind_name_dev(node->kind) : "tensor 0", what, err, len);
+                        node ? rn_node_kind_name(node->kind) : "tensor 0", what, err, len);
 }
 
 int create_tensors(rn_cuda_net *net, char *err, size_t len)

@@ -115,8 +115,6 @@ int rn_net_alloc(void **p, size_t bytes, const char *who, const char *kind, cons
 int rn_net_grow(void **p, size_t *have, size_t need, const char *who, const char *kind,
                 const char *what, char *err, size_t len);
 
-// The node kind's name as rn_node_kind_name (runner/nn, which this module does not link) says it.
-const char *rn_node_kind_name_dev(int kind);
 // "<node> (<kind>): <what>: <detail>" in err ("network: ..." for node NULL); returns -1.
 int rn_node_fail(const rn_node *node, const char *what, const char *detail, char *err,
                  size_t len);

@@ -71,7 +71,26 @@ typedef struct rn_net {
  * not know names it). */
 int rn_net_describe(const rn_model *m, rn_net *net, char *err, size_t errlen);
 void rn_net_free(rn_net *net);
-const char *rn_node_kind_name(rn_node_kind k);
+/* "conv2d", "batch_norm2d", ... (inline: the CUDA backend names nodes too, without runner/nn). */
+static inline const char *rn_node_kind_name(rn_node_kind k)
+{
+    switch (k) {
+    case RN_NODE_CONV2D: return "conv2d";
+    case RN_NODE_LINEAR: return "linear";
+    case RN_NODE_BATCHNORM2D: return "batch_norm2d";
+    case RN_NODE_RELU: return "relu";
+    case RN_NODE_LEAKY_RELU: return "leaky_relu";
+    case RN_NODE_GELU: return "gelu";
+    case RN_NODE_MAXPOOL2D: return "max_pool2d";
+    case RN_NODE_AVGPOOL2D: return "avg_pool2d";
+    case RN_NODE_GLOBAL_AVGPOOL2D: return "global_avg_pool2d";
+    case RN_NODE_DROPOUT: return "dropout";
+    case RN_NODE_FLATTEN: return "flatten";
+    case RN_NODE_IDENTITY: return "identity";
+    case RN_NODE_ADD: return "add";
+    }
+    return "?";
+}
 
 /* The graph run on the CPU with the nodes' layers, for tests: acts[t] (n_tensors, allocated by
  * rn_net_buffers for the max batch) hold the tensors, acts[0] the input. Forward writes every

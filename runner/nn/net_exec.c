@@ -6,26 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *rn_node_kind_name(rn_node_kind k)
-{
-    switch (k) {
-    case RN_NODE_CONV2D: return "conv2d";
-    case RN_NODE_LINEAR: return "linear";
-    case RN_NODE_BATCHNORM2D: return "batch_norm2d";
-    case RN_NODE_RELU: return "relu";
-    case RN_NODE_LEAKY_RELU: return "leaky_relu";
-    case RN_NODE_GELU: return "gelu";
-    case RN_NODE_MAXPOOL2D: return "max_pool2d";
-    case RN_NODE_AVGPOOL2D: return "avg_pool2d";
-    case RN_NODE_GLOBAL_AVGPOOL2D: return "global_avg_pool2d";
-    case RN_NODE_DROPOUT: return "dropout";
-    case RN_NODE_FLATTEN: return "flatten";
-    case RN_NODE_IDENTITY: return "identity";
-    case RN_NODE_ADD: return "add";
-    }
-    return "?";
-}
-
 int rn_net_buffers(const rn_net *net, rn_tensor **acts, rn_tensor **grads)
 {
     *acts = calloc((size_t)net->n_tensors, sizeof **acts);

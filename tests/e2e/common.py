@@ -72,3 +72,28 @@ def read_safetensors(path):
 
 def tempdir():
     return tempfile.mkdtemp(prefix="runner-e2e-")
+
+
+def interrupt_at(args, out, step, env=None, timeout=300):
+    """Starts runner with args (training into out) and sends it SIGINT once out/metrics.csv has a
+    row at or past optimizer step `step` (the csv_logger must log every step). Returns the
+    exit status and stderr."""
+    import signal
+    import time
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.Popen([RUNNER] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=full_env)
+    metrics = os.path.join(out, "metrics.csv")
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            rows = open(metrics).read().splitlines()
+            if len(rows) > 1 and int(rows[-1].split(",")[2]) >= step:
+                break
+        except (OSError, ValueError, IndexError):
+            pass
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err

@@ -21,11 +21,8 @@ import csv
 import json
 import os
 import shutil
-import signal
-import subprocess
-import time
 
-from common import RUNNER, check, finish, read_safetensors, run, tempdir, write
+from common import check, finish, interrupt_at, read_safetensors, run, tempdir, write
 
 tmp = tempdir()
 FAKE = {"RUNNER_BACKEND_DIR": os.environ["RN_FAKE_CUDA_DIR"]}
@@ -142,24 +139,9 @@ if p.returncode == 0 and q.returncode == 0:
 
 # Interrupted mid-epoch on the device, resumed on the device.
 cut = os.path.join(tmp, "res-cut")
-env = dict(os.environ)
-env.update(FAKE)
-proc = subprocess.Popen([RUNNER, resnet, "--out", cut, "--device", "cuda"],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-metrics = os.path.join(cut, "metrics.csv")
-deadline = time.time() + 300
-target = 18 + 9  # mid-epoch of stage "all": 576 images in 18 steps of 32 per epoch
-while time.time() < deadline and proc.poll() is None:
-    try:
-        lines = open(metrics).read().splitlines()
-        if len(lines) > 1 and int(lines[-1].split(",")[2]) >= target:
-            break
-    except (OSError, ValueError, IndexError):
-        pass
-    time.sleep(0.01)
-proc.send_signal(signal.SIGINT)
-_, err = proc.communicate(timeout=300)
-check(proc.returncode == 130, f"interrupted: {proc.returncode} {err}")
+target = 18 + 9  # mid-epoch of stage "all": 18 steps of 32 per epoch (574 images)
+code, err = interrupt_at([resnet, "--out", cut, "--device", "cuda"], cut, target, env=FAKE)
+check(code == 130, f"interrupted: {code} {err}")
 p = run(["--resume", cut], env=FAKE)
 check(p.returncode == 0 and "resuming" in p.stdout, f"resume: {p.stdout} {p.stderr}")
 if p.returncode == 0 and os.path.exists(os.path.join(tmp, "res-gpu", "model.safetensors")):

@@ -11,11 +11,8 @@ import csv
 import json
 import os
 import shutil
-import signal
-import subprocess
-import time
 
-from common import RUNNER, check, finish, read_safetensors, run, tempdir, write
+from common import check, finish, interrupt_at, read_safetensors, run, tempdir, write
 
 tmp = tempdir()
 TEXT = """
@@ -54,21 +51,8 @@ check(p.returncode == 0, f"uninterrupted run: {p.stderr}")
 # The same run, stopped by Ctrl-C in the middle of the first epoch of stage "all".
 cut = os.path.join(tmp, "cut")
 target = STEPS_PER_EPOCH + STEPS_PER_EPOCH // 2
-proc = subprocess.Popen([RUNNER, recipe, "--out", cut], stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, text=True)
-metrics = os.path.join(cut, "metrics.csv")
-deadline = time.time() + 300
-while time.time() < deadline and proc.poll() is None:
-    try:
-        rows = open(metrics).read().splitlines()
-        if len(rows) > 1 and int(rows[-1].split(",")[2]) >= target:
-            break
-    except (OSError, ValueError, IndexError):
-        pass
-    time.sleep(0.01)
-proc.send_signal(signal.SIGINT)
-_, err = proc.communicate(timeout=300)
-check(proc.returncode == 130, f"interrupted run exits 130: {proc.returncode} {err}")
+code, err = interrupt_at([recipe, "--out", cut], cut, target)
+check(code == 130, f"interrupted run exits 130: {code} {err}")
 head, _ = read_safetensors(os.path.join(cut, "checkpoint.safetensors"))
 pos = json.loads(head["__metadata__"]["run"])["position"]
 check(pos["stage"] == 2 and 0 < pos["epoch_steps"] < STEPS_PER_EPOCH,
@@ -105,14 +89,7 @@ check(p.returncode == 1 and "provenance.json" in p.stderr, f"not a run: {p.stder
 
 # A changed recipe is refused, naming the change, and nothing in the run directory moves.
 cut2 = os.path.join(tmp, "cut2")
-proc = subprocess.Popen([RUNNER, recipe, "--out", cut2], stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, text=True)
-deadline = time.time() + 300
-while time.time() < deadline and proc.poll() is None and \
-        not os.path.exists(os.path.join(cut2, "metrics.csv")):
-    time.sleep(0.01)
-proc.send_signal(signal.SIGINT)
-proc.communicate(timeout=300)
+interrupt_at([recipe, "--out", cut2], cut2, 0)
 write(tmp, "r.lua", TEXT.replace("weight_decay = 0.01", "weight_decay = 0.02")
       .replace("patience = 5", "patience = 4"))
 before = {f: open(os.path.join(cut2, f), "rb").read() for f in sorted(os.listdir(cut2))}

@@ -1,0 +1,36 @@
+/* For tests: a model built from a recipe expression over the library (recipes/lib/models.lua and
+ * nn.lua: `models.resnet8{ ... }`, `nn.sequential{ ... }`), through the sandbox and
+ * rn_model_build as a recipe's model is. The test defines RN_RECIPES_DIR and links rn_core. */
+#ifndef RN_TESTS_MODEL_FROM_LUA_H
+#define RN_TESTS_MODEL_FROM_LUA_H
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include "model_build.h"
+#include "sandbox.h"
+
+/* Writes the expression as a recipe into dir (an existing directory), builds the model for input
+ * shape `in` (per sample) and max batch n with seed 7; 0, or -1 with the reason on stderr. */
+static int rn_test_model_from_lua(rn_model *m, const char *dir, const char *expr, rn_shape in,
+                                  int64_t n)
+{
+    char path[512], err[512] = "";
+    snprintf(path, sizeof path, "%s/r.lua", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "local models = import \"lib.models\"\nlocal nn = import \"lib.nn\"\n"
+               "return { model = %s }\n", expr);
+    fclose(f);
+    rn_sandbox *sb = rn_sandbox_new(RN_RECIPES_DIR, NULL, err, sizeof err);
+    rn_value *root = sb ? rn_sandbox_run_file(sb, path, err, sizeof err) : NULL;
+    rn_sandbox_free(sb);
+    unlink(path);
+    const rn_value *spec = rn_value_field(root, "model");
+    int rc = spec ? rn_model_build(m, spec, in, n, 7, err, sizeof err) : -1;
+    if (rc) fprintf(stderr, "%s: %s\n", expr, err);
+    rn_value_free(root);
+    return rc;
+}
+
+#endif
