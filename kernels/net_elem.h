@@ -134,6 +134,19 @@ RN_HD float rn_scale_elem(float g, float s)
     return g * s;
 }
 
+/* clip_grad.value: g clamped to [-v, v] (grads.c). */
+RN_HD float rn_clamp_elem(float g, float v)
+{
+    return g > v ? v : g < -v ? -v : g;
+}
+
+/* Gradient accumulation over micro-batches (grads.c): the running sum of w_j g_j (w_j the
+ * micro-batch's samples), then the mean, a * (1 / total). */
+RN_HD float rn_acc_elem(float a, float g, float w, int first)
+{
+    return first ? w * g : a + w * g;
+}
+
 /* Whether a row of logits z[0..k) is a hit (cross_entropy.c's accuracy): its argmax (first of
  * equal maxima) is the label, or, with soft targets t, the argmax of t. */
 RN_HD int rn_row_hit(const float *z, int64_t k, int32_t label, const float *t)

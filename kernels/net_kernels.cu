@@ -129,6 +129,24 @@ __global__ void row_hits(const float *z, int64_t n, int64_t k, const int32_t *la
                              labels ? nullptr : soft + i * k);
 }
 
+__global__ void clamp_kernel(float *g, int64_t n, float v)
+{
+    const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (i < n) g[i] = rn_clamp_elem(g[i], v);
+}
+
+__global__ void acc_kernel(float *a, const float *g, int64_t n, float w, int first)
+{
+    const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (i < n) a[i] = rn_acc_elem(a[i], g[i], w, first);
+}
+
+__global__ void mean_kernel(float *g, const float *a, int64_t n, float inv)
+{
+    const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (i < n) g[i] = rn_scale_elem(a[i], inv);
+}
+
 __global__ void scale_kernel(float *g, int64_t n, float s)
 {
     const int64_t i = thread_index();
@@ -291,4 +309,27 @@ extern "C" int rn_cuda_scale(float *g, int64_t n, float s, void *stream, char *e
     if (n <= 0) return 0;
     RN_LAUNCH(scale_kernel, blocks_for(n), kThreads, as_stream(stream))(g, n, s);
     return rn::launch_check("gradient scale launch", err, len);
+}
+
+extern "C" int rn_cuda_clamp(float *g, int64_t n, float v, void *stream, char *err, size_t len)
+{
+    if (n <= 0) return 0;
+    RN_LAUNCH(clamp_kernel, blocks_for(n), kThreads, as_stream(stream))(g, n, v);
+    return rn::launch_check("gradient clamp launch", err, len);
+}
+
+extern "C" int rn_cuda_accumulate(float *acc, const float *g, int64_t n, float w, int first,
+                                  void *stream, char *err, size_t len)
+{
+    if (n <= 0) return 0;
+    RN_LAUNCH(acc_kernel, blocks_for(n), kThreads, as_stream(stream))(acc, g, n, w, first);
+    return rn::launch_check("gradient accumulation launch", err, len);
+}
+
+extern "C" int rn_cuda_mean(float *g, const float *acc, int64_t n, float inv, void *stream,
+                            char *err, size_t len)
+{
+    if (n <= 0) return 0;
+    RN_LAUNCH(mean_kernel, blocks_for(n), kThreads, as_stream(stream))(g, acc, n, inv);
+    return rn::launch_check("gradient mean launch", err, len);
 }

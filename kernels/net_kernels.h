@@ -75,6 +75,13 @@ int rn_cuda_row_hits(const float *logits, int64_t n, int64_t k, const int32_t *l
 
 /* g[i] *= s (clip_grad's scaling). */
 int rn_cuda_scale(float *g, int64_t n, float s, void *stream, char *err, size_t len);
+/* g = rn_clamp_elem(g, v) over n (clip_grad.value). */
+int rn_cuda_clamp(float *g, int64_t n, float v, void *stream, char *err, size_t len);
+/* acc = rn_acc_elem(acc, g, w, first) over n, and g = acc * inv (gradient accumulation). */
+int rn_cuda_accumulate(float *acc, const float *g, int64_t n, float w, int first, void *stream,
+                       char *err, size_t len);
+int rn_cuda_mean(float *g, const float *acc, int64_t n, float inv, void *stream, char *err,
+                 size_t len);
 
 #ifdef __cplusplus
 }

@@ -320,6 +320,35 @@ void check_scale()
                 static_cast<long long>(n));
 }
 
+// clip_grad.value and gradient accumulation (3 micro-batches of 32, 17 and 5 samples, then the
+// mean) against grads.c's expressions, written out.
+void check_clamp_accumulate()
+{
+    const int64_t n = 70001;
+    std::vector<float> g(n), want(n), acc(n, -9.0f), racc(n), mean(n);
+    fill(g.data(), n, 91, -3.0f, 3.0f, true);
+    const float v = 0.75f;
+    for (int64_t i = 0; i < n; i++) want[i] = g[i] > v ? v : g[i] < -v ? -v : g[i];
+    std::vector<float> c = g;
+    CHECK(rn_cuda_clamp(c.data(), n, v, nullptr, err, sizeof err) == 0);
+    CHECK(same(c.data(), want.data(), n));
+    const int64_t sizes[3] = {32, 17, 5};
+    for (int m = 0; m < 3; m++) {
+        fill(g.data(), n, 92 + static_cast<uint32_t>(m), -2.0f, 2.0f, true);
+        const float w = static_cast<float>(sizes[m]);
+        for (int64_t i = 0; i < n; i++) racc[i] = m == 0 ? w * g[i] : racc[i] + w * g[i];
+        CHECK(rn_cuda_accumulate(acc.data(), g.data(), n, w, m == 0, nullptr, err, sizeof err) ==
+              0);
+    }
+    CHECK(same(acc.data(), racc.data(), n));
+    const float inv = 1.0f / static_cast<float>(32 + 17 + 5);
+    for (int64_t i = 0; i < n; i++) want[i] = racc[i] * inv;
+    CHECK(rn_cuda_mean(mean.data(), acc.data(), n, inv, nullptr, err, sizeof err) == 0);
+    CHECK(same(mean.data(), want.data(), n));
+    std::printf("  clamp, accumulation over 3 micro-batches and the mean, over %lld elements, "
+                "equal grads.c's\n", static_cast<long long>(n));
+}
+
 }  // namespace
 
 int main()
@@ -339,5 +368,6 @@ int main()
     check_hits(false);
     check_hits(true);
     check_scale();
+    check_clamp_accumulate();
     return rn_test_report("test_kernels_emu_net");
 }

@@ -1,6 +1,8 @@
 /* Gradient accumulation, norm and clipping (see grads.h). */
 #include "grads.h"
 
+#include "../../kernels/net_elem.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +65,7 @@ void rn_grads_accumulate(rn_grads *g, int64_t n, int first)
         float *a = g->acc[i];
         int64_t k = rn_tensor_numel(g->m->params[i].value);
 #pragma omp parallel for simd schedule(static) if (k > CHUNK)
-        for (int64_t j = 0; j < k; j++) a[j] = first ? w * gr[j] : a[j] + w * gr[j];
+        for (int64_t j = 0; j < k; j++) a[j] = rn_acc_elem(a[j], gr[j], w, first);
     }
 }
 
@@ -76,7 +78,7 @@ void rn_grads_finish(rn_grads *g, int64_t total)
         const float *a = g->acc[i];
         int64_t k = rn_tensor_numel(g->m->params[i].value);
 #pragma omp parallel for simd schedule(static) if (k > CHUNK)
-        for (int64_t j = 0; j < k; j++) gr[j] = a[j] * inv;
+        for (int64_t j = 0; j < k; j++) gr[j] = rn_scale_elem(a[j], inv);
     }
 }
 
@@ -107,7 +109,7 @@ void rn_grads_scale(rn_grads *g, float s)
         float *gr = g->m->params[i].grad->data;
         int64_t k = rn_tensor_numel(g->m->params[i].value);
 #pragma omp parallel for simd schedule(static) if (k > CHUNK)
-        for (int64_t j = 0; j < k; j++) gr[j] *= s;
+        for (int64_t j = 0; j < k; j++) gr[j] = rn_scale_elem(gr[j], s);
     }
 }
 
@@ -118,6 +120,6 @@ void rn_grads_clamp(rn_grads *g, float v)
         float *gr = g->m->params[i].grad->data;
         int64_t k = rn_tensor_numel(g->m->params[i].value);
 #pragma omp parallel for simd schedule(static) if (k > CHUNK)
-        for (int64_t j = 0; j < k; j++) gr[j] = gr[j] > v ? v : gr[j] < -v ? -v : gr[j];
+        for (int64_t j = 0; j < k; j++) gr[j] = rn_clamp_elem(gr[j], v);
     }
 }

@@ -253,7 +253,9 @@ int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, int *e
             *loss = l;
             continue;
         }
-        if (k > 1) rn_grads_accumulate(&r->grads, b->n, micro == 1);
+        if (k > 1 && !r->dev) rn_grads_accumulate(&r->grads, b->n, micro == 1);
+        if (k > 1 && r->dev && rn_dev_grad_accumulate(r, b->n, micro == 1, err, errlen))
+            return -1;
         loss_sum += l * (double)b->n;
         *samples += b->n;
     }
@@ -263,7 +265,8 @@ int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, int *e
     if (bad) return RN_STEP_NONFINITE;
     *loss = loss_sum / (double)*samples;
     /* Micro-batches combined (accumulate > 1), the norm logged, clipping, the update. */
-    if (k > 1) rn_grads_finish(&r->grads, *samples);
+    if (k > 1 && !r->dev) rn_grads_finish(&r->grads, *samples);
+    if (k > 1 && r->dev && rn_dev_grad_mean(r, *samples, err, errlen)) return -1;
     double norm;
     if (!r->dev) norm = rn_grads_norm(&r->grads);
     else if (rn_dev_grad_norm(r, &norm, err, errlen)) return -1;
@@ -281,7 +284,8 @@ int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, int *e
         if (coef < 1.0 && !r->dev) rn_grads_scale(&r->grads, (float)coef);
         if (coef < 1.0 && r->dev && rn_dev_grad_scale(r, (float)coef, err, errlen)) return -1;
     } else if (!isnan(p->clip_value)) {
-        rn_grads_clamp(&r->grads, (float)p->clip_value); /* (refused on the GPU) */
+        if (!r->dev) rn_grads_clamp(&r->grads, (float)p->clip_value);
+        else if (rn_dev_grad_clamp(r, (float)p->clip_value, err, errlen)) return -1;
     }
     if (r->dev ? rn_dev_optimizer_step(r, err, errlen) : rn_opt_groups_step(&r->opt, err, errlen))
         return -1;

@@ -34,9 +34,7 @@ int rn_dev_check(const rn_plan *p, char *err, size_t errlen)
 {
     if (p->train_device != RN_DEVICE_CUDA) return 0;
     const char *what = NULL;
-    if (p->accumulate > 1) what = "accumulate: gradient accumulation";
-    else if (!isnan(p->clip_value)) what = "clip_grad.value: clipping by value";
-    else if (p->loss == RN_LOSS_MULTI_MARGIN) what = "loss: multi_margin";
+    if (p->loss == RN_LOSS_MULTI_MARGIN) what = "loss: multi_margin";
     else if (strcmp(p->precision, "fp32") != 0) what = "precision: bf16 and fp16";
     if (!what) return 0;
     snprintf(err, errlen, "%s is not wired to the GPU training loop yet; train on the CPU "
@@ -347,6 +345,27 @@ int rn_dev_grad_norm(rn_run *r, double *norm, char *err, size_t errlen)
     if (d->b->net_grad_sumsq(d->net, d->idx, n, &sumsq, err, errlen)) return -1;
     *norm = sqrt(sumsq);
     return 0;
+}
+
+int rn_dev_grad_clamp(rn_run *r, float v, char *err, size_t errlen)
+{
+    struct rn_dev_run *d = r->dev;
+    int n = active_params(d, r);
+    return d->b->net_grad_clamp(d->net, d->idx, n, v, err, errlen);
+}
+
+int rn_dev_grad_accumulate(rn_run *r, int64_t samples, int first, char *err, size_t errlen)
+{
+    struct rn_dev_run *d = r->dev;
+    int n = active_params(d, r);
+    return d->b->net_grad_accumulate(d->net, d->idx, n, (float)samples, first, err, errlen);
+}
+
+int rn_dev_grad_mean(rn_run *r, int64_t total, char *err, size_t errlen)
+{
+    struct rn_dev_run *d = r->dev;
+    int n = active_params(d, r);
+    return d->b->net_grad_mean(d->net, d->idx, n, total, err, errlen);
 }
 
 int rn_dev_grad_scale(rn_run *r, float s, char *err, size_t errlen)

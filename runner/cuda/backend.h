@@ -142,6 +142,17 @@ typedef struct rn_cuda_backend {
     /* Copies the logits of the last forward (n rows of the output tensor) to host memory
      * (synchronizing): evaluation computes its loss, accuracy and confusion on the host. */
     int (*net_logits)(rn_cuda_net *net, float *host, int64_t n, char *err, size_t len);
+    /* clip_grad.value: the gradients of params idx[0..n) clamped to [-v, v]. */
+    int (*net_grad_clamp)(rn_cuda_net *net, const int *idx, int n, float v, char *err,
+                          size_t len);
+    /* Gradient accumulation (accumulate = k micro-batches per step), as grads.c: after each
+     * micro-batch's backward, sum_i = w g_i (first) or sum_i + w g_i, w = its samples; then
+     * net_grad_mean sets g_i = sum_i * (1 / total samples). The sums live on the device (one
+     * buffer per parameter, allocated on first use). */
+    int (*net_grad_accumulate)(rn_cuda_net *net, const int *idx, int n, float w, int first,
+                               char *err, size_t len);
+    int (*net_grad_mean)(rn_cuda_net *net, const int *idx, int n, int64_t total, char *err,
+                         size_t len);
 } rn_cuda_backend;
 
 typedef const rn_cuda_backend *(*rn_cuda_backend_entry_fn)(void);

@@ -368,6 +368,7 @@ extern "C" void rn_cuda_net_destroy(rn_cuda_net *net)
         cudaFree(net->params[i].value);
         cudaFree(net->params[i].grad);
         cudaFree(net->params[i].state);
+        cudaFree(net->params[i].acc);
     }
     std::free(net->params);
     void *bufs[] = {net->input, net->soft, net->labels, net->loss_labels, net->loss_soft,

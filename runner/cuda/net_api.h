@@ -40,6 +40,12 @@ int rn_cuda_net_upload(rn_cuda_net *net, const struct rn_param_ref *params, int 
 int rn_cuda_net_put_batch(rn_cuda_net *net, const float *x, const int32_t *labels,
                           const float *soft, int64_t n, char *err, size_t len);
 int rn_cuda_net_logits(rn_cuda_net *net, float *host, int64_t n, char *err, size_t len);
+int rn_cuda_net_grad_clamp(rn_cuda_net *net, const int *idx, int n, float v, char *err,
+                           size_t len);
+int rn_cuda_net_grad_accumulate(rn_cuda_net *net, const int *idx, int n, float w, int first,
+                                char *err, size_t len);
+int rn_cuda_net_grad_mean(rn_cuda_net *net, const int *idx, int n, int64_t total, char *err,
+                          size_t len);
 }
 
 #endif

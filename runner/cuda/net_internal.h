@@ -51,6 +51,7 @@ struct rn_cuda_node {
 // A parameter or buffer on the device: value, gradient (NULL for buffers), optimizer state.
 struct rn_cuda_param {
     float *value, *grad, *state;
+    float *acc;                             // gradient accumulation's sums (NULL until used)
     int64_t numel;
     size_t state_floats;                    // state floats per element (0: none yet)
 };

@@ -130,6 +130,52 @@ extern "C" int rn_cuda_net_grad_scale(rn_cuda_net *net, const int *idx, int n, f
     return 0;
 }
 
+extern "C" int rn_cuda_net_grad_clamp(rn_cuda_net *net, const int *idx, int n, float v,
+                                      char *err, size_t len)
+{
+    if (check_grads(net, "net_grad_clamp", idx, n, err, len)) return -1;
+    for (int j = 0; j < n; j++) {
+        const rn_cuda_param *p = &net->params[idx[j]];
+        if (rn_cuda_clamp(p->grad, p->numel, v, net->compute, err, len))
+            return rn_node_wrap(nullptr, "net_grad_clamp", err, len);
+    }
+    return 0;
+}
+
+extern "C" int rn_cuda_net_grad_accumulate(rn_cuda_net *net, const int *idx, int n, float w,
+                                           int first, char *err, size_t len)
+{
+    if (check_grads(net, "net_grad_accumulate", idx, n, err, len)) return -1;
+    for (int j = 0; j < n; j++) {
+        rn_cuda_param *p = &net->params[idx[j]];
+        if (!p->acc &&
+            rn_net_alloc(reinterpret_cast<void **>(&p->acc),
+                         static_cast<size_t>(p->numel) * sizeof(float), "network", "accumulate",
+                         "the gradient sums", err, len))
+            return -1;
+        if (rn_cuda_accumulate(p->acc, p->grad, p->numel, w, first, net->compute, err, len))
+            return rn_node_wrap(nullptr, "net_grad_accumulate", err, len);
+    }
+    return 0;
+}
+
+extern "C" int rn_cuda_net_grad_mean(rn_cuda_net *net, const int *idx, int n, int64_t total,
+                                     char *err, size_t len)
+{
+    if (check_grads(net, "net_grad_mean", idx, n, err, len)) return -1;
+    const float inv = 1.0f / static_cast<float>(total);  // grads.c's rounding
+    for (int j = 0; j < n; j++) {
+        const rn_cuda_param *p = &net->params[idx[j]];
+        if (!p->acc) {
+            std::snprintf(err, len, "net_grad_mean: parameter %d was never accumulated", idx[j]);
+            return -1;
+        }
+        if (rn_cuda_mean(p->grad, p->acc, p->numel, inv, net->compute, err, len))
+            return rn_node_wrap(nullptr, "net_grad_mean", err, len);
+    }
+    return 0;
+}
+
 namespace {
 
 // The group's plan on the device: a cached one with the same table, or a new one uploaded (the

@@ -98,6 +98,9 @@ static const rn_cuda_backend backend = {
     rn_cuda_net_upload,
     rn_cuda_net_put_batch,
     rn_cuda_net_logits,
+    rn_cuda_net_grad_clamp,
+    rn_cuda_net_grad_accumulate,
+    rn_cuda_net_grad_mean,
 };
 
 extern "C" __attribute__((visibility("default"))) const rn_cuda_backend *rn_cuda_backend_entry(void)

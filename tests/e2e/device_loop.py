@@ -3,6 +3,7 @@
 optimizer state and runs the CPU layers on them). A run with device = "cuda" must end with the
 same weights, bit for bit, and the same metrics (all but the timings) as the run on the CPU, for:
   - the MNIST-example CNN (dropout masks drawn on the device, SGD with momentum, cosine);
+  - the same with gradient accumulation over 3 micro-batches and clip_grad.value;
   - the same with augmentation on the device on two loader workers: reflect and zero-padded
     crops, a flip, random erasing with noise, CutMix/Mixup with label smoothing (the plugins'
     device plans, made on the workers, applied after each batch's copy);
@@ -73,7 +74,11 @@ AUGMENTED = CNN.replace(
     " { \"hflip\" }, { \"random_erasing\", p = 0.5, value = \"random\" },"
     " { \"random_crop\", size = 28, padding = 2 }, { \"cutmix_or_mixup\", prob = 0.8, mode = \"elem\" } } },"
     "\n  loss = { \"cross_entropy\", label_smoothing = 0.1 }")
+ACCUMULATED = CNN.replace("epochs = 2,", "epochs = 2,\n  accumulate = 3,\n"
+                          "  clip_grad = { value = 0.02 },")
 cnn = write(tmp, "cnn.lua", CNN)
+accumulated = write(tmp, "accumulated.lua", ACCUMULATED)
+margin = write(tmp, "margin.lua", CNN.replace("epochs = 2,", "epochs = 2,\n  loss = { \"multi_margin\" },"))
 resnet = write(tmp, "resnet.lua", RESNET)
 augmented = write(tmp, "augmented.lua", AUGMENTED)
 
@@ -121,6 +126,12 @@ q = train(augmented, "aug-gpu", "cuda")
 if p.returncode == 0 and q.returncode == 0:
     same_run("aug-cpu", "aug-gpu", "mnist_cnn with crops, flip, erasing, CutMix/Mixup")
 
+# Gradient accumulation over 3 micro-batches and clipping by value, on the device.
+p = train(accumulated, "acc-cpu", "cpu")
+q = train(accumulated, "acc-gpu", "cuda")
+if p.returncode == 0 and q.returncode == 0:
+    same_run("acc-cpu", "acc-gpu", "mnist_cnn with accumulate = 3 and clip_grad.value")
+
 p = train(resnet, "res-cpu", "cpu")
 q = train(resnet, "res-gpu", "cuda")
 if p.returncode == 0 and q.returncode == 0:
@@ -152,7 +163,7 @@ aug = write(tmp, "aug.lua", CNN.replace("normalize = datasets.fashion_mnist_stat
                                         "normalize = datasets.fashion_mnist_stats, "
                                         "augment = { { \"random_resized_crop\", size = 28 } } }"))
 for name, recipe, sets, want in (
-        ("accumulate", cnn, ["accumulate=2"], "accumulate: gradient accumulation is not wired"),
+        ("multi_margin", margin, [], "loss: multi_margin is not wired"),
         ("augment", aug, [], 'data.augment[1]: augment "random_resized_crop" 1.0.0 ('),
         ("bf16", cnn, ['precision="bf16"'], "precision: bf16 and fp16 is not wired")):
     out = os.path.join(tmp, "refused-" + name)

@@ -18,6 +18,7 @@
 #include "../../runner/cuda/backend.h"
 #include "../update_walk.h"
 #include "../../kernels/augment_elem.h"
+#include "../../kernels/net_elem.h"
 #include "layer.h"
 #include "net.h"
 #include "nn_internal.h"
@@ -32,6 +33,7 @@ struct rn_cuda_net {
     float **val, **grad;        /* device copies, per parameter (grad NULL for buffers) */
     float **host_val, **host_grad;
     float **state;              /* optimizer state, per parameter, or NULL */
+    float **acc;                /* gradient accumulation's sums, per parameter, or NULL */
     size_t *state_floats;
     rn_tensor *acts, *grads;    /* the graph's tensors */
     /* What net_put_batch fills and net_augment changes (the "copy stream's" buffers), and what
@@ -114,7 +116,9 @@ static void net_destroy(rn_cuda_net *net)
         rn_ffree(net->val ? net->val[i] : NULL);
         rn_ffree(net->grad ? net->grad[i] : NULL);
         free(net->state ? net->state[i] : NULL);
+        free(net->acc ? net->acc[i] : NULL);
     }
+    free(net->acc);
     free(net->val);
     free(net->grad);
     free(net->host_val);
@@ -148,6 +152,7 @@ static int net_create(rn_cuda_net **out, const rn_net *desc, const rn_param_ref 
         !(net->host_val = calloc(np, sizeof *net->host_val)) ||
         !(net->host_grad = calloc(np, sizeof *net->host_grad)) ||
         !(net->state = calloc(np, sizeof *net->state)) ||
+        !(net->acc = calloc(np, sizeof *net->acc)) ||
         !(net->state_floats = calloc(np, sizeof *net->state_floats)))
         goto oom;
     for (int i = 0; i < n_params; i++) {
@@ -400,6 +405,50 @@ static int net_logits(rn_cuda_net *net, float *host, int64_t n, char *err, size_
     return 0;
 }
 
+static int net_grad_clamp(rn_cuda_net *net, const int *idx, int n, float v, char *err,
+                          size_t len)
+{
+    (void)err, (void)len;
+    for (int t = 0; t < n; t++) {
+        float *g = net->grad[idx[t]];
+        int64_t k = numel(&net->params[idx[t]]);
+        for (int64_t j = 0; j < k; j++) g[j] = rn_clamp_elem(g[j], v);
+    }
+    return 0;
+}
+
+static int net_grad_accumulate(rn_cuda_net *net, const int *idx, int n, float w, int first,
+                               char *err, size_t len)
+{
+    for (int t = 0; t < n; t++) {
+        int i = idx[t];
+        int64_t k = numel(&net->params[i]);
+        if (!net->acc[i] && !(net->acc[i] = malloc((size_t)k * sizeof(float) + 4))) {
+            snprintf(err, len, "stand-in GPU: out of memory for the gradient sums");
+            return -1;
+        }
+        for (int64_t j = 0; j < k; j++)
+            net->acc[i][j] = rn_acc_elem(net->acc[i][j], net->grad[i][j], w, first);
+    }
+    return 0;
+}
+
+static int net_grad_mean(rn_cuda_net *net, const int *idx, int n, int64_t total, char *err,
+                         size_t len)
+{
+    const float inv = 1.0f / (float)total;
+    for (int t = 0; t < n; t++) {
+        int i = idx[t];
+        if (!net->acc[i]) {
+            snprintf(err, len, "stand-in GPU: parameter %d was never accumulated", i);
+            return -1;
+        }
+        int64_t k = numel(&net->params[i]);
+        for (int64_t j = 0; j < k; j++) net->grad[i][j] = rn_scale_elem(net->acc[i][j], inv);
+    }
+    return 0;
+}
+
 static const rn_cuda_backend backend = {
     .struct_size = sizeof(rn_cuda_backend),
     .abi = RN_CUDA_BACKEND_ABI,
@@ -429,6 +478,9 @@ static const rn_cuda_backend backend = {
     .net_upload = net_upload,
     .net_put_batch = net_put_batch,
     .net_logits = net_logits,
+    .net_grad_clamp = net_grad_clamp,
+    .net_grad_accumulate = net_grad_accumulate,
+    .net_grad_mean = net_grad_mean,
 };
 
 __attribute__((visibility("default"))) const rn_cuda_backend *rn_cuda_backend_entry(void)
