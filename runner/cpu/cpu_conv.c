@@ -45,6 +45,7 @@ struct rn_cpu_conv_plan {
     bound w_src, w_diff_dst, w_diff_w, w_diff_b; /* backward weights */
     int w_src_shares_fwd;              /* backward weights reads the forward's reordered src */
     int d_diff_dst_shares_w;           /* backward data reads backward weights' reordered dy */
+    int d_w_shares_fwd;                /* backward data reads the forward's reordered weights */
 };
 
 static void bound_destroy(bound *b)
@@ -271,10 +272,16 @@ static int build_backward_data(rn_cpu_conv_plan *p, char *err, size_t errlen)
         dnnl_primitive_desc_query_md(p->bwd_w.pd, dnnl_query_diff_dst_md, 0);
     /* Same layout as backward weights' output gradient: reuse the reorder made there. */
     p->d_diff_dst_shares_w = p->w_diff_dst.reorder && dnnl_memory_desc_equal(dd_prim, wdd_prim);
+    /* The same weights layout (and type) as forward's: the weights have not changed since the
+     * forward on them, so read the buffer it reordered (or converted to bf16) into. */
+    const dnnl_memory_desc_t *dw_prim = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    p->d_w_shares_fwd = p->f_w.reorder &&
+        dnnl_memory_desc_equal(dw_prim, dnnl_primitive_desc_query_md(p->fwd.pd,
+                                                                      dnnl_query_weights_md, 0));
     if (bound_init(p, &p->d_diff_dst, &p->dst_md, dd_prim, 1,
                    p->d_diff_dst_shares_w ? p->w_diff_dst.prim : NULL, err, errlen) ||
-        bound_init(p, &p->d_w, &p->w_md, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
-                   1, NULL, err, errlen) ||
+        bound_init(p, &p->d_w, &p->w_md, dw_prim, 1, p->d_w_shares_fwd ? p->f_w.prim : NULL, err,
+                   errlen) ||
         bound_init(p, &p->d_diff_src, &p->src_md,
                    dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0), 0, NULL, err,
                    errlen))
@@ -332,6 +339,7 @@ void rn_cpu_conv_plan_destroy(rn_cpu_conv_plan *p)
     /* the first bound owns a shared buffer */
     if (p->w_src_shares_fwd) p->w_src.prim = p->w_src.user;
     if (p->d_diff_dst_shares_w) p->d_diff_dst.prim = p->d_diff_dst.user;
+    if (p->d_w_shares_fwd) p->d_w.prim = p->d_w.user;
     bound *all[] = {&p->f_src,      &p->f_w,    &p->f_b,        &p->f_dst,
                     &p->d_diff_dst, &p->d_w,    &p->d_diff_src, &p->w_src,
                     &p->w_diff_dst, &p->w_diff_w, &p->w_diff_b};
@@ -406,6 +414,8 @@ static int backward_data(rn_cpu_conv_plan *p, const float *dy, const float *w, f
     if (!p->bwd_data.prim && build_backward_data(p, err, errlen)) {
         if (p->d_diff_dst_shares_w) p->d_diff_dst.prim = p->d_diff_dst.user;
         p->d_diff_dst_shares_w = 0;
+        if (p->d_w_shares_fwd) p->d_w.prim = p->d_w.user;
+        p->d_w_shares_fwd = 0;
         bound_destroy(&p->d_diff_dst);
         bound_destroy(&p->d_w);
         bound_destroy(&p->d_diff_src);
@@ -419,7 +429,7 @@ static int backward_data(rn_cpu_conv_plan *p, const float *dy, const float *w, f
     args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, bind(&p->d_diff_src, dx)};
     if (!p->d_diff_dst_shares_w)
         TRY("backward-data output-gradient reorder", bound_reorder(p, &p->d_diff_dst));
-    TRY("backward-data weights reorder", bound_reorder(p, &p->d_w));
+    if (!p->d_w_shares_fwd) TRY("backward-data weights reorder", bound_reorder(p, &p->d_w));
     if (exec(p, &p->bwd_data, args, n, "backward data", err, errlen)) return -1;
     TRY("backward-data input-gradient reorder", bound_reorder_out(p, &p->d_diff_src));
     return 0;

@@ -47,7 +47,8 @@ int rn_cpu_conv_forward(rn_cpu_conv_plan *p, const float *x, const float *w, con
                         float *y, char *err, size_t errlen);
 /* Gradients from x (N,IC,IH,IW), dy (N,OC,OH,OW) and w (OC,IC/G,KH,KW), all overwritten:
  * dw (OC,IC/G,KH,KW), db (OC; ignored without bias) and, when dx is not NULL, dx (N,IC,IH,IW).
- * Must follow the forward call on the same x (a blocked plan reuses forward's input reorder). */
+ * Must follow the forward call on the same x and w (a blocked plan reuses forward's reorders of
+ * the input and, when the layouts agree, of the weights). */
 int rn_cpu_conv_backward(rn_cpu_conv_plan *p, const float *x, const float *dy, const float *w,
                          float *dx, float *dw, float *db, char *err, size_t errlen);
 
