@@ -205,10 +205,13 @@ static void test_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, bool bi
     }
     CHECK(rn_cpu_gemm_bf16_matches(gm, ta, tb, m, n, k, bias));
     CHECK(!rn_cpu_gemm_bf16_matches(gm, !ta, tb, m, n, k, bias));
+    uint16_t *a16 = malloc(m * k * 2), *b16 = malloc(k * n * 2);
+    rn_bf16_convert(a16, a, m * k);
+    rn_bf16_convert(b16, b, k * n);
     /* twice: the second run must not see the first's state */
     for (int r = 0; r < 2; r++) {
         memset(c, 0xff, m * n * 4);
-        CHECK(rn_cpu_gemm_bf16_run(gm, a, b, bv, c, err, sizeof err) == 0);
+        CHECK(rn_cpu_gemm_bf16_run(gm, a16, b16, bv, c, err, sizeof err) == 0);
         double e = worst(c, ref, mag, m * n);
         if (r == 0)
             printf("gemm %c%c %lldx%lldx%lld%s: relative error %.2e\n", ta ? 'T' : 'N',
@@ -217,6 +220,7 @@ static void test_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, bool bi
         CHECK(e <= 0x1p-20);
     }
     rn_cpu_gemm_bf16_destroy(gm);
+    free(a16), free(b16);
     free(a), free(b), free(c), free(bv), free(ref), free(mag);
 }
 
@@ -282,6 +286,68 @@ static void test_model(void)
     rn_model_free(&m);
 }
 
+/* A linear layer in a model under rn_model_set_bf16: its output, weight gradient and input
+ * gradient against the double reference on bf16-rounded x, W and dy (each operand converted
+ * once per step and read by two products: this checks they are the right ones). */
+static void test_linear_layer(void)
+{
+    enum { N = 5, IN = 40, OUT = 7 };
+    char err[384];
+    rn_layer **ls = malloc(2 * sizeof *ls);
+    ls[0] = rn_linear_create("a", 16, IN, true, 21, err, sizeof err);
+    ls[1] = rn_linear_create("fc", IN, OUT, true, 22, err, sizeof err);
+    rn_model m;
+    if (rn_model_init(&m, ls, 2, rn_shape_make(1, (int64_t[]){16}), N, err, sizeof err)) {
+        CHECK(!"model");
+        return;
+    }
+    rn_model_set_bf16(&m, true);
+    fill(m.acts[0].data, N * 16, 31);
+    rn_tensor out;
+    CHECK(rn_model_forward(&m, N, true, &out) == 0);
+    fill(m.grads[2].data, N * OUT, 32);
+    CHECK(rn_model_backward(&m, N) == 0);
+    const float *x = m.acts[1].data, *dy = m.grads[2].data, *dx = m.grads[1].data;
+    const float *w = m.params[2].value->data, *b = m.params[3].value->data;
+    const float *dw = m.params[2].grad->data;
+    double ey = 0, edw = 0, edx = 0;
+    for (int i = 0; i < N; i++)
+        for (int o = 0; o < OUT; o++) {
+            double s = b[o], g = fabs(b[o]);
+            for (int j = 0; j < IN; j++) {
+                double t = (double)bf(x[i * IN + j]) * bf(w[o * IN + j]);
+                s += t;
+                g += fabs(t);
+            }
+            ey = fmax(ey, fabs(out.data[i * OUT + o] - s) / g);
+        }
+    for (int o = 0; o < OUT; o++)
+        for (int j = 0; j < IN; j++) {
+            double s = 0, g = 0;
+            for (int i = 0; i < N; i++) {
+                double t = (double)bf(dy[i * OUT + o]) * bf(x[i * IN + j]);
+                s += t;
+                g += fabs(t);
+            }
+            edw = fmax(edw, fabs(dw[o * IN + j] - s) / (g + 1e-30));
+        }
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < IN; j++) {
+            double s = 0, g = 0;
+            for (int o = 0; o < OUT; o++) {
+                double t = (double)bf(dy[i * OUT + o]) * bf(w[o * IN + j]);
+                s += t;
+                g += fabs(t);
+            }
+            edx = fmax(edx, fabs(dx[i * IN + j] - s) / (g + 1e-30));
+        }
+    printf("linear layer in bf16: relative error y %.2e dW %.2e dx %.2e\n", ey, edw, edx);
+    CHECK(ey <= 0x1p-20);
+    CHECK(edw <= 0x1p-20);
+    CHECK(edx <= 0x1p-20);
+    rn_model_free(&m);
+}
+
 int main(void)
 {
     test_rounding();
@@ -307,5 +373,6 @@ int main(void)
     test_gemm(false, false, 16, 576, 128, false);
     test_gemm(false, true, 1, 3, 1, true);
     test_model();
+    test_linear_layer();
     return rn_test_report("test_bf16");
 }

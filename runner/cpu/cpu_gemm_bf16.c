@@ -14,7 +14,6 @@ struct rn_cpu_gemm_bf16 {
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t prim;
     dnnl_memory_t a_mem, b_mem, bias_mem, c_mem, scratch_mem;
-    uint16_t *a16, *b16; /* the operands rounded to bf16, in their stored layout */
     void *scratch;
 };
 
@@ -60,12 +59,6 @@ int rn_cpu_gemm_bf16_create(rn_cpu_gemm_bf16 **out, bool trans_a, bool trans_b, 
         return -1;
     }
     *g = (rn_cpu_gemm_bf16){.ta = trans_a, .tb = trans_b, .bias = bias, .m = m, .n = n, .k = k};
-    g->a16 = aligned_alloc(64, ((size_t)(m * k) * 2 + 63) / 64 * 64);
-    g->b16 = aligned_alloc(64, ((size_t)(k * n) * 2 + 63) / 64 * 64);
-    if (!g->a16 || !g->b16) {
-        snprintf(err, errlen, "oneDNN bf16 matmul: out of memory for the bf16 operands");
-        goto fail;
-    }
     if (rn_cpu_engine(&g->eng, &g->strm, err, errlen)) goto fail;
     dnnl_memory_desc_t a_md, b_md, bias_md, c_md;
     dnnl_dims_t bias_dims = {1, n}, c_dims = {m, n};
@@ -94,8 +87,8 @@ int rn_cpu_gemm_bf16_create(rn_cpu_gemm_bf16 **out, bool trans_a, bool trans_b, 
         }
         TRY("memory_create", dnnl_memory_create(&g->scratch_mem, smd, g->eng, g->scratch));
     }
-    TRY("memory_create", dnnl_memory_create(&g->a_mem, &a_md, g->eng, g->a16));
-    TRY("memory_create", dnnl_memory_create(&g->b_mem, &b_md, g->eng, g->b16));
+    TRY("memory_create", dnnl_memory_create(&g->a_mem, &a_md, g->eng, DNNL_MEMORY_NONE));
+    TRY("memory_create", dnnl_memory_create(&g->b_mem, &b_md, g->eng, DNNL_MEMORY_NONE));
     TRY("memory_create", dnnl_memory_create(&g->c_mem, &c_md, g->eng, DNNL_MEMORY_NONE));
     if (bias)
         TRY("memory_create", dnnl_memory_create(&g->bias_mem, &bias_md, g->eng,
@@ -117,8 +110,6 @@ void rn_cpu_gemm_bf16_destroy(rn_cpu_gemm_bf16 *g)
         if (mems[i]) dnnl_memory_destroy(mems[i]);
     if (g->prim) dnnl_primitive_destroy(g->prim);
     if (g->pd) dnnl_primitive_desc_destroy(g->pd);
-    free(g->a16);
-    free(g->b16);
     free(g->scratch);
     free(g);
 }
@@ -130,11 +121,11 @@ bool rn_cpu_gemm_bf16_matches(const rn_cpu_gemm_bf16 *g, bool trans_a, bool tran
            g->bias == bias;
 }
 
-int rn_cpu_gemm_bf16_run(rn_cpu_gemm_bf16 *g, const float *a, const float *b, const float *bias,
-                         float *c, char *err, size_t errlen)
+int rn_cpu_gemm_bf16_run(rn_cpu_gemm_bf16 *g, const uint16_t *a16, const uint16_t *b16,
+                         const float *bias, float *c, char *err, size_t errlen)
 {
-    rn_bf16_convert(g->a16, a, g->m * g->k);
-    rn_bf16_convert(g->b16, b, g->k * g->n);
+    dnnl_memory_set_data_handle(g->a_mem, (void *)a16);
+    dnnl_memory_set_data_handle(g->b_mem, (void *)b16);
     dnnl_memory_set_data_handle(g->c_mem, c);
     dnnl_exec_arg_t args[5];
     int na = 0;

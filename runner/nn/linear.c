@@ -8,6 +8,7 @@
 #include <math.h>
 #include <runner/plugin.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* 3 products x (the full batch, the last partial one, an eval batch size) */
@@ -19,6 +20,10 @@ typedef struct linear_impl {
     rn_tensor w, dw; /* (out_f, in_f) */
     rn_tensor b, db; /* (out_f) */
     bool bf16;       /* the three products run in bf16 (rn_nn_set_bf16) */
+    /* bf16 copies of the operands, each converted once per step: x and W by the forward (the
+     * backward's weight and input gradients read them again), dy by the backward */
+    uint16_t *x16, *w16, *dy16;
+    int64_t rows16;  /* the batch x16 and dy16 hold room for */
     /* bf16 plans: forward, weight and input gradient, for up to a few batch sizes */
     rn_cpu_gemm_bf16 *plans[LINEAR_PLANS];
     int next_evict;
@@ -26,7 +31,7 @@ typedef struct linear_impl {
 
 /* C = op(A) op(B) [+ bias] in bf16 through a cached plan; 0, or -1 with l->err set. */
 static int gemm_bf16(rn_layer *l, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
-                     const float *a, const float *b, const float *bias, float *c)
+                     const uint16_t *a, const uint16_t *b, const float *bias, float *c)
 {
     linear_impl *f = l->impl;
     rn_cpu_gemm_bf16 *g = NULL;
@@ -52,6 +57,22 @@ static void drop_plans(linear_impl *f)
         f->plans[i] = NULL;
     }
     f->next_evict = 0;
+}
+
+/* Room for n rows of x16 and dy16 (and W's copy), grown only when a batch is larger; 0 or -1. */
+static int reserve16(rn_layer *l, int64_t n)
+{
+    linear_impl *f = l->impl;
+    if (!f->w16 && !(f->w16 = malloc((size_t)(f->out_f * f->in_f) * sizeof *f->w16)))
+        return rn_nn_err(l->err, sizeof l->err, "out of memory for the bf16 weights");
+    if (n <= f->rows16) return 0;
+    free(f->x16);
+    free(f->dy16);
+    f->x16 = malloc((size_t)(n * f->in_f) * sizeof *f->x16);
+    f->dy16 = malloc((size_t)(n * f->out_f) * sizeof *f->dy16);
+    f->rows16 = f->x16 && f->dy16 ? n : 0;
+    if (!f->rows16) return rn_nn_err(l->err, sizeof l->err, "out of memory for bf16 operands");
+    return 0;
 }
 
 void rn_linear_set_bf16(rn_layer *l, bool on)
@@ -83,9 +104,13 @@ static int linear_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool tr
 {
     linear_impl *f = l->impl;
     int64_t n = x->shape.d[0];
-    if (f->bf16)
-        return gemm_bf16(l, false, true, n, f->out_f, f->in_f, x->data, f->w.data,
+    if (f->bf16) {
+        if (reserve16(l, n)) return -1;
+        rn_bf16_convert(f->x16, x->data, n * f->in_f);
+        rn_bf16_convert(f->w16, f->w.data, f->out_f * f->in_f);
+        return gemm_bf16(l, false, true, n, f->out_f, f->in_f, f->x16, f->w16,
                          f->bias ? f->b.data : NULL, y->data);
+    }
     if (f->bias) {
 #pragma omp parallel for if (n * f->out_f > 16384)
         for (int64_t i = 0; i < n; i++) memcpy(y->data + i * f->out_f, f->b.data, f->out_f * 4);
@@ -103,8 +128,15 @@ static int linear_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y,
 {
     linear_impl *f = l->impl;
     int64_t n = x->shape.d[0];
+    /* bf16: x16 and w16 are the forward's copies of this x and W (nothing changed them since) */
+    if (f->bf16) {
+        if (n > f->rows16)
+            return rn_nn_err(l->err, sizeof l->err, "bf16 backward of %lld rows without its "
+                             "forward", (long long)n);
+        rn_bf16_convert(f->dy16, dy->data, n * f->out_f);
+    }
     if (f->bf16 && !l->params[0].frozen &&
-        gemm_bf16(l, true, false, f->out_f, f->in_f, n, dy->data, x->data, NULL, f->dw.data))
+        gemm_bf16(l, true, false, f->out_f, f->in_f, n, f->dy16, f->x16, NULL, f->dw.data))
         return -1;
     if (!f->bf16 && !l->params[0].frozen &&
         rn_cpu_sgemm(true, false, f->out_f, f->in_f, n, 1.0f, dy->data, f->out_f, x->data,
@@ -122,7 +154,7 @@ static int linear_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y,
         }
     }
     if (dx && f->bf16)
-        return gemm_bf16(l, false, false, n, f->in_f, f->out_f, dy->data, f->w.data, NULL,
+        return gemm_bf16(l, false, false, n, f->in_f, f->out_f, f->dy16, f->w16, NULL,
                          dx->data);
     if (dx && rn_cpu_sgemm(false, false, n, f->in_f, f->out_f, 1.0f, dy->data, f->out_f,
                            f->w.data, f->in_f, 0.0f, dx->data, f->in_f))
@@ -138,6 +170,9 @@ static void linear_destroy(rn_layer *l)
     rn_tensor_free(&f->b);
     rn_tensor_free(&f->db);
     drop_plans(f);
+    free(f->x16);
+    free(f->w16);
+    free(f->dy16);
 }
 
 static void linear_ops_describe(const rn_layer *l, rn_node *node)
