@@ -33,4 +33,27 @@ static int rn_test_model_from_lua(rn_model *m, const char *dir, const char *expr
     return rc;
 }
 
+/* A model with every layer type of lib.nn: dilated, grouped and strided convolutions, GELU,
+ * LeakyReLU, a residual block without activation and one with a downsampling shortcut, batch
+ * norm, padded max and average pools, identity, dropout, ReLU, global pooling, flatten, linear.
+ * For an input of 3 x 17 x 15 (odd sizes, so a swapped height and width shows). */
+#define RN_TEST_EVERY_LAYER \
+    "nn.sequential{ " \
+    "nn.conv2d{ name = 'a', in_channels = 3, out_channels = 8, kernel_size = 3, " \
+    "padding = 2, dilation = 2 }, nn.gelu(), " \
+    "nn.residual{ name = 'r1', relu = false, body = { nn.conv2d{ name = 'b', " \
+    "in_channels = 8, out_channels = 8, kernel_size = 3, padding = 1, groups = 4 }, " \
+    "nn.leaky_relu{ negative_slope = 0.1 } } }, " \
+    "nn.residual{ name = 'r2', body = { nn.conv2d{ name = 'c', in_channels = 8, " \
+    "out_channels = 16, kernel_size = 3, stride = 2, padding = 1, bias = false }, " \
+    "nn.batch_norm2d{ name = 'bn', num_features = 16 } }, shortcut = { " \
+    "nn.conv2d{ name = 'd', in_channels = 8, out_channels = 16, kernel_size = 1, " \
+    "stride = 2, bias = false } } }, " \
+    "nn.max_pool2d{ kernel_size = 3, stride = 2, padding = 1 }, nn.identity(), " \
+    "nn.avg_pool2d{ kernel_size = 3, stride = 1, padding = 1 }, " \
+    "nn.avg_pool2d{ kernel_size = 2 }, " \
+    "nn.dropout{ p = 0.2 }, nn.relu(), " \
+    "nn.global_avg_pool2d(), nn.flatten(), " \
+    "nn.linear{ name = 'fc', in_features = 16, out_features = 7 } }"
+
 #endif

@@ -212,23 +212,7 @@ int main(void)
                 rn_shape_make(3, (int64_t[]){1, 28, 28}), 6);
     check_model(b, have_gpu, "resnet18", "models.resnet18{ classes = 10 }",
                 rn_shape_make(3, (int64_t[]){3, 32, 32}), 4);
-    check_model(b, have_gpu, "every", "nn.sequential{ "
-                "nn.conv2d{ name = 'a', in_channels = 3, out_channels = 8, kernel_size = 3, "
-                "padding = 2, dilation = 2 }, nn.gelu(), "
-                "nn.residual{ name = 'r1', relu = false, body = { nn.conv2d{ name = 'b', "
-                "in_channels = 8, out_channels = 8, kernel_size = 3, padding = 1, groups = 4 }, "
-                "nn.leaky_relu{ negative_slope = 0.1 } } }, "
-                "nn.residual{ name = 'r2', body = { nn.conv2d{ name = 'c', in_channels = 8, "
-                "out_channels = 16, kernel_size = 3, stride = 2, padding = 1, bias = false }, "
-                "nn.batch_norm2d{ name = 'bn', num_features = 16 } }, shortcut = { "
-                "nn.conv2d{ name = 'd', in_channels = 8, out_channels = 16, kernel_size = 1, "
-                "stride = 2, bias = false } } }, "
-                "nn.max_pool2d{ kernel_size = 3, stride = 2, padding = 1 }, nn.identity(), "
-                "nn.avg_pool2d{ kernel_size = 3, stride = 1, padding = 1 }, "
-                "nn.avg_pool2d{ kernel_size = 2 }, "
-                "nn.dropout{ p = 0.2 }, nn.relu(), "
-                "nn.global_avg_pool2d(), nn.flatten(), "
-                "nn.linear{ name = 'fc', in_features = 16, out_features = 7 } }",
+    check_model(b, have_gpu, "every", RN_TEST_EVERY_LAYER,
                 rn_shape_make(3, (int64_t[]){3, 17, 15}), 5);
     rmdir(dir);
     return rn_test_report("test_cuda_shapes");
