@@ -50,7 +50,8 @@ static int setup_group(rn_opt_group *og, const char *name, const rn_value *spec,
     og->params = calloc((size_t)m->n_params + 1, sizeof *og->params);
     og->active = calloc((size_t)m->n_params + 1, sizeof *og->active);
     og->model_index = calloc((size_t)m->n_params + 1, sizeof *og->model_index);
-    if (!og->params || !og->active || !og->model_index) {
+    og->active_index = calloc((size_t)m->n_params + 1, sizeof *og->active_index);
+    if (!og->params || !og->active || !og->model_index || !og->active_index) {
         snprintf(err, errlen, "%s: out of memory", where);
         return -1;
     }
@@ -71,6 +72,7 @@ static int setup_group(rn_opt_group *og, const char *name, const rn_value *spec,
         }
     }
     memcpy(og->active, og->params, n * sizeof *og->active);
+    memcpy(og->active_index, og->model_index, n * sizeof *og->active_index);
     og->g = (rn_group){.struct_size = sizeof(rn_group), .name = og->name, .params = og->active,
                        .n_params = n, .lr = og->base_lr, .momentum = og->base_momentum,
                        .weight_decay = wd};
@@ -191,6 +193,7 @@ void rn_opt_groups_free(rn_opt_groups *og)
         for (size_t k = 0; g->params && k < g->n_all; k++) rn_ffree(g->params[k].state);
         free(g->params);
         free(g->active);
+        free(g->active_index);
         free(g->model_index);
         free(g->name);
     }
@@ -204,7 +207,10 @@ void rn_opt_groups_set_trainable(rn_opt_groups *og, const bool *trainable)
         rn_opt_group *g = &og->v[i];
         size_t n = 0;
         for (size_t k = 0; k < g->n_all; k++)
-            if (!trainable || trainable[g->model_index[k]]) g->active[n++] = g->params[k];
+            if (!trainable || trainable[g->model_index[k]]) {
+                g->active_index[n] = g->model_index[k];
+                g->active[n++] = g->params[k];
+            }
         g->g.n_params = n;
     }
 }

@@ -16,6 +16,7 @@ typedef struct rn_opt_group {
     size_t n_all;
     int *model_index;               /* params[k] is model parameter model_index[k] */
     rn_param *active;               /* the trainable subset of params (g.params) */
+    int *active_index;              /* active[k] is model parameter active_index[k] */
     double base_lr, base_momentum;  /* from the settings "lr" and "momentum" (or "beta1") */
 } rn_opt_group;
 

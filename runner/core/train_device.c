@@ -375,14 +375,6 @@ int rn_dev_grad_scale(rn_run *r, float s, char *err, size_t errlen)
     return d->b->net_grad_scale(d->net, d->idx, n, s, err, errlen);
 }
 
-/* The model index of a group's active tensor (the same value buffer). */
-static int model_index_of(const rn_model *m, const rn_param *p)
-{
-    for (int i = 0; i < m->n_params; i++)
-        if (m->params[i].value->data == p->value) return i;
-    return -1;
-}
-
 int rn_dev_optimizer_step(rn_run *r, char *err, size_t errlen)
 {
     struct rn_dev_run *d = r->dev;
@@ -395,14 +387,8 @@ int rn_dev_optimizer_step(rn_run *r, char *err, size_t errlen)
             snprintf(err, errlen, "optimizer (group %s): %s", g->name, rn_instance_error(&g->opt));
             return -1;
         }
-        for (size_t k = 0; k < g->g.n_params; k++)
-            if ((d->idx[k] = model_index_of(&r->model, &g->g.params[k])) < 0) {
-                snprintf(err, errlen, "optimizer (group %s): %s is not a model parameter",
-                         g->name, g->g.params[k].name);
-                return -1;
-            }
         char why[400];
-        if (d->b->net_step(d->net, d->idx, (int)g->g.n_params, &u, why, sizeof why)) {
+        if (d->b->net_step(d->net, g->active_index, (int)g->g.n_params, &u, why, sizeof why)) {
             snprintf(err, errlen, "optimizer (group %s): %s", g->name, why);
             return -1;
         }

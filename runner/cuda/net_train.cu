@@ -50,18 +50,21 @@ extern "C" int rn_cuda_net_loss(rn_cuda_net *net, int64_t n, int soft, double la
     const int64_t k = net->classes;
     const float *logits = net->acts[d->output];
     const float *t = soft ? net->loss_soft : nullptr;
+    // The hits only when asked for (training passes correct NULL: no kernel, no copy).
     if (rn_cuda_cross_entropy(logits, n, k, net->loss_labels, t, label_smoothing, net->row_loss,
                               gradient ? net->grads[d->output] : nullptr, net->compute, err,
                               len) ||
-        rn_cuda_row_hits(logits, n, k, net->loss_labels, t, net->hits, net->compute, err, len))
+        (correct &&
+         rn_cuda_row_hits(logits, n, k, net->loss_labels, t, net->hits, net->compute, err, len)))
         return rn_node_wrap(nullptr, "net_loss", err, len);
     std::vector<double> rows(static_cast<size_t>(n));
-    std::vector<int32_t> hits(static_cast<size_t>(n));
+    std::vector<int32_t> hits(correct ? static_cast<size_t>(n) : 0);
     cudaError_t rc;
     if ((rc = cudaMemcpyAsync(rows.data(), net->row_loss, rows.size() * sizeof(double),
                               cudaMemcpyDeviceToHost, net->compute)) != cudaSuccess ||
-        (rc = cudaMemcpyAsync(hits.data(), net->hits, hits.size() * sizeof(int32_t),
-                              cudaMemcpyDeviceToHost, net->compute)) != cudaSuccess ||
+        (correct &&
+         (rc = cudaMemcpyAsync(hits.data(), net->hits, hits.size() * sizeof(int32_t),
+                               cudaMemcpyDeviceToHost, net->compute)) != cudaSuccess) ||
         (rc = cudaStreamSynchronize(net->compute)) != cudaSuccess)
         return rn_cuda_fail(nullptr, "net_loss: reading the loss", rc, err, len);
     // rn_cross_entropy2: rows added in order, the mean over n; NaN for a bad smoothing.
@@ -69,7 +72,7 @@ extern "C" int rn_cuda_net_loss(rn_cuda_net *net, int64_t n, int soft, double la
     int64_t h = 0;
     for (int64_t i = 0; i < n; i++) {
         total += rows[i];
-        h += hits[i];
+        if (correct) h += hits[i];
     }
     const bool bad = !(label_smoothing >= 0.0 && label_smoothing <= 1.0);
     if (loss) *loss = bad ? NAN : total / static_cast<double>(n);
