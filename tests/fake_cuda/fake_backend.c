@@ -231,7 +231,17 @@ static int net_loss(rn_cuda_net *net, int64_t n, int soft, double label_smoothin
 
 static int net_backward(rn_cuda_net *net, int64_t n, const int *trainable, char *err, size_t len)
 {
-    (void)trainable; /* the layers read the same frozen flags */
+    /* The layers here read the frozen flags themselves; the CUDA backend goes by trainable, so
+     * the mask the loop passes must say the same. */
+    for (int i = 0; i < net->n_params; i++) {
+        int want = net->params[i].grad != NULL && !net->params[i].frozen;
+        if (!trainable || (trainable[i] != 0) != want) {
+            snprintf(err, len, "stand-in GPU: trainable[%d] (%s) is %d, but the parameter %s",
+                     i, net->params[i].name, trainable ? trainable[i] : -1,
+                     want ? "trains" : "does not train");
+            return -1;
+        }
+    }
     enter(net);
     int rc = rn_net_backward(net->desc, net->acts, net->grads, n, err, len);
     leave(net);
