@@ -23,7 +23,6 @@ typedef struct conv_impl {
     rn_cpu_conv_desc geom;  /* set by setup; n varies per plan */
     rn_cpu_conv_plan *plans[CONV_PLANS];
     int next_evict;
-    bool bf16;              /* compute in bf16 (rn_nn_set_bf16) */
 } conv_impl;
 
 static void drop_plans(conv_impl *c)
@@ -63,8 +62,7 @@ static rn_cpu_conv_plan *plan_for(rn_layer *l, int64_t n)
 void rn_conv2d_set_bf16(rn_layer *l, bool on)
 {
     conv_impl *c = l->impl;
-    if (c->bf16 != on) drop_plans(c); /* rebuilt on the next call, for the new type */
-    c->bf16 = on;
+    if (c->geom.bf16 != on) drop_plans(c); /* rebuilt on the next call, for the new type */
     c->geom.bf16 = on;
 }
 
@@ -97,7 +95,7 @@ static int conv_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err,
         /* oneDNN's direct kernels want 16-channel blocks; with 16+ channels on either side they
          * beat its im2col+gemm path on plain NCHW by 2-3x, reorders included (MNIST CNN) */
         .blocked = c->in_ch >= 16 || c->out_ch >= 16,
-        .bf16 = c->bf16,
+        .bf16 = c->geom.bf16, /* rn_conv2d_set_bf16's, kept across a new shape */
     };
     *out = rn_shape_make(4, (int64_t[]){in->d[0], c->out_ch, oh, ow});
     l->err[0] = '\0';

@@ -89,7 +89,6 @@ static void dropout_ops_describe(const rn_layer *l, rn_node *node)
     const dropout_impl *d = l->impl;
     node->kind = RN_NODE_DROPOUT;
     node->p = d->p;
-    node->seed = l->seed;
 }
 
 static const rn_layer_ops dropout_ops = {

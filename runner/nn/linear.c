@@ -19,7 +19,7 @@ typedef struct linear_impl {
     bool bias;
     rn_tensor w, dw; /* (out_f, in_f) */
     rn_tensor b, db; /* (out_f) */
-    bool bf16;       /* the three products run in bf16 (rn_nn_set_bf16) */
+    bool bf16;       /* the three products run in bf16 (rn_linear_set_bf16) */
     /* bf16 copies of the operands, each converted once per step: x and W by the forward (the
      * backward's weight and input gradients read them again), dy by the backward */
     uint16_t *x16, *w16, *dy16;

@@ -29,8 +29,8 @@ typedef enum rn_node_kind {
     RN_NODE_MAXPOOL2D,       /* kernel, stride, padding (-inf padding) */
     RN_NODE_AVGPOOL2D,       /* kernel, stride, padding, count_include_pad */
     RN_NODE_GLOBAL_AVGPOOL2D,/* (N, C, H, W) -> (N, C, 1, 1) */
-    RN_NODE_DROPOUT,         /* p, seed: train call c keeps element i when
-                                rn_uniform(rn_key3(seed, c, "drop"), i) >= p (nn_elem.h) */
+    RN_NODE_DROPOUT,         /* p: train call c keeps element i when rn_uniform(rn_key3(
+                                layer->seed, c = layer->calls, "drop"), i) >= p (nn_elem.h) */
     RN_NODE_FLATTEN,         /* (N, ...) -> (N, F): the same floats */
     RN_NODE_IDENTITY,        /* the same floats */
     RN_NODE_ADD,             /* out = in + in2 (a residual sum) */
@@ -52,7 +52,6 @@ typedef struct rn_node {
     double eps, momentum;    /* batchnorm2d */
     double slope;            /* leaky_relu */
     double p;                /* dropout */
-    uint64_t seed;           /* dropout: the layer's seed */
     /* indices into rn_model.params, in the layer's order (weight, bias, running_mean,
      * running_var), -1 past n_params */
     int param[RN_NODE_MAX_PARAMS];
