@@ -172,7 +172,7 @@ static void emulate_kernel(const ref_cfg *c, const float *x0, const float *t0, i
     rn_batch b = {.struct_size = sizeof b, .x = (float *)x0, .n = n, .c = C, .h = H, .w = W,
                   .labels = labels, .soft_targets = (float *)t0, .classes = K,
                   .sample_ids = ids, .epoch = epoch, .seed = seed};
-    int rc = mix_plan(&m, &b);
+    int rc = mix_plan(&m, &b, 0);
     CHECK(rc >= 0);
     for (int i = 0; i < n; i++) {
         rn_mix_sample keep = {RN_MIX_KEEP, i, 1.0f, 0.0f, 0, 0, 0, 0};

@@ -227,8 +227,9 @@ static inline void mix_paste(float *x, const float *src, int64_t c, int64_t H, i
 
 /* The batch's per-sample parameters into m->plan (and the partners into m->perm): what the CPU
  * loop below and the GPU kernel (kernels/augment_kernels.cu) both apply. Returns 0 when nothing
- * mixes, 1 when plan holds n entries, or -1 when out of memory. */
-static inline int mix_plan(mix *m, const rn_batch *b)
+ * mixes, 1 when plan holds n entries, or -1 when out of memory. The pixel and target scratch
+ * (x0, t0) the CPU loop needs is grown only with `scratch`. */
+static inline int mix_plan(mix *m, const rn_batch *b, int scratch)
 {
     int64_t n = b->n, H = b->h, W = b->w;
     uint64_t base = rn_key3(b->seed, (uint64_t)b->epoch, (uint64_t)b->sample_ids[0]);
@@ -237,7 +238,7 @@ static inline int mix_plan(mix *m, const rn_batch *b)
         mix_draw(&m->cfg, rn_mix64(base ^ MIX_DRAW_STREAM), H, W, &batch);
         if (!batch.mix) return 0;
     }
-    if (mix_reserve(m, n, b->c * H * W, b->classes)) return -1;
+    if (mix_reserve(m, n, scratch ? b->c * H * W : 0, scratch ? b->classes : 0)) return -1;
     mix_permutation(m->perm, n, rn_mix64(base ^ MIX_PERM_STREAM));
     for (int64_t i = 0; i < n; i++) {
         mix_params own;
@@ -269,7 +270,7 @@ static inline int mix_apply(void *self, rn_batch *b)
         return RN_ERR_CONFIG;
     }
     if (b->n <= 0) return RN_OK;
-    int rc = mix_plan(m, b);
+    int rc = mix_plan(m, b, 1);
     if (rc < 0) {
         host->set_error(m->ctx, "out of memory for a batch of %lld", (long long)b->n);
         return RN_ERR_NOMEM;
@@ -292,21 +293,21 @@ static inline int mix_apply(void *self, rn_batch *b)
     return RN_OK;
 }
 
-/* The batch's device plan (plugin ABI 1.2): mix_plan's parameters, every sample kept when the
- * batch does not mix. */
+/* The batch's device plan (plugin ABI 1.2): mix_plan's parameters, or nothing (kind NONE) when
+ * the batch does not mix. */
 static inline int mix_device_plan(void *self, const rn_batch *b, rn_augment_op *op)
 {
     mix *m = self;
-    op->kind = RN_AUGMENT_OP_MIX;
+    op->kind = RN_AUGMENT_OP_NONE;
     if (b->n <= 0) return RN_OK;
-    int rc = mix_plan(m, b);
+    int rc = mix_plan(m, b, 0);
     if (rc < 0) {
         m->host->set_error(m->ctx, "out of memory for a batch of %lld", (long long)b->n);
         return RN_ERR_NOMEM;
     }
-    for (int64_t i = 0; i < b->n; i++)
-        op->mix[i] = rc ? m->plan[i]
-                        : (rn_mix_sample){.mode = RN_MIX_KEEP, .partner = (int32_t)i, .wa = 1};
+    if (rc == 0) return RN_OK; /* the batch is not mixed: nothing for the device to do */
+    op->kind = RN_AUGMENT_OP_MIX;
+    memcpy(op->mix, m->plan, (size_t)b->n * sizeof *op->mix);
     return RN_OK;
 }
 

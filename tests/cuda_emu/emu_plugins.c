@@ -67,7 +67,7 @@ int emu_mix_plan(double prob, double switch_prob, double cutmix_alpha, double mi
 {
     mix m = {.host = rn_host_table()};
     m.cfg = (mix_config){prob, switch_prob, cutmix_alpha, mixup_alpha, correct_lam, elem};
-    int rc = mix_plan(&m, b);
+    int rc = mix_plan(&m, b, 0);
     for (int64_t i = 0; rc >= 0 && i < b->n; i++) {
         rn_mix_sample keep = {RN_MIX_KEEP, (int32_t)i, 1.0f, 0.0f, 0, 0, 0, 0};
         plan[i] = rc == 1 ? m.plan[i] : keep;
