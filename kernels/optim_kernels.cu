@@ -119,28 +119,28 @@ extern "C" int rn_cuda_optim_step(const rn_cuda_optim_launch *l, char *err, size
     cudaStream_t s = static_cast<cudaStream_t>(l->stream);
     const unsigned blocks = static_cast<unsigned>(l->n_chunks);
     if (blocks == 0) return 0;
-    switch (l->kind) {
-    case RN_CUDA_OPTIM_SGD:
-        RN_LAUNCH(multi_tensor_kernel, blocks, kThreads, s)(l->tensors, l->chunks, SgdOp{l->sgd});
+    switch (l->u.kind) {
+    case RN_UPDATE_SGD:
+        RN_LAUNCH(multi_tensor_kernel, blocks, kThreads, s)(l->tensors, l->chunks, SgdOp{l->u.c.sgd});
         break;
-    case RN_CUDA_OPTIM_ADAM:
-        RN_LAUNCH(multi_tensor_kernel, blocks, kThreads, s)(l->tensors, l->chunks, AdamOp{l->adam});
+    case RN_UPDATE_ADAM:
+        RN_LAUNCH(multi_tensor_kernel, blocks, kThreads, s)(l->tensors, l->chunks, AdamOp{l->u.c.adam});
         break;
-    case RN_CUDA_OPTIM_RMSPROP:
+    case RN_UPDATE_RMSPROP:
         RN_LAUNCH(multi_tensor_kernel, blocks, kThreads, s)(l->tensors, l->chunks,
-                                                            RmspropOp{l->rmsprop});
+                                                            RmspropOp{l->u.c.rmsprop});
         break;
-    case RN_CUDA_OPTIM_LION:
-        RN_LAUNCH(multi_tensor_kernel, blocks, kThreads, s)(l->tensors, l->chunks, LionOp{l->lion});
+    case RN_UPDATE_LION:
+        RN_LAUNCH(multi_tensor_kernel, blocks, kThreads, s)(l->tensors, l->chunks, LionOp{l->u.c.lion});
         break;
-    case RN_CUDA_OPTIM_LAMB:
-        RN_LAUNCH(lamb_pass1, blocks, kThreads, s)(l->tensors, l->chunks, l->lamb, l->partial);
+    case RN_UPDATE_LAMB:
+        RN_LAUNCH(lamb_pass1, blocks, kThreads, s)(l->tensors, l->chunks, l->u.c.lamb, l->partial);
         if (rn::launch_check("lamb pass 1", err, len)) return -1;
-        RN_LAUNCH(lamb_pass2, blocks, kThreads, s)(l->tensors, l->chunks, l->lamb, l->partial,
-                                                   l->lamb_adapt);
+        RN_LAUNCH(lamb_pass2, blocks, kThreads, s)(l->tensors, l->chunks, l->u.c.lamb, l->partial,
+                                                   l->u.lamb_adapt);
         break;
     default:
-        std::snprintf(err, len, "unknown optimizer kind %d", static_cast<int>(l->kind));
+        std::snprintf(err, len, "unknown optimizer kind %d", static_cast<int>(l->u.kind));
         return -1;
     }
     return rn::launch_check("optimizer launch", err, len);

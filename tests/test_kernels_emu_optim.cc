@@ -148,16 +148,16 @@ void reference_step(const rn_cuda_optim_launch &l, Group &r)
         float *p = r.p[t].data(), *s0 = r.st(0, t), *s1 = r.st(1, t), *s2 = r.st(2, t);
         const float *g = r.g[t].data();
         for (int64_t i = 0; i < kSizes[t]; i++) {
-            switch (l.kind) {
-            case RN_CUDA_OPTIM_SGD: rn_sgd_elem(&l.sgd, &p[i], g[i], s0 ? &s0[i] : nullptr); break;
-            case RN_CUDA_OPTIM_ADAM:
-                rn_adam_elem(&l.adam, &p[i], g[i], &s0[i], &s1[i], s2 ? &s2[i] : nullptr);
+            switch (l.u.kind) {
+            case RN_UPDATE_SGD: rn_sgd_elem(&l.u.c.sgd, &p[i], g[i], s0 ? &s0[i] : nullptr); break;
+            case RN_UPDATE_ADAM:
+                rn_adam_elem(&l.u.c.adam, &p[i], g[i], &s0[i], &s1[i], s2 ? &s2[i] : nullptr);
                 break;
-            case RN_CUDA_OPTIM_RMSPROP:
-                rn_rmsprop_elem(&l.rmsprop, &p[i], g[i], &s0[i], s1 ? &s1[i] : nullptr,
+            case RN_UPDATE_RMSPROP:
+                rn_rmsprop_elem(&l.u.c.rmsprop, &p[i], g[i], &s0[i], s1 ? &s1[i] : nullptr,
                                 s2 ? &s2[i] : nullptr);
                 break;
-            case RN_CUDA_OPTIM_LION: rn_lion_elem(&l.lion, &p[i], g[i], &s0[i]); break;
+            case RN_UPDATE_LION: rn_lion_elem(&l.u.c.lion, &p[i], g[i], &s0[i]); break;
             default: break;
             }
         }
@@ -174,7 +174,7 @@ struct LambStats {
 void check_lamb_step(const rn_cuda_optim_launch &l, const std::vector<rn_mt_chunk> &plan,
                      const double *partial, Group &r, const Group &d, LambStats &stats)
 {
-    const rn_lamb_coef c = l.lamb;
+    const rn_lamb_coef c = l.u.c.lamb;
     int64_t chunk = 0;
     int bad_partial_exact = 0, bad_partial_near = 0, bad_pass2 = 0, bad_flat = 0;
     for (int t = 0; t < kTensors; t++) {
@@ -204,9 +204,9 @@ void check_lamb_step(const rn_cuda_optim_launch &l, const std::vector<rn_mt_chun
             sp_chunks += dp[0];
             su_chunks += dp[1];
         }
-        const float ratio_dev = l.lamb_adapt ? trust(sp_chunks, su_chunks) : 1.0f;
+        const float ratio_dev = l.u.lamb_adapt ? trust(sp_chunks, su_chunks) : 1.0f;
         const float ratio_flat =
-            l.lamb_adapt ? trust(flat_sum(pp.data(), n), flat_sum(uu.data(), n)) : 1.0f;
+            l.u.lamb_adapt ? trust(flat_sum(pp.data(), n), flat_sum(uu.data(), n)) : 1.0f;
         stats.tensors++;
         stats.ratio_equal += ratio_dev == ratio_flat;
         CHECK(std::fabs(ratio_dev - ratio_flat) <= std::ldexp(ratio_flat, -21));
@@ -243,16 +243,16 @@ void set_step(Case &cs, int t)
 {
     rn_cuda_optim_launch &l = cs.l;
     const double step = t + 1;
-    if (l.kind == RN_CUDA_OPTIM_SGD) l.sgd.first = t == 0;
-    if (l.kind == RN_CUDA_OPTIM_ADAM) {
-        const double lr = 1e-3, b1 = l.adam.beta1, b2 = l.adam.beta2;
-        l.adam.neg_step = static_cast<float>(-lr / (1 - std::pow(b1, step)));
-        l.adam.bc2_sqrt = static_cast<float>(std::sqrt(1 - std::pow(b2, step)));
+    if (l.u.kind == RN_UPDATE_SGD) l.u.c.sgd.first = t == 0;
+    if (l.u.kind == RN_UPDATE_ADAM) {
+        const double lr = 1e-3, b1 = l.u.c.adam.beta1, b2 = l.u.c.adam.beta2;
+        l.u.c.adam.neg_step = static_cast<float>(-lr / (1 - std::pow(b1, step)));
+        l.u.c.adam.bc2_sqrt = static_cast<float>(std::sqrt(1 - std::pow(b2, step)));
     }
-    if (l.kind == RN_CUDA_OPTIM_LAMB && l.lamb.bc1 != 1.0f) {
-        const double b1 = l.lamb.beta1, b2 = l.lamb.beta2;
-        l.lamb.bc1 = static_cast<float>(1 - std::pow(b1, step));
-        l.lamb.bc2_sqrt = static_cast<float>(std::sqrt(1 - std::pow(b2, step)));
+    if (l.u.kind == RN_UPDATE_LAMB && l.u.c.lamb.bc1 != 1.0f) {
+        const double b1 = l.u.c.lamb.beta1, b2 = l.u.c.lamb.beta2;
+        l.u.c.lamb.bc1 = static_cast<float>(1 - std::pow(b1, step));
+        l.u.c.lamb.bc2_sqrt = static_cast<float>(std::sqrt(1 - std::pow(b2, step)));
     }
 }
 
@@ -281,7 +281,7 @@ void run_case(Case cs)
         char err[256] = "";
         CHECK(rn_cuda_optim_step(&l, err, sizeof err) == 0);
         if (err[0]) std::fprintf(stderr, "%s: %s\n", cs.name, err);
-        if (l.kind == RN_CUDA_OPTIM_LAMB) check_lamb_step(l, plan, partial.data(), ref, dev, stats);
+        if (l.u.kind == RN_UPDATE_LAMB) check_lamb_step(l, plan, partial.data(), ref, dev, stats);
         else reference_step(l, ref);
     }
     int differ = 0, guards = 0;
@@ -302,7 +302,7 @@ void run_case(Case cs)
     fresh.init(cs.states, cs.positive);
     for (int64_t i = 0; i < kSizes[5]; i++) moved += dev.p[5].v[i] != fresh.p[5].v[i];
     CHECK(moved > kSizes[5] / 2);
-    if (cs.l.kind == RN_CUDA_OPTIM_LAMB)
+    if (cs.l.u.kind == RN_UPDATE_LAMB)
         std::printf("  %-40s %d chunks x 3 steps: equal (trust ratio equal to the flat order's "
                     "in %d of %d tensor steps; p equal to it in %lld of %lld)\n",
                     cs.name, static_cast<int>(count), stats.ratio_equal, stats.tensors,
@@ -313,11 +313,11 @@ void run_case(Case cs)
                     differ ? "DIFFERENT" : "bit for bit");
 }
 
-rn_cuda_optim_launch base(rn_cuda_optim_kind kind)
+rn_cuda_optim_launch base(rn_update_kind kind)
 {
     rn_cuda_optim_launch l;
     std::memset(&l, 0, sizeof l);
-    l.kind = kind;
+    l.u.kind = kind;
     return l;
 }
 
@@ -331,55 +331,55 @@ int main()
         cases.push_back(Case{name, l, {s0, s1, s2}, {p0, p1, p2}});
     };
     // SGD
-    rn_cuda_optim_launch l = base(RN_CUDA_OPTIM_SGD);
-    l.sgd = rn_sgd_coef{0.1f, 0.0f, 0.0f, 1.0f, 1, 0};
+    rn_cuda_optim_launch l = base(RN_UPDATE_SGD);
+    l.u.c.sgd = rn_sgd_coef{0.1f, 0.0f, 0.0f, 1.0f, 1, 0};
     add("sgd", l, false, false, false, false, false, false);
-    l.sgd = rn_sgd_coef{0.05f, 1e-2f, 0.9f, 0.75f, 1, 0};
+    l.u.c.sgd = rn_sgd_coef{0.05f, 1e-2f, 0.9f, 0.75f, 1, 0};
     add("sgd momentum dampening weight_decay", l, true, false, false, false, false, false);
-    l.sgd = rn_sgd_coef{0.05f, 5e-4f, 0.9f, 1.0f, 1, 1};
+    l.u.c.sgd = rn_sgd_coef{0.05f, 5e-4f, 0.9f, 1.0f, 1, 1};
     add("sgd nesterov", l, true, false, false, false, false, false);
     // Adam / AdamW
-    l = base(RN_CUDA_OPTIM_ADAM);
-    l.adam = rn_adam_coef{1e-2f, 1.0f, 0.9f, 0.1f, 0.999f, 0.001f, 1.0f, 1e-8f, -1e-3f};
+    l = base(RN_UPDATE_ADAM);
+    l.u.c.adam = rn_adam_coef{1e-2f, 1.0f, 0.9f, 0.1f, 0.999f, 0.001f, 1.0f, 1e-8f, -1e-3f};
     add("adam (L2 weight_decay)", l, true, true, false, false, true, false);
-    l.adam.wd = 0.0f;
-    l.adam.decay = static_cast<float>(1.0 - 1e-3 * 0.05);
+    l.u.c.adam.wd = 0.0f;
+    l.u.c.adam.decay = static_cast<float>(1.0 - 1e-3 * 0.05);
     add("adamw", l, true, true, false, false, true, false);
     add("adamw amsgrad", l, true, true, true, false, true, true);
     // RMSprop
-    l = base(RN_CUDA_OPTIM_RMSPROP);
-    l.rmsprop = rn_rmsprop_coef{0.0f, 0.99f, 0.01f, 1e-8f, 0.0f, -1e-2f};
+    l = base(RN_UPDATE_RMSPROP);
+    l.u.c.rmsprop = rn_rmsprop_coef{0.0f, 0.99f, 0.01f, 1e-8f, 0.0f, -1e-2f};
     add("rmsprop", l, true, false, false, true, false, false);
-    l.rmsprop.momentum = 0.9f;
+    l.u.c.rmsprop.momentum = 0.9f;
     add("rmsprop momentum", l, true, true, false, true, false, false);
-    l.rmsprop.momentum = 0.0f;
+    l.u.c.rmsprop.momentum = 0.0f;
     add("rmsprop centered", l, true, false, true, true, false, false);
-    l.rmsprop.momentum = 0.5f;
-    l.rmsprop.wd = 1e-2f;
+    l.u.c.rmsprop.momentum = 0.5f;
+    l.u.c.rmsprop.wd = 1e-2f;
     add("rmsprop centered momentum weight_decay", l, true, true, true, true, false, false);
     // Lion
-    l = base(RN_CUDA_OPTIM_LION);
-    l.lion = rn_lion_coef{static_cast<float>(1.0 - 1e-4 * 0.1), 0.9f, 0.1f, 0.99f, 0.01f, -1e-4f};
+    l = base(RN_UPDATE_LION);
+    l.u.c.lion = rn_lion_coef{static_cast<float>(1.0 - 1e-4 * 0.1), 0.9f, 0.1f, 0.99f, 0.01f, -1e-4f};
     add("lion weight_decay", l, true, false, false, false, false, false);
     // LAMB
-    l = base(RN_CUDA_OPTIM_LAMB);
-    l.lamb = rn_lamb_coef{0.9f, 0.1f, 0.999f, 0.001f, 0.5f, 0.5f, 1e-6f, 1e-2f, 1, -1e-3f};
-    l.lamb_adapt = 1;
+    l = base(RN_UPDATE_LAMB);
+    l.u.c.lamb = rn_lamb_coef{0.9f, 0.1f, 0.999f, 0.001f, 0.5f, 0.5f, 1e-6f, 1e-2f, 1, -1e-3f};
+    l.u.lamb_adapt = 1;
     add("lamb weight_decay (trust ratio)", l, true, true, false, false, true, false);
-    l.lamb.has_wd = 0;
-    l.lamb_adapt = 0;
+    l.u.c.lamb.has_wd = 0;
+    l.u.lamb_adapt = 0;
     add("lamb no weight_decay (no trust ratio)", l, true, true, false, false, true, false);
-    l.lamb_adapt = 1;
+    l.u.lamb_adapt = 1;
     add("lamb always_adapt", l, true, true, false, false, true, false);
-    l.lamb.has_wd = 1;
-    l.lamb.bc1 = 1.0f;
-    l.lamb.bc2_sqrt = 1.0f;
+    l.u.c.lamb.has_wd = 1;
+    l.u.c.lamb.bc1 = 1.0f;
+    l.u.c.lamb.bc2_sqrt = 1.0f;
     add("lamb no bias_correction", l, true, true, false, false, true, false);
 
     for (const Case &cs : cases) run_case(cs);
 
     // an unknown kind is refused; an empty plan launches nothing
-    rn_cuda_optim_launch bad = base(static_cast<rn_cuda_optim_kind>(7));  // in the enum's range
+    rn_cuda_optim_launch bad = base(static_cast<rn_update_kind>(7));  // in the enum's range
     bad.n_chunks = 1;
     char err[128] = "";
     CHECK(rn_cuda_optim_step(&bad, err, sizeof err) == -1);

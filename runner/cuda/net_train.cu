@@ -270,7 +270,7 @@ extern "C" int rn_cuda_net_step(rn_cuda_net *net, const int *idx, int n, const r
                  p_off = (c_off + plan->n_chunks * sizeof(rn_mt_chunk) + 15) / 16 * 16;
     unsigned char *dev = static_cast<unsigned char *>(plan->dev);
     rn_cuda_optim_launch l{};
-    rn_cuda_optim_from_update(&l, u);
+    l.u = *u;
     l.tensors = reinterpret_cast<const rn_mt_tensor *>(dev);
     l.chunks = reinterpret_cast<const rn_mt_chunk *>(dev + c_off);
     l.n_chunks = plan->n_chunks;
