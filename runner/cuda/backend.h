@@ -79,17 +79,6 @@ typedef struct rn_cuda_backend {
                       const struct rn_param_ref *params, int n_params, int64_t max_batch,
                       char *err, size_t len);
     void (*net_destroy)(rn_cuda_net *net);
-    /* Device buffers the caller fills (asynchronously, on the copy stream, before
-     * net_forward): the input batch (max_batch x the input shape, NCHW floats), its labels
-     * (max_batch int32) and its soft targets (max_batch x classes floats, used when the loss
-     * is given them). */
-    float *(*net_input)(rn_cuda_net *net);
-    int32_t *(*net_labels)(rn_cuda_net *net);
-    float *(*net_soft_targets)(rn_cuda_net *net);
-    /* The copy stream (a cudaStream_t) and an event on it the compute stream waits for before
-     * the next forward: the next batch is copied while the current step runs. */
-    void *(*net_copy_stream)(rn_cuda_net *net);
-    int (*net_input_ready)(rn_cuda_net *net, char *err, size_t len);
     /* Pinned host memory for the loader's batch slots (cudaHostAlloc), so copies are
      * asynchronous; free with host_free. NULL on failure. */
     void *(*host_alloc)(size_t bytes);

@@ -394,20 +394,6 @@ extern "C" void rn_cuda_net_destroy(rn_cuda_net *net)
 
 // ---- the caller's buffers ----------------------------------------------------------------
 
-extern "C" float *rn_cuda_net_input(rn_cuda_net *net) { return net->input; }
-extern "C" int32_t *rn_cuda_net_labels(rn_cuda_net *net) { return net->labels; }
-extern "C" float *rn_cuda_net_soft_targets(rn_cuda_net *net) { return net->soft; }
-extern "C" void *rn_cuda_net_copy_stream(rn_cuda_net *net) { return net->copy; }
-
-extern "C" int rn_cuda_net_input_ready(rn_cuda_net *net, char *err, size_t len)
-{
-    cudaError_t rc;
-    if ((rc = cudaEventRecord(net->input_ready, net->copy)) != cudaSuccess ||
-        (rc = cudaStreamWaitEvent(net->compute, net->input_ready, 0)) != cudaSuccess)
-        return rn_cuda_fail(nullptr, "waiting for the input copy", rc, err, len);
-    return 0;
-}
-
 extern "C" int rn_cuda_net_put_batch(rn_cuda_net *net, const float *x, const int32_t *labels,
                                      const float *soft, int64_t n, char *err, size_t len)
 {

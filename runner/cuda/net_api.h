@@ -12,11 +12,6 @@ int rn_cuda_net_create(rn_cuda_net **out, const struct rn_net *desc,
                        const struct rn_param_ref *params, int n_params, int64_t max_batch,
                        char *err, size_t len);
 void rn_cuda_net_destroy(rn_cuda_net *net);
-float *rn_cuda_net_input(rn_cuda_net *net);
-int32_t *rn_cuda_net_labels(rn_cuda_net *net);
-float *rn_cuda_net_soft_targets(rn_cuda_net *net);
-void *rn_cuda_net_copy_stream(rn_cuda_net *net);
-int rn_cuda_net_input_ready(rn_cuda_net *net, char *err, size_t len);
 void *rn_cuda_host_alloc(size_t bytes);
 void rn_cuda_host_free(void *p);
 int rn_cuda_net_forward(rn_cuda_net *net, int64_t n, int train, char *err, size_t len);

@@ -180,15 +180,6 @@ oom:
     return -1;
 }
 
-static float *net_input(rn_cuda_net *net) { return net->stage_x; }
-static int32_t *net_labels(rn_cuda_net *net) { return net->stage_labels; }
-static float *net_soft_targets(rn_cuda_net *net) { return net->stage_soft; }
-static void *net_copy_stream(rn_cuda_net *net) { return net; }
-static int net_input_ready(rn_cuda_net *net, char *err, size_t len)
-{
-    (void)net, (void)err, (void)len;
-    return 0;
-}
 static void *host_alloc(size_t bytes) { return malloc(bytes); }
 static void host_free(void *p) { free(p); }
 
@@ -469,11 +460,6 @@ static const rn_cuda_backend backend = {
     .net_plan_shapes = plan_shapes,
     .net_create = net_create,
     .net_destroy = net_destroy,
-    .net_input = net_input,
-    .net_labels = net_labels,
-    .net_soft_targets = net_soft_targets,
-    .net_copy_stream = net_copy_stream,
-    .net_input_ready = net_input_ready,
     .host_alloc = host_alloc,
     .host_free = host_free,
     .net_forward = net_forward,
