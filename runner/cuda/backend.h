@@ -110,8 +110,10 @@ typedef struct rn_cuda_backend {
      * one multi-tensor launch (two for LAMB). */
     int (*net_step)(rn_cuda_net *net, const int *idx, int n, const struct rn_update *u,
                     char *err, size_t len);
-    /* An augmentation plugin's plan for the batch in the input buffer (kernels/
-     * augment_kernels.cu; the plan's arrays are host memory, copied here). */
+    /* An augmentation plugin's plan for the batch last put (kernels/augment_kernels.cu). The
+     * plan's array is host memory copied asynchronously, pinned for the copy not to wait (the
+     * loader's aux block is): like a put batch, it must stay untouched until the next
+     * synchronizing call. zero_value (c floats, CROP's fill) is uploaded when it changes. */
     int (*net_augment)(rn_cuda_net *net, int64_t n, const struct rn_augment_op *op,
                        const float *zero_value, char *err, size_t len);
     /* Device -> host: values of params[0..n_params) (with the running stats), and with grads

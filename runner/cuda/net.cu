@@ -272,8 +272,7 @@ int create_handles(rn_cuda_net *net, char *err, size_t len)
         (rc = cudaEventCreateWithFlags(&net->input_ready, cudaEventDisableTiming)) !=
             cudaSuccess ||
         (rc = cudaEventCreateWithFlags(&net->input_consumed, cudaEventDisableTiming)) !=
-            cudaSuccess ||
-        (rc = cudaEventCreateWithFlags(&net->aug_copied, cudaEventDisableTiming)) != cudaSuccess)
+            cudaSuccess)
         return rn_cuda_fail(nullptr, "creating streams", rc, err, len);
     cudnnStatus_t st;
     if ((st = cudnnCreate(&net->cudnn)) != CUDNN_STATUS_SUCCESS ||
@@ -381,8 +380,7 @@ extern "C" void rn_cuda_net_destroy(rn_cuda_net *net)
         std::free(net->plans[i].host);
     }
     std::free(net->plans);
-    if (net->aug_stage) cudaFreeHost(net->aug_stage);
-    if (net->aug_copied) cudaEventDestroy(net->aug_copied);
+    std::free(net->aug_zero_host);
     if (net->cublas) cublasDestroy(net->cublas);
     if (net->cudnn) cudnnDestroy(net->cudnn);
     if (net->input_ready) cudaEventDestroy(net->input_ready);

@@ -91,10 +91,7 @@ struct rn_cuda_net {
     float *aug_x0, *aug_t0, *aug_zero;      // net_augment's scratch (allocated on first use)
     void *aug_plan;                         // the plan's arrays copied to the device
     size_t aug_plan_bytes;
-    void *aug_stage;                        // pinned staging for them (cudaHostAlloc)
-    size_t aug_stage_bytes;
-    cudaEvent_t aug_copied;                 // the last staging copy has been read
-    bool aug_pending;                       //   (recorded at least once)
+    float *aug_zero_host;                   // the padding fill aug_zero holds (c floats)
 };
 
 // One parameter group as net_step uploaded it: its multi-tensor table and chunk plan on the

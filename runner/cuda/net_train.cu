@@ -339,9 +339,6 @@ extern "C" int rn_cuda_net_augment(rn_cuda_net *net, int64_t n, const rn_augment
     }
     const int64_t c = s->d[1], h = s->d[2], w = s->d[3];
     const size_t a_bytes = plan_bytes(op, n), a_off = 0;
-    const size_t z_off = (a_bytes + 15) / 16 * 16,
-                 z_bytes = zero_value ? static_cast<size_t>(c) * sizeof(float) : 0;
-    const size_t total = z_off + z_bytes;
     if (a_bytes && !plan_array(op)) {
         std::snprintf(err, len, "net_augment: the plan of kind %d has no array",
                       static_cast<int>(op->kind));
@@ -351,36 +348,29 @@ extern "C" int rn_cuda_net_augment(rn_cuda_net *net, int64_t n, const rn_augment
     // The batch is net_put_batch's (copy stream): wait for it, as net_forward does.
     cudaError_t rc = cudaStreamWaitEvent(net->compute, net->input_ready, 0);
     if (rc != cudaSuccess) return rn_cuda_fail(nullptr, "net_augment: the input", rc, err, len);
-    // The plan's host arrays go through pinned staging, so the copy is asynchronous; the
-    // staging is reused once the previous copy has read it.
-    if (net->aug_pending) rc = cudaEventSynchronize(net->aug_copied);
-    if (rc == cudaSuccess && total > net->aug_stage_bytes) {
-        if (net->aug_stage) cudaFreeHost(net->aug_stage);
-        net->aug_stage = nullptr;
-        net->aug_stage_bytes = 0;
-        rc = cudaHostAlloc(&net->aug_stage, total, cudaHostAllocDefault);
-        if (rc == cudaSuccess) net->aug_stage_bytes = total;
-    }
-    if (rc != cudaSuccess) return rn_cuda_fail(nullptr, "net_augment: staging", rc, err, len);
-    if (rn_net_grow(&net->aug_plan, &net->aug_plan_bytes, total, "input", "augment",
+    if (rn_net_grow(&net->aug_plan, &net->aug_plan_bytes, a_bytes, "input", "augment",
                     "the augmentation plan", err, len))
         return -1;
-    unsigned char *stage = static_cast<unsigned char *>(net->aug_stage);
-    if (a_bytes) std::memcpy(stage + a_off, plan_array(op), a_bytes);
-    if (z_bytes) std::memcpy(stage + z_off, zero_value, z_bytes);
-    if (total && ((rc = cudaMemcpyAsync(net->aug_plan, stage, total, cudaMemcpyHostToDevice,
-                                        net->compute)) != cudaSuccess ||
-                  (rc = cudaEventRecord(net->aug_copied, net->compute)) != cudaSuccess))
+    // The plan's array comes straight from the caller's memory: the loader's per-batch block,
+    // pinned (host_alloc) and kept until the step after this one has read its loss back, so the
+    // copy is asynchronous and queued behind this stream's work like the kernel that reads it.
+    if (a_bytes && (rc = cudaMemcpyAsync(net->aug_plan, plan_array(op), a_bytes,
+                                         cudaMemcpyHostToDevice, net->compute)) != cudaSuccess)
         return rn_cuda_fail(nullptr, "net_augment: copying the plan", rc, err, len);
-    net->aug_pending = total != 0;
-    if (z_bytes) {
-        rc = cudaMemcpyAsync(net->aug_zero, static_cast<unsigned char *>(net->aug_plan) + z_off,
-                             z_bytes, cudaMemcpyDeviceToDevice, net->compute);
-        if (rc != cudaSuccess)
+    // The padding fill is the run's: uploaded when it changes (once), not for every plugin.
+    const size_t z_bytes = static_cast<size_t>(c) * sizeof(float);
+    if (!net->aug_zero_host) {
+        net->aug_zero_host = static_cast<float *>(std::calloc(static_cast<size_t>(c), sizeof(float)));
+        if (!net->aug_zero_host) return rn_node_fail(nullptr, "net_augment", "out of memory", err, len);
+        if ((rc = cudaMemsetAsync(net->aug_zero, 0, z_bytes, net->compute)) != cudaSuccess)
             return rn_cuda_fail(nullptr, "net_augment: the padding fill", rc, err, len);
-    } else if ((rc = cudaMemsetAsync(net->aug_zero, 0, static_cast<size_t>(c) * sizeof(float),
-                                     net->compute)) != cudaSuccess) {
-        return rn_cuda_fail(nullptr, "net_augment: the padding fill", rc, err, len);
+    }
+    if (zero_value && std::memcmp(net->aug_zero_host, zero_value, z_bytes) != 0) {
+        std::memcpy(net->aug_zero_host, zero_value, z_bytes);
+        if ((rc = cudaMemcpyAsync(net->aug_zero, net->aug_zero_host, z_bytes,
+                                  cudaMemcpyHostToDevice, net->compute)) != cudaSuccess ||
+            (rc = cudaStreamSynchronize(net->compute)) != cudaSuccess)  // from pageable memory
+            return rn_cuda_fail(nullptr, "net_augment: the padding fill", rc, err, len);
     }
     rn_augment_op dop = *op;
     unsigned char *arr = static_cast<unsigned char *>(net->aug_plan) + a_off;

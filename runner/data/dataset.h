@@ -92,7 +92,8 @@ typedef struct rn_loader_config {
     void *(*host_alloc)(size_t bytes);
     void (*host_free)(void *p);
     size_t aux_bytes;        /* > 0: each batch carries this many bytes (b->aux, zeroed at
-                                open, 16-byte aligned) that travel with it to the caller */
+                                open, from host_alloc when given, else malloc: 16-byte aligned)
+                                that travel with it to the caller */
 } rn_loader_config;
 
 #define RN_LOADER_MAX_WORKERS 64

@@ -214,7 +214,7 @@ static void loader_free(rn_loader *l)
         batch_free(l, l->slots[k].labels);
         free(l->slots[k].ids);
         batch_free(l, l->slots[k].soft);
-        free(l->slots[k].aux);
+        batch_free(l, l->slots[k].aux);
     }
     for (int k = 0; l->workers && k < l->n_workers; k++)
         free(l->workers[k].perm);
@@ -339,10 +339,10 @@ int rn_loader_open_at(rn_loader **out, const rn_loader_config *cfg, int64_t epoc
         s->labels = batch_alloc(l, (size_t)rows * sizeof *s->labels);
         s->ids = malloc((size_t)rows * sizeof *s->ids);
         ok = ok && s->x && s->labels && s->ids;
-        if (cfg->aux_bytes) {
-            s->aux = aligned_alloc(16, (cfg->aux_bytes + 15) / 16 * 16);
+        if (cfg->aux_bytes) { /* read by the caller's device too: the batch allocator */
+            s->aux = batch_alloc(l, cfg->aux_bytes);
             ok = ok && s->aux;
-            if (s->aux) memset(s->aux, 0, (cfg->aux_bytes + 15) / 16 * 16);
+            if (s->aux) memset(s->aux, 0, cfg->aux_bytes);
         }
         if (l->classes) {
             s->soft = batch_alloc(l, (size_t)(rows * l->classes) * sizeof *s->soft);
