@@ -1,6 +1,7 @@
 /* Batch normalisation over (N, C, H, W), per channel (PyTorch nn.BatchNorm2d, affine, tracking
  * running stats). Sums run in double per channel, one channel per OpenMP iteration. */
 #include "nn_internal.h"
+#include "vector_clones.h"
 #include "net.h"
 
 #include <math.h>
@@ -32,6 +33,7 @@ static int bn_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, s
 
 /* x, y (n, c, h, w). Train: batch mean and biased variance normalise; the running variance gets
  * the unbiased one, m / (m - 1) times it, m = n h w. */
+RN_VECTOR_CLONES
 static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
 {
     bn_impl *b = l->impl;
@@ -94,6 +96,7 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
 /* With xh = (x - mean) invstd: dbeta = sum dy, dgamma = sum dy xh; in train mode the batch stats
  * depend on x: dx = gamma invstd (dy - mean(dy) - xh mean(dy xh)); in eval mode they are
  * constants: dx = gamma invstd dy. A frozen gamma or beta keeps its gradient unwritten. */
+RN_VECTOR_CLONES
 static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
                        rn_tensor *dx)
 {

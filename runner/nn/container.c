@@ -2,6 +2,7 @@
  * y = act(body(x) + shortcut(x)) (torchvision's BasicBlock, with downsample as the shortcut).
  * Both run chains (chain.h); their parameters are their children's, under the children's names. */
 #include "chain.h"
+#include "vector_clones.h"
 #include "nn_internal.h"
 
 #include <stdlib.h>
@@ -144,6 +145,7 @@ static int res_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, 
     return collect_params(l, chains, 2) ? rn_nn_err(err, errlen, "residual: out of memory") : 0;
 }
 
+RN_VECTOR_CLONES
 static int res_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
 {
     res_impl *r = l->impl;
@@ -166,6 +168,7 @@ static int res_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train
     return 0;
 }
 
+RN_VECTOR_CLONES
 static int res_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
                         rn_tensor *dx)
 {

@@ -2,6 +2,7 @@
  * identity in eval mode. The mask of train call c is rn_uniform(rn_key3(seed, c, ...), element)
  * >= p, so it depends only on the seed, the call count and the element, not on threads. */
 #include "nn_internal.h"
+#include "vector_clones.h"
 #include "net.h"
 
 #include <runner/plugin.h>
@@ -34,6 +35,7 @@ static int dropout_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *e
     return 0;
 }
 
+RN_VECTOR_CLONES
 static int dropout_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
 {
     dropout_impl *d = l->impl;
@@ -59,6 +61,7 @@ static int dropout_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool t
     return 0;
 }
 
+RN_VECTOR_CLONES
 static int dropout_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y,
                             const rn_tensor *dy, rn_tensor *dx)
 {

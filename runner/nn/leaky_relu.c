@@ -1,5 +1,6 @@
 /* Leaky ReLU, y = x for x > 0 and negative_slope x otherwise (PyTorch nn.LeakyReLU). */
 #include "nn_internal.h"
+#include "vector_clones.h"
 #include "net.h"
 
 #include <math.h>
@@ -14,6 +15,7 @@ static int leaky_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err
     return 0;
 }
 
+RN_VECTOR_CLONES
 static int leaky_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
 {
     const float a = ((leaky_impl *)l->impl)->slope;
@@ -27,6 +29,7 @@ static int leaky_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool tra
 
 /* dx = dy where x > 0, slope dy elsewhere (x = 0 included, like PyTorch); decided on x, since
  * the sign of y says nothing when the slope is negative */
+RN_VECTOR_CLONES
 static int leaky_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
                           rn_tensor *dx)
 {

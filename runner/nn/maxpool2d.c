@@ -1,6 +1,7 @@
 /* Max pooling, square window, floor mode (PyTorch nn.MaxPool2d(k, s, padding)); the padding is
  * -inf, so a window never picks it. */
 #include "nn_internal.h"
+#include "vector_clones.h"
 #include "net.h"
 
 #include <float.h>
@@ -44,6 +45,7 @@ static int pool_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err,
 }
 
 /* The common 2x2 stride-2 window, unrolled; same tie and NaN rules as the general loop. */
+RN_VECTOR_CLONES
 static void pool2x2(const float *x, float *y, int32_t *argmax, int64_t planes, int64_t h,
                     int64_t w, int64_t oh, int64_t ow)
 {
@@ -75,6 +77,7 @@ static void pool2x2(const float *x, float *y, int32_t *argmax, int64_t planes, i
 }
 
 /* x (n, c, h, w) -> y (n, c, oh, ow); remembers where each max came from */
+RN_VECTOR_CLONES
 static int pool_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
 {
     pool_impl *p = l->impl;
@@ -119,6 +122,7 @@ static int pool_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool trai
 }
 
 /* dx is zero except at each window's argmax, which gets (the sum of) its dy */
+RN_VECTOR_CLONES
 static int pool_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
                          rn_tensor *dx)
 {

@@ -1,5 +1,6 @@
 /* ReLU, y = max(x, 0). */
 #include "nn_internal.h"
+#include "vector_clones.h"
 #include "net.h"
 
 static int relu_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, size_t errlen)
@@ -8,6 +9,7 @@ static int relu_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err,
     return 0;
 }
 
+RN_VECTOR_CLONES
 static int relu_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
 {
     int64_t n = rn_tensor_numel(x);
@@ -19,6 +21,7 @@ static int relu_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool trai
 }
 
 /* dx = dy where the output was positive (y > 0 exactly when x > 0; 0 at x = 0, like PyTorch) */
+RN_VECTOR_CLONES
 static int relu_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
                          rn_tensor *dx)
 {
