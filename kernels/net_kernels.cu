@@ -3,6 +3,7 @@
 // net_elem.h.
 #include "net_kernels.h"
 
+#include "amp_elem.h"
 #include "net_elem.h"
 
 #include <cstdio>
@@ -151,6 +152,44 @@ __global__ void scale_kernel(float *g, int64_t n, float s)
 {
     const int64_t i = thread_index();
     if (i < n) g[i] = rn_scale_elem(g[i], s);
+}
+
+// A 16-bit format's conversions, chosen per launch (the net's precision).
+__device__ __forceinline__ uint16_t narrow(float x, int fp16)
+{
+    return fp16 ? rn_f16_from_f32(x) : rn_bf16_from_f32(x);
+}
+
+__device__ __forceinline__ float widen(uint16_t h, int fp16)
+{
+    return fp16 ? rn_f16_to_f32(h) : rn_bf16_to_f32(h);
+}
+
+__global__ void narrow_kernel(const float *x, uint16_t *h, int64_t n, int fp16)
+{
+    const int64_t i = thread_index();
+    if (i < n) h[i] = narrow(x[i], fp16);
+}
+
+__global__ void widen_kernel(const uint16_t *h, float *y, int64_t n, int fp16, int acc)
+{
+    const int64_t i = thread_index();
+    if (i < n) y[i] = rn_grad_put(y[i], widen(h[i], fp16), acc);
+}
+
+// Each block ORs its elements' non-finite flags (a tree over shared memory, so no atomics), and
+// a block that saw one stores 1: every store writes the same value, so their order is moot.
+__global__ void unscale_kernel(float *g, int64_t n, float inv_scale, int *found_inf)
+{
+    __shared__ int s[kThreads];
+    const int64_t i = thread_index();
+    s[threadIdx.x] = i < n ? rn_unscale_elem(&g[i], inv_scale) : 0;
+    __syncthreads();
+    for (int h = kThreads / 2; h > 0; h >>= 1) {
+        if (static_cast<int>(threadIdx.x) < h) s[threadIdx.x] |= s[threadIdx.x + h];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0 && s[0]) *found_inf = 1;
 }
 
 cudaStream_t as_stream(void *s)
@@ -332,4 +371,32 @@ extern "C" int rn_cuda_mean(float *g, const float *acc, int64_t n, float inv, vo
     if (n <= 0) return 0;
     RN_LAUNCH(mean_kernel, blocks_for(n), kThreads, as_stream(stream))(g, acc, n, inv);
     return rn::launch_check("gradient mean launch", err, len);
+}
+
+extern "C" int rn_cuda_narrow(const float *x, uint16_t *h, int64_t n, int fp16, void *stream,
+                              char *err, size_t len)
+{
+    if (n <= 0) return 0;
+    RN_LAUNCH(narrow_kernel, blocks_for(n), kThreads, as_stream(stream))(x, h, n, fp16);
+    return rn::launch_check(fp16 ? "float -> half launch" : "float -> bfloat16 launch", err,
+                            len);
+}
+
+extern "C" int rn_cuda_widen(const uint16_t *h, float *y, int64_t n, int fp16, int accumulate,
+                             void *stream, char *err, size_t len)
+{
+    if (n <= 0) return 0;
+    RN_LAUNCH(widen_kernel, blocks_for(n), kThreads, as_stream(stream))(h, y, n, fp16,
+                                                                         accumulate);
+    return rn::launch_check(fp16 ? "half -> float launch" : "bfloat16 -> float launch", err,
+                            len);
+}
+
+extern "C" int rn_cuda_unscale(float *g, int64_t n, float inv_scale, int *found_inf,
+                               void *stream, char *err, size_t len)
+{
+    if (n <= 0) return 0;
+    RN_LAUNCH(unscale_kernel, blocks_for(n), kThreads, as_stream(stream))(g, n, inv_scale,
+                                                                           found_inf);
+    return rn::launch_check("gradient unscale launch", err, len);
 }

@@ -1,8 +1,8 @@
 /* The device network's own kernels (net_kernels.cu): the element-wise layers, the residual sum
  * and gradient accumulation, batch norm in eval mode, global average pooling, linear's bias,
- * the loss's hits and clip_grad's scaling. Element math is net_elem.h's (the CPU layers'
- * formulas). Each launcher enqueues on `stream` (a cudaStream_t), does nothing for n <= 0, and
- * returns 0, or -1 with "<what> launch: <CUDA's message>" in err. Pointers are device memory;
+ * the loss's hits, clip_grad's scaling, mixed precision's 16-bit conversions and fp16's
+ * unscale. Element math is net_elem.h's (the CPU layers' formulas) and amp_elem.h's. Each
+ * launcher enqueues on `stream` (a cudaStream_t), does nothing for n <= 0, and returns 0, or -1 with "<what> launch: <CUDA's message>" in err. Pointers are device memory;
  * `accumulate` != 0 adds the result to what the output holds instead of writing it (the second
  * and later gradient contributions to one tensor). */
 #ifndef RN_NET_KERNELS_H
@@ -82,6 +82,20 @@ int rn_cuda_accumulate(float *acc, const float *g, int64_t n, float w, int first
                        char *err, size_t len);
 int rn_cuda_mean(float *g, const float *acc, int64_t n, float inv, void *stream, char *err,
                  size_t len);
+
+/* Mixed precision's operands (bf16 / fp16 compute): h[i] = x[i] rounded to IEEE half when fp16
+ * != 0 (rn_f16_from_f32), else to bfloat16 (rn_bf16_from_f32), as 16-bit patterns; and back,
+ * y[i] (+)= the exact float of h[i] (rn_f16_to_f32 / rn_bf16_to_f32), accumulating when a
+ * tensor's gradient already holds a contribution. */
+int rn_cuda_narrow(const float *x, uint16_t *h, int64_t n, int fp16, void *stream, char *err,
+                   size_t len);
+int rn_cuda_widen(const uint16_t *h, float *y, int64_t n, int fp16, int accumulate, void *stream,
+                  char *err, size_t len);
+/* fp16's unscale (GradScaler.unscale_): g[i] times inv_scale by rn_unscale_elem over n; sets
+ * *found_inf (a device int the caller zeroed before the first tensor) to 1 when any g[i] was inf
+ * or NaN, and leaves it as it was otherwise, so one flag collects several tensors. */
+int rn_cuda_unscale(float *g, int64_t n, float inv_scale, int *found_inf, void *stream,
+                    char *err, size_t len);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
-/* Element math of the loss and of dropout, shared by the CPU layers (runner/nn/cross_entropy.c,
- * dropout.c) and the CUDA kernels (kernels/nn_kernels.cu): one row of softmax cross-entropy with
- * hard or soft targets and label smoothing (F.cross_entropy), and one element of dropout's
- * counter-based mask. */
+/* Element math of the losses and of dropout, shared by the CPU layers (runner/nn/cross_entropy.c,
+ * multi_margin.c, dropout.c) and the CUDA kernels (kernels/nn_kernels.cu): one row of softmax
+ * cross-entropy with hard or soft targets and label smoothing (F.cross_entropy), one row of the
+ * multi-class hinge loss (nn.MultiMarginLoss), and one element of dropout's counter-based mask. */
 #ifndef RN_NN_ELEM_H
 #define RN_NN_ELEM_H
 
@@ -62,6 +62,29 @@ RN_HD double rn_ce_row(const float *z, int64_t k, int64_t best, int32_t label, c
         for (int64_t j = 0; j < k; j++)
             g[j] = (float)((exp((double)z[j] - lse) - (j == label ? on : 0.0) - off) / n);
     return li;
+}
+
+/* One row of logits z[0..k) with label y in [0, k) (the caller checks it) of the multi-class hinge
+ * loss with p = 1 or 2 (the caller checks it): the row's loss
+ *   sum_{j != y} max(0, margin - z_y + z_j)^p / k
+ * and, when g is not NULL, its gradient divided by n (the batch mean's): for each active hinge
+ * (p == 1 ? 1 : 2 d) / k on z_j and minus the same on z_y; 0 elsewhere. Sums in double. */
+RN_HD double rn_mm_row(const float *z, int64_t k, int32_t y, double margin, int p, float *g,
+                       double n)
+{
+    double li = 0.0, gy = 0.0;
+    for (int64_t j = 0; j < k; j++) {
+        double d = j == y ? 0.0 : margin - (double)z[y] + (double)z[j];
+        double gj = 0.0;
+        if (d > 0.0) {
+            li += p == 1 ? d : d * d;
+            gj = (p == 1 ? 1.0 : 2.0 * d) / (double)k;
+            gy -= gj;
+        }
+        if (g) g[j] = (float)(gj / n);
+    }
+    if (g) g[y] = (float)(gy / n);
+    return li / (double)k;
 }
 
 /* Dropout's element i under `key` (one key per layer and train call): kept with probability

@@ -1,5 +1,6 @@
-// Loss, dropout and gradient-norm kernels. The element math is nn_elem.h's, which the CPU layers
-// run and the CPU tests check against PyTorch; the norm's chunking is multi_tensor.h's.
+// Loss (cross-entropy, multi-margin), dropout and gradient-norm kernels. The element math is
+// nn_elem.h's, which the CPU layers run and the CPU tests check against PyTorch; the norm's
+// chunking is multi_tensor.h's.
 #include "nn_kernels.h"
 
 #include "multi_tensor.h"
@@ -14,15 +15,44 @@ namespace {
 using rn::blocks_for;
 using rn::kThreads;
 
+// The loss scale multiplies the rounded gradient (a power of two: exact), skipped at 1 so the
+// unscaled path is the same bits, NaNs included.
+__device__ __forceinline__ void scale_row(float *g, int64_t k, float grad_scale)
+{
+    if (g && grad_scale != 1.0f)
+        for (int64_t j = 0; j < k; j++) g[j] *= grad_scale;
+}
+
 __global__ void ce_kernel(const float *logits, int64_t n, int64_t k, const int32_t *labels,
-                          const float *soft, double ls, double *row_loss, float *dlogits)
+                          const float *soft, double ls, double *row_loss, float *dlogits,
+                          float grad_scale)
 {
     const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
     if (i >= n) return;
     const float *z = logits + i * k;
+    float *g = dlogits ? dlogits + i * k : nullptr;
     row_loss[i] = rn_ce_row(z, k, rn_row_argmax(z, k), labels ? labels[i] : -1,
-                            soft ? soft + i * k : nullptr, ls,
-                            dlogits ? dlogits + i * k : nullptr, static_cast<double>(n));
+                            soft ? soft + i * k : nullptr, ls, g, static_cast<double>(n));
+    scale_row(g, k, grad_scale);
+}
+
+// A label outside [0, k) gives a NaN loss and a zero gradient row, as cross-entropy's.
+__global__ void mm_kernel(const float *logits, int64_t n, int64_t k, const int32_t *labels,
+                          double margin, int p, double *row_loss, float *dlogits,
+                          float grad_scale)
+{
+    const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (i >= n) return;
+    const int32_t y = labels[i];
+    float *g = dlogits ? dlogits + i * k : nullptr;
+    if (y < 0 || y >= k) {
+        row_loss[i] = NAN;
+        if (g)
+            for (int64_t j = 0; j < k; j++) g[j] = 0.0f;
+        return;
+    }
+    row_loss[i] = rn_mm_row(logits + i * k, k, y, margin, p, g, static_cast<double>(n));
+    scale_row(g, k, grad_scale);
 }
 
 __global__ void dropout_fwd(const float *x, float *y, uint8_t *mask, int64_t n, uint64_t key,
@@ -60,12 +90,27 @@ __global__ void sumsq_chunks(const float *g, int64_t n, double *partial)
 extern "C" int rn_cuda_cross_entropy(const float *logits, int64_t n, int64_t k,
                                      const int32_t *labels, const float *soft,
                                      double label_smoothing, double *row_loss, float *dlogits,
-                                     void *stream, char *err, size_t len)
+                                     float grad_scale, void *stream, char *err, size_t len)
 {
     if (n <= 0) return 0;
     RN_LAUNCH(ce_kernel, blocks_for(n), kThreads, static_cast<cudaStream_t>(stream))(
-        logits, n, k, labels, soft, label_smoothing, row_loss, dlogits);
+        logits, n, k, labels, soft, label_smoothing, row_loss, dlogits, grad_scale);
     return rn::launch_check("cross-entropy launch", err, len);
+}
+
+extern "C" int rn_cuda_multi_margin(const float *logits, int64_t n, int64_t k,
+                                    const int32_t *labels, double margin, int p,
+                                    double *row_loss, float *dlogits, float grad_scale,
+                                    void *stream, char *err, size_t len)
+{
+    if (n <= 0) return 0;
+    if (p != 1 && p != 2) {
+        std::snprintf(err, len, "multi-margin: p must be 1 or 2, got %d", p);
+        return -1;
+    }
+    RN_LAUNCH(mm_kernel, blocks_for(n), kThreads, static_cast<cudaStream_t>(stream))(
+        logits, n, k, labels, margin, p, row_loss, dlogits, grad_scale);
+    return rn::launch_check("multi-margin launch", err, len);
 }
 
 extern "C" int rn_cuda_dropout_forward(const float *x, float *y, uint8_t *mask, int64_t n,

@@ -1,4 +1,4 @@
-/* The loss, dropout and gradient-norm kernels (nn_kernels.cu), for the CUDA backend. Each
+/* The losses, dropout and gradient-norm kernels (nn_kernels.cu), for the CUDA backend. Each
  * enqueues on `stream` (a cudaStream_t) and returns 0, or -1 with the launch error in err. */
 #ifndef RN_NN_KERNELS_H
 #define RN_NN_KERNELS_H
@@ -11,11 +11,18 @@ extern "C" {
 #endif
 
 /* Cross-entropy over logits (n, k) on the device: row_loss[i] = rn_ce_row's loss of row i (the
- * caller sums them in order for the mean), dlogits (n, k) when not NULL; soft (n, k) or labels
- * (n) as in rn_cross_entropy2. One thread per row. */
+ * caller sums them in order for the mean), dlogits (n, k) when not NULL, each element multiplied
+ * by grad_scale after rounding (fp16's loss scale; at 1 no multiply, the unscaled bits); soft
+ * (n, k) or labels (n) as in rn_cross_entropy2. One thread per row. */
 int rn_cuda_cross_entropy(const float *logits, int64_t n, int64_t k, const int32_t *labels,
                           const float *soft, double label_smoothing, double *row_loss,
-                          float *dlogits, void *stream, char *err, size_t len);
+                          float *dlogits, float grad_scale, void *stream, char *err, size_t len);
+/* The multi-class hinge loss (rn_multi_margin) the same way: row_loss[i] = rn_mm_row's loss of
+ * row i (NaN, and a zero gradient row, for a label outside [0, k)), dlogits times grad_scale
+ * when not NULL. p must be 1 or 2 (else -1, nothing launched). One thread per row. */
+int rn_cuda_multi_margin(const float *logits, int64_t n, int64_t k, const int32_t *labels,
+                         double margin, int p, double *row_loss, float *dlogits,
+                         float grad_scale, void *stream, char *err, size_t len);
 
 /* Dropout forward with the CPU's mask (rn_dropout_elem under `key`): y and mask (n bytes). */
 int rn_cuda_dropout_forward(const float *x, float *y, uint8_t *mask, int64_t n, uint64_t key,

@@ -25,7 +25,8 @@ endfunction()
 
 # kernels/optim_kernels.cu: every optimizer's multi-tensor launch against flat loops.
 rn_add_emu_test(test_kernels_emu_optim SOURCES test_kernels_emu_optim.cc)
-# kernels/nn_kernels.cu: cross-entropy and dropout against runner/nn, the norm's chunk sums; and
+# kernels/nn_kernels.cu: cross-entropy (with fp16's loss scale), multi-margin and dropout against
+# runner/nn, the norm's chunk sums; and
 # the emulator's own checks (barrier divergence, bad launch configurations).
 rn_add_emu_test(test_kernels_emu_nn SOURCES test_kernels_emu_nn.cc LIBS rn_nn)
 # kernels/augment_kernels.cu against the augmentation plugins, loaded from RN_PLUGIN_DIR.
@@ -39,5 +40,9 @@ set_property(TEST test_kernels_emu_augment APPEND PROPERTY ENVIRONMENT
 set_property(TEST test_kernels_emu_augment APPEND PROPERTY LABELS plugins)
 # kernels/net_kernels.cu (the device network's own kernels) against runner/nn's layers, bit for
 # bit: element-wise layers, a residual block's sum, activation and gradient accumulation, batch
-# norm in eval mode, global average pooling, linear's bias, the accuracy's hits, gradient scaling.
-rn_add_emu_test(test_kernels_emu_net SOURCES test_kernels_emu_net.cc LIBS rn_nn)
+# norm in eval mode, global average pooling, linear's bias, the accuracy's hits, gradient scaling;
+# and mixed precision's kernels: fp16's unscale against runner/core's GradScaler (its one source
+# file, so the test does not need the whole core) and the bf16 / fp16 conversions.
+rn_add_emu_test(test_kernels_emu_net
+                SOURCES test_kernels_emu_net.cc ${PROJECT_SOURCE_DIR}/runner/core/grad_scaler.c
+                LIBS rn_nn)

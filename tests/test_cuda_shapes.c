@@ -9,7 +9,10 @@
  * resnet8 (1x28x28), resnet18 (3x32x32) and a model with every layer type, built from
  * recipes/lib/models.lua and described by rn_net_describe, every node's dims at the max batch and
  * at a smaller one equal the description's shape of the tensor it writes (2-d as (n, f, 1, 1)),
- * with no device. Without a GPU, net_create fails with one line and leaves *out NULL. */
+ * with no device; the plan also sets every convolution's descriptors as net_create does in fp32,
+ * bf16 and fp16 (ABI 3) and fails unless all three give the same output dims. Without a GPU,
+ * net_create fails with one line and leaves *out NULL in each precision (fp32, bf16, fp16); a
+ * precision outside them is refused in one line on any machine. */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,17 +80,29 @@ static void check_model(const rn_cuda_backend *b, int have_gpu, const char *what
     CHECK(full && part);
     printf("%-9s %2d nodes: net_plan_shapes at batch %lld and 3 %s the described shapes\n", what,
            net.n_nodes, (long long)max_batch, full && part ? "equal" : "DIFFER from");
-    rn_cuda_net *dn = (rn_cuda_net *)&net; /* poisoned: create must set it */
-    err[0] = '\0';
-    rc = b->net_create(&dn, &net, m.params, m.n_params, max_batch, err, sizeof err);
-    if (have_gpu) {
-        CHECK(rc == 0 && dn != NULL);
-        if (rc) fprintf(stderr, "%s: net_create: %s\n", what, err);
-        if (!rc) b->net_destroy(dn);
-    } else {
-        CHECK(rc != 0 && dn == NULL && err[0] && !strchr(err, '\n'));
-        if (strcmp(what, "mnist_cnn") == 0) printf("net_create without a GPU: %s\n", err);
+    /* every precision; and one net_create must refuse on any machine */
+    static const int precisions[] = {RN_CUDA_FP32, RN_CUDA_BF16, RN_CUDA_FP16};
+    static const char *const names[] = {"fp32", "bf16", "fp16"};
+    for (int p = 0; p < 3; p++) {
+        rn_cuda_net *dn = (rn_cuda_net *)&net; /* poisoned: create must set it */
+        err[0] = '\0';
+        rc = b->net_create(&dn, &net, m.params, m.n_params, max_batch, precisions[p], err,
+                           sizeof err);
+        if (have_gpu) {
+            CHECK(rc == 0 && dn != NULL);
+            if (rc) fprintf(stderr, "%s %s: net_create: %s\n", what, names[p], err);
+            if (!rc) b->net_destroy(dn);
+        } else {
+            CHECK(rc != 0 && dn == NULL && err[0] && !strchr(err, '\n'));
+            if (strcmp(what, "mnist_cnn") == 0)
+                printf("net_create (%s) without a GPU: %s\n", names[p], err);
+        }
     }
+    rn_cuda_net *dn = (rn_cuda_net *)&net;
+    err[0] = '\0';
+    rc = b->net_create(&dn, &net, m.params, m.n_params, max_batch, 3, err, sizeof err);
+    CHECK(rc != 0 && dn == NULL && strstr(err, "precision 3") && !strchr(err, '\n'));
+    if (strcmp(what, "mnist_cnn") == 0) printf("net_create (precision 3): %s\n", err);
     rn_net_free(&net);
     rn_model_free(&m);
 }
@@ -198,12 +213,13 @@ int main(void)
     CHECK(info.runtime_version > 0 && info.cudnn_version > 0);
     const int have_gpu = why[0] == '\0';
 
-    /* ABI 2: every field of the table is filled (the core checks struct_size >= sizeof). */
+    /* ABI 2 and 3: every field of the table is filled (the core checks struct_size >= sizeof). */
     CHECK(b->net_plan_shapes && b->net_create && b->net_destroy &&
           b->host_alloc && b->host_free && b->net_forward && b->net_loss && b->net_backward &&
           b->net_grad_sumsq && b->net_grad_scale && b->net_state_alloc && b->net_step &&
           b->net_augment && b->net_download && b->net_upload && b->net_put_batch &&
-          b->net_logits && b->net_grad_clamp && b->net_grad_accumulate && b->net_grad_mean);
+          b->net_logits && b->net_grad_clamp && b->net_grad_accumulate && b->net_grad_mean &&
+          b->net_grad_unscale);
     if (!mkdtemp(dir)) return 2;
     check_model(b, have_gpu, "mnist_cnn", "models.mnist_cnn{ classes = 10 }",
                 rn_shape_make(3, (int64_t[]){1, 28, 28}), 8);

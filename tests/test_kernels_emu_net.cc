@@ -18,6 +18,16 @@
 //   - the accuracy's hits against rn_cross_entropy2's correct, with labels (ties included) and
 //     with soft targets only;
 //   - clip_grad's scaling against grads.c's g *= s.
+//   - fp16's unscale over four tensors (1, 255, 257 and 1500 elements: partial and several
+//     blocks) into one flag: values equal runner/core's rn_grad_scaler_unscale on the same
+//     tensors bit for bit (its inv_scale, scale 65536 and 3), the flag is 0 when all are finite
+//     and 1 when an inf, a -inf or a NaN sits in any one of them (first, last or middle element,
+//     in the first, a middle or the last tensor), as its return; a flag already 1 stays 1.
+//   - the 16-bit conversions: float -> bf16 / fp16 over 20011 values (random, across half's
+//     range, with zeros, subnormals, half's overflow edge, inf and NaN) equal rn_bf16_from_f32 /
+//     rn_f16_from_f32 element by element; back to float (written, and accumulated onto a
+//     prefilled gradient) equal the element functions and prefill + them; not an element past n
+//     is written.
 #include "cuda_emu.h"
 
 #include "../kernels/net_kernels.cu"
@@ -27,6 +37,7 @@
 #include <vector>
 
 extern "C" {
+#include "../runner/core/grad_scaler.h"
 #include "layer.h"
 #include "tensor.h"
 }
@@ -349,6 +360,94 @@ void check_clamp_accumulate()
                 "equal grads.c's\n", static_cast<long long>(n));
 }
 
+// ---- fp16's unscale ----
+void check_unscale(float scale)
+{
+    const int64_t sizes[4] = {1, 255, 257, 1500};
+    rn_grad_scaler gs;
+    rn_grad_scaler_init(&gs);
+    gs.scale = scale;
+    const float inv = rn_grad_scaler_inv_scale(&gs);
+    struct Bad {
+        int tensor;
+        int64_t at;
+        float v;
+    };
+    const Bad cases[] = {{-1, 0, 0.0f},       {0, 0, INFINITY},    {3, 1499, -INFINITY},
+                         {1, 128, NAN},       {2, 256, INFINITY},  {3, 700, NAN},
+                         {2, 0, -INFINITY}};
+    int wrong_values = 0, wrong_flags = 0;
+    for (const Bad &c : cases) {
+        std::vector<std::vector<float>> dev(4), cpu(4);
+        int want = 0;
+        for (int t = 0; t < 4; t++) {
+            dev[t].assign(static_cast<size_t>(sizes[t]) + 1, -7.0f);  // one past n: untouched
+            fill(dev[t].data(), sizes[t], 101 + static_cast<uint32_t>(t), -4e4f, 4e4f, false);
+            if (t == c.tensor) dev[t][c.at] = c.v;
+            cpu[t] = dev[t];
+            want |= rn_grad_scaler_unscale(&gs, cpu[t].data(), static_cast<size_t>(sizes[t]));
+        }
+        int flag = 0;
+        for (int t = 0; t < 4; t++)
+            CHECK(rn_cuda_unscale(dev[t].data(), sizes[t], inv, &flag, nullptr, err,
+                                  sizeof err) == 0);
+        for (int t = 0; t < 4; t++)
+            wrong_values += !same(dev[t].data(), cpu[t].data(), sizes[t] + 1);
+        wrong_flags += flag != want || want != (c.tensor >= 0);
+    }
+    CHECK(wrong_values == 0);
+    CHECK(wrong_flags == 0);
+    // a flag set by an earlier tensor is not cleared by a clean one
+    std::vector<float> clean(300, 1.0f);
+    int flag = 1;
+    CHECK(rn_cuda_unscale(clean.data(), 300, inv, &flag, nullptr, err, sizeof err) == 0);
+    CHECK(flag == 1 && clean[0] == inv && clean[299] == inv);
+    std::printf("  unscale (scale %g) over 4 tensors, %zu placements of inf / NaN: values and "
+                "flag as rn_grad_scaler_unscale\n", static_cast<double>(scale),
+                sizeof cases / sizeof *cases - 1);
+}
+
+// ---- 16-bit conversions ----
+void check_convert(int fp16)
+{
+    const int64_t n = 20011;
+    std::vector<float> x(n);
+    uint32_t s = 111 + static_cast<uint32_t>(fp16);
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t u = rn_emu_test::lcg(s) << 8 | (rn_emu_test::lcg(s) & 0xff);
+        float f;
+        std::memcpy(&f, &u, 4);
+        // half the values random bit patterns, half spread over half's range
+        x[i] = i % 2 ? f
+                     : uniform(s, -1.0f, 1.0f) * std::ldexp(1.0f, static_cast<int>(i % 41) - 25);
+    }
+    const float edges[] = {0.0f, -0.0f, 65504.0f, 65520.0f, -65520.0f, 0x1p-24f, 0x1p-25f,
+                           0x1.8p-24f, 3.4e38f, INFINITY, -INFINITY, NAN};
+    for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) x[i * 197] = edges[i];
+    std::vector<uint16_t> h(n + 1, 0xbeef);
+    CHECK(rn_cuda_narrow(x.data(), h.data(), n, fp16, nullptr, err, sizeof err) == 0);
+    int64_t narrow_bad = 0, wide_bad = 0, acc_bad = 0;
+    for (int64_t i = 0; i < n; i++)
+        narrow_bad += h[i] != (fp16 ? rn_f16_from_f32(x[i]) : rn_bf16_from_f32(x[i]));
+    CHECK(narrow_bad == 0 && h[n] == 0xbeef);
+    std::vector<float> y(n + 1, -7.0f), pre(n + 1), acc;
+    fill(pre.data(), n, 121, -2.0f, 2.0f, false);
+    pre[n] = -7.0f;
+    acc = pre;
+    CHECK(rn_cuda_widen(h.data(), y.data(), n, fp16, 0, nullptr, err, sizeof err) == 0);
+    CHECK(rn_cuda_widen(h.data(), acc.data(), n, fp16, 1, nullptr, err, sizeof err) == 0);
+    for (int64_t i = 0; i < n; i++) {
+        const float w = fp16 ? rn_f16_to_f32(h[i]) : rn_bf16_to_f32(h[i]);
+        const float sum = pre[i] + w;
+        wide_bad += std::memcmp(&w, &y[i], 4) != 0;
+        acc_bad += std::memcmp(&sum, &acc[i], 4) != 0;
+    }
+    CHECK(wide_bad == 0 && y[n] == -7.0f);
+    CHECK(acc_bad == 0 && acc[n] == -7.0f);
+    std::printf("  %s narrow and widen (written and accumulated) over %lld values equal the "
+                "element functions\n", fp16 ? "fp16" : "bf16", static_cast<long long>(n));
+}
+
 }  // namespace
 
 int main()
@@ -369,5 +468,9 @@ int main()
     check_hits(true);
     check_scale();
     check_clamp_accumulate();
+    check_unscale(65536.0f);
+    check_unscale(3.0f);
+    check_convert(0);
+    check_convert(1);
     return rn_test_report("test_kernels_emu_net");
 }

@@ -6,6 +6,14 @@
 //     mean bit for bit (it adds the rows in order on one thread at this size), NaN exactly when
 //     a label is out of range; each row equals rn_ce_row on that row alone; without dlogits the
 //     losses are the same.
+//   - cross-entropy with grad_scale 65536 (fp16's loss scale): the same losses, every gradient
+//     element exactly 65536 times the unscaled one.
+//   - multi-margin (300 x 10 for p = 1 and 2, margins 1 and 0.5; 5 x 1000; a bad label in row
+//     261): per-row losses summed in row order and divided by n equal rn_multi_margin's mean bit
+//     for bit, each row equals rn_mm_row alone, dlogits equal its gradient bit for bit (with
+//     active and inactive hinges), the losses without a gradient are the same, grad_scale 65536
+//     gives exactly 65536 times the gradient; a bad label gives a NaN row (and mean) and a zero
+//     gradient row; p = 3 is refused without a launch.
 //   - dropout over 100003 elements (p = 0.25 and 0.5, the layer's first and second train call):
 //     y equals runner/nn/dropout.c's forward bit for bit (its key: rn_key3(seed, call, "drop")),
 //     the mask is rn_uniform(key, i) >= p for every i, and the backward equals the layer's.
@@ -67,15 +75,27 @@ void check_ce(const char *what, int64_t n, int64_t k, bool soft, double ls, int6
     const float *tgt = soft ? targets.data() : nullptr;
     const double mean = rn_cross_entropy2(&z, lab, tgt, ls, &g_cpu, nullptr);
 
-    std::vector<double> rows(static_cast<size_t>(n), -7.0), rows2(static_cast<size_t>(n), -7.0);
-    std::vector<float> g_dev(static_cast<size_t>(n * k), -7.0f);
+    std::vector<double> rows(static_cast<size_t>(n), -7.0), rows2(static_cast<size_t>(n), -7.0),
+        rows3(static_cast<size_t>(n), -7.0);
+    std::vector<float> g_dev(static_cast<size_t>(n * k), -7.0f),
+        g_big(static_cast<size_t>(n * k), -7.0f);
     char err[128] = "";
-    CHECK(rn_cuda_cross_entropy(z.data, n, k, lab, tgt, ls, rows.data(), g_dev.data(), nullptr,
+    CHECK(rn_cuda_cross_entropy(z.data, n, k, lab, tgt, ls, rows.data(), g_dev.data(), 1.0f,
+                                nullptr, err, sizeof err) == 0);
+    CHECK(rn_cuda_cross_entropy(z.data, n, k, lab, tgt, ls, rows2.data(), nullptr, 1.0f, nullptr,
                                 err, sizeof err) == 0);
-    CHECK(rn_cuda_cross_entropy(z.data, n, k, lab, tgt, ls, rows2.data(), nullptr, nullptr, err,
-                                sizeof err) == 0);
     CHECK(std::memcmp(g_dev.data(), g_cpu.data, static_cast<size_t>(n * k) * 4) == 0);
     CHECK(std::memcmp(rows.data(), rows2.data(), static_cast<size_t>(n) * 8) == 0);
+    // fp16's loss scale: exactly 65536 times the gradient, the same losses
+    CHECK(rn_cuda_cross_entropy(z.data, n, k, lab, tgt, ls, rows3.data(), g_big.data(), 65536.0f,
+                                nullptr, err, sizeof err) == 0);
+    CHECK(std::memcmp(rows.data(), rows3.data(), static_cast<size_t>(n) * 8) == 0);
+    int64_t scaled_bad = 0;
+    for (int64_t i = 0; i < n * k; i++) {
+        const float want = g_cpu.data[i] * 65536.0f;
+        scaled_bad += std::memcmp(&want, &g_big[i], 4) != 0;
+    }
+    CHECK(scaled_bad == 0);
     double total = 0;
     int nan_rows = 0, row_bad = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -94,10 +114,88 @@ void check_ce(const char *what, int64_t n, int64_t k, bool soft, double ls, int6
         const double dev_mean = total / static_cast<double>(n);
         CHECK(std::memcmp(&dev_mean, &mean, 8) == 0);
     }
-    std::printf("  cross-entropy %-34s %lld x %lld: dlogits and losses equal the CPU layer's\n",
+    std::printf("  cross-entropy %-34s %lld x %lld: dlogits (x1, x65536) and losses equal the "
+                "CPU layer's\n",
                 what, static_cast<long long>(n), static_cast<long long>(k));
     rn_tensor_free(&z);
     rn_tensor_free(&g_cpu);
+}
+
+// ---- multi-margin ----
+void check_mm(int64_t n, int64_t k, int p, double margin, int64_t bad_row)
+{
+    uint32_t seed = static_cast<uint32_t>(n * 7 + k * 3 + p);
+    rn_tensor z = tensor2(n, k), g_cpu = tensor2(n, k);
+    for (int64_t i = 0; i < n * k; i++) z.data[i] = uniform(seed, -2.0f, 2.0f);
+    std::vector<int32_t> labels(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; i++) labels[i] = static_cast<int32_t>(lcg(seed) % k);
+    if (bad_row >= 0) labels[bad_row] = -1;
+    int64_t hits = -1;
+    const double mean = rn_multi_margin(&z, labels.data(), margin, p, &g_cpu, &hits);
+
+    const size_t nk = static_cast<size_t>(n * k);
+    std::vector<double> rows(static_cast<size_t>(n), -7.0), rows2(static_cast<size_t>(n), -7.0),
+        rows3(static_cast<size_t>(n), -7.0);
+    std::vector<float> g_dev(nk, -7.0f), g_big(nk, -7.0f);
+    char err[128] = "";
+    CHECK(rn_cuda_multi_margin(z.data, n, k, labels.data(), margin, p, rows.data(), g_dev.data(),
+                               1.0f, nullptr, err, sizeof err) == 0);
+    CHECK(rn_cuda_multi_margin(z.data, n, k, labels.data(), margin, p, rows2.data(), nullptr,
+                               1.0f, nullptr, err, sizeof err) == 0);
+    CHECK(rn_cuda_multi_margin(z.data, n, k, labels.data(), margin, p, rows3.data(), g_big.data(),
+                               65536.0f, nullptr, err, sizeof err) == 0);
+    CHECK(std::memcmp(rows.data(), rows2.data(), static_cast<size_t>(n) * 8) == 0);
+    CHECK(std::memcmp(rows.data(), rows3.data(), static_cast<size_t>(n) * 8) == 0);
+    double total = 0.0;
+    int64_t row_bad = 0, nan_rows = 0, grad_bad = 0, scaled_bad = 0, active = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (i == bad_row) continue;
+        double one = rn_mm_row(z.data + i * k, k, labels[i], margin, p, nullptr,
+                               static_cast<double>(n));
+        row_bad += std::memcmp(&one, &rows[i], 8) != 0;
+        total += rows[i];
+    }
+    for (int64_t i = 0; i < n; i++) nan_rows += std::isnan(rows[i]);
+    // The CPU writes the rows before a bad label (it stops there); the device writes them all.
+    const int64_t checked = (bad_row >= 0 ? bad_row : n) * k;
+    for (int64_t i = 0; i < checked; i++) {
+        grad_bad += std::memcmp(&g_cpu.data[i], &g_dev[i], 4) != 0;
+        const float want = g_cpu.data[i] * 65536.0f;
+        scaled_bad += std::memcmp(&want, &g_big[i], 4) != 0;
+        active += g_cpu.data[i] != 0.0f;
+    }
+    CHECK(row_bad == 0);
+    CHECK(grad_bad == 0);
+    CHECK(scaled_bad == 0);
+    CHECK(active > 0 && active < checked);  // both sides of the hinges are exercised
+    if (bad_row >= 0) {
+        CHECK(nan_rows == 1 && std::isnan(rows[bad_row]) && std::isnan(mean));
+        int64_t zero = 0;
+        for (int64_t j = 0; j < k; j++) zero += g_dev[bad_row * k + j] == 0.0f;
+        CHECK(zero == k);
+    } else {
+        CHECK(nan_rows == 0);
+        const double dev_mean = total / static_cast<double>(n);
+        CHECK(std::memcmp(&dev_mean, &mean, 8) == 0);
+        CHECK(mean > 0.0);
+    }
+    std::printf("  multi-margin p %d margin %.1f %lld x %lld%s: dlogits (x1, x65536) and "
+                "losses equal rn_multi_margin's\n", p, margin, static_cast<long long>(n),
+                static_cast<long long>(k), bad_row >= 0 ? ", a bad label" : "");
+    rn_tensor_free(&z);
+    rn_tensor_free(&g_cpu);
+}
+
+void check_mm_bad_p()
+{
+    float z[4] = {0, 1, 2, 3};
+    int32_t y[2] = {0, 1};
+    double rows[2] = {-7.0, -7.0};
+    char err[128] = "";
+    CHECK(rn_cuda_multi_margin(z, 2, 2, y, 1.0, 3, rows, nullptr, 1.0f, nullptr, err,
+                               sizeof err) == -1);
+    CHECK(std::strstr(err, "p must be 1 or 2") != nullptr && rows[0] == -7.0);
+    std::printf("  multi-margin p 3: %s\n", err);
 }
 
 // ---- dropout ----
@@ -276,6 +374,11 @@ int main()
     check_ce("soft targets", 300, 10, true, 0.0, -1);
     check_ce("soft targets, label_smoothing 0.2", 3, 1000, true, 0.2, -1);
     check_ce("hard labels, row 257 out of range", 300, 10, false, 0.0, 257);
+    for (int p : {1, 2})
+        for (double margin : {1.0, 0.5}) check_mm(300, 10, p, margin, -1);
+    check_mm(5, 1000, 2, 1.0, -1);
+    check_mm(300, 10, 1, 1.0, 261);
+    check_mm_bad_p();
     check_dropout(0.25, 1234, 0);
     check_dropout(0.5, 99, 1);
     for (int64_t n : {int64_t(1), int64_t(255), int64_t(65536), int64_t(65537), int64_t(200001)})

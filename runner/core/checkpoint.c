@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,10 @@ static json_t *run_json(const rn_run *r, char *err, size_t errlen)
         json_real(p->epoch_loss), "epoch_samples", (json_int_t)p->epoch_samples,
         "loader_epoch", (json_int_t)p->loader_epoch));
     json_object_set_new(j, "lr_scale", json_real(r->lr_scale));
+    if (r->scaling) /* fp16: GradScaler's state_dict, for an exact resume */
+        json_object_set_new(j, "grad_scaler", json_pack(
+            "{s:f, s:I, s:I}", "scale", (double)r->scaler.scale, "growth_tracker",
+            (json_int_t)r->scaler.growth_tracker, "skipped", (json_int_t)r->scaler.skipped));
     json_object_set_new(j, "best", json_pack(
         "{s:o, s:o, s:o, s:o, s:i, s:I}", "test.acc",
         real(r->best_acc), "test.loss", real(r->best_loss), "val.acc", real(r->best_val_acc),
@@ -195,6 +200,18 @@ static int run_restore(rn_run *r, const json_t *j, const char *path, char *err, 
     }
     r->lr_scale = get_real(j, "lr_scale");
     if (!(r->lr_scale > 0)) r->lr_scale = 1;
+    const json_t *gs = json_object_get(j, "grad_scaler");
+    if (r->scaling && json_is_object(gs)) {
+        double scale = get_real(gs, "scale");
+        if (!(scale > 0 && scale <= FLT_MAX)) {
+            snprintf(err, errlen, "%s: grad_scaler.scale: expected a positive float, got %g",
+                     path, scale);
+            return -1;
+        }
+        r->scaler.scale = (float)scale;
+        r->scaler.growth_tracker = get_int(gs, "growth_tracker");
+        r->scaler.skipped = get_int(gs, "skipped");
+    }
     const json_t *b = json_object_get(j, "best");
     r->best_acc = get_real(b, "test.acc");
     r->best_loss = get_real(b, "test.loss");

@@ -373,7 +373,7 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
                                         "model", "loss", "optimizer", "schedule", "callbacks",
                                         "stages", "epochs", "groups", "weights", "accumulate",
                                         "clip_grad", "decay_bias_and_norm", "precision",
-                                        NULL};
+                                        "loss_scale", NULL};
     memset(p, 0, sizeof *p);
     p->root = root;
     p->recipe_path = strdup(recipe_path);
@@ -398,6 +398,27 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
         snprintf(err, errlen, "precision: expected \"fp32\", \"bf16\" or \"fp16\", got \"%s\"",
                  p->precision);
         return -1;
+    }
+    p->loss_scale_init = 65536.0;
+    p->loss_scale_interval = 2000;
+    int bad_scale = 0;
+    const rn_value *ls = table_field(root, "loss_scale", 0,
+                                     "a table { init = 65536, growth_interval = 2000 }",
+                                     &bad_scale, err, errlen);
+    if (bad_scale) return -1;
+    if (ls) {
+        static const char *const lknown[] = {"init", "growth_interval", NULL};
+        if (strcmp(p->precision, "fp16") != 0) {
+            snprintf(err, errlen, "%s: loss scaling is for precision = \"fp16\" only, and this "
+                     "recipe's precision is \"%s\"", ls->path, p->precision);
+            return -1;
+        }
+        if (check_keys(ls, "loss_scale", lknown, err, errlen) ||
+            rn_get_number(ls, "init", 0, 65536.0, 1.0, 3.0e38, &p->loss_scale_init, err,
+                          errlen) ||
+            rn_get_int(ls, "growth_interval", 0, 2000, 1, INT64_MAX, &p->loss_scale_interval,
+                       err, errlen))
+            return -1;
     }
 
     /* An LR sweep trains: say so before the generic "data.train: missing". */

@@ -94,6 +94,10 @@ typedef struct rn_plan {
      * weights, optimizer state and every other layer stay fp32. fp16 (with GradScaler loss
      * scaling) needs the GPU; bf16 on the CPU uses oneDNN's bf16 kernels. */
     const char *precision;
+    /* loss_scale = { init = 65536, growth_interval = 2000 }: fp16's dynamic loss scaling, as
+     * GradScaler(init_scale, growth_interval) (growth x2, backoff x0.5). Only with fp16. */
+    double loss_scale_init;
+    int64_t loss_scale_interval;
     /* Not from the recipe: the device the caller resolved `device` to (RN_DEVICE_CPU or
      * RN_DEVICE_CUDA; 0 counts as the CPU), set before rn_run_prepare, which refuses plugins
      * without a variant for it. */

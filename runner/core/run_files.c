@@ -244,6 +244,11 @@ int rn_write_summary(const char *dir, const rn_run *r, const char *status, const
     if (r->lr_find) json_object_set_new(j, "lr_find", lr_find_json(r));
     json_object_set_new(j, "epochs", json_integer(r->epochs_done));
     json_object_set_new(j, "steps", json_integer(r->global_step));
+    /* fp16: the steps GradScaler skipped for an inf or NaN gradient, and the scale at the end */
+    if (r->scaling)
+        json_object_set_new(j, "grad_scaler", json_pack(
+            "{s:I, s:o}", "skipped_steps", (json_int_t)r->scaler.skipped, "scale",
+            num(r->scaler.scale)));
     json_object_set_new(j, "train_images", json_integer(r->train_images));
     json_object_set_new(j, "train_images_per_s", num(ips));
     json_object_set_new(j, "wall_time_s", num(r->wall_seconds));

@@ -368,6 +368,13 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
         if ((plan->data.has_test || strncmp(names[i], "test.", 5) != 0) &&
             (r->val.n || strncmp(names[i], "val.", 4) != 0))
             rn_metrics_set(&r->metrics, names[i], NAN);
+    /* fp16 on the GPU: GradScaler with the recipe's loss_scale, its scale logged every step */
+    r->scaling = plan->train_device == RN_DEVICE_CUDA && plan->precision &&
+                 strcmp(plan->precision, "fp16") == 0;
+    rn_grad_scaler_init(&r->scaler);
+    r->scaler.scale = (float)plan->loss_scale_init;
+    r->scaler.growth_interval = plan->loss_scale_interval;
+    if (r->scaling) rn_metrics_set(&r->metrics, "loss_scale", NAN);
     for (int g = 0; r->opt.n > 1 && g < r->opt.n; g++) {
         char name[160];
         snprintf(name, sizeof name, "lr.%s", r->opt.v[g].name);
@@ -376,9 +383,7 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
     if (check_monitors(r, err, errlen)) return -1;
     /* Every schedule evaluated once for every step, with the metrics known (a plateau schedule
      * refuses a monitor that is no metric): a scheduler that refuses its stage does so now. */
-    if (rn_schedule_plan(r, NULL, NULL, err, errlen)) return -1;
-    /* What a GPU run cannot do yet, after the plugins had their say. */
-    return rn_dev_check(plan, err, errlen);
+    return rn_schedule_plan(r, NULL, NULL, err, errlen);
 }
 
 void rn_run_free(rn_run *r)

@@ -267,6 +267,22 @@ int rn_run_step(rn_run *r, rn_loader *ld, double *loss, int64_t *samples, int *e
     /* Micro-batches combined (accumulate > 1), the norm logged, clipping, the update. */
     if (k > 1 && !r->dev) rn_grads_finish(&r->grads, *samples);
     if (k > 1 && r->dev && rn_dev_grad_mean(r, *samples, err, errlen)) return -1;
+    if (r->scaling) {
+        /* fp16: GradScaler.unscale_ then update. An overflow skips the step (no clipping, no
+         * update, the optimizers' step counts stay) with the scale halved; the step still counts
+         * for the schedule and the loss, as a skipped scaler.step() in PyTorch. */
+        int found_inf;
+        if (rn_dev_grad_unscale(r, rn_grad_scaler_inv_scale(&r->scaler), &found_inf, err,
+                                errlen))
+            return -1;
+        int skip = rn_grad_scaler_update(&r->scaler, found_inf);
+        rn_metrics_set(&r->metrics, "loss_scale", r->scaler.scale);
+        if (skip) {
+            rn_metrics_set(&r->metrics, "grad_norm", INFINITY);
+            r->global_step++;
+            return RN_STEP_DONE;
+        }
+    }
     double norm;
     if (!r->dev) norm = rn_grads_norm(&r->grads);
     else if (rn_dev_grad_norm(r, &norm, err, errlen)) return -1;

@@ -4,7 +4,9 @@
 #define RN_TRAIN_H
 
 #include <signal.h>
+#include <stdio.h>
 #include "dataset.h"
+#include "grad_scaler.h"
 #include "device.h"
 #include "metrics.h"
 #include "model.h"
@@ -90,6 +92,10 @@ typedef struct rn_run {
     /* A GPU run's device network and its syncs (train_device.c); NULL on the CPU and outside
      * rn_run_train. */
     struct rn_dev_run *dev;
+    /* precision fp16 (a GPU run): the loss is scaled before backward and the gradients unscaled
+     * before clipping and the step, which is skipped when one is not finite (GradScaler). */
+    int scaling;
+    rn_grad_scaler scaler;
 } rn_run;
 
 /* Loads the data, builds the model, makes every plugin instance (validating all settings).

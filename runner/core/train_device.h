@@ -20,11 +20,6 @@
 struct rn_run;
 struct rn_plan;
 
-/* What a GPU run does not support yet, refused before anything is written (one line naming the
- * key): the multi_margin loss, precision bf16/fp16 on the device. 0 on the CPU. (Plugins
- * without a cuda variant are refused when they are made.) */
-int rn_dev_check(const struct rn_plan *p, char *err, size_t errlen);
-
 /* Builds the device network from the host model (after a resume has loaded it) and uploads the
  * parameters and optimizer state. No-op on the CPU. */
 int rn_dev_open(struct rn_run *r, char *err, size_t errlen);
@@ -46,6 +41,10 @@ void rn_dev_forget(struct rn_run *r, const rn_loader *ld);
  * clip_grad.norm. */
 int rn_dev_grad_norm(struct rn_run *r, double *norm, char *err, size_t errlen);
 int rn_dev_grad_scale(struct rn_run *r, float s, char *err, size_t errlen);
+/* fp16's unscale (GradScaler.unscale_): the gradients of the trainable parameters times
+ * inv_scale; *found_inf is 1 when one of them was inf or NaN. */
+int rn_dev_grad_unscale(struct rn_run *r, float inv_scale, int *found_inf, char *err,
+                        size_t errlen);
 /* clip_grad.value, and gradient accumulation (rn_grads_accumulate / finish on the device). */
 int rn_dev_grad_clamp(struct rn_run *r, float v, char *err, size_t errlen);
 int rn_dev_grad_accumulate(struct rn_run *r, int64_t samples, int first, char *err,

@@ -20,7 +20,7 @@ struct rn_augment_op;/* include/runner/plugin.h: an augmentation's batch plan (d
 /* A network on the device, built from an rn_net (opaque; see net_create). */
 typedef struct rn_cuda_net rn_cuda_net;
 
-#define RN_CUDA_BACKEND_ABI 2
+#define RN_CUDA_BACKEND_ABI 3
 #define RN_CUDA_BACKEND_FILE "rn_cuda.so"
 
 /* What the probe found on device 0. */
@@ -41,6 +41,37 @@ typedef struct rn_cuda_conv_shape {
     int out_ch, kh, kw;      /* filter (pooling: out_ch ignored, the window is kh x kw) */
     int pad_h, pad_w, stride_h, stride_w, dil_h, dil_w, groups;
 } rn_cuda_conv_shape;
+
+/* The device network's compute precision (the recipe's `precision`). In all three the master
+ * parameters, their gradients, the optimizer state and every activation between layers are
+ * float32; what changes is the arithmetic of convolutions and linear layers:
+ *   FP32  float32 throughout (FMA math: no TF32, as the CPU computes);
+ *   BF16  their operands rounded to bfloat16 (round to nearest even), products accumulated in
+ *         float32 on tensor cores; a convolution's output (and input and filter gradients) is
+ *         rounded to bfloat16 too, as cuDNN's pseudo-bf16 configuration gives it, then widened;
+ *   FP16  the same in IEEE half. The core scales the loss (net_loss's grad_scale) and unscales
+ *         the gradients (net_grad_unscale) with GradScaler's rules (runner/core/grad_scaler.h),
+ *         so that small gradients survive half's range. */
+enum {
+    RN_CUDA_FP32 = 0,
+    RN_CUDA_BF16 = 1,
+    RN_CUDA_FP16 = 2,
+};
+
+/* The loss net_loss computes over the logits, as the CPU's (runner/nn/layer.h). */
+enum {
+    RN_CUDA_LOSS_CROSS_ENTROPY = 0, /* rn_cross_entropy2: labels or soft targets, smoothing */
+    RN_CUDA_LOSS_MULTI_MARGIN = 1,  /* rn_multi_margin: labels only */
+};
+typedef struct rn_cuda_loss {
+    int kind;                /* RN_CUDA_LOSS_* */
+    int soft;                /* cross-entropy: the batch's soft targets instead of its labels */
+    double label_smoothing;  /* cross-entropy: in [0, 1] */
+    double margin;           /* multi-margin: margin (1) */
+    int p;                   /* multi-margin: 1 or 2 */
+    float grad_scale;        /* the logits' gradient is multiplied by it: fp16's loss scale,
+                                1 otherwise (the loss read back is not scaled) */
+} rn_cuda_loss;
 
 typedef struct rn_cuda_backend {
     size_t struct_size;
@@ -74,10 +105,11 @@ typedef struct rn_cuda_backend {
      * each convolution an algorithm per direction and batch size, found once with
      * cudnnFindConvolution*AlgorithmEx and cached, all sharing one workspace grown to the
      * largest need. desc must outlive the net (its nodes' layers carry the train-mode call
-     * counters, see net_forward). */
+     * counters, see net_forward). precision: RN_CUDA_FP32, _BF16 or _FP16 (for every call after;
+     * the algorithms are found for its data types). */
     int (*net_create)(rn_cuda_net **out, const struct rn_net *desc,
                       const struct rn_param_ref *params, int n_params, int64_t max_batch,
-                      char *err, size_t len);
+                      int precision, char *err, size_t len);
     void (*net_destroy)(rn_cuda_net *net);
     /* Pinned host memory for the loader's batch slots (cudaHostAlloc), so copies are
      * asynchronous; free with host_free. NULL on failure. */
@@ -89,11 +121,12 @@ typedef struct rn_cuda_backend {
      * every batch norm that used batch statistics (not both weight and bias frozen): the
      * dropout mask counter and num_batches_tracked, as the CPU layers advance them. */
     int (*net_forward)(rn_cuda_net *net, int64_t n, int train, char *err, size_t len);
-    /* Cross-entropy over the logits (kernels/nn_kernels.cu): labels, or soft targets when
-     * soft != 0, with label smoothing; writes the logits' gradient (mean over n) when
-     * backward will follow. *loss (mean) and *correct (argmax hits) are read back. */
-    int (*net_loss)(rn_cuda_net *net, int64_t n, int soft, double label_smoothing, int gradient,
-                    double *loss, int64_t *correct, char *err, size_t len);
+    /* The loss over the logits (kernels/nn_kernels.cu), as loss describes it; writes the
+     * logits' gradient (of the mean over n, times loss->grad_scale) when gradient != 0 (backward
+     * will follow). *out (the mean, unscaled; NULL: not wanted) and *correct (argmax hits; NULL:
+     * not computed) are read back. */
+    int (*net_loss)(rn_cuda_net *net, int64_t n, const rn_cuda_loss *loss, int gradient,
+                    double *out, int64_t *correct, char *err, size_t len);
     /* Backward from the logits' gradient: every parameter gradient that is not frozen
      * (trainable[i] false: left as it is), every tensor gradient needed for them. */
     int (*net_backward)(rn_cuda_net *net, int64_t n, const int *trainable, char *err,
@@ -144,6 +177,12 @@ typedef struct rn_cuda_backend {
                                char *err, size_t len);
     int (*net_grad_mean)(rn_cuda_net *net, const int *idx, int n, int64_t total, char *err,
                          size_t len);
+    /* ---- ABI 3: mixed precision ------------------------------------------------------------
+     * fp16's unscale (GradScaler.unscale_): the gradients of params idx[0..n) multiplied by
+     * inv_scale (kernels/amp_elem.h's rn_unscale_elem); *found_inf (read back) is 1 when any of
+     * them was inf or NaN before, 0 otherwise. */
+    int (*net_grad_unscale)(rn_cuda_net *net, const int *idx, int n, float inv_scale,
+                            int *found_inf, char *err, size_t len);
 } rn_cuda_backend;
 
 typedef const rn_cuda_backend *(*rn_cuda_backend_entry_fn)(void);

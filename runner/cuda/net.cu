@@ -291,12 +291,17 @@ int create_handles(rn_cuda_net *net, char *err, size_t len)
 
 extern "C" int rn_cuda_net_create(rn_cuda_net **out, const rn_net *desc,
                                   const rn_param_ref *params, int n_params, int64_t max_batch,
-                                  char *err, size_t len)
+                                  int precision, char *err, size_t len)
 {
     *out = nullptr;
     if (!desc || desc->n_nodes < 1 || max_batch < 1 || n_params < 0 || (n_params && !params)) {
         std::snprintf(err, len, "net_create: expected a described network, max_batch >= 1 and "
                                 "its parameters");
+        return -1;
+    }
+    if (precision != RN_CUDA_FP32 && precision != RN_CUDA_BF16 && precision != RN_CUDA_FP16) {
+        std::snprintf(err, len, "net_create: precision %d is none of fp32 (%d), bf16 (%d) and "
+                                "fp16 (%d)", precision, RN_CUDA_FP32, RN_CUDA_BF16, RN_CUDA_FP16);
         return -1;
     }
     int devices = 0, dev = 0;
@@ -317,11 +322,13 @@ extern "C" int rn_cuda_net_create(rn_cuda_net **out, const rn_net *desc,
     net->desc = desc;
     net->max_batch = max_batch;
     net->device = dev;
+    net->precision = precision;
     net->nodes = static_cast<rn_cuda_node *>(std::calloc(desc->n_nodes, sizeof(rn_cuda_node)));
     int bad = !net->nodes;
     if (bad) rn_node_fail(nullptr, "net_create", "out of host memory", err, len);
     bad = bad || create_handles(net, err, len) || create_tensors(net, err, len) ||
-          create_params(net, params, n_params, err, len) || create_io(net, err, len);
+          create_params(net, params, n_params, err, len) || create_io(net, err, len) ||
+          rn_half_create(net, err, len);
     for (int k = 0; !bad && k < desc->n_nodes; k++) {
         net->nodes[k].node = &desc->nodes[k];
         bad = create_node(net, &net->nodes[k], err, len);
@@ -348,6 +355,9 @@ extern "C" void rn_cuda_net_destroy(rn_cuda_net *net)
         if (cn->y_desc) cudnnDestroyTensorDescriptor(cn->y_desc);
         if (cn->bias_desc) cudnnDestroyTensorDescriptor(cn->bias_desc);
         if (cn->w_desc) cudnnDestroyFilterDescriptor(cn->w_desc);
+        if (cn->hx_desc) cudnnDestroyTensorDescriptor(cn->hx_desc);
+        if (cn->hy_desc) cudnnDestroyTensorDescriptor(cn->hy_desc);
+        if (cn->hw_desc) cudnnDestroyFilterDescriptor(cn->hw_desc);
         if (cn->conv) cudnnDestroyConvolutionDescriptor(cn->conv);
         if (cn->pool) cudnnDestroyPoolingDescriptor(cn->pool);
         cudaFree(cn->save_mean);
@@ -373,7 +383,8 @@ extern "C" void rn_cuda_net_destroy(rn_cuda_net *net)
     void *bufs[] = {net->input, net->soft, net->labels, net->loss_labels, net->loss_soft,
                     net->row_loss, net->hits, net->scratch, net->pscratch, net->workspace,
                     net->partial, net->aug_x0, net->aug_t0, net->aug_zero,
-                    net->aug_plan};
+                    net->aug_plan, net->half_x, net->half_w, net->half_y,
+                    net->found_inf};
     for (void *b : bufs) cudaFree(b);
     for (int i = 0; i < net->n_plans; i++) {
         cudaFree(net->plans[i].dev);

@@ -1,5 +1,5 @@
-// The backend's ABI 2 functions (backend.h's rn_cuda_backend fields, documented there), as the
-// net_*.cu files define them and probe.cu puts them in the table.
+// The backend's ABI 2 and 3 functions (backend.h's rn_cuda_backend fields, documented there), as
+// the net_*.cu files define them and probe.cu puts them in the table.
 #ifndef RN_CUDA_NET_API_H
 #define RN_CUDA_NET_API_H
 
@@ -10,13 +10,13 @@ int rn_cuda_net_plan_shapes(const struct rn_net *desc, int64_t n, int (*dims)[4]
                             size_t len);
 int rn_cuda_net_create(rn_cuda_net **out, const struct rn_net *desc,
                        const struct rn_param_ref *params, int n_params, int64_t max_batch,
-                       char *err, size_t len);
+                       int precision, char *err, size_t len);
 void rn_cuda_net_destroy(rn_cuda_net *net);
 void *rn_cuda_host_alloc(size_t bytes);
 void rn_cuda_host_free(void *p);
 int rn_cuda_net_forward(rn_cuda_net *net, int64_t n, int train, char *err, size_t len);
-int rn_cuda_net_loss(rn_cuda_net *net, int64_t n, int soft, double label_smoothing, int gradient,
-                     double *loss, int64_t *correct, char *err, size_t len);
+int rn_cuda_net_loss(rn_cuda_net *net, int64_t n, const rn_cuda_loss *loss, int gradient,
+                     double *out, int64_t *correct, char *err, size_t len);
 int rn_cuda_net_backward(rn_cuda_net *net, int64_t n, const int *trainable, char *err,
                          size_t len);
 int rn_cuda_net_grad_sumsq(rn_cuda_net *net, const int *idx, int n, double *sumsq, char *err,
@@ -41,6 +41,8 @@ int rn_cuda_net_grad_accumulate(rn_cuda_net *net, const int *idx, int n, float w
                                 char *err, size_t len);
 int rn_cuda_net_grad_mean(rn_cuda_net *net, const int *idx, int n, int64_t total, char *err,
                           size_t len);
+int rn_cuda_net_grad_unscale(rn_cuda_net *net, const int *idx, int n, float inv_scale,
+                             int *found_inf, char *err, size_t len);
 }
 
 #endif

@@ -23,6 +23,13 @@ int rn_node_set_descs(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, char *err, 
         (st = cudnnSetTensor4dDescriptor(cn->y_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, y[0],
                                          y[1], y[2], y[3])) != CUDNN_STATUS_SUCCESS)
         return rn_cudnn_fail(node, "cudnnSetTensor4dDescriptor", st, err, len);
+    const cudnnDataType_t half = rn_cudnn_type(net->precision);
+    if (cn->hx_desc &&
+        ((st = cudnnSetTensor4dDescriptor(cn->hx_desc, CUDNN_TENSOR_NCHW, half, x[0], x[1], x[2],
+                                          x[3])) != CUDNN_STATUS_SUCCESS ||
+         (st = cudnnSetTensor4dDescriptor(cn->hy_desc, CUDNN_TENSOR_NCHW, half, y[0], y[1], y[2],
+                                          y[3])) != CUDNN_STATUS_SUCCESS))
+        return rn_half_cudnn_fail(net, node, "cudnnSetTensor4dDescriptor", st, err, len);
     return 0;
 }
 
@@ -37,6 +44,7 @@ bool bn_frozen(const rn_node *node)
 
 int linear_forward(rn_cuda_net *net, const rn_node *node, int64_t n, char *err, size_t len)
 {
+    if (net->precision != RN_CUDA_FP32) return rn_linear_half_forward(net, node, n, err, len);
     const int in_f = static_cast<int>(node->in_f), out_f = static_cast<int>(node->out_f);
     float *y = net->acts[node->out];
     const float one = 1.0f, zero = 0.0f;

@@ -25,6 +25,10 @@ struct rn_conv_algos {
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     size_t fwd_ws, data_ws, filter_ws;      // their workspace bytes
+    // The math type each was found with: under bf16 / fp16, Find's results mix tensor-op and
+    // default math, and cuDNN picks the kernel (and its workspace) from algorithm and math type
+    // together, so the descriptor is set to it before each call. (fp32 keeps FMA math.)
+    cudnnMathType_t fwd_math, data_math, filter_math;
     bool have_fwd, have_data, have_filter;  // which directions have been found
 };
 
@@ -37,7 +41,10 @@ struct rn_cuda_node {
     cudnnTensorDescriptor_t x_desc, y_desc; // 4-d NCHW at the call's batch
     cudnnTensorDescriptor_t bias_desc;      // conv bias (1, out_ch, 1, 1) / bn (1, c, 1, 1)
     cudnnFilterDescriptor_t w_desc;         // conv
-    cudnnConvolutionDescriptor_t conv;      // conv
+    cudnnTensorDescriptor_t hx_desc;        // conv under bf16 / fp16 (NULL under fp32): x, y
+    cudnnTensorDescriptor_t hy_desc;        //   and the filter in the 16-bit type, x and y
+    cudnnFilterDescriptor_t hw_desc;        //   set per batch as x_desc and y_desc
+    cudnnConvolutionDescriptor_t conv;      // conv (tensor-op math under bf16 / fp16)
     cudnnPoolingDescriptor_t pool;          // max / avg pool
     rn_conv_algos algos[RN_CONV_ALGO_SLOTS];
     int next_slot;                          // the slot replaced next when all are used
@@ -60,6 +67,7 @@ struct rn_cuda_net {
     const rn_net *desc;
     int64_t max_batch;
     int device;
+    int precision;                          // RN_CUDA_FP32, _BF16 or _FP16 (net_create's)
     cudaStream_t compute, copy;
     cudaEvent_t input_ready, input_consumed;
     cudnnHandle_t cudnn;
@@ -92,6 +100,12 @@ struct rn_cuda_net {
     void *aug_plan;                         // the plan's arrays copied to the device
     size_t aug_plan_bytes;
     float *aug_zero_host;                   // the padding fill aug_zero holds (c floats)
+    // bf16 / fp16: the 16-bit operands of the running convolution or linear node, shared by all
+    // (nodes run one after another on the compute stream), each sized for the largest at
+    // max_batch: inputs and input gradients (x), filters, weights and their gradients (w),
+    // outputs and output gradients (y). NULL under fp32.
+    uint16_t *half_x, *half_w, *half_y;
+    int *found_inf;                         // net_grad_unscale's flag (allocated on first use)
 };
 
 // One parameter group as net_step uploaded it: its multi-tensor table and chunk plan on the
@@ -128,14 +142,48 @@ int64_t rn_shape_numel_at(const rn_shape *s, int64_t n);
 // The (n, c, h, w) cuDNN sees of shape s at batch n: 2-d shapes as (n, f, 1, 1).
 void rn_shape_nchw(const rn_shape *s, int64_t n, int dims[4]);
 
-// net_conv.cu: descriptors for a convolution node (at create), its algorithms for batch n
-// (found once and cached; grows the shared workspace), and the three directions. acc: beta = 1.
+// net_conv.cu: cuDNN's data type of a precision (float, bfloat16, half); a convolution node's
+// filter descriptor in a type and its convolution descriptor for a precision, as net_create
+// sets them and net_plan_shapes checks them without a device.
+cudnnDataType_t rn_cudnn_type(int precision);
+cudnnStatus_t rn_conv_filter_desc(const rn_node *node, cudnnDataType_t type,
+                                  cudnnFilterDescriptor_t w);
+cudnnStatus_t rn_conv_desc(const rn_node *node, int precision, cudnnConvolutionDescriptor_t c);
+// Descriptors for a convolution node (at create, in the net's precision), and the three
+// directions (acc: the input gradient is added to, beta = 1).
 int rn_conv_setup(rn_cuda_net *net, rn_cuda_node *cn, char *err, size_t len);
 int rn_conv_forward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, char *err, size_t len);
 int rn_conv_backward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, bool want_dx, bool acc,
                      bool want_dw, bool want_db, char *err, size_t len);
 
-// net_forward.cu: sets cn's x_desc and y_desc (NCHW) for batch n.
+// net_conv_find.cu: the algorithms of batch n for the directions asked (found once and cached
+// per node, on the descriptors and buffers of the net's precision; grows the shared workspace).
+// NULL with the node's line in err.
+rn_conv_algos *rn_conv_find(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, bool fwd, bool data,
+                            bool filter, char *err, size_t len);
+
+// net_half.cu: bf16 / fp16 compute. The 16-bit type of the net's precision for cuBLAS.
+cudaDataType_t rn_half_cublas_type(const rn_cuda_net *net);
+// The shared half scratch (half_x, half_w, half_y) sized from desc's convolution and linear
+// nodes; an out-of-memory names the node that needs the most. A no-op under fp32.
+int rn_half_create(rn_cuda_net *net, char *err, size_t len);
+// n floats of x into the 16-bit type at h, and back into y (added when acc); err names node.
+int rn_half_narrow(rn_cuda_net *net, const rn_node *node, const float *x, uint16_t *h, int64_t n,
+                   char *err, size_t len);
+int rn_half_widen(rn_cuda_net *net, const rn_node *node, const uint16_t *h, float *y, int64_t n,
+                  bool acc, char *err, size_t len);
+// rn_cudnn_fail with the precision named ("<node> (<kind>): <what> in bf16: <cuDNN's message>"):
+// cuDNN may refuse a shape in 16 bits it takes in float32 (grouped convolutions, old GPUs).
+int rn_half_cudnn_fail(const rn_cuda_net *net, const rn_node *node, const char *what,
+                       cudnnStatus_t st, char *err, size_t len);
+// Linear nodes under bf16 / fp16: cublasGemmEx on the 16-bit x, W and dy, float32 C and bias.
+int rn_linear_half_forward(rn_cuda_net *net, const rn_node *node, int64_t n, char *err,
+                           size_t len);
+int rn_linear_half_backward(rn_cuda_net *net, const rn_node *node, int64_t n, bool want_dx,
+                            bool acc, bool want_dw, char *err, size_t len);
+
+// net_forward.cu: sets cn's x_desc and y_desc (NCHW) for batch n, and under bf16 / fp16 a
+// convolution's hx_desc and hy_desc.
 int rn_node_set_descs(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, char *err, size_t len);
 // net_forward.cu / net_backward.cu: one node each way.
 int rn_node_forward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, bool train, char *err,

@@ -1,5 +1,6 @@
 // net_plan_shapes: every node's output dims as the device network will see them, without a
-// device: convolution and pooling from cuDNN's descriptors (descriptor calls need no GPU), the
+// device: convolution and pooling from cuDNN's descriptors (descriptor calls need no GPU; a
+// convolution's also as net_create sets them in fp32, bf16 and fp16, which must agree), the
 // other kinds by the rules the backend's kernels follow, each from its input's dims as planned
 // (not from the description's shapes), so a test can hold the plan to rn_net's shapes.
 #include "net_api.h"
@@ -45,6 +46,41 @@ int pool_output(const rn_node *node, const int x[4], int out[4], char *err, size
     return rc;
 }
 
+// The output dims of a convolution node from the descriptors net_create sets for a precision
+// (rn_conv_filter_desc, rn_conv_desc; x in the precision's type): a check that bf16 and fp16
+// see every convolution as float32 does, before a device is involved.
+int conv_dims_in(const rn_node *node, int precision, const int x[4], int out[4], char *err,
+                 size_t len)
+{
+    cudnnTensorDescriptor_t xd = nullptr;
+    cudnnFilterDescriptor_t wd = nullptr;
+    cudnnConvolutionDescriptor_t cd = nullptr;
+    const cudnnDataType_t type = rn_cudnn_type(precision);
+    cudnnStatus_t st;
+    int rc = -1;
+    if ((st = cudnnCreateTensorDescriptor(&xd)) != CUDNN_STATUS_SUCCESS ||
+        (st = cudnnCreateFilterDescriptor(&wd)) != CUDNN_STATUS_SUCCESS ||
+        (st = cudnnCreateConvolutionDescriptor(&cd)) != CUDNN_STATUS_SUCCESS ||
+        (st = cudnnSetTensor4dDescriptor(xd, CUDNN_TENSOR_NCHW, type, x[0], x[1], x[2], x[3])) !=
+            CUDNN_STATUS_SUCCESS ||
+        (st = rn_conv_filter_desc(node, type, wd)) != CUDNN_STATUS_SUCCESS ||
+        (st = rn_conv_desc(node, precision, cd)) != CUDNN_STATUS_SUCCESS ||
+        (st = cudnnGetConvolution2dForwardOutputDim(cd, xd, wd, &out[0], &out[1], &out[2],
+                                                    &out[3])) != CUDNN_STATUS_SUCCESS) {
+        char what[64];
+        std::snprintf(what, sizeof what, "plan (%s descriptors)",
+                      precision == RN_CUDA_BF16 ? "bf16" : precision == RN_CUDA_FP16 ? "fp16"
+                                                                                     : "fp32");
+        rn_cudnn_fail(node, what, st, err, len);
+    } else {
+        rc = 0;
+    }
+    if (cd) cudnnDestroyConvolutionDescriptor(cd);
+    if (wd) cudnnDestroyFilterDescriptor(wd);
+    if (xd) cudnnDestroyTensorDescriptor(xd);
+    return rc;
+}
+
 int node_dims(const rn_node *node, const int x[4], int out[4], char *err, size_t len)
 {
     switch (node->kind) {
@@ -59,6 +95,18 @@ int node_dims(const rn_node *node, const int x[4], int out[4], char *err, size_t
         char why[256];
         if (rn_cuda_conv2d_output(&cs, out, why, sizeof why))
             return rn_node_fail(node, "plan", why, err, len);
+        // net_create's own descriptors in each precision must agree with conv2d_output's.
+        for (int p : {RN_CUDA_FP32, RN_CUDA_BF16, RN_CUDA_FP16}) {
+            int o[4];
+            if (conv_dims_in(node, p, x, o, err, len)) return -1;
+            if (std::memcmp(o, out, sizeof o) != 0) {
+                std::snprintf(why, sizeof why,
+                              "the %s descriptors give %dx%dx%dx%d, float32's %dx%dx%dx%d",
+                              p == RN_CUDA_BF16 ? "bf16" : p == RN_CUDA_FP16 ? "fp16" : "fp32",
+                              o[0], o[1], o[2], o[3], out[0], out[1], out[2], out[3]);
+                return rn_node_fail(node, "plan", why, err, len);
+            }
+        }
         return 0;
     }
     case RN_NODE_MAXPOOL2D:

@@ -1,8 +1,8 @@
 // What a training step does around forward and backward on the device: the loss (nn_kernels'
-// cross-entropy, its per-row losses summed on the host in row order), the gradient norm
-// (per-chunk sums added on the host in chunk order, as runner/core/grads.c) and scaling, the
-// optimizer step (one multi-tensor launch per group, optim_kernels.cu) and an augmentation
-// plugin's plan (augment_kernels.cu).
+// cross-entropy or multi-margin, its per-row losses summed on the host in row order), the
+// gradient norm (per-chunk sums added on the host in chunk order, as runner/core/grads.c),
+// scaling and fp16's unscale, the optimizer step (one multi-tensor launch per group,
+// optim_kernels.cu) and an augmentation plugin's plan (augment_kernels.cu).
 #include "net_api.h"
 #include "net_internal.h"
 
@@ -41,41 +41,56 @@ int check_grads(const rn_cuda_net *net, const char *what, const int *idx, int n,
 
 }  // namespace
 
-extern "C" int rn_cuda_net_loss(rn_cuda_net *net, int64_t n, int soft, double label_smoothing,
-                                int gradient, double *loss, int64_t *correct, char *err,
+extern "C" int rn_cuda_net_loss(rn_cuda_net *net, int64_t n, const rn_cuda_loss *loss,
+                                int gradient, double *out, int64_t *correct, char *err,
                                 size_t len)
 {
     if (check_batch(net, "net_loss", n, err, len)) return -1;
+    if (!loss || (loss->kind != RN_CUDA_LOSS_CROSS_ENTROPY &&
+                  loss->kind != RN_CUDA_LOSS_MULTI_MARGIN)) {
+        std::snprintf(err, len, "net_loss: unknown loss kind %d", loss ? loss->kind : -1);
+        return -1;
+    }
+    const bool margin = loss->kind == RN_CUDA_LOSS_MULTI_MARGIN;
+    if (margin && loss->soft) {
+        std::snprintf(err, len, "net_loss: multi-margin takes labels only, not soft targets");
+        return -1;
+    }
     const rn_net *d = net->desc;
     const int64_t k = net->classes;
     const float *logits = net->acts[d->output];
-    const float *t = soft ? net->loss_soft : nullptr;
+    const float *t = !margin && loss->soft ? net->loss_soft : nullptr;
+    float *g = gradient ? net->grads[d->output] : nullptr;
+    const int rc =
+        margin ? rn_cuda_multi_margin(logits, n, k, net->loss_labels, loss->margin, loss->p,
+                                      net->row_loss, g, loss->grad_scale, net->compute, err, len)
+               : rn_cuda_cross_entropy(logits, n, k, net->loss_labels, t, loss->label_smoothing,
+                                       net->row_loss, g, loss->grad_scale, net->compute, err,
+                                       len);
     // The hits only when asked for (training passes correct NULL: no kernel, no copy).
-    if (rn_cuda_cross_entropy(logits, n, k, net->loss_labels, t, label_smoothing, net->row_loss,
-                              gradient ? net->grads[d->output] : nullptr, net->compute, err,
-                              len) ||
-        (correct &&
-         rn_cuda_row_hits(logits, n, k, net->loss_labels, t, net->hits, net->compute, err, len)))
+    if (rc || (correct && rn_cuda_row_hits(logits, n, k, net->loss_labels, t, net->hits,
+                                           net->compute, err, len)))
         return rn_node_wrap(nullptr, "net_loss", err, len);
     std::vector<double> rows(static_cast<size_t>(n));
     std::vector<int32_t> hits(correct ? static_cast<size_t>(n) : 0);
-    cudaError_t rc;
-    if ((rc = cudaMemcpyAsync(rows.data(), net->row_loss, rows.size() * sizeof(double),
+    cudaError_t ce;
+    if ((ce = cudaMemcpyAsync(rows.data(), net->row_loss, rows.size() * sizeof(double),
                               cudaMemcpyDeviceToHost, net->compute)) != cudaSuccess ||
         (correct &&
-         (rc = cudaMemcpyAsync(hits.data(), net->hits, hits.size() * sizeof(int32_t),
+         (ce = cudaMemcpyAsync(hits.data(), net->hits, hits.size() * sizeof(int32_t),
                                cudaMemcpyDeviceToHost, net->compute)) != cudaSuccess) ||
-        (rc = cudaStreamSynchronize(net->compute)) != cudaSuccess)
-        return rn_cuda_fail(nullptr, "net_loss: reading the loss", rc, err, len);
-    // rn_cross_entropy2: rows added in order, the mean over n; NaN for a bad smoothing.
+        (ce = cudaStreamSynchronize(net->compute)) != cudaSuccess)
+        return rn_cuda_fail(nullptr, "net_loss: reading the loss", ce, err, len);
+    // rn_cross_entropy2 and rn_multi_margin: rows added in order, the mean over n; NaN for a bad
+    // smoothing (cross-entropy) or a bad label (a NaN row).
     double total = 0.0;
     int64_t h = 0;
     for (int64_t i = 0; i < n; i++) {
         total += rows[i];
         if (correct) h += hits[i];
     }
-    const bool bad = !(label_smoothing >= 0.0 && label_smoothing <= 1.0);
-    if (loss) *loss = bad ? NAN : total / static_cast<double>(n);
+    const bool bad = !margin && !(loss->label_smoothing >= 0.0 && loss->label_smoothing <= 1.0);
+    if (out) *out = bad ? NAN : total / static_cast<double>(n);
     if (correct) *correct = h;
     return 0;
 }
@@ -176,6 +191,32 @@ extern "C" int rn_cuda_net_grad_mean(rn_cuda_net *net, const int *idx, int n, in
         if (rn_cuda_mean(p->grad, p->acc, p->numel, inv, net->compute, err, len))
             return rn_node_wrap(nullptr, "net_grad_mean", err, len);
     }
+    return 0;
+}
+
+extern "C" int rn_cuda_net_grad_unscale(rn_cuda_net *net, const int *idx, int n, float inv_scale,
+                                        int *found_inf, char *err, size_t len)
+{
+    if (check_grads(net, "net_grad_unscale", idx, n, err, len)) return -1;
+    if (!net->found_inf &&
+        rn_net_alloc(reinterpret_cast<void **>(&net->found_inf), sizeof(int), "network",
+                     "unscale", "the non-finite flag", err, len))
+        return -1;
+    // One flag for the whole group, zeroed on the stream ahead of the launches that set it.
+    cudaError_t rc = cudaMemsetAsync(net->found_inf, 0, sizeof(int), net->compute);
+    if (rc != cudaSuccess) return rn_cuda_fail(nullptr, "net_grad_unscale", rc, err, len);
+    for (int j = 0; j < n; j++) {
+        const rn_cuda_param *p = &net->params[idx[j]];
+        if (rn_cuda_unscale(p->grad, p->numel, inv_scale, net->found_inf, net->compute, err,
+                            len))
+            return rn_node_wrap(nullptr, "net_grad_unscale", err, len);
+    }
+    int flag = 0;
+    if ((rc = cudaMemcpyAsync(&flag, net->found_inf, sizeof flag, cudaMemcpyDeviceToHost,
+                              net->compute)) != cudaSuccess ||
+        (rc = cudaStreamSynchronize(net->compute)) != cudaSuccess)
+        return rn_cuda_fail(nullptr, "net_grad_unscale: reading the flag", rc, err, len);
+    *found_inf = flag != 0;
     return 0;
 }
 

@@ -96,6 +96,8 @@ static const rn_cuda_backend backend = {
     rn_cuda_net_grad_clamp,
     rn_cuda_net_grad_accumulate,
     rn_cuda_net_grad_mean,
+    // ABI 3: mixed precision (net_train.cu)
+    rn_cuda_net_grad_unscale,
 };
 
 extern "C" __attribute__((visibility("default"))) const rn_cuda_backend *rn_cuda_backend_entry(void)

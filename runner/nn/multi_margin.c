@@ -2,6 +2,8 @@
  * p = 1 or 2, no weights): a loss on class indices only, which cannot take soft targets. */
 #include "nn_internal.h"
 
+#include "../../kernels/nn_elem.h"
+
 #include <math.h>
 
 double rn_multi_margin(const rn_tensor *logits, const int32_t *labels, double margin, int p,
@@ -21,24 +23,9 @@ double rn_multi_margin(const rn_tensor *logits, const int32_t *labels, double ma
             bad = 1;
             break;
         }
-        int64_t best = 0;
-        for (int64_t j = 1; j < k; j++)
-            if (z[j] > z[best]) best = j;
-        hits += best == y;
-        /* sum_{j != y} max(0, margin - z_y + z_j)^p / K */
-        double li = 0.0, gy = 0.0;
-        for (int64_t j = 0; j < k; j++) {
-            double d = j == y ? 0.0 : margin - (double)z[y] + (double)z[j];
-            double gj = 0.0;
-            if (d > 0.0) {
-                li += p == 1 ? d : d * d;
-                gj = (p == 1 ? 1.0 : 2.0 * d) / (double)k;
-                gy -= gj;
-            }
-            if (gi) gi[j] = (float)(gj / (double)n);
-        }
-        if (gi) gi[y] = (float)(gy / (double)n);
-        total += li / (double)k;
+        hits += rn_row_argmax(z, k) == y;
+        /* the row math is kernels/nn_elem.h's, which the GPU runs too */
+        total += rn_mm_row(z, k, y, margin, p, gi, (double)n);
     }
     if (correct) *correct = hits;
     if (bad || n == 0) return NAN;

@@ -13,7 +13,12 @@ same weights, bit for bit, and the same metrics (all but the timings) as the run
     that restores the best weights, and checkpoints a callback writes every epoch (the device's
     weights and optimizer state at that moment);
   - the same ResNet-8 run interrupted mid-epoch and resumed on the device (its checkpoint
-    uploaded) against the uninterrupted one.
+    uploaded) against the uninterrupted one;
+  - multi_margin; precision bf16 against the CPU's bf16 run; precision fp16 (loss scaled by
+    2^16, exact in the stand-in's float32) against the CPU's fp32 run.
+fp16's GradScaler: steps with an overflowing gradient (injected by the stand-in) are skipped,
+leaving the weights as they were, and the scale per step follows GradScaler's rule; its state
+survives an interruption and resume.
 Also: a backend whose forward differs from the CPU's is stopped, in one line, before the first
 step; what the GPU loop does not support yet is refused in one line before anything is
 written; device = "auto" falls back to the CPU for such a recipe, saying why in one line;
@@ -158,14 +163,108 @@ check(p.returncode == 0 and "resuming" in p.stdout, f"resume: {p.stdout} {p.stde
 if p.returncode == 0 and os.path.exists(os.path.join(tmp, "res-gpu", "model.safetensors")):
     same_run("res-gpu", "res-cut", "resnet8 interrupted and resumed on the device")
 
+# The multi-class hinge loss on the device.
+p = train(margin, "margin-cpu", "cpu")
+q = train(margin, "margin-gpu", "cuda")
+if p.returncode == 0 and q.returncode == 0:
+    same_run("margin-cpu", "margin-gpu", "mnist_cnn with multi_margin")
+
+# precision = "bf16": the stand-in computes with the CPU's bf16 kernels, so the GPU loop in bf16
+# must equal the CPU's bf16 run.
+p = train(cnn, "bf16-cpu", "cpu", "--set", 'precision="bf16"')
+q = train(cnn, "bf16-gpu", "cuda", "--set", 'precision="bf16"')
+if p.returncode == 0 and q.returncode == 0:
+    same_run("bf16-cpu", "bf16-gpu", "mnist_cnn in bf16")
+    check(weights("bf16-gpu") != weights("cnn-gpu"), "bf16 trains differently from fp32")
+
+# precision = "fp16": the loss scaled by GradScaler's 2^16 before backward, the gradients
+# unscaled before the step. The stand-in computes in float32, where power-of-two scaling is
+# exact: the run must equal the CPU's fp32 run, and log the scale it used.
+def scaled_rows(out):
+    got = rows(out)
+    return [{k: v for k, v in r.items() if k != "loss_scale"} for r in got], \
+           [r["loss_scale"] for r in got if r["loss_scale"] != ""]
+
+
+q = train(cnn, "fp16-gpu", "cuda", "--set", 'precision="fp16"')
+if q.returncode == 0:
+    plain, scales = scaled_rows("fp16-gpu")
+    check(plain == rows("cnn-cpu"), "fp16 (scaled, unscaled) equals fp32, bit for bit")
+    check(weights("fp16-gpu") == weights("cnn-cpu"), "fp16 weights equal fp32's")
+    check(scales and {float(v) for v in scales} == {65536.0}, f"loss scale logged: {set(scales)}")
+    s = json.load(open(os.path.join(tmp, "fp16-gpu", "summary.json")))
+    check(s.get("grad_scaler") == {"skipped_steps": 0, "scale": 65536},
+          f"summary: {s.get('grad_scaler')}")
+    print("fp16: equal to fp32 with the loss scaled by 65536")
+
+
+def scaler_model(steps, init, interval, overflow):
+    """GradScaler's scale after each step (torch.cuda.amp.GradScaler.update), and the skips."""
+    scale, tracker, out = init, 0, []
+    for k in range(1, steps + 1):
+        if k in overflow:
+            scale, tracker = scale * 0.5, 0
+        else:
+            tracker += 1
+            if tracker == interval:
+                scale, tracker = scale * 2, 0
+        out.append(scale)
+    return out
+
+
+# Overflows (the stand-in writes an inf into a gradient on chosen backward calls): those steps
+# are skipped, the scale halves, and after growth_interval clean steps it doubles.
+SCALED = write(tmp, "scaled.lua", CNN.replace("epochs = 2,", 'epochs = 2,\n  precision = "fp16",\n'
+                                     "  loss_scale = { init = 1024, growth_interval = 5 },"))
+OVER = {3, 4, 9, 20}
+q = run([SCALED, "--out", os.path.join(tmp, "scaled"), "--device", "cuda"],
+        env=dict(FAKE, RN_FAKE_CUDA_OVERFLOW=",".join(map(str, sorted(OVER)))))
+check(q.returncode == 0, f"scaled: {q.stderr}")
+if q.returncode == 0:
+    got = rows("scaled")  # a row per step, and one more at each epoch's end
+    model = scaler_model(24, 1024, 5, OVER)
+    want = [model[int(r["step"]) - 1] for r in got]
+    check([float(r["loss_scale"]) for r in got] == want,
+          f"loss scale per row {[r['loss_scale'] for r in got]}, GradScaler gives {want}")
+    check([int(r["step"]) for r in got if r["grad_norm"] and float(r["grad_norm"]) == float("inf")]
+          == sorted(OVER),
+          "the skipped steps log an infinite gradient norm")
+    s = json.load(open(os.path.join(tmp, "scaled", "summary.json")))
+    check(s.get("grad_scaler") == {"skipped_steps": len(OVER), "scale": model[-1]},
+          f"summary: {s.get('grad_scaler')}")
+    print("fp16 scale per step:", [r["loss_scale"] for r in got])
+# A skipped step changes no weight: with every step overflowing, the weights stay those of a run
+# with lr = 0 (SGD leaves them bit for bit).
+zero = write(tmp, "zero.lua", CNN.replace("lr = 0.05", "lr = 0"))
+p = train(zero, "zero-cpu", "cpu")
+q = run([SCALED, "--out", os.path.join(tmp, "all-skipped"), "--device", "cuda"],
+        env=dict(FAKE, RN_FAKE_CUDA_OVERFLOW=",".join(str(k) for k in range(1, 25))))
+check(q.returncode == 0, f"all skipped: {q.stderr}")
+if p.returncode == 0 and q.returncode == 0:
+    check(weights("all-skipped") == weights("zero-cpu"), "every step skipped: weights untouched")
+# The scaler's state is in the checkpoint: interrupted (after the overflows at 3 and 4) and
+# resumed without any, the run equals the uninterrupted one with the same overflows.
+q = run([SCALED, "--out", os.path.join(tmp, "scaled34"), "--device", "cuda"],
+        env=dict(FAKE, RN_FAKE_CUDA_OVERFLOW="3,4"))
+cut16 = os.path.join(tmp, "scaled-cut")
+code, err = interrupt_at([SCALED, "--out", cut16, "--device", "cuda"], cut16, 14,
+                         env=dict(FAKE, RN_FAKE_CUDA_OVERFLOW="3,4"))
+check(code == 130, f"fp16 interrupted: {code} {err}")
+p = run(["--resume", cut16], env=FAKE)
+check(p.returncode == 0 and "resuming" in p.stdout, f"fp16 resume: {p.stdout} {p.stderr}")
+if p.returncode == 0 and q.returncode == 0:
+    same_run("scaled34", "scaled-cut", "fp16 interrupted and resumed (scale and tracker kept)")
+
 # Not supported on the GPU yet: one line, nothing written.
 aug = write(tmp, "aug.lua", CNN.replace("normalize = datasets.fashion_mnist_stats }",
                                         "normalize = datasets.fashion_mnist_stats, "
                                         "augment = { { \"random_resized_crop\", size = 28 } } }"))
 for name, recipe, sets, want in (
-        ("multi_margin", margin, [], "loss: multi_margin is not wired"),
         ("augment", aug, [], 'data.augment[1]: augment "random_resized_crop" 1.0.0 ('),
-        ("bf16", cnn, ['precision="bf16"'], "precision: bf16 and fp16 is not wired")):
+        ("loss_scale", write(tmp, "ls.lua", CNN.replace("epochs = 2,", "epochs = 2,\n"
+                                                        "  loss_scale = { init = 8 },")), [],
+         'loss_scale: loss scaling is for precision = "fp16" only, and this recipe\'s '
+         'precision is "fp32"')):
     out = os.path.join(tmp, "refused-" + name)
     args = [recipe, "--out", out, "--device", "cuda"]
     for s in sets:

@@ -1,7 +1,16 @@
-/* A CPU stand-in for the CUDA backend (rn_cuda.so, backend ABI 2), for tests on machines
+/* A CPU stand-in for the CUDA backend (rn_cuda.so, backend ABI 3), for tests on machines
  * without a GPU: it reports one "GPU" and runs the device network with the CPU layers
- * (rn_net_forward/backward over the nodes' own layers), the loss with rn_cross_entropy2, the
- * optimizer step with the chunk-plan walk the GPU kernels follow (tests/update_walk.h).
+ * (rn_net_forward/backward over the nodes' own layers), the loss with rn_cross_entropy2 or
+ * rn_multi_margin, the optimizer step with the chunk-plan walk the GPU kernels follow
+ * (tests/update_walk.h).
+ *
+ * Precision: with BF16 the layers (the host model's, which the core switched to the CPU's bf16
+ * kernels for the recipe's precision) compute in bf16, so a GPU bf16 run here equals a CPU bf16
+ * run. FP16 computes
+ * in float32: what it checks is the loop's loss scaling (the logits' gradient times grad_scale,
+ * net_grad_unscale), which power-of-two scales leave exact. RN_FAKE_CUDA_OVERFLOW=k1,k2,...
+ * writes an inf into the first trainable gradient on backward calls k1, k2, ... (1-based), as an
+ * fp16 overflow would, so that GradScaler's skipped steps can be tested.
  *
  * What makes it a faithful double of the device: it keeps its own copies of every parameter,
  * buffer, gradient and optimizer state ("device memory"). The host model's tensors change only
@@ -11,12 +20,14 @@
  * tensors point at the device copies (and back before it returns).
  *
  * Not a product: built only into the test tree, loaded with RUNNER_BACKEND_DIR. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../runner/cuda/backend.h"
 #include "../update_walk.h"
+#include "../../kernels/amp_elem.h"
 #include "../../kernels/augment_elem.h"
 #include "../../kernels/net_elem.h"
 #include "layer.h"
@@ -44,6 +55,8 @@ struct rn_cuda_net {
     int32_t *labels;
     float *soft;
     int entered;
+    int precision;              /* RN_CUDA_FP32 / BF16 / FP16 */
+    int64_t backwards;          /* net_backward calls so far (RN_FAKE_CUDA_OVERFLOW) */
 };
 
 static int64_t numel(const rn_param_ref *p) { return rn_tensor_numel(p->value); }
@@ -135,11 +148,16 @@ static void net_destroy(rn_cuda_net *net)
 }
 
 static int net_create(rn_cuda_net **out, const rn_net *desc, const rn_param_ref *params,
-                      int n_params, int64_t max_batch, char *err, size_t len)
+                      int n_params, int64_t max_batch, int precision, char *err, size_t len)
 {
     *out = NULL;
+    if (precision < RN_CUDA_FP32 || precision > RN_CUDA_FP16) {
+        snprintf(err, len, "stand-in GPU: precision %d unknown", precision);
+        return -1;
+    }
     rn_cuda_net *net = calloc(1, sizeof *net);
     if (!net) goto oom;
+    net->precision = precision;
     net->desc = desc;
     net->params = params;
     net->n_params = n_params;
@@ -209,14 +227,44 @@ static int net_forward(rn_cuda_net *net, int64_t n, int train, char *err, size_t
     return rc;
 }
 
-static int net_loss(rn_cuda_net *net, int64_t n, int soft, double label_smoothing, int gradient,
-                    double *loss, int64_t *correct, char *err, size_t len)
+static int net_loss(rn_cuda_net *net, int64_t n, const rn_cuda_loss *lf, int gradient,
+                    double *out, int64_t *correct, char *err, size_t len)
 {
-    (void)err, (void)len;
     rn_tensor logits = rn_nn_batch_view(&net->acts[net->desc->output], n);
     rn_tensor dl = rn_nn_batch_view(&net->grads[net->desc->output], n);
-    *loss = rn_cross_entropy2(&logits, net->labels, soft ? net->soft : NULL, label_smoothing,
-                              gradient ? &dl : NULL, correct);
+    double loss;
+    if (lf->kind == RN_CUDA_LOSS_MULTI_MARGIN)
+        loss = rn_multi_margin(&logits, net->labels, lf->margin, lf->p, gradient ? &dl : NULL,
+                               correct);
+    else if (lf->kind == RN_CUDA_LOSS_CROSS_ENTROPY)
+        loss = rn_cross_entropy2(&logits, net->labels, lf->soft ? net->soft : NULL,
+                                 lf->label_smoothing, gradient ? &dl : NULL, correct);
+    else {
+        snprintf(err, len, "stand-in GPU: loss kind %d unknown", lf->kind);
+        return -1;
+    }
+    if (lf->grad_scale != 1.0f && net->precision != RN_CUDA_FP16) {
+        snprintf(err, len, "stand-in GPU: a loss scale of %g without fp16",
+                 (double)lf->grad_scale);
+        return -1;
+    }
+    for (int64_t i = 0; gradient && lf->grad_scale != 1.0f && i < n * net->classes; i++)
+        dl.data[i] *= lf->grad_scale;
+    if (out) *out = loss;
+    return 0;
+}
+
+/* Whether backward call k (1-based) is one RN_FAKE_CUDA_OVERFLOW lists. */
+static int overflow_at(int64_t k)
+{
+    const char *list = getenv("RN_FAKE_CUDA_OVERFLOW");
+    for (const char *at = list; at && *at;) {
+        char *end;
+        long long v = strtoll(at, &end, 10);
+        if (end == at) break;
+        if (v == k) return 1;
+        at = *end == ',' ? end + 1 : end;
+    }
     return 0;
 }
 
@@ -236,7 +284,31 @@ static int net_backward(rn_cuda_net *net, int64_t n, const int *trainable, char 
     enter(net);
     int rc = rn_net_backward(net->desc, net->acts, net->grads, n, err, len);
     leave(net);
+    net->backwards++;
+    if (!rc && overflow_at(net->backwards))
+        for (int i = 0; i < net->n_params; i++)
+            if (trainable[i]) {
+                net->grad[i][0] = INFINITY;
+                break;
+            }
     return rc;
+}
+
+static int net_grad_unscale(rn_cuda_net *net, const int *idx, int n, float inv_scale,
+                            int *found_inf, char *err, size_t len)
+{
+    if (net->precision != RN_CUDA_FP16) {
+        snprintf(err, len, "stand-in GPU: net_grad_unscale without fp16");
+        return -1;
+    }
+    int bad = 0;
+    for (int t = 0; t < n; t++) {
+        float *g = net->grad[idx[t]];
+        int64_t k = numel(&net->params[idx[t]]);
+        for (int64_t j = 0; j < k; j++) bad |= rn_unscale_elem(&g[j], inv_scale);
+    }
+    *found_inf = bad;
+    return 0;
 }
 
 static int net_grad_sumsq(rn_cuda_net *net, const int *idx, int n, double *sumsq, char *err,
@@ -477,6 +549,7 @@ static const rn_cuda_backend backend = {
     .net_grad_clamp = net_grad_clamp,
     .net_grad_accumulate = net_grad_accumulate,
     .net_grad_mean = net_grad_mean,
+    .net_grad_unscale = net_grad_unscale,
 };
 
 __attribute__((visibility("default"))) const rn_cuda_backend *rn_cuda_backend_entry(void)
