@@ -33,6 +33,7 @@
 static const char usage[] =
     "usage: runner RECIPE.lua [--out DIR] [--seed N] [--set key.path=value ...]\n"
     "                         [--device cpu|cuda|auto] [--dry-run]\n"
+    "       runner RECIPE.lua --evaluate WEIGHTS.safetensors [--device D] [--set ...]\n"
     "       runner --resume DIR [--force]\n"
     "       runner plugins [ID]     list the plugins found, or one plugin's settings\n"
     "       runner --help | --version\n"
@@ -47,6 +48,9 @@ static const char usage[] =
     "  --device D         cpu, cuda or auto (overrides the recipe's device)\n"
     "  --dry-run          check everything, print the model (layers, shapes, parameters,\n"
     "                     FLOPs, parameter groups) and stop without writing anything\n"
+    "  --evaluate W       no training: load the weights W (a run's model.safetensors) into\n"
+    "                     the recipe's model and print its loss and accuracy on the\n"
+    "                     validation and test sets, with images/s; writes nothing\n"
     "  --resume DIR       continue the run in DIR from its checkpoint.safetensors (written at\n"
     "                     the end and on Ctrl-C), exactly as if it had not stopped; refused\n"
     "                     when the recipe changed since, unless --force\n"
@@ -266,7 +270,7 @@ static int cmd_plugins(const char *id)
 }
 
 typedef struct options {
-    const char *recipe, *out, *seed, *device, *resume;
+    const char *recipe, *out, *seed, *device, *resume, *evaluate;
     int dry_run, force;
     const char **sets;
     int n_sets;
@@ -283,6 +287,7 @@ static int parse_args(int argc, char **argv, options *o, char *err, size_t errle
         else if (strcmp(a, "--seed") == 0) slot = &o->seed;
         else if (strcmp(a, "--device") == 0) slot = &o->device;
         else if (strcmp(a, "--resume") == 0) slot = &o->resume;
+        else if (strcmp(a, "--evaluate") == 0) slot = &o->evaluate;
         else if (strcmp(a, "--dry-run") == 0 || strcmp(a, "--force") == 0) {
             *(a[2] == 'd' ? &o->dry_run : &o->force) = 1;
             continue;
@@ -305,15 +310,22 @@ static int parse_args(int argc, char **argv, options *o, char *err, size_t errle
         *slot = argv[++i];
     }
     if (o->resume) {
-        if (o->recipe || o->out || o->seed || o->device || o->n_sets || o->dry_run) {
+        if (o->recipe || o->out || o->seed || o->device || o->n_sets || o->dry_run ||
+            o->evaluate) {
             snprintf(err, errlen, "--resume continues a run with its own recipe, overrides and "
-                     "directory: give it no recipe, --out, --seed, --device, --set or --dry-run");
+                     "directory: give it no recipe, --out, --seed, --device, --set, --dry-run "
+                     "or --evaluate");
             return -1;
         }
         return 0;
     }
     if (o->force) {
         snprintf(err, errlen, "--force goes with --resume");
+        return -1;
+    }
+    if (o->evaluate && (o->out || o->dry_run)) {
+        snprintf(err, errlen, "--evaluate writes nothing and trains nothing: give it no %s",
+                 o->out ? "--out" : "--dry-run");
         return -1;
     }
     if (!o->recipe) {
@@ -498,6 +510,12 @@ static int cmd_train(int argc, char **argv)
                  dev.note[0] ? " (device auto found no GPU)" : "");
         goto done;
     }
+    if (o.evaluate) { /* the recipe's own starting weights give way to the ones evaluated */
+        free(plan.weights);
+        plan.weights = strdup(o.evaluate);
+        plan.weights_strict = 1;
+        plan.weights_key = "--evaluate";
+    }
     out = o.out ? strdup(o.out) : default_out(o.recipe);
     int prep = rn_run_prepare(&run, &plan, reg, out, isatty(STDERR_FILENO), err, sizeof err);
     if (prep && dev.kind == RN_DEVICE_KIND_CUDA && strcmp(plan.device, "auto") == 0) {
@@ -535,6 +553,14 @@ static int cmd_train(int argc, char **argv)
                "nothing was written (give --out DIR for schedule.svg)");
         code = 0;
         err[0] = 0;
+        goto done;
+    }
+
+    if (o.evaluate) {
+        printf("runner %s: evaluating %s with %s\n", RN_VERSION, o.evaluate, o.recipe);
+        fflush(stdout);
+        if (rn_run_evaluate_sets(&run, stdout, err, sizeof err)) goto done;
+        code = 0;
         goto done;
     }
 

@@ -20,3 +20,7 @@ add_test(NAME e2e_device_loop COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e
 set_tests_properties(e2e_device_loop PROPERTIES LABELS e2e RUN_SERIAL TRUE
                      ENVIRONMENT "${RN_E2E_ENV};RN_FAKE_CUDA_DIR=${RN_FAKE_CUDA_DIR}")
 
+# runner --evaluate against the run's own final metrics, on the CPU and the stand-in GPU.
+add_test(NAME e2e_evaluate COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/evaluate.py)
+set_tests_properties(e2e_evaluate PROPERTIES LABELS e2e RUN_SERIAL TRUE
+                     ENVIRONMENT "${RN_E2E_ENV};RN_FAKE_CUDA_DIR=${RN_FAKE_CUDA_DIR}")

@@ -115,6 +115,8 @@ typedef struct rn_plan {
     double clip_value;       /* clip_grad.value: max |gradient|, NaN = no clipping */
     char *weights;           /* weights.file: a safetensors state dict to start from, or NULL */
     int weights_strict;      /* weights.strict (default true) */
+    const char *weights_key; /* what errors about the weights name: "weights.file" (NULL), or
+                                the caller's (runner --evaluate) */
     const rn_value *optimizer;
     const rn_value *schedule;/* may be NULL: constant */
     const rn_value *callbacks; /* list or NULL (default: progress + csv_logger) */

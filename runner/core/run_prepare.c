@@ -314,7 +314,8 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
         if (rn_safetensors_load_params(plan->weights, r->model.params, r->model.n_params,
                                        plan->weights_strict, report, sizeof report, why,
                                        sizeof why)) {
-            snprintf(err, errlen, "weights.file: %s", why);
+            snprintf(err, errlen, "%s: %s", plan->weights_key ? plan->weights_key : "weights.file",
+                     why);
             return -1;
         }
         if (report[0]) printf("weights: %s\n", report);

@@ -499,6 +499,31 @@ static int fit_stage(rn_run *r, int s, rn_loader *ld, int64_t spe, volatile sig_
     return 0;
 }
 
+int rn_run_evaluate_sets(rn_run *r, FILE *out, char *err, size_t errlen)
+{
+    if (!r->val.n && !r->plan->data.has_test) {
+        snprintf(err, errlen, "data: nothing to evaluate (no data.test and no data.val_split)");
+        return -1;
+    }
+    if (rn_dev_open(r, err, errlen)) return -1;
+    const rn_dataset *sets[2] = {r->val.n ? &r->val : NULL,
+                                 r->plan->data.has_test ? &r->test : NULL};
+    const char *names[2] = {"val", "test"};
+    int rc = 0;
+    for (int i = 0; i < 2 && !rc; i++) {
+        if (!sets[i]) continue;
+        double loss, acc, t0 = rn_now_s();
+        rc = rn_run_evaluate(r, sets[i], &loss, &acc, err, errlen);
+        double dt = rn_now_s() - t0;
+        if (!rc)
+            fprintf(out, "%s: loss %.6f acc %.4f (%ld images in %.3f s, %.0f images/s, %s)\n",
+                    names[i], loss, acc, (long)sets[i]->n, dt, (double)sets[i]->n / dt,
+                    r->device.name);
+    }
+    rn_dev_close(r);
+    return rc;
+}
+
 int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errlen)
 {
     err[0] = 0;

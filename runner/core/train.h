@@ -102,6 +102,11 @@ typedef struct rn_run {
  * run_dir is recorded for plugins but not created. */
 int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const char *run_dir,
                    int is_tty, char *err, size_t errlen);
+/* runner --evaluate: the model as prepared (its weights loaded) evaluated in eval mode on the
+ * validation set and the test set, whichever the recipe has, on the run's device: one line per
+ * set to out (loss, accuracy, images, seconds and images/s of the pass, loader included).
+ * Nothing is written to disk. -1 with one line when the recipe has neither set. */
+int rn_run_evaluate_sets(rn_run *r, FILE *out, char *err, size_t errlen);
 /* Trains every stage. `stop` is set asynchronously (SIGINT): the step in flight finishes, then the
  * run stops with r->interrupted set. Returns 0 or -1 with the error (e.g. a non-finite loss). */
 int rn_run_train(rn_run *r, volatile sig_atomic_t *stop, char *err, size_t errlen);
