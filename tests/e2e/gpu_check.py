@@ -1,6 +1,7 @@
 """scripts/gpu_check: without a GPU it stops on the cuda run's one-line reason with exit 1; its
 comparison, run as --self-test (the CPU on 2 threads against 1), passes within its tolerance and
-fails when the tolerance is below the differences the two thread counts really have."""
+fails when the tolerance is below the differences the two thread counts really have; with
+--precision bf16 the same holds for the bf16 run's distance from fp32."""
 import os
 import subprocess
 import sys
@@ -30,4 +31,12 @@ print(p.stdout)
 p = gpu_check("--self-test", "--tolerance", "1e-9")
 check(p.returncode == 1 and "OUT OF TOLERANCE" in p.stdout and "gpu_check: FAILED" in p.stdout,
       f"tight tolerance: {p.returncode} {p.stdout[-300:]}")
+# --precision bf16 (the CPU's bf16 kernels in the self-test) against fp32 by relative L2 error:
+# ~0.12 at initialization, within 0.25; and 0.01 catches it.
+p = gpu_check("--self-test", "--precision", "bf16")
+check(p.returncode == 0 and "relative L2 error" in p.stdout and "cpu (bf16)" in p.stdout and
+      "gpu_check: ok" in p.stdout, f"bf16 self-test: {p.returncode} {p.stdout} {p.stderr}")
+print(p.stdout)
+p = gpu_check("--self-test", "--precision", "bf16", "--tolerance", "0.01")
+check(p.returncode == 1 and "OUT OF TOLERANCE" in p.stdout, f"bf16 at 0.01: {p.stdout[-300:]}")
 finish("e2e_gpu_check")
