@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "cpu_conv.h"
-#include "cpu_gemm_bf16.h"
+#include "cpu_matmul.h"
 #include "chain.h"
 #include "model.h"
 #include "rn_test.h"
@@ -176,7 +176,10 @@ static void test_conv(rn_cpu_conv_desc d, const char *what)
     free(ry), free(my), free(rdx), free(mdx), free(rdw), free(mdw), free(rdb), free(mdb);
 }
 
-static void test_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, bool bias)
+/* A matmul plan against a double product of its (bf16-rounded, with bf16) operands: bf16's
+ * float32 accumulation within 2^-20 of the magnitude; float32 plans (the linear layer's fp32
+ * path) within 2^-18 (k float32 roundings, k up to 576). */
+static void test_gemm(bool bf16, bool ta, bool tb, int64_t m, int64_t n, int64_t k, bool bias)
 {
     float *a = malloc(m * k * 4), *b = malloc(k * n * 4), *c = malloc(m * n * 4),
           *bv = malloc(n * 4);
@@ -188,39 +191,41 @@ static void test_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, bool bi
         for (int64_t j = 0; j < n; j++) {
             double s = bias ? bv[j] : 0, g = bias ? fabs(bv[j]) : 0;
             for (int64_t p = 0; p < k; p++) {
-                double t = (double)bf(ta ? a[p * m + i] : a[i * k + p]) *
-                           bf(tb ? b[j * k + p] : b[p * n + j]);
+                float x = ta ? a[p * m + i] : a[i * k + p], y = tb ? b[j * k + p] : b[p * n + j];
+                double t = bf16 ? (double)bf(x) * bf(y) : (double)x * y;
                 s += t;
                 g += fabs(t);
             }
             ref[i * n + j] = s;
             mag[i * n + j] = g;
         }
-    rn_cpu_gemm_bf16 *gm = NULL;
+    rn_cpu_matmul *gm = NULL;
     char err[256];
-    int rc = rn_cpu_gemm_bf16_create(&gm, ta, tb, m, n, k, bias, err, sizeof err);
+    int rc = rn_cpu_matmul_create(&gm, bf16, ta, tb, m, n, k, bias, err, sizeof err);
     CHECK(rc == 0);
     if (rc) {
         fprintf(stderr, "gemm: %s\n", err);
         return;
     }
-    CHECK(rn_cpu_gemm_bf16_matches(gm, ta, tb, m, n, k, bias));
-    CHECK(!rn_cpu_gemm_bf16_matches(gm, !ta, tb, m, n, k, bias));
+    CHECK(rn_cpu_matmul_matches(gm, bf16, ta, tb, m, n, k, bias));
+    CHECK(!rn_cpu_matmul_matches(gm, bf16, !ta, tb, m, n, k, bias));
+    CHECK(!rn_cpu_matmul_matches(gm, !bf16, ta, tb, m, n, k, bias));
     uint16_t *a16 = malloc(m * k * 2), *b16 = malloc(k * n * 2);
     rn_bf16_convert(a16, a, m * k);
     rn_bf16_convert(b16, b, k * n);
     /* twice: the second run must not see the first's state */
     for (int r = 0; r < 2; r++) {
         memset(c, 0xff, m * n * 4);
-        CHECK(rn_cpu_gemm_bf16_run(gm, a16, b16, bv, c, err, sizeof err) == 0);
+        CHECK(rn_cpu_matmul_run(gm, bf16 ? (const void *)a16 : a, bf16 ? (const void *)b16 : b,
+                                bv, c, err, sizeof err) == 0);
         double e = worst(c, ref, mag, m * n);
         if (r == 0)
-            printf("gemm %c%c %lldx%lldx%lld%s: relative error %.2e\n", ta ? 'T' : 'N',
-                   tb ? 'T' : 'N', (long long)m, (long long)n, (long long)k, bias ? " +bias" : "",
-                   e);
-        CHECK(e <= 0x1p-20);
+            printf("gemm %s %c%c %lldx%lldx%lld%s: relative error %.2e\n", bf16 ? "bf16" : "f32",
+                   ta ? 'T' : 'N', tb ? 'T' : 'N', (long long)m, (long long)n, (long long)k,
+                   bias ? " +bias" : "", e);
+        CHECK(e <= (bf16 ? 0x1p-20 : 0x1p-18));
     }
-    rn_cpu_gemm_bf16_destroy(gm);
+    rn_cpu_matmul_destroy(gm);
     free(a16), free(b16);
     free(a), free(b), free(c), free(bv), free(ref), free(mag);
 }
@@ -384,10 +389,12 @@ int main(void)
               "conv 8->16 3x3 groups 4");
     /* linear's three products (forward with bias, weight gradient, input gradient) at
      * mnist_cnn's fc1 shape, cut down, and a tiny one */
-    test_gemm(false, true, 16, 128, 576, true);
-    test_gemm(true, false, 128, 576, 16, false);
-    test_gemm(false, false, 16, 576, 128, false);
-    test_gemm(false, true, 1, 3, 1, true);
+    for (int f32 = 0; f32 < 2; f32++) {
+        test_gemm(!f32, false, true, 16, 128, 576, true);
+        test_gemm(!f32, true, false, 128, 576, 16, false);
+        test_gemm(!f32, false, false, 16, 576, 128, false);
+        test_gemm(!f32, false, true, 1, 3, 1, true);
+    }
     test_model();
     test_linear_layer();
     return rn_test_report("test_bf16");

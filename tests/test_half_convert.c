@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "../kernels/amp_elem.h"
-#include "cpu_gemm_bf16.h"
+#include "cpu_matmul.h"
 #include "rn_test.h"
 
 static float from_bits(uint32_t u)

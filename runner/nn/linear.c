@@ -1,8 +1,7 @@
-/* Fully connected layer, y = x W^T + b (PyTorch nn.Linear), on oneDNN's sgemm, or its bf16
- * matmul under precision = "bf16". */
-#include "cpu_gemm.h"
+/* Fully connected layer, y = x W^T + b (PyTorch nn.Linear), on oneDNN's matmul: cached plans of
+ * the three products, in float32 or (precision = "bf16") bfloat16. */
 #include "net.h"
-#include "cpu_gemm_bf16.h"
+#include "cpu_matmul.h"
 #include "nn_internal.h"
 
 #include <math.h>
@@ -24,36 +23,38 @@ typedef struct linear_impl {
      * backward's weight and input gradients read them again), dy by the backward */
     uint16_t *x16, *w16, *dy16;
     int64_t rows16;  /* the batch x16 and dy16 hold room for */
-    /* bf16 plans: forward, weight and input gradient, for up to a few batch sizes */
-    rn_cpu_gemm_bf16 *plans[LINEAR_PLANS];
+    /* plans: forward, weight and input gradient, for up to a few batch sizes */
+    rn_cpu_matmul *plans[LINEAR_PLANS];
     int next_evict;
 } linear_impl;
 
-/* C = op(A) op(B) [+ bias] in bf16 through a cached plan; 0, or -1 with l->err set. */
-static int gemm_bf16(rn_layer *l, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
-                     const uint16_t *a, const uint16_t *b, const float *bias, float *c)
+/* C = op(A) op(B) [+ bias] through a cached plan, A and B bf16 (uint16_t) when the layer runs in
+ * bf16, float otherwise; 0, or -1 with l->err set. */
+static int gemm(rn_layer *l, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const void *a,
+                const void *b, const float *bias, float *c)
 {
     linear_impl *f = l->impl;
-    rn_cpu_gemm_bf16 *g = NULL;
+    rn_cpu_matmul *g = NULL;
     for (int i = 0; i < LINEAR_PLANS && !g; i++)
-        if (rn_cpu_gemm_bf16_matches(f->plans[i], ta, tb, m, n, k, bias != NULL)) g = f->plans[i];
+        if (rn_cpu_matmul_matches(f->plans[i], f->bf16, ta, tb, m, n, k, bias != NULL))
+            g = f->plans[i];
     if (!g) {
         int slot = f->next_evict;
         f->next_evict = (f->next_evict + 1) % LINEAR_PLANS;
-        rn_cpu_gemm_bf16_destroy(f->plans[slot]);
+        rn_cpu_matmul_destroy(f->plans[slot]);
         f->plans[slot] = NULL;
-        if (rn_cpu_gemm_bf16_create(&f->plans[slot], ta, tb, m, n, k, bias != NULL, l->err,
-                                    sizeof l->err))
+        if (rn_cpu_matmul_create(&f->plans[slot], f->bf16, ta, tb, m, n, k, bias != NULL, l->err,
+                                 sizeof l->err))
             return -1;
         g = f->plans[slot];
     }
-    return rn_cpu_gemm_bf16_run(g, a, b, bias, c, l->err, sizeof l->err);
+    return rn_cpu_matmul_run(g, a, b, bias, c, l->err, sizeof l->err);
 }
 
 static void drop_plans(linear_impl *f)
 {
     for (int i = 0; i < LINEAR_PLANS; i++) {
-        rn_cpu_gemm_bf16_destroy(f->plans[i]);
+        rn_cpu_matmul_destroy(f->plans[i]);
         f->plans[i] = NULL;
     }
     f->next_evict = 0;
@@ -104,21 +105,15 @@ static int linear_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool tr
 {
     linear_impl *f = l->impl;
     int64_t n = x->shape.d[0];
+    const void *a = x->data, *w = f->w.data;
     if (f->bf16) {
         if (reserve16(l, n)) return -1;
         rn_bf16_convert(f->x16, x->data, n * f->in_f);
         rn_bf16_convert(f->w16, f->w.data, f->out_f * f->in_f);
-        return gemm_bf16(l, false, true, n, f->out_f, f->in_f, f->x16, f->w16,
-                         f->bias ? f->b.data : NULL, y->data);
+        a = f->x16;
+        w = f->w16;
     }
-    if (f->bias) {
-#pragma omp parallel for if (n * f->out_f > 16384)
-        for (int64_t i = 0; i < n; i++) memcpy(y->data + i * f->out_f, f->b.data, f->out_f * 4);
-    }
-    if (rn_cpu_sgemm(false, true, n, f->out_f, f->in_f, 1.0f, x->data, f->in_f, f->w.data,
-                     f->in_f, f->bias ? 1.0f : 0.0f, y->data, f->out_f))
-        return rn_nn_err(l->err, sizeof l->err, "sgemm failed (forward, n=%lld)", (long long)n);
-    return 0;
+    return gemm(l, false, true, n, f->out_f, f->in_f, a, w, f->bias ? f->b.data : NULL, y->data);
 }
 
 /* dW (out_f, in_f) = dy^T x; db = sum over the batch of dy; dx (n, in_f) = dy W. A frozen W or b
@@ -128,38 +123,32 @@ static int linear_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y,
 {
     linear_impl *f = l->impl;
     int64_t n = x->shape.d[0];
+    const void *g = dy->data, *a = x->data, *w = f->w.data;
     /* bf16: x16 and w16 are the forward's copies of this x and W (nothing changed them since) */
     if (f->bf16) {
         if (n > f->rows16)
             return rn_nn_err(l->err, sizeof l->err, "bf16 backward of %lld rows without its "
                              "forward", (long long)n);
         rn_bf16_convert(f->dy16, dy->data, n * f->out_f);
+        g = f->dy16;
+        a = f->x16;
+        w = f->w16;
     }
-    if (f->bf16 && !l->params[0].frozen &&
-        gemm_bf16(l, true, false, f->out_f, f->in_f, n, f->dy16, f->x16, NULL, f->dw.data))
+    if (!l->params[0].frozen &&
+        gemm(l, true, false, f->out_f, f->in_f, n, g, a, NULL, f->dw.data))
         return -1;
-    if (!f->bf16 && !l->params[0].frozen &&
-        rn_cpu_sgemm(true, false, f->out_f, f->in_f, n, 1.0f, dy->data, f->out_f, x->data,
-                     f->in_f, 0.0f, f->dw.data, f->in_f))
-        return rn_nn_err(l->err, sizeof l->err, "sgemm failed (weight gradient)");
     if (f->bias && !l->params[1].frozen) {
-        const float *g = dy->data;
+        const float *gy = dy->data;
         float *db = f->db.data;
         int64_t of = f->out_f;
 #pragma omp parallel for if (n * of > 16384)
         for (int64_t j = 0; j < of; j++) {
             double s = 0;
-            for (int64_t i = 0; i < n; i++) s += g[i * of + j];
+            for (int64_t i = 0; i < n; i++) s += gy[i * of + j];
             db[j] = (float)s;
         }
     }
-    if (dx && f->bf16)
-        return gemm_bf16(l, false, false, n, f->in_f, f->out_f, f->dy16, f->w16, NULL,
-                         dx->data);
-    if (dx && rn_cpu_sgemm(false, false, n, f->in_f, f->out_f, 1.0f, dy->data, f->out_f,
-                           f->w.data, f->in_f, 0.0f, dx->data, f->in_f))
-        return rn_nn_err(l->err, sizeof l->err, "sgemm failed (input gradient)");
-    return 0;
+    return dx ? gemm(l, false, false, n, f->in_f, f->out_f, g, w, NULL, dx->data) : 0;
 }
 
 static void linear_destroy(rn_layer *l)

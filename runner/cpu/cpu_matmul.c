@@ -1,13 +1,13 @@
-/* bf16 GEMM plans on oneDNN's matmul primitive (see cpu_gemm_bf16.h). */
-#include "cpu_gemm_bf16.h"
+/* GEMM plans on oneDNN's matmul primitive (see cpu_matmul.h). */
+#include "cpu_matmul.h"
 #include "cpu_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct rn_cpu_gemm_bf16 {
-    bool ta, tb, bias;
+struct rn_cpu_matmul {
+    bool bf16, ta, tb, bias;
     int64_t m, n, k;
     dnnl_engine_t eng;
     dnnl_stream_t strm;
@@ -21,7 +21,7 @@ struct rn_cpu_gemm_bf16 {
     do {                                                                                   \
         dnnl_status_t s_ = (call);                                                         \
         if (s_ != dnnl_success) {                                                          \
-            snprintf(err, errlen, "oneDNN bf16 matmul: %s failed (%s)", what,              \
+            snprintf(err, errlen, "oneDNN matmul: %s failed (%s)", what,              \
                      rn_cpu_status_str(s_));                                               \
             goto fail;                                                                     \
         }                                                                                  \
@@ -43,27 +43,28 @@ static dnnl_status_t operand_md(dnnl_memory_desc_t *md, int64_t rows, int64_t co
     return dnnl_memory_desc_init_by_strides(md, 2, dims, dt, strides);
 }
 
-int rn_cpu_gemm_bf16_create(rn_cpu_gemm_bf16 **out, bool trans_a, bool trans_b, int64_t m,
-                            int64_t n, int64_t k, bool bias, char *err, size_t errlen)
+int rn_cpu_matmul_create(rn_cpu_matmul **out, bool bf16, bool trans_a, bool trans_b, int64_t m,
+                         int64_t n, int64_t k, bool bias, char *err, size_t errlen)
 {
     *out = NULL;
     if (m < 1 || n < 1 || k < 1) {
-        snprintf(err, errlen, "oneDNN bf16 matmul: bad shape %lldx%lldx%lld", (long long)m,
+        snprintf(err, errlen, "oneDNN matmul: bad shape %lldx%lldx%lld", (long long)m,
                  (long long)n, (long long)k);
         return -1;
     }
-    rn_cpu_gemm_bf16 *g = calloc(1, sizeof *g);
+    rn_cpu_matmul *g = calloc(1, sizeof *g);
     dnnl_primitive_attr_t attr = NULL;
     if (!g) {
-        snprintf(err, errlen, "oneDNN bf16 matmul: out of memory");
+        snprintf(err, errlen, "oneDNN matmul: out of memory");
         return -1;
     }
-    *g = (rn_cpu_gemm_bf16){.ta = trans_a, .tb = trans_b, .bias = bias, .m = m, .n = n, .k = k};
+    const dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
+    *g = (rn_cpu_matmul){.bf16 = bf16, .ta = trans_a, .tb = trans_b, .bias = bias, .m = m, .n = n, .k = k};
     if (rn_cpu_engine(&g->eng, &g->strm, err, errlen)) goto fail;
     dnnl_memory_desc_t a_md, b_md, bias_md, c_md;
     dnnl_dims_t bias_dims = {1, n}, c_dims = {m, n};
-    TRY("memory_desc_init", operand_md(&a_md, m, k, trans_a, dnnl_bf16));
-    TRY("memory_desc_init", operand_md(&b_md, k, n, trans_b, dnnl_bf16));
+    TRY("memory_desc_init", operand_md(&a_md, m, k, trans_a, dt));
+    TRY("memory_desc_init", operand_md(&b_md, k, n, trans_b, dt));
     TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&bias_md, 2, bias_dims, dnnl_f32,
                                                          dnnl_ab));
     TRY("memory_desc_init", dnnl_memory_desc_init_by_tag(&c_md, 2, c_dims, dnnl_f32, dnnl_ab));
@@ -81,7 +82,7 @@ int rn_cpu_gemm_bf16_create(rn_cpu_gemm_bf16 **out, bool trans_a, bool trans_b, 
     if (need) {
         g->scratch = aligned_alloc(64, (need + 63) / 64 * 64);
         if (!g->scratch) {
-            snprintf(err, errlen, "oneDNN bf16 matmul: out of memory for a %zu-byte scratchpad",
+            snprintf(err, errlen, "oneDNN matmul: out of memory for a %zu-byte scratchpad",
                      need);
             goto fail;
         }
@@ -98,11 +99,11 @@ int rn_cpu_gemm_bf16_create(rn_cpu_gemm_bf16 **out, bool trans_a, bool trans_b, 
     return 0;
 fail:
     if (attr) dnnl_primitive_attr_destroy(attr);
-    rn_cpu_gemm_bf16_destroy(g);
+    rn_cpu_matmul_destroy(g);
     return -1;
 }
 
-void rn_cpu_gemm_bf16_destroy(rn_cpu_gemm_bf16 *g)
+void rn_cpu_matmul_destroy(rn_cpu_matmul *g)
 {
     if (!g) return;
     dnnl_memory_t mems[] = {g->a_mem, g->b_mem, g->bias_mem, g->c_mem, g->scratch_mem};
@@ -114,18 +115,18 @@ void rn_cpu_gemm_bf16_destroy(rn_cpu_gemm_bf16 *g)
     free(g);
 }
 
-bool rn_cpu_gemm_bf16_matches(const rn_cpu_gemm_bf16 *g, bool trans_a, bool trans_b, int64_t m,
-                              int64_t n, int64_t k, bool bias)
+bool rn_cpu_matmul_matches(const rn_cpu_matmul *g, bool bf16, bool trans_a, bool trans_b,
+                           int64_t m, int64_t n, int64_t k, bool bias)
 {
-    return g && g->ta == trans_a && g->tb == trans_b && g->m == m && g->n == n && g->k == k &&
+    return g && g->bf16 == bf16 && g->ta == trans_a && g->tb == trans_b && g->m == m && g->n == n && g->k == k &&
            g->bias == bias;
 }
 
-int rn_cpu_gemm_bf16_run(rn_cpu_gemm_bf16 *g, const uint16_t *a16, const uint16_t *b16,
-                         const float *bias, float *c, char *err, size_t errlen)
+int rn_cpu_matmul_run(rn_cpu_matmul *g, const void *a, const void *b, const float *bias,
+                      float *c, char *err, size_t errlen)
 {
-    dnnl_memory_set_data_handle(g->a_mem, (void *)a16);
-    dnnl_memory_set_data_handle(g->b_mem, (void *)b16);
+    dnnl_memory_set_data_handle(g->a_mem, (void *)a);
+    dnnl_memory_set_data_handle(g->b_mem, (void *)b);
     dnnl_memory_set_data_handle(g->c_mem, c);
     dnnl_exec_arg_t args[5];
     int na = 0;
