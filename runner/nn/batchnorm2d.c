@@ -1,11 +1,62 @@
 /* Batch normalisation over (N, C, H, W), per channel (PyTorch nn.BatchNorm2d, affine, tracking
- * running stats). Sums run in double per channel, one channel per OpenMP iteration. */
+ * running stats). Sums run in double per channel, one channel per OpenMP iteration, each over
+ * LANES interleaved partial sums (element j of a plane goes to sum j mod LANES) added up in a
+ * fixed order at the end: the order is in the source, so every build and every vector width
+ * (vector_clones.h) gives the same bits, and the partial sums vectorize where one running sum
+ * would wait on each add's latency. */
 #include "nn_internal.h"
 #include "vector_clones.h"
 #include "net.h"
 
 #include <math.h>
 #include <stdlib.h>
+
+#define LANES 8
+
+/* acc[j % LANES] += p[j], for a plane of hw values. */
+static inline void lanes_add(double acc[LANES], const float *p, int64_t hw)
+{
+    int64_t j = 0;
+    for (; j + LANES <= hw; j += LANES)
+        for (int k = 0; k < LANES; k++) acc[k] += p[j + k];
+    for (int k = 0; j < hw; j++, k++) acc[k] += p[j];
+}
+
+/* acc[j % LANES] += (p[j] - mean)^2. */
+static inline void lanes_add_sq(double acc[LANES], const float *p, int64_t hw, double mean)
+{
+    int64_t j = 0;
+    for (; j + LANES <= hw; j += LANES)
+        for (int k = 0; k < LANES; k++) {
+            double d = (double)p[j + k] - mean;
+            acc[k] += d * d;
+        }
+    for (int k = 0; j < hw; j++, k++) {
+        double d = (double)p[j] - mean;
+        acc[k] += d * d;
+    }
+}
+
+/* g[j % LANES] += q[j]; gx[j % LANES] += q[j] (p[j] - mean). */
+static inline void lanes_add_dot(double g[LANES], double gx[LANES], const float *q,
+                                 const float *p, int64_t hw, double mean)
+{
+    int64_t j = 0;
+    for (; j + LANES <= hw; j += LANES)
+        for (int k = 0; k < LANES; k++) {
+            g[k] += q[j + k];
+            gx[k] += q[j + k] * ((double)p[j + k] - mean);
+        }
+    for (int k = 0; j < hw; j++, k++) {
+        g[k] += q[j];
+        gx[k] += q[j] * ((double)p[j] - mean);
+    }
+}
+
+static inline double lanes_total(const double acc[LANES])
+{
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
 
 typedef struct bn_impl {
     int64_t c;
@@ -55,22 +106,13 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
     for (int64_t ch = 0; ch < c; ch++) {
         double mean, var;
         if (train) {
-            double s = 0.0;
-            for (int64_t i = 0; i < n; i++) {
-                const float *p = xs + (i * c + ch) * hw;
-                for (int64_t j = 0; j < hw; j++) s += p[j];
-            }
-            mean = s / (double)m;
+            double acc[LANES] = {0};
+            for (int64_t i = 0; i < n; i++) lanes_add(acc, xs + (i * c + ch) * hw, hw);
+            mean = lanes_total(acc) / (double)m;
             /* two passes: no cancellation when the mean is large against the spread */
-            double ss = 0.0;
-            for (int64_t i = 0; i < n; i++) {
-                const float *p = xs + (i * c + ch) * hw;
-                for (int64_t j = 0; j < hw; j++) {
-                    double d = (double)p[j] - mean;
-                    ss += d * d;
-                }
-            }
-            var = ss / (double)m;
+            double sq[LANES] = {0};
+            for (int64_t i = 0; i < n; i++) lanes_add_sq(sq, xs + (i * c + ch) * hw, hw, mean);
+            var = lanes_total(sq) / (double)m;
             rm[ch] = (float)((1.0 - mom) * rm[ch] + mom * mean);
             rv[ch] = (float)((1.0 - mom) * rv[ch] + mom * var * (double)m / (double)(m - 1));
         } else {
@@ -113,14 +155,10 @@ static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, cons
 #pragma omp parallel for schedule(static) if (m * c > 16384)
     for (int64_t ch = 0; ch < c; ch++) {
         const double mean = b->mean[ch], is = b->invstd[ch];
-        double sg = 0.0, sgx = 0.0;
-        for (int64_t i = 0; sums && i < n; i++) {
-            const float *p = xs + (i * c + ch) * hw, *q = g + (i * c + ch) * hw;
-            for (int64_t j = 0; j < hw; j++) {
-                sg += q[j];
-                sgx += q[j] * ((double)p[j] - mean);
-            }
-        }
+        double lg[LANES] = {0}, lgx[LANES] = {0};
+        for (int64_t i = 0; sums && i < n; i++)
+            lanes_add_dot(lg, lgx, g + (i * c + ch) * hw, xs + (i * c + ch) * hw, hw, mean);
+        const double sg = lanes_total(lg), sgx = lanes_total(lgx);
         if (!b_frozen) dbeta[ch] = (float)sg;
         if (!w_frozen) dgamma[ch] = (float)(sgx * is);
         if (!gx) continue;
