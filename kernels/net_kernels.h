@@ -2,7 +2,8 @@
  * and gradient accumulation, batch norm in eval mode, global average pooling, linear's bias,
  * the loss's hits, clip_grad's scaling, mixed precision's 16-bit conversions and fp16's
  * unscale. Element math is net_elem.h's (the CPU layers' formulas) and amp_elem.h's. Each
- * launcher enqueues on `stream` (a cudaStream_t), does nothing for n <= 0, and returns 0, or -1 with "<what> launch: <CUDA's message>" in err. Pointers are device memory;
+ * launcher enqueues on `stream` (a cudaStream_t), does nothing for n <= 0, and returns 0, or
+ * -1 with "<what> launch: <CUDA's message>" in err. Pointers are device memory;
  * `accumulate` != 0 adds the result to what the output holds instead of writing it (the second
  * and later gradient contributions to one tensor). */
 #ifndef RN_NET_KERNELS_H
