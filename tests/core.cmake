@@ -92,3 +92,9 @@ add_dependencies(bench_loader random_crop hflip random_erasing cutmix_or_mixup)
 # rn_net_describe: the graph other backends build from, run on the CPU against the model
 rn_add_test(test_net SOURCES test_net.c LIBS rn_core)
 target_compile_definitions(test_net PRIVATE RN_RECIPES_DIR="${PROJECT_SOURCE_DIR}/recipes")
+
+# Not a test: `bench_layers [MODEL C H W batch iters bf16]`: a zoo model's train step, layer by
+# layer (tests/bench_layers.c).
+add_executable(bench_layers bench_layers.c)
+target_link_libraries(bench_layers PRIVATE rn_core rn_options OpenMP::OpenMP_C)
+target_compile_definitions(bench_layers PRIVATE RN_RECIPES_DIR="${PROJECT_SOURCE_DIR}/recipes")

@@ -19,9 +19,6 @@ rn_add_test(test_cross_entropy2 SOURCES test_cross_entropy2.c LIBS rn_nn)
 # PyTorch parity of every layer, from the committed fixtures (scripts/make_fixtures.py)
 rn_add_test(test_layer_parity SOURCES test_layer_parity.c LIBS rn_nn)
 
-# Not a test: `bench_mnist_cnn [batch] [iters]` prints images/s of the MNIST CNN train step.
-add_executable(bench_mnist_cnn bench_mnist_cnn.c)
-target_link_libraries(bench_mnist_cnn PRIVATE rn_nn rn_options OpenMP::OpenMP_C)
 
 # rn_model_set_trainable (freezing): gradients, frozen batch norms, head-only backward
 rn_add_test(test_freeze SOURCES test_freeze.c LIBS rn_nn)

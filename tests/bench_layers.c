@@ -1,0 +1,85 @@
+/* Not a test: where a training step of a zoo model spends its time, layer by layer (a residual
+ * block is one layer), forward and backward, on the CPU. For issue 8's profiling: the whole
+ * step through the model API as the trainer runs it, and each top-level layer timed alone.
+ *
+ *   bench_layers [MODEL] [C H W] [batch] [iters] [bf16]
+ *   bench_layers 'models.mnist_cnn{ classes = 10 }' 1 28 28 128 30
+ *   bench_layers 'models.resnet8{ in_channels = 1, classes = 10 }' 1 28 28 128 30 bf16
+ *
+ * MODEL is a recipe expression over recipes/lib (models, nn); the default is the MNIST CNN. */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layer.h"
+#include "model_from_lua.h"
+
+int main(int argc, char **argv)
+{
+    const char *expr = argc > 1 ? argv[1] : "models.mnist_cnn{ classes = 10 }";
+    int64_t c = argc > 4 ? atoll(argv[2]) : 1, h = argc > 4 ? atoll(argv[3]) : 28,
+            w = argc > 4 ? atoll(argv[4]) : 28;
+    int64_t batch = argc > 5 ? atoll(argv[5]) : 128;
+    int iters = argc > 6 ? atoi(argv[6]) : 30;
+    int bf16 = argc > 7 && strcmp(argv[7], "bf16") == 0;
+    rn_model m;
+    if (rn_test_model_from_lua(&m, "/tmp", expr, rn_shape_make(3, (int64_t[]){c, h, w}), batch))
+        return 1;
+    if (bf16) rn_model_set_bf16(&m, true);
+    const int n = m.n_layers;
+    rn_layer **ls = m.layers;
+    int32_t *labels = malloc((size_t)batch * sizeof *labels);
+    for (int64_t i = 0; i < rn_tensor_numel(&m.acts[0]); i++)
+        m.acts[0].data[i] = (float)((i * 7919 % 1000) / 1000.0);
+    int64_t classes = m.acts[n].shape.d[1];
+    for (int64_t i = 0; i < batch; i++) labels[i] = (int32_t)(i % classes);
+
+    double *tf = calloc((size_t)n, sizeof *tf), *tb = calloc((size_t)n, sizeof *tb);
+    for (int it = -3; it < iters; it++) {
+        for (int i = 0; i < n; i++) {
+            double a = omp_get_wtime();
+            rn_tensor x = m.acts[i], y = m.acts[i + 1];
+            if (ls[i]->ops->forward(ls[i], &x, &y, true)) {
+                fprintf(stderr, "bench: forward %d: %s\n", i, ls[i]->err);
+                return 1;
+            }
+            if (it >= 0) tf[i] += omp_get_wtime() - a;
+        }
+        rn_cross_entropy(&m.acts[n], labels, &m.grads[n], NULL);
+        for (int i = n - 1; i >= 0; i--) {
+            double a = omp_get_wtime();
+            rn_tensor x = m.acts[i], y = m.acts[i + 1], dy = m.grads[i + 1], dx = m.grads[i];
+            if (ls[i]->ops->backward(ls[i], &x, &y, &dy, i ? &dx : NULL)) {
+                fprintf(stderr, "bench: backward %d: %s\n", i, ls[i]->err);
+                return 1;
+            }
+            if (it >= 0) tb[i] += omp_get_wtime() - a;
+        }
+    }
+    /* the same step through the model API, as the trainer calls it */
+    double t0 = omp_get_wtime();
+    for (int it = 0; it < iters; it++) {
+        rn_tensor out;
+        rn_model_forward(&m, batch, true, &out);
+        rn_tensor g = m.grads[n];
+        rn_cross_entropy(&out, labels, &g, NULL);
+        rn_model_backward(&m, batch);
+    }
+    double tm = (omp_get_wtime() - t0) / iters, sum = 0;
+    for (int i = 0; i < n; i++) sum += (tf[i] + tb[i]) / iters;
+    printf("%s, batch %lld, %d threads%s: %.1f ms/step, %.0f images/s (layers alone: %.1f ms)\n",
+           expr, (long long)batch, omp_get_max_threads(), bf16 ? ", bf16" : "", 1e3 * tm,
+           batch / tm, 1e3 * sum);
+    for (int i = 0; i < n; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "%s %s", ls[i]->ops->type, ls[i]->name);
+        printf("  [%2d] %-28s fwd %7.2f ms  bwd %7.2f ms\n", i, name, 1e3 * tf[i] / iters,
+               1e3 * tb[i] / iters);
+    }
+    free(tf);
+    free(tb);
+    free(labels);
+    rn_model_free(&m);
+    return 0;
+}
