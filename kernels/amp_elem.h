@@ -45,8 +45,8 @@ RN_HD float rn_f32_from_bits(uint32_t u)
 }
 
 /* The bfloat16 nearest to f, ties to even, as its bits; inf stays inf, a NaN stays a NaN with the
- * quiet bit set and the top of its payload kept. The same bits as runner/cpu's
- * rn_bf16_from_float (the CPU's precision = "bf16"). */
+ * quiet bit set and the top of its payload kept. runner/cpu's rn_bf16_convert (the CPU's
+ * precision = "bf16") rounds with it too. */
 RN_HD uint16_t rn_bf16_from_f32(float f)
 {
     uint32_t u = rn_f32_bits(f);

@@ -1,6 +1,7 @@
 /* GEMM plans on oneDNN's matmul primitive (see cpu_matmul.h). */
 #include "cpu_matmul.h"
 #include "cpu_internal.h"
+#include "../../kernels/amp_elem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,7 @@ struct rn_cpu_matmul {
 void rn_bf16_convert(uint16_t *dst, const float *src, int64_t n)
 {
 #pragma omp parallel for if (n > 65536) schedule(static)
-    for (int64_t i = 0; i < n; i++) dst[i] = rn_bf16_from_float(src[i]);
+    for (int64_t i = 0; i < n; i++) dst[i] = rn_bf16_from_f32(src[i]);
 }
 
 /* A (rows, cols) operand of the product stored dense row-major, or transposed: its (r, c)

@@ -32,22 +32,8 @@ bool rn_cpu_matmul_matches(const rn_cpu_matmul *g, bool bf16, bool trans_a, bool
 int rn_cpu_matmul_run(rn_cpu_matmul *g, const void *a, const void *b, const float *bias,
                       float *c, char *err, size_t errlen);
 
-/* The bf16 nearest to f, ties to even (NaN stays NaN), as its upper 16 bits. */
-static inline uint16_t rn_bf16_from_float(float f)
-{
-    union { float f; uint32_t u; } v = {f};
-    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40u);
-    v.u += 0x7fffu + ((v.u >> 16) & 1u);
-    return (uint16_t)(v.u >> 16);
-}
-
-static inline float rn_bf16_to_float(uint16_t h)
-{
-    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
-    return v.f;
-}
-
-/* dst[i] = bf16(src[i]) for n values (OpenMP over large n). */
+/* dst[i] = bf16(src[i]) for n values (OpenMP over large n), rounded by kernels/amp_elem.h's
+ * rn_bf16_from_f32: the same bits the device network's bf16 narrows to. */
 void rn_bf16_convert(uint16_t *dst, const float *src, int64_t n);
 
 #endif
