@@ -23,12 +23,14 @@ typedef struct bound {
     dnnl_memory_t user;
     dnnl_memory_t prim;
     dnnl_primitive_t reorder; /* user->prim for inputs, prim->user for outputs; NULL if none */
+    int slot;                 /* prim lives in this arena slot for the call (cpu_internal.h),
+                                 or -1: its own buffer, kept from call to call */
 } bound;
 
 typedef struct step {
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t prim;
-    dnnl_memory_t scratch; /* over the plan's shared scratchpad buffer */
+    dnnl_memory_t scratch; /* over the arena's scratchpad slot, pointed there per call */
 } step;
 
 struct rn_cpu_conv_plan {
@@ -36,9 +38,7 @@ struct rn_cpu_conv_plan {
     dnnl_engine_t eng;
     dnnl_stream_t strm;
     dnnl_memory_desc_t src_md, w_md, b_md, dst_md; /* plain NCHW / OIHW / x */
-    dnnl_primitive_attr_t attr;                     /* user-managed scratchpad */
-    void *scratch;                                  /* shared by the three primitives */
-    size_t scratch_size;
+    dnnl_primitive_attr_t attr;                     /* user-managed scratchpad (the arena's) */
     step fwd, bwd_data, bwd_w;
     bound f_src, f_w, f_b, f_dst;      /* forward */
     bound d_diff_dst, d_w, d_diff_src; /* backward data */
@@ -57,11 +57,14 @@ static void bound_destroy(bound *b)
 }
 
 /* is_input: reorder user->prim before the primitive; otherwise prim->user after it. `share` (may
- * be NULL) is an existing prim memory with the same layout to use instead of a new buffer. */
+ * be NULL) is an existing prim memory with the same layout to use instead of a new buffer. slot:
+ * the arena slot the prim copy lives in during a call, or -1 for a buffer of its own (what must
+ * outlive the call: the forward's blocked input, which backward weights reads; weights). */
 static int bound_init(rn_cpu_conv_plan *p, bound *b, const dnnl_memory_desc_t *user_md,
                       const dnnl_memory_desc_t *prim_md, int is_input, dnnl_memory_t share,
-                      char *err, size_t errlen)
+                      int slot, char *err, size_t errlen)
 {
+    b->slot = -1;
     TRY("memory_create", dnnl_memory_create(&b->user, user_md, p->eng, DNNL_MEMORY_NONE));
     if (dnnl_memory_desc_equal(user_md, prim_md)) {
         b->prim = b->user;
@@ -71,7 +74,12 @@ static int bound_init(rn_cpu_conv_plan *p, bound *b, const dnnl_memory_desc_t *u
         b->prim = share;
         return 0; /* owned by the other bound (see the *_shares_* flags) */
     }
-    TRY("memory_create", dnnl_memory_create(&b->prim, prim_md, p->eng, DNNL_MEMORY_ALLOCATE));
+    if (slot >= 0) {
+        rn_cpu_arena_reserve(slot, dnnl_memory_desc_get_size(prim_md));
+        b->slot = slot;
+    }
+    TRY("memory_create", dnnl_memory_create(&b->prim, prim_md, p->eng,
+                                            slot >= 0 ? DNNL_MEMORY_NONE : DNNL_MEMORY_ALLOCATE));
     dnnl_primitive_desc_t rpd;
     const dnnl_memory_desc_t *from = is_input ? user_md : prim_md;
     const dnnl_memory_desc_t *to = is_input ? prim_md : user_md;
@@ -105,30 +113,18 @@ static void step_destroy(step *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Creates the primitive, grows the shared scratchpad if needed and binds a memory over it. */
+/* Creates the primitive and a memory for its scratchpad, reserved in the arena. */
 static int step_finish(rn_cpu_conv_plan *p, step *s, char *err, size_t errlen)
 {
     TRY("primitive_create", dnnl_primitive_create(&s->prim, s->pd));
     const dnnl_memory_desc_t *smd =
         dnnl_primitive_desc_query_md(s->pd, dnnl_query_scratchpad_md, 0);
     size_t need = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    if (need > p->scratch_size) {
-        /* Only while building a plan; existing scratch memories are re-pointed below. */
-        void *buf = aligned_alloc(64, (need + 63) / 64 * 64);
-        if (!buf) {
-            snprintf(err, errlen, "oneDNN convolution: out of memory for a %zu-byte scratchpad",
-                     need);
-            return -1;
-        }
-        free(p->scratch);
-        p->scratch = buf;
-        p->scratch_size = need;
-        step *all[3] = {&p->fwd, &p->bwd_data, &p->bwd_w};
-        for (int i = 0; i < 3; i++)
-            if (all[i]->scratch) dnnl_memory_set_data_handle(all[i]->scratch, p->scratch);
+    if (need > 0) {
+        rn_cpu_arena_reserve(RN_ARENA_SCRATCH, need);
+        TRY("scratchpad memory_create",
+            dnnl_memory_create(&s->scratch, smd, p->eng, DNNL_MEMORY_NONE));
     }
-    if (need > 0)
-        TRY("scratchpad memory_create", dnnl_memory_create(&s->scratch, smd, p->eng, p->scratch));
     return 0;
 }
 
@@ -200,16 +196,17 @@ static int build_forward(rn_cpu_conv_plan *p, char *err, size_t errlen)
     if (step_finish(p, &p->fwd, err, errlen)) return -1;
     const dnnl_primitive_desc_t pd = p->fwd.pd;
     if (bound_init(p, &p->f_src, &p->src_md, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
-                   1, NULL, err, errlen) ||
+                   1, NULL, -1, err, errlen) ||
         bound_init(p, &p->f_w, &p->w_md,
-                   dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), 1, NULL, err,
+                   dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), 1, NULL, -1, err,
                    errlen) ||
         bound_init(p, &p->f_dst, &p->dst_md,
-                   dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), 0, NULL, err, errlen))
+                   dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), 0, NULL, RN_ARENA_OUT,
+                   err, errlen))
         return -1;
     if (d->bias &&
         bound_init(p, &p->f_b, &p->b_md, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1),
-                   1, NULL, err, errlen))
+                   1, NULL, -1, err, errlen))
         return -1;
     return 0;
 }
@@ -236,18 +233,18 @@ static int build_backward_weights(rn_cpu_conv_plan *p, char *err, size_t errlen)
     /* Same blocked layout as forward's input: read the buffer forward already reordered into. */
     p->w_src_shares_fwd = p->f_src.reorder && dnnl_memory_desc_equal(src_prim, fwd_src);
     if (bound_init(p, &p->w_src, &p->src_md, src_prim, 1,
-                   p->w_src_shares_fwd ? p->f_src.prim : NULL, err, errlen) ||
+                   p->w_src_shares_fwd ? p->f_src.prim : NULL, RN_ARENA_IN, err, errlen) ||
         bound_init(p, &p->w_diff_dst, &p->dst_md,
-                   dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0), 1, NULL, err,
-                   errlen) ||
+                   dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0), 1, NULL,
+                   RN_ARENA_OUT, err, errlen) ||
         bound_init(p, &p->w_diff_w, &p->w_md,
-                   dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0), 0, NULL, err,
-                   errlen))
+                   dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0), 0, NULL, -1,
+                   err, errlen))
         return -1;
     if (d->bias &&
         bound_init(p, &p->w_diff_b, &p->b_md,
-                   dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 1), 0, NULL, err,
-                   errlen))
+                   dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 1), 0, NULL, -1,
+                   err, errlen))
         return -1;
     return 0;
 }
@@ -278,13 +275,15 @@ static int build_backward_data(rn_cpu_conv_plan *p, char *err, size_t errlen)
     p->d_w_shares_fwd = p->f_w.reorder &&
         dnnl_memory_desc_equal(dw_prim, dnnl_primitive_desc_query_md(p->fwd.pd,
                                                                       dnnl_query_weights_md, 0));
+    /* A shared output gradient is the arena copy backward weights made in this same call. */
     if (bound_init(p, &p->d_diff_dst, &p->dst_md, dd_prim, 1,
-                   p->d_diff_dst_shares_w ? p->w_diff_dst.prim : NULL, err, errlen) ||
-        bound_init(p, &p->d_w, &p->w_md, dw_prim, 1, p->d_w_shares_fwd ? p->f_w.prim : NULL, err,
+                   p->d_diff_dst_shares_w ? p->w_diff_dst.prim : NULL, RN_ARENA_OUT, err,
                    errlen) ||
+        bound_init(p, &p->d_w, &p->w_md, dw_prim, 1, p->d_w_shares_fwd ? p->f_w.prim : NULL, -1,
+                   err, errlen) ||
         bound_init(p, &p->d_diff_src, &p->src_md,
-                   dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0), 0, NULL, err,
-                   errlen))
+                   dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0), 0, NULL,
+                   RN_ARENA_IN, err, errlen))
         return -1;
     return 0;
 }
@@ -348,23 +347,47 @@ void rn_cpu_conv_plan_destroy(rn_cpu_conv_plan *p)
     step_destroy(&p->bwd_data);
     step_destroy(&p->bwd_w);
     if (p->attr) dnnl_primitive_attr_destroy(p->attr);
-    free(p->scratch);
     free(p);
 }
 
 const rn_cpu_conv_desc *rn_cpu_conv_plan_desc(const rn_cpu_conv_plan *p) { return &p->d; }
 
-/* Sets the user handle of an argument and returns the memory the primitive should see. */
+/* Sets the user handle of an argument, points an arena copy at its slot, and returns the memory
+ * the primitive should see (NULL: the arena is out of memory). */
 static dnnl_memory_t bind(bound *b, const void *ptr)
 {
     dnnl_memory_set_data_handle(b->user, (void *)ptr);
+    if (b->slot >= 0) {
+        void *buf = rn_cpu_arena(b->slot);
+        if (!buf) return NULL;
+        dnnl_memory_set_data_handle(b->prim, buf);
+    }
     return b->prim;
+}
+
+/* args[0..n) all bound, or one line in err. */
+static int bound_all(const dnnl_exec_arg_t *args, int n, const char *what, char *err,
+                     size_t errlen)
+{
+    for (int i = 0; i < n; i++)
+        if (!args[i].memory) {
+            snprintf(err, errlen, "oneDNN convolution %s: out of memory for a blocked copy", what);
+            return -1;
+        }
+    return 0;
 }
 
 static int exec(rn_cpu_conv_plan *p, step *s, dnnl_exec_arg_t *args, int nargs, const char *what,
                 char *err, size_t errlen)
 {
     if (s->scratch) {
+        void *buf = rn_cpu_arena(RN_ARENA_SCRATCH);
+        if (!buf) {
+            snprintf(err, errlen, "oneDNN convolution %s: out of memory for its scratchpad",
+                     what);
+            return -1;
+        }
+        dnnl_memory_set_data_handle(s->scratch, buf);
         args[nargs].arg = DNNL_ARG_SCRATCHPAD;
         args[nargs].memory = s->scratch;
         nargs++;
@@ -382,6 +405,7 @@ int rn_cpu_conv_forward(rn_cpu_conv_plan *p, const float *x, const float *w, con
     args[n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, bind(&p->f_w, w)};
     if (p->d.bias) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bind(&p->f_b, b)};
     args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DST, bind(&p->f_dst, y)};
+    if (bound_all(args, n, "forward", err, errlen)) return -1;
     TRY("forward input reorder", bound_reorder(p, &p->f_src));
     TRY("forward weights reorder", bound_reorder(p, &p->f_w));
     if (p->d.bias) TRY("forward bias reorder", bound_reorder(p, &p->f_b));
@@ -399,6 +423,7 @@ static int backward_weights(rn_cpu_conv_plan *p, const float *x, const float *dy
     args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, bind(&p->w_diff_dst, dy)};
     args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_WEIGHTS, bind(&p->w_diff_w, dw)};
     if (p->d.bias) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_BIAS, bind(&p->w_diff_b, db)};
+    if (bound_all(args, n, "backward weights", err, errlen)) return -1;
     if (!p->w_src_shares_fwd) TRY("backward-weights input reorder", bound_reorder(p, &p->w_src));
     TRY("backward-weights output-gradient reorder", bound_reorder(p, &p->w_diff_dst));
     if (exec(p, &p->bwd_w, args, n, "backward weights", err, errlen)) return -1;
@@ -427,6 +452,7 @@ static int backward_data(rn_cpu_conv_plan *p, const float *dy, const float *w, f
     args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, bind(&p->d_diff_dst, dy)};
     args[n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, bind(&p->d_w, w)};
     args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, bind(&p->d_diff_src, dx)};
+    if (bound_all(args, n, "backward data", err, errlen)) return -1;
     if (!p->d_diff_dst_shares_w)
         TRY("backward-data output-gradient reorder", bound_reorder(p, &p->d_diff_dst));
     if (!p->d_w_shares_fwd) TRY("backward-data weights reorder", bound_reorder(p, &p->d_w));

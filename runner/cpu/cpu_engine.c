@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 static dnnl_engine_t engine_cpu;
@@ -33,6 +34,29 @@ int rn_cpu_engine(dnnl_engine_t *engine, dnnl_stream_t *stream, char *err, size_
     *engine = engine_cpu;
     *stream = stream_cpu;
     return 0;
+}
+
+/* The arena's slots (cpu_internal.h): like the engine, process-wide and reachable until exit.
+ * Reserved and used from the training thread only. */
+static struct {
+    void *buf;
+    size_t have, want;
+} arena[RN_ARENA_SLOTS];
+
+void rn_cpu_arena_reserve(int slot, size_t bytes)
+{
+    if (bytes > arena[slot].want) arena[slot].want = bytes;
+}
+
+void *rn_cpu_arena(int slot)
+{
+    if (arena[slot].have < arena[slot].want) {
+        free(arena[slot].buf);
+        size_t bytes = (arena[slot].want + 63) / 64 * 64;
+        arena[slot].buf = aligned_alloc(64, bytes);
+        arena[slot].have = arena[slot].buf ? arena[slot].want : 0;
+    }
+    return arena[slot].buf;
 }
 
 const char *rn_cpu_status_str(dnnl_status_t s)
