@@ -26,6 +26,8 @@ static void free_buffers(rn_chain *c)
     for (int i = 1; c->grads && i < c->n; i++) rn_tensor_free(&c->grads[i]);
     free(c->acts);
     free(c->grads);
+    rn_ffree(c->gpool[0]);
+    rn_ffree(c->gpool[1]);
     free(c->trains);
     free(c->params_before);
     free(c->params);
@@ -74,18 +76,27 @@ int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_
         c->trains[i] = rn_nn_layer_trains(layers[i]);
         c->params_before[i + 1] = c->params_before[i] || c->trains[i];
     }
-    for (int i = 1; i < n; i++) {
-        /* flatten's output is its input under another shape: share internal buffers */
-        if (i > 1 && layers[i - 1]->ops->output_is_input) {
+    /* The activation gradients need two buffers, not n - 1: layer i's backward reads grads[i + 1]
+     * and writes grads[i], and nothing reads grads[i + 1] after it, so the chain alternates
+     * between two buffers of the largest size (PyTorch's autograd likewise frees each gradient
+     * once used). flatten's output is its input under another shape: its output shares its
+     * input's buffers, activations and gradient alike (its backward is in place). */
+    int64_t most = 0;
+    for (int i = 1; i < n; i++)
+        if (rn_shape_numel(&c->grads[i].shape) > most) most = rn_shape_numel(&c->grads[i].shape);
+    if (n > 1 && (!(c->gpool[0] = rn_falloc(most)) || (n > 2 && !(c->gpool[1] = rn_falloc(most)))))
+        goto oom;
+    for (int i = 1, b = 0; i < n; i++) {
+        bool same = i > 1 && layers[i - 1]->ops->output_is_input;
+        if (i > 1 && !same) b = 1 - b;
+        c->grads[i].data = c->gpool[b];
+        c->grads[i].borrowed = 1;
+        if (same) {
             c->acts[i].data = c->acts[i - 1].data;
             c->acts[i].borrowed = 1;
-            c->grads[i].data = c->grads[i - 1].data;
-            c->grads[i].borrowed = 1;
             continue;
         }
-        if (rn_tensor_alloc(&c->acts[i], c->acts[i].shape) ||
-            rn_tensor_alloc(&c->grads[i], c->grads[i].shape))
-            goto oom;
+        if (rn_tensor_alloc(&c->acts[i], c->acts[i].shape)) goto oom;
     }
 
     for (int i = 0; i < n; i++) c->n_params += layers[i]->n_params;

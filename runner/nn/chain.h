@@ -13,7 +13,8 @@ typedef struct rn_chain {
     rn_layer **layers;     /* n layers, owned */
     int n;
     rn_tensor *acts;       /* n + 1 */
-    rn_tensor *grads;      /* n + 1 */
+    rn_tensor *grads;      /* n + 1; grads[1..n-1] alternate between the two buffers of gpool */
+    float *gpool[2];       /* the activation gradients' buffers (see rn_chain_init) */
     bool *trains;          /* n: layer i has a parameter to train (a grad, not frozen) */
     bool *params_before;   /* n + 1: some layer before i trains (so layer i must pass dx) */
     rn_param_ref *params;  /* every layer's params in order (borrowed from the layers) */
