@@ -50,6 +50,38 @@ RN_HD int64_t rn_crop_src(int64_t i, int64_t n, int64_t shift, int reflect)
     return t < 0 ? -t : 2 * (n - 1) - t;
 }
 
+/* ---- random_resized_crop (plugins/augment/random_resized_crop.c draws the box) ---- */
+
+/* PyTorch's linear tap for output index o of `out` reading an axis of `in` values
+ * (F.interpolate, mode='bilinear', align_corners=False, float index math on the CPU): o reads
+ * *lo and *lo + *step with weights 1 - *lam and *lam. */
+RN_HD void rn_resize_tap(int64_t in, int64_t out, int64_t o, int64_t *lo, int64_t *step,
+                         float *lam)
+{
+    float scale = (float)in / (float)out;
+    float src = scale * ((float)o + 0.5f) - 0.5f;
+    if (src < 0.0f) src = 0.0f;
+    int64_t i0 = (int64_t)src;
+    *lo = i0;
+    *step = i0 < in - 1 ? 1 : 0;
+    *lam = src - (float)i0;
+}
+
+/* Output pixel (y, x) of an H x W plane p (row stride W) whose crop rows [i, i + h), columns
+ * [j, j + w) is resized to H x W bilinearly. */
+RN_HD float rn_resized_crop_pixel(const float *p, int64_t H, int64_t W, int64_t i, int64_t j,
+                                  int64_t h, int64_t w, int64_t y, int64_t x)
+{
+    int64_t y0, ys, x0, xs;
+    float l1, m1;
+    rn_resize_tap(h, H, y, &y0, &ys, &l1);
+    rn_resize_tap(w, W, x, &x0, &xs, &m1);
+    const float *r0 = p + (i + y0) * W + j, *r1 = r0 + ys * W;
+    const int64_t x1 = x0 + xs;
+    const float l0 = 1.0f - l1, m0 = 1.0f - m1;
+    return l0 * (m0 * r0[x0] + m1 * r0[x1]) + l1 * (m0 * r1[x0] + m1 * r1[x1]);
+}
+
 /* ---- random_erasing (plugins/augment/random_erasing.c draws the coin and the box) ---- */
 #define RN_ERASE_NOISE_COUNTER 64
 

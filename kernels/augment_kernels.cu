@@ -58,6 +58,18 @@ __global__ void crop_pixels(const float *x0, float *x, const int32_t *shift, int
     x[e] = sy < 0 || sx < 0 ? zero_value[ch] : x0[e - at + sy * w + sx];
 }
 
+__global__ void resized_crop_pixels(const float *x0, float *x, const int32_t *box, int64_t n,
+                                    int64_t c, int64_t h, int64_t w)
+{
+    const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    const int64_t plane = h * w;
+    if (e >= n * c * plane) return;
+    const int64_t i = e / (c * plane), at = e % plane;
+    const int32_t *b = box + 4 * i;
+    if (b[2] == h && b[3] == w) return;  // the whole image: the sample stays as it is
+    x[e] = rn_resized_crop_pixel(x0 + (e - at), h, w, b[0], b[1], b[2], b[3], at / w, at % w);
+}
+
 __global__ void erase_pixels(float *x, const rn_erase_box *box, int random, int64_t n, int64_t c,
                              int64_t h, int64_t w)
 {
@@ -111,6 +123,16 @@ extern "C" int rn_cuda_crop(const float *x0, float *x, const int32_t *shift, int
     return rn::launch_check("crop launch", err, len);
 }
 
+extern "C" int rn_cuda_resized_crop(const float *x0, float *x, const int32_t *box, int64_t n,
+                                    int64_t c, int64_t h, int64_t w, void *stream, char *err,
+                                    size_t len)
+{
+    if (n <= 0 || c * h * w <= 0) return 0;  // a grid of 0 blocks is a launch error
+    cudaStream_t s = static_cast<cudaStream_t>(stream);
+    RN_LAUNCH(resized_crop_pixels, blocks_for(n * c * h * w), kThreads, s)(x0, x, box, n, c, h, w);
+    return rn::launch_check("resized crop launch", err, len);
+}
+
 extern "C" int rn_cuda_erase(float *x, const rn_erase_box *box, int random, int64_t n, int64_t c,
                              int64_t h, int64_t w, void *stream, char *err, size_t len)
 {
@@ -145,6 +167,9 @@ extern "C" int rn_cuda_augment(const rn_augment_op *op, float *x, float *x0, flo
         if (before(x0, x, bytes)) return -1;
         return rn_cuda_crop(x0, x, op->shift, op->reflect, zero_value, n, c, h, w, stream, err,
                             len);
+    case RN_AUGMENT_OP_RESIZED_CROP:
+        if (before(x0, x, bytes)) return -1;
+        return rn_cuda_resized_crop(x0, x, op->box, n, c, h, w, stream, err, len);
     case RN_AUGMENT_OP_MIX:
         if (before(x0, x, bytes) ||
             before(t0, t, static_cast<size_t>(n * classes) * sizeof(float)))

@@ -24,6 +24,11 @@ int rn_cuda_mix(const float *x0, float *x, const float *t0, float *t,
 int rn_cuda_flip(const float *x0, float *x, const uint8_t *flip, int vertical, int64_t n,
                  int64_t c, int64_t h, int64_t w, void *stream, char *err, size_t len);
 
+/* random_resized_crop: sample i's box[4i..4i+3] = (row, column, height, width) resized back to
+ * h x w (rn_resized_crop_pixel); a whole-image box leaves x as it is. */
+int rn_cuda_resized_crop(const float *x0, float *x, const int32_t *box, int64_t n, int64_t c,
+                         int64_t h, int64_t w, void *stream, char *err, size_t len);
+
 /* random_crop: sample i moved by shift[2i] rows and shift[2i+1] columns (out = in(y + sy,
  * x + sx)), reflect-padded or filled with zero_value[channel] (c floats on the device). */
 int rn_cuda_crop(const float *x0, float *x, const int32_t *shift, int reflect,

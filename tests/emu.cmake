@@ -34,7 +34,7 @@ rn_add_emu_test(test_kernels_emu_augment
                 SOURCES test_kernels_emu_augment.cc cuda_emu/emu_plugins.c
                 LIBS rn_plugin_host rn_recipe)
 add_dependencies(test_kernels_emu_augment hflip vflip random_crop random_erasing cutmix mixup
-                 cutmix_or_mixup)
+                 cutmix_or_mixup random_resized_crop)
 set_property(TEST test_kernels_emu_augment APPEND PROPERTY ENVIRONMENT
              "RN_PLUGIN_DIR=${RN_PLUGIN_OUTPUT_DIR}")
 set_property(TEST test_kernels_emu_augment APPEND PROPERTY LABELS plugins)

@@ -212,7 +212,7 @@ static void test_refusals(const rn_registry *reg)
 static void test_abi(void)
 {
     const rn_host *h = rn_host_table();
-    CHECK(h->abi_major == 1 && h->abi_minor == 2);
+    CHECK(h->abi_major == 1 && h->abi_minor == 3);
     CHECK(h->struct_size == sizeof(rn_host));
     CHECK(h->save_state && h->restore_state && h->write_checkpoint && h->scale_lr &&
           h->group_count && h->group_at && h->set_metric);

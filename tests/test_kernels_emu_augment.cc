@@ -11,7 +11,9 @@
 //   - random_crop with zero padding 4 and 30 (past the image: whole rows of fill) and reflect
 //     padding 4 and 22 (the largest), with a per-channel zero_value;
 //   - random_erasing with value zero and random (its boxes read from the zero run, whose input
-//     has no zeros; the random run must then match the kernel's noise at every box pixel).
+//     has no zeros; the random run must then match the kernel's noise at every box pixel);
+//   - every plugin's device_plan through rn_cuda_augment against its apply(), random_resized_crop
+//     (plugin ABI 1.3: bilinear resize of a per-sample box) included.
 // Empty images (a zero height, width or channel count) or zero classes launch nothing and
 // succeed: CUDA refuses a grid of 0 blocks, which the launchers used to ask for there.
 // Each case also checks that it did something (some samples flipped, moved, erased, mixed) so
@@ -266,11 +268,13 @@ void check_device_path(void *reg, const char *id, const emu_setting *set, int n_
     std::vector<int32_t> shift(2 * N, -999);
     std::vector<rn_erase_box> erase(N);
     std::vector<rn_mix_sample> mix(N);
+    std::vector<int32_t> box(4 * N, -999);
     rn_augment_op op;
     std::memset(&op, 0, sizeof op);
     op.struct_size = sizeof op;
     op.kind = static_cast<rn_augment_op_kind>(-1);
     op.flip = flip.data(), op.shift = shift.data(), op.erase = erase.data(), op.mix = mix.data();
+    op.box = box.data();
     CHECK(emu_augment_device_plan(reg, id, set, n_set, &meta, &op) == RN_OK);
     std::vector<float> x = x0, t = t0, xs(N * S, -3.0f), ts(N * K, -3.0f);
     char err[256] = "";
@@ -306,6 +310,14 @@ void check_device_paths(void *reg)
     const emu_setting reflect[] = {{"size", 'i', 23, nullptr}, {"padding", 'i', 6, nullptr},
                                    {"padding_mode", 's', 0, "reflect"}};
     check_device_path(reg, "random_crop", reflect, 3, false);
+    // random_resized_crop (plugin ABI 1.3): torchvision's defaults, and a narrow range of scales
+    // and ratios, so that most boxes are drawn (not the central fallback)
+    const emu_setting rrc[] = {{"size", 'i', 23, nullptr}};
+    check_device_path(reg, "random_resized_crop", rrc, 1, false);
+    const emu_setting rrc2[] = {{"size", 'i', 23, nullptr}, {"scale_min", 'n', 0.3, nullptr},
+                                {"scale_max", 'n', 0.6, nullptr}, {"ratio_min", 'n', 0.5, nullptr},
+                                {"ratio_max", 'n', 2.0, nullptr}};
+    check_device_path(reg, "random_resized_crop", rrc2, 5, false);
     set_image(23, 19);
 }
 

@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define RN_ABI_MAJOR 1
-#define RN_ABI_MINOR 2
+#define RN_ABI_MINOR 3
 
 /* Pointer width, master float type and CUDA support of the build; the host compares the string a
  * library reports with its own. */
@@ -445,6 +445,10 @@ typedef enum rn_augment_op_kind {
                                 reflected (reflect) or batch->zero_value[channel] */
     RN_AUGMENT_OP_ERASE = 3, /* erase[i]'s box, zeros or (random) noise */
     RN_AUGMENT_OP_MIX = 4,   /* mix[i], pixels and soft targets (RN_AUGMENT_SOFT_TARGETS) */
+    RN_AUGMENT_OP_RESIZED_CROP = 5, /* ABI 1.3: box[4i..4i+3] = (row, column, height, width) of
+                                       sample i's crop, resized back to the whole image bilinearly
+                                       (kernels/augment_elem.h's rn_resized_crop_pixel); a box of
+                                       the whole image leaves the sample as it is */
 } rn_augment_op_kind;
 
 /* The parameters of one batch. The host owns the arrays, each sized for the batch (n entries;
@@ -459,6 +463,8 @@ typedef struct rn_augment_op {
     rn_erase_box *erase;      /* ERASE */
     int random;               /* ERASE: 1 fills with rn_erase_normal noise, 0 with zeros */
     rn_mix_sample *mix;       /* MIX */
+    /* ---- ABI 1.3 (hosts of 1.3 and later set it; read only with struct_size covering it) ---- */
+    int32_t *box;             /* RESIZED_CROP: 4 per sample */
 } rn_augment_op;
 
 typedef struct rn_augment_api {

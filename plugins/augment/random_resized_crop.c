@@ -7,8 +7,9 @@
  * [log ratio_min, log ratio_max], row i and column j (floor(u * range)). w and h round half to
  * even, as Python's round(). After ten rejected attempts: the central crop with the ratio clamped.
  * The crop is resized back to h x w as F.interpolate(mode='bilinear', align_corners=False,
- * antialias=False) does on CPU (float index math). The batch buffers are fixed, so size must equal
- * the image's height and width.
+ * antialias=False) does on CPU (float index math): kernels/augment_elem.h's
+ * rn_resized_crop_pixel, which the GPU kernel runs too (device_plan writes the boxes). The batch
+ * buffers are fixed, so size must equal the image's height and width.
  */
 #include <runner/plugin.h>
 
@@ -17,6 +18,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../../kernels/augment_elem.h"
 #include "scale_ratio.h"
 
 typedef struct random_resized_crop {
@@ -24,7 +26,7 @@ typedef struct random_resized_crop {
     rn_ctx *ctx;
     int64_t size;
     double scale_min, scale_max, log_ratio_min, log_ratio_max, ratio_min, ratio_max;
-    float *scratch;  /* the crop of one plane, then the column taps: cap floats */
+    float *scratch;  /* a copy of the plane being resized: cap floats */
     size_t cap;
 } random_resized_crop;
 
@@ -103,70 +105,63 @@ static void get_box(const random_resized_crop *r, uint64_t key, int64_t H, int64
     box[3] = w;
 }
 
-/* PyTorch's linear taps for one axis (align_corners=False): out index o reads lo[o] and lo[o] +
- * step[o] with weights 1 - lam[o] and lam[o]. */
-static void taps(int64_t in, int64_t out, int32_t *lo, int32_t *step, float *lam)
+static int check_size(const random_resized_crop *r, const rn_batch *b)
 {
-    float scale = (float)in / (float)out;
-    for (int64_t o = 0; o < out; o++) {
-        float src = scale * ((float)o + 0.5f) - 0.5f;
-        if (src < 0.0f) src = 0.0f;
-        int64_t i0 = (int64_t)src;
-        lo[o] = (int32_t)i0;
-        step[o] = i0 < in - 1 ? 1 : 0;
-        lam[o] = src - (float)i0;
-    }
+    if (r->size == b->h && r->size == b->w) return RN_OK;
+    r->host->set_error(r->ctx, "size %lld must equal the batch's image size %lldx%lld (the "
+                       "batch buffers are fixed; resizing to another size is not supported)",
+                       (long long)r->size, (long long)b->h, (long long)b->w);
+    return RN_ERR_CONFIG;
 }
 
 static int random_resized_crop_apply(void *self, rn_batch *b)
 {
     random_resized_crop *r = self;
-    if (r->size != b->h || r->size != b->w) {
-        r->host->set_error(r->ctx, "size %lld must equal the batch's image size %lldx%lld (the "
-                           "batch buffers are fixed; resizing to another size is not supported)",
-                           (long long)r->size, (long long)b->h, (long long)b->w);
-        return RN_ERR_CONFIG;
-    }
+    if (check_size(r, b) != RN_OK) return RN_ERR_CONFIG;
     int64_t H = b->h, W = b->w, plane = H * W;
-    /* crop plane, then lo/step/lam for rows (H each) and columns (W each) */
-    size_t need = (size_t)(plane + 3 * (H + W));
-    if (need > r->cap) {
-        float *p = r->host->alloc(need * sizeof *p);
+    if ((size_t)plane > r->cap) {
+        float *p = r->host->alloc((size_t)plane * sizeof *p);
         if (!p) {
             r->host->set_error(r->ctx, "out of memory");
             return RN_ERR_NOMEM;
         }
         r->host->free(r->scratch);
         r->scratch = p;
-        r->cap = need;
+        r->cap = (size_t)plane;
     }
-    float *crop = r->scratch;
-    int32_t *ylo = (int32_t *)(crop + plane), *ystep = ylo + H;
-    float *ylam = (float *)(ystep + H);
-    int32_t *xlo = (int32_t *)(ylam + H), *xstep = xlo + W;
-    float *xlam = (float *)(xstep + W);
     for (int64_t n = 0; n < b->n; n++) {
         uint64_t key = rn_key3(b->seed, (uint64_t)b->epoch, (uint64_t)b->sample_ids[n]);
         int64_t box[4];
         get_box(r, key, H, W, box);
-        int64_t i = box[0], j = box[1], h = box[2], w = box[3];
-        if (h == H && w == W) continue; /* the whole image, resized to itself */
-        taps(h, H, ylo, ystep, ylam);
-        taps(w, W, xlo, xstep, xlam);
+        if (box[2] == H && box[3] == W) continue; /* the whole image, resized to itself */
         for (int64_t ch = 0; ch < b->c; ch++) {
             float *p = b->x + (n * b->c + ch) * plane;
-            for (int64_t y = 0; y < h; y++)
-                memcpy(crop + y * w, p + (i + y) * W + j, (size_t)w * sizeof *crop);
-            for (int64_t y = 0; y < H; y++) {
-                const float *r0 = crop + ylo[y] * w, *r1 = r0 + ystep[y] * w;
-                float l1 = ylam[y], l0 = 1.0f - l1;
-                for (int64_t x = 0; x < W; x++) {
-                    int64_t x0 = xlo[x], x1 = x0 + xstep[x];
-                    float m1 = xlam[x], m0 = 1.0f - m1;
-                    p[y * W + x] = l0 * (m0 * r0[x0] + m1 * r0[x1]) + l1 * (m0 * r1[x0] + m1 * r1[x1]);
-                }
-            }
+            memcpy(r->scratch, p, (size_t)plane * sizeof *p);
+            for (int64_t y = 0; y < H; y++)
+                for (int64_t x = 0; x < W; x++)
+                    p[y * W + x] = rn_resized_crop_pixel(r->scratch, H, W, box[0], box[1],
+                                                         box[2], box[3], y, x);
         }
+    }
+    return RN_OK;
+}
+
+/* On a GPU: the same boxes, for the host's RESIZED_CROP kernel. */
+static int random_resized_crop_device_plan(void *self, const rn_batch *b, rn_augment_op *op)
+{
+    random_resized_crop *r = self;
+    if (check_size(r, b) != RN_OK) return RN_ERR_CONFIG;
+    if (op->struct_size < offsetof(rn_augment_op, box) + sizeof op->box || !op->box) {
+        r->host->set_error(r->ctx, "the host's augmentation plan has no crop boxes (a host "
+                           "older than plugin ABI 1.3)");
+        return RN_ERR_CONFIG;
+    }
+    op->kind = RN_AUGMENT_OP_RESIZED_CROP;
+    for (int64_t n = 0; n < b->n; n++) {
+        uint64_t key = rn_key3(b->seed, (uint64_t)b->epoch, (uint64_t)b->sample_ids[n]);
+        int64_t box[4];
+        get_box(r, key, b->h, b->w, box);
+        for (int k = 0; k < 4; k++) op->box[4 * n + k] = (int32_t)box[k];
     }
     return RN_OK;
 }
@@ -174,16 +169,17 @@ static int random_resized_crop_apply(void *self, rn_batch *b)
 static const rn_augment_api random_resized_crop_api = {
     .struct_size = sizeof(rn_augment_api),
     .apply = random_resized_crop_apply,
+    .device_plan = random_resized_crop_device_plan,
 };
 
 static const rn_plugin random_resized_crop_plugin = {
     .struct_size = sizeof(rn_plugin),
     .kind = RN_KIND_AUGMENT,
     .id = "random_resized_crop",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .summary = "random area/aspect crop resized back bilinearly (torchvision RandomResizedCrop), "
                "per sample",
-    .devices = RN_DEVICE_CPU,
+    .devices = RN_DEVICE_CPU | RN_DEVICE_CUDA,
     .settings = random_resized_crop_settings,
     .n_settings = sizeof random_resized_crop_settings / sizeof random_resized_crop_settings[0],
     .create = random_resized_crop_create,

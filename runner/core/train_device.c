@@ -174,7 +174,7 @@ void rn_dev_close(rn_run *r)
 
 /* ---- augmentation plans ---------------------------------------------------------------------
  * b->aux holds, per augment plugin of the list, an rn_augment_op followed by its arrays for the
- * batch's rows (flip, shift, erase boxes, mix samples), each 16-byte aligned. */
+ * batch's rows (flip, shift, erase boxes, mix samples, crop boxes), each 16-byte aligned. */
 
 static size_t align16(size_t x) { return (x + 15) / 16 * 16; }
 
@@ -182,7 +182,8 @@ static size_t plan_block(int64_t rows)
 {
     size_t n = (size_t)rows;
     return align16(sizeof(rn_augment_op)) + align16(n) + align16(2 * n * sizeof(int32_t)) +
-           align16(n * sizeof(rn_erase_box)) + align16(n * sizeof(rn_mix_sample));
+           align16(n * sizeof(rn_erase_box)) + align16(n * sizeof(rn_mix_sample)) +
+           align16(4 * n * sizeof(int32_t));
 }
 
 /* Plugin i's op in a batch's aux block, its array pointers set. */
@@ -199,6 +200,8 @@ static rn_augment_op *plan_op(void *aux, int64_t rows, int i)
     op->erase = (rn_erase_box *)at;
     at += align16(n * sizeof(rn_erase_box));
     op->mix = (rn_mix_sample *)at;
+    at += align16(n * sizeof(rn_mix_sample));
+    op->box = (int32_t *)at;
     return op;
 }
 

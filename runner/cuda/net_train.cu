@@ -329,6 +329,7 @@ size_t plan_bytes(const rn_augment_op *op, int64_t n)
     switch (op->kind) {
     case RN_AUGMENT_OP_FLIP: return static_cast<size_t>(n);
     case RN_AUGMENT_OP_CROP: return static_cast<size_t>(2 * n) * sizeof(int32_t);
+    case RN_AUGMENT_OP_RESIZED_CROP: return static_cast<size_t>(4 * n) * sizeof(int32_t);
     case RN_AUGMENT_OP_ERASE: return static_cast<size_t>(n) * sizeof(rn_erase_box);
     case RN_AUGMENT_OP_MIX: return static_cast<size_t>(n) * sizeof(rn_mix_sample);
     default: return 0;
@@ -340,6 +341,7 @@ const void *plan_array(const rn_augment_op *op)
     switch (op->kind) {
     case RN_AUGMENT_OP_FLIP: return op->flip;
     case RN_AUGMENT_OP_CROP: return op->shift;
+    case RN_AUGMENT_OP_RESIZED_CROP: return op->box;
     case RN_AUGMENT_OP_ERASE: return op->erase;
     case RN_AUGMENT_OP_MIX: return op->mix;
     default: return nullptr;
@@ -419,6 +421,7 @@ extern "C" int rn_cuda_net_augment(rn_cuda_net *net, int64_t n, const rn_augment
     dop.shift = op->kind == RN_AUGMENT_OP_CROP ? reinterpret_cast<int32_t *>(arr) : nullptr;
     dop.erase = op->kind == RN_AUGMENT_OP_ERASE ? reinterpret_cast<rn_erase_box *>(arr) : nullptr;
     dop.mix = op->kind == RN_AUGMENT_OP_MIX ? reinterpret_cast<rn_mix_sample *>(arr) : nullptr;
+    dop.box = op->kind == RN_AUGMENT_OP_RESIZED_CROP ? reinterpret_cast<int32_t *>(arr) : nullptr;
     if (rn_cuda_augment(&dop, net->input, net->aug_x0, net->soft, net->aug_t0, net->aug_zero, n,
                         c, h, w, net->classes, net->compute, err, len))
         return rn_node_wrap(nullptr, "net_augment", err, len);

@@ -6,7 +6,7 @@ from common import check, finish, run
 p = run(["--help"])
 check(p.returncode == 0 and "usage: runner RECIPE.lua" in p.stdout, "--help")
 p = run(["--version"])
-check(p.returncode == 0 and re.match(r"runner \d+\.\d+\.\d+ \(plugin ABI 1\.2", p.stdout),
+check(p.returncode == 0 and re.match(r"runner \d+\.\d+\.\d+ \(plugin ABI 1\.3", p.stdout),
       f"--version: {p.stdout!r}")
 p = run([])
 check(p.returncode == 2 and "usage:" in p.stderr, "no arguments: usage on stderr, exit 2")

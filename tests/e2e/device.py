@@ -62,14 +62,15 @@ p = run([recipe, "--dry-run", "--device", "cuda"])
 check(p.returncode == 0 and "the dry run checks the recipe for cuda all the same" in p.stdout and
       "dry run: the recipe" in p.stdout, f"dry run for cuda: {p.returncode} {p.stderr}")
 aug = write(tmp, "aug.lua", small_recipe(epochs=1, limit=256, test_limit=64,
-                                         augment='{ { "random_resized_crop", size = 28 }, '
-                                                 '{ "hflip" } }'))
+                                         augment='{ { "normalize", mean = { 0.3 }, '
+                                                 'std = { 0.4 } }, { "hflip" } }').replace(
+    "normalize = datasets.fashion_mnist_stats, ", ""))  # the plugin instead (no cuda variant)
 for extra in (["--dry-run"], ["--out", os.path.join(tmp, "aug-cuda")]):
     p = run([aug, "--device", "cuda"] + extra)
     lines = one_line(p)
     if extra[0] == "--dry-run":
         check(p.returncode == 1 and lines and lines[-1].startswith(
-              'runner: data.augment[1]: augment "random_resized_crop" 1.0.0 (') and
+              'runner: data.augment[1]: augment "normalize" 1.0.0 (') and
               lines[-1].endswith("has no cuda variant (it runs on: cpu), and this run trains on "
                                  "cuda"), f"cpu-only plugin refused for cuda: {lines}")
         print("refused:", lines[-1])

@@ -422,6 +422,10 @@ static int net_augment(rn_cuda_net *net, int64_t n, const rn_augment_op *op,
             int64_t sy = rn_crop_src(y, h, op->shift[2 * i], op->reflect);
             int64_t sx = rn_crop_src(xx, w, op->shift[2 * i + 1], op->reflect);
             x[e] = sy < 0 || sx < 0 ? zero_value[ch] : x0[base + sy * w + sx];
+        } else if (op->kind == RN_AUGMENT_OP_RESIZED_CROP) {
+            const int32_t *b = op->box + 4 * i;
+            if (b[2] != h || b[3] != w)
+                x[e] = rn_resized_crop_pixel(x0 + base, h, w, b[0], b[1], b[2], b[3], y, xx);
         } else if (op->kind == RN_AUGMENT_OP_MIX) {
             const rn_mix_sample *p = &op->mix[i];
             int64_t sample = c * plane;
