@@ -504,7 +504,7 @@ static int cmd_train(int argc, char **argv)
         snprintf(dev.name, sizeof dev.name, "cuda (not usable here)");
     }
     plan.train_device = dev.kind == RN_DEVICE_KIND_CUDA ? RN_DEVICE_CUDA : RN_DEVICE_CPU;
-    if (strcmp(plan.precision, "fp16") == 0 && dev.kind == RN_DEVICE_KIND_CPU) {
+    if (plan.precision == RN_PRECISION_FP16 && dev.kind == RN_DEVICE_KIND_CPU) {
         snprintf(err, sizeof err, "precision: \"fp16\" (with loss scaling) trains on a GPU only, "
                  "and this run trains on the CPU%s; use precision = \"bf16\" on the CPU",
                  dev.note[0] ? " (device auto found no GPU)" : "");

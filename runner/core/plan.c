@@ -366,6 +366,11 @@ static int loss_build(rn_plan *p, const rn_value *loss, char *err, size_t errlen
     return -1;
 }
 
+const char *rn_precision_name(rn_precision p)
+{
+    return p == RN_PRECISION_BF16 ? "bf16" : p == RN_PRECISION_FP16 ? "fp16" : "fp32";
+}
+
 int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, char *err,
                   size_t errlen)
 {
@@ -392,13 +397,15 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
                  p->device);
         return -1;
     }
-    if (rn_get_string(root, "precision", 0, "fp32", &p->precision, err, errlen)) return -1;
-    if (strcmp(p->precision, "fp32") && strcmp(p->precision, "bf16") &&
-        strcmp(p->precision, "fp16")) {
-        snprintf(err, errlen, "precision: expected \"fp32\", \"bf16\" or \"fp16\", got \"%s\"",
-                 p->precision);
-        return -1;
-    }
+    const char *precision;
+    if (rn_get_string(root, "precision", 0, "fp32", &precision, err, errlen)) return -1;
+    p->precision = RN_PRECISION_FP32;
+    while (strcmp(rn_precision_name(p->precision), precision) != 0)
+        if (++p->precision > RN_PRECISION_FP16) {
+            snprintf(err, errlen, "precision: expected \"fp32\", \"bf16\" or \"fp16\", got "
+                     "\"%s\"", precision);
+            return -1;
+        }
     p->loss_scale_init = 65536.0;
     p->loss_scale_interval = 2000;
     int bad_scale = 0;
@@ -408,9 +415,9 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
     if (bad_scale) return -1;
     if (ls) {
         static const char *const lknown[] = {"init", "growth_interval", NULL};
-        if (strcmp(p->precision, "fp16") != 0) {
+        if (p->precision != RN_PRECISION_FP16) {
             snprintf(err, errlen, "%s: loss scaling is for precision = \"fp16\" only, and this "
-                     "recipe's precision is \"%s\"", ls->path, p->precision);
+                     "recipe's precision is \"%s\"", ls->path, rn_precision_name(p->precision));
             return -1;
         }
         if (check_keys(ls, "loss_scale", lknown, err, errlen) ||

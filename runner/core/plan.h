@@ -37,6 +37,17 @@ typedef enum rn_loss_kind {
     RN_LOSS_MULTI_MARGIN = 1,  /* multi-class hinge (nn.MultiMarginLoss): class indices only */
 } rn_loss_kind;
 
+/* The recipe's precision: what convolutions and linear layers compute in. The values are the CUDA
+ * backend's RN_CUDA_FP32 / _BF16 / _FP16 (runner/cuda/backend.h). */
+typedef enum rn_precision {
+    RN_PRECISION_FP32 = 0,
+    RN_PRECISION_BF16 = 1,
+    RN_PRECISION_FP16 = 2,
+} rn_precision;
+
+/* "fp32", "bf16", "fp16". */
+const char *rn_precision_name(rn_precision p);
+
 /* The recipe's id of a loss: "cross_entropy", "multi_margin". */
 const char *rn_loss_name(rn_loss_kind k);
 
@@ -90,10 +101,10 @@ typedef struct rn_plan {
     char *recipe_dir;        /* its directory, for relative paths and plugins/ */
     uint64_t seed;
     const char *device;      /* "cpu" | "auto" | "cuda" */
-    /* "fp32" (default) | "bf16" | "fp16": the compute type of convolutions and linear layers;
-     * weights, optimizer state and every other layer stay fp32. fp16 (with GradScaler loss
-     * scaling) needs the GPU; bf16 on the CPU uses oneDNN's bf16 kernels. */
-    const char *precision;
+    /* precision = "fp32" (default) | "bf16" | "fp16": the compute type of convolutions and
+     * linear layers; weights, optimizer state and every other layer stay fp32. fp16 (with
+     * GradScaler loss scaling) needs the GPU; bf16 on the CPU uses oneDNN's bf16 kernels. */
+    rn_precision precision;
     /* loss_scale = { init = 65536, growth_interval = 2000 }: fp16's dynamic loss scaling, as
      * GradScaler(init_scale, growth_interval) (growth x2, backoff x0.5). Only with fp16. */
     double loss_scale_init;

@@ -140,7 +140,7 @@ int rn_write_provenance(const char *dir, const rn_run *r, const char *recipe_pat
                           "resolved_recipe_sha256", resolved_hash, "host", host, "plugins",
                           plugins);
     if (r->device.note[0]) json_object_set_new(j, "device_note", json_string(r->device.note));
-    json_object_set_new(j, "precision", json_string(r->plan->precision));
+    json_object_set_new(j, "precision", json_string(rn_precision_name(r->plan->precision)));
     char abs[PATH_MAX];
     json_object_set_new(j, "recipe_abs", json_string(realpath(recipe_path, abs) ? abs
                                                                                  : recipe_path));

@@ -291,7 +291,7 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
     if (rn_groups_check(plan->groups, &r->model, err, errlen)) return -1;
     /* on the CPU, oneDNN's bf16 kernels for the convolutions and linear layers (fp16 was
      * refused for the CPU before this) */
-    if (plan->precision && strcmp(plan->precision, "bf16") == 0) rn_model_set_bf16(&r->model, true);
+    if (plan->precision == RN_PRECISION_BF16) rn_model_set_bf16(&r->model, true);
     const rn_tensor *logits = &r->model.acts[r->model.n_layers];
     r->n_classes = logits->shape.d[logits->shape.ndim - 1];
     r->confusion = calloc((size_t)(r->n_classes * r->n_classes), sizeof *r->confusion);
@@ -370,8 +370,7 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
             (r->val.n || strncmp(names[i], "val.", 4) != 0))
             rn_metrics_set(&r->metrics, names[i], NAN);
     /* fp16 on the GPU: GradScaler with the recipe's loss_scale, its scale logged every step */
-    r->scaling = plan->train_device == RN_DEVICE_CUDA && plan->precision &&
-                 strcmp(plan->precision, "fp16") == 0;
+    r->scaling = plan->train_device == RN_DEVICE_CUDA && plan->precision == RN_PRECISION_FP16;
     rn_grad_scaler_init(&r->scaler);
     r->scaler.scale = (float)plan->loss_scale_init;
     r->scaler.growth_interval = plan->loss_scale_interval;

@@ -30,13 +30,10 @@ struct rn_dev_run {
     rn_loader_batch current;
 };
 
-/* The backend's precision for the recipe's. */
-static int backend_precision(const rn_plan *p)
-{
-    if (strcmp(p->precision, "bf16") == 0) return RN_CUDA_BF16;
-    if (strcmp(p->precision, "fp16") == 0) return RN_CUDA_FP16;
-    return RN_CUDA_FP32;
-}
+/* The plan's precision is the backend's value (plan.h). */
+_Static_assert((int)RN_PRECISION_FP32 == RN_CUDA_FP32 &&
+                   (int)RN_PRECISION_BF16 == RN_CUDA_BF16 && (int)RN_PRECISION_FP16 == RN_CUDA_FP16,
+               "rn_precision and the backend's precision values differ");
 
 static void refresh_trainable(struct rn_dev_run *d, const rn_model *m)
 {
@@ -129,7 +126,7 @@ int rn_dev_open(rn_run *r, char *err, size_t errlen)
     d->b = b;
     if (rn_net_describe(m, &d->desc, err, errlen) ||
         b->net_create(&d->net, &d->desc, m->params, n, m->max_batch,
-                      backend_precision(r->plan), err, errlen))
+                      (int)r->plan->precision, err, errlen))
         goto fail;
     for (int g = 0; g < r->opt.n; g++) {
         const rn_opt_group *og = &r->opt.v[g];
@@ -143,7 +140,7 @@ int rn_dev_open(rn_run *r, char *err, size_t errlen)
     }
     /* a resumed run's optimizer state, and anything the host set after the net was built */
     if (b->net_upload(d->net, m->params, n, d->state, err, errlen) ||
-        preflight(d, m, backend_precision(r->plan), err, errlen))
+        preflight(d, m, (int)r->plan->precision, err, errlen))
         goto fail;
     r->dev = d;
     return 0;
