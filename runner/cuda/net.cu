@@ -214,20 +214,11 @@ int create_node(rn_cuda_net *net, rn_cuda_node *cn, char *err, size_t len)
             return -1;
         return 0;
     case RN_NODE_MAXPOOL2D:
-    case RN_NODE_AVGPOOL2D: {
-        cudnnPoolingMode_t mode = node->kind == RN_NODE_MAXPOOL2D
-                                      ? CUDNN_POOLING_MAX_DETERMINISTIC
-                                      : node->count_include_pad
-                                            ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
-                                            : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
-        const int k = static_cast<int>(node->kernel), p = static_cast<int>(node->padding),
-                  s = static_cast<int>(node->stride);
+    case RN_NODE_AVGPOOL2D:
         if ((st = cudnnCreatePoolingDescriptor(&cn->pool)) != CUDNN_STATUS_SUCCESS ||
-            (st = cudnnSetPooling2dDescriptor(cn->pool, mode, CUDNN_PROPAGATE_NAN, k, k, p, p, s,
-                                              s)) != CUDNN_STATUS_SUCCESS)
+            (st = rn_pool_desc(node, cn->pool)) != CUDNN_STATUS_SUCCESS)
             return rn_cudnn_fail(node, "pooling descriptor", st, err, len);
         return 0;
-    }
     case RN_NODE_DROPOUT:
         return node_alloc(reinterpret_cast<void **>(&cn->mask),
                           static_cast<size_t>(net->per_sample[node->out] * net->max_batch), node,

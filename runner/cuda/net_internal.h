@@ -149,6 +149,9 @@ cudnnDataType_t rn_cudnn_type(int precision);
 cudnnStatus_t rn_conv_filter_desc(const rn_node *node, cudnnDataType_t type,
                                   cudnnFilterDescriptor_t w);
 cudnnStatus_t rn_conv_desc(const rn_node *node, int precision, cudnnConvolutionDescriptor_t c);
+// net_plan.cu: a pooling node's descriptor (max deterministic, or average with or without the
+// padding in the count), as net_create sets it and net_plan_shapes checks it.
+cudnnStatus_t rn_pool_desc(const rn_node *node, cudnnPoolingDescriptor_t pd);
 // Descriptors for a convolution node (at create, in the net's precision), and the three
 // directions (acc: the input gradient is added to, beta = 1).
 int rn_conv_setup(rn_cuda_net *net, rn_cuda_node *cn, char *err, size_t len);

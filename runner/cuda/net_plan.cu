@@ -13,14 +13,8 @@
 extern "C" int rn_cuda_conv2d_output(const rn_cuda_conv_shape *s, int out[4], char *err,
                                      size_t len);
 
-namespace {
-
-// The pooling node's output dims from cudnnGetPooling2dForwardOutputDim, in the mode net_create
-// uses (max deterministic, or average with or without the padding in the count).
-int pool_output(const rn_node *node, const int x[4], int out[4], char *err, size_t len)
+cudnnStatus_t rn_pool_desc(const rn_node *node, cudnnPoolingDescriptor_t pd)
 {
-    cudnnTensorDescriptor_t xd = nullptr;
-    cudnnPoolingDescriptor_t pd = nullptr;
     const cudnnPoolingMode_t mode = node->kind == RN_NODE_MAXPOOL2D
                                         ? CUDNN_POOLING_MAX_DETERMINISTIC
                                         : node->count_include_pad
@@ -28,14 +22,24 @@ int pool_output(const rn_node *node, const int x[4], int out[4], char *err, size
                                               : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
     const int k = static_cast<int>(node->kernel), p = static_cast<int>(node->padding),
               s = static_cast<int>(node->stride);
+    return cudnnSetPooling2dDescriptor(pd, mode, CUDNN_PROPAGATE_NAN, k, k, p, p, s, s);
+}
+
+namespace {
+
+// The pooling node's output dims from cudnnGetPooling2dForwardOutputDim, on the descriptor
+// net_create sets (rn_pool_desc).
+int pool_output(const rn_node *node, const int x[4], int out[4], char *err, size_t len)
+{
+    cudnnTensorDescriptor_t xd = nullptr;
+    cudnnPoolingDescriptor_t pd = nullptr;
     cudnnStatus_t st;
     int rc = -1;
     if ((st = cudnnCreateTensorDescriptor(&xd)) != CUDNN_STATUS_SUCCESS ||
         (st = cudnnCreatePoolingDescriptor(&pd)) != CUDNN_STATUS_SUCCESS ||
         (st = cudnnSetTensor4dDescriptor(xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, x[0], x[1], x[2],
                                          x[3])) != CUDNN_STATUS_SUCCESS ||
-        (st = cudnnSetPooling2dDescriptor(pd, mode, CUDNN_PROPAGATE_NAN, k, k, p, p, s, s)) !=
-            CUDNN_STATUS_SUCCESS ||
+        (st = rn_pool_desc(node, pd)) != CUDNN_STATUS_SUCCESS ||
         (st = cudnnGetPooling2dForwardOutputDim(pd, xd, &out[0], &out[1], &out[2], &out[3])) !=
             CUDNN_STATUS_SUCCESS)
         rn_cudnn_fail(node, "pooling descriptors", st, err, len);
