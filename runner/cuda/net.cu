@@ -352,6 +352,8 @@ extern "C" void rn_cuda_net_destroy(rn_cuda_net *net)
         if (cn->conv) cudnnDestroyConvolutionDescriptor(cn->conv);
         if (cn->pool) cudnnDestroyPoolingDescriptor(cn->pool);
         cudaFree(cn->save_mean);
+        cudaFree(cn->x16);
+        cudaFree(cn->w16);
         cudaFree(cn->save_invvar);
         cudaFree(cn->coef);
         cudaFree(cn->mask);

@@ -27,36 +27,6 @@ bool node_trains(const rn_cuda_net *net, const rn_node *node, const int *trainab
     return false;
 }
 
-int linear_backward(rn_cuda_net *net, const rn_node *node, int64_t n, bool want_dx, bool acc,
-                    const int *trainable, char *err, size_t len)
-{
-    const int in_f = static_cast<int>(node->in_f), out_f = static_cast<int>(node->out_f),
-              b = static_cast<int>(n);
-    const float one = 1.0f, zero = 0.0f;
-    const float *x = net->acts[node->in], *dy = net->grads[node->out];
-    const bool want_dw = trains(net, trainable, node->param[0]);
-    if (node->bias && trains(net, trainable, node->param[1]) &&
-        rn_cuda_bias_grad(dy, net->params[node->param[1]].grad, n, out_f, net->compute, err, len))
-        return rn_node_wrap(node, "backward", err, len);
-    if (net->precision != RN_CUDA_FP32)
-        return rn_linear_half_backward(net, node, n, want_dx, acc, want_dw, err, len);
-    cublasStatus_t st;
-    // dW (out, in) = dy^T x: column-major dW^T (in, out) = x^T-as-stored (in, n) dy (n, out).
-    if (want_dw &&
-        (st = cublasSgemm(net->cublas, CUBLAS_OP_N, CUBLAS_OP_T, in_f, out_f, b, &one, x, in_f,
-                          dy, out_f, &zero, net->params[node->param[0]].grad, in_f)) !=
-            CUBLAS_STATUS_SUCCESS)
-        return rn_cublas_fail(node, "cublasSgemm (weight gradient)", st, err, len);
-    // dx (n, in) = dy W: column-major dx^T (in, n) = W-as-stored (in, out) dy^T (out, n).
-    if (want_dx &&
-        (st = cublasSgemm(net->cublas, CUBLAS_OP_N, CUBLAS_OP_N, in_f, b, out_f, &one,
-                          net->params[node->param[0]].value, in_f, dy, out_f,
-                          acc ? &one : &zero, net->grads[node->in], in_f)) !=
-            CUBLAS_STATUS_SUCCESS)
-        return rn_cublas_fail(node, "cublasSgemm (input gradient)", st, err, len);
-    return 0;
-}
-
 int bn_backward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, bool want_dx, bool acc,
                 const int *trainable, char *err, size_t len)
 {
@@ -141,7 +111,9 @@ int rn_node_backward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, bool want_dx
         if (rc) return -1;
         break;
     case RN_NODE_LINEAR:
-        if (linear_backward(net, node, n, want_dx, acc, trainable, err, len)) return -1;
+        if (rn_linear_backward(net, cn, n, want_dx, acc, trains(net, trainable, node->param[0]),
+                               node->bias && trains(net, trainable, node->param[1]), err, len))
+            return -1;
         break;
     case RN_NODE_BATCHNORM2D:
         if (bn_backward(net, cn, n, want_dx, acc, trainable, err, len)) return -1;

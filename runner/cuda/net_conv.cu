@@ -79,20 +79,21 @@ int set_math(rn_cuda_net *net, rn_cuda_node *cn, cudnnMathType_t m, char *err, s
                : rn_half_cudnn_fail(net, cn->node, "cudnnSetConvolutionMathType", st, err, len);
 }
 
-// bf16 / fp16: y = widen(conv(narrow(x), narrow(W))).
+// bf16 / fp16: y = widen(conv(x16, w16)), x16 and w16 narrowed into the node's own copies, which
+// backward reads again (the step's x and W are unchanged until then).
 int half_forward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, const rn_conv_algos *a,
                  char *err, size_t len)
 {
     const rn_node *node = cn->node;
     const float one = 1.0f, zero = 0.0f;
-    if (rn_half_narrow(net, node, net->acts[node->in], net->half_x,
-                       net->per_sample[node->in] * n, err, len) ||
-        rn_half_narrow(net, node, net->params[node->param[0]].value, net->half_w,
+    if (rn_half_narrow(net, node, net->acts[node->in], cn->x16, net->per_sample[node->in] * n,
+                       err, len) ||
+        rn_half_narrow(net, node, net->params[node->param[0]].value, cn->w16,
                        net->params[node->param[0]].numel, err, len) ||
         set_math(net, cn, a->fwd_math, err, len))
         return -1;
-    cudnnStatus_t st = cudnnConvolutionForward(net->cudnn, &one, cn->hx_desc, net->half_x,
-                                               cn->hw_desc, net->half_w, cn->conv, a->fwd,
+    cudnnStatus_t st = cudnnConvolutionForward(net->cudnn, &one, cn->hx_desc, cn->x16,
+                                               cn->hw_desc, cn->w16, cn->conv, a->fwd,
                                                net->workspace, a->fwd_ws, &zero, cn->hy_desc,
                                                net->half_y);
     if (st != CUDNN_STATUS_SUCCESS)
@@ -101,9 +102,9 @@ int half_forward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, const rn_conv_al
                          net->per_sample[node->out] * n, false, err, len);
 }
 
-// bf16 / fp16 backward: dy narrowed once; the filter gradient from narrow(x) into half_w, widened
-// into the weight's gradient (written, as float32's beta = 0); then W narrowed into half_w and
-// the data gradient into half_x, widened into the input's gradient (added when acc).
+// bf16 / fp16 backward: dy narrowed into half_y; the filter gradient from the forward's x16 into
+// half_w, widened into the weight's gradient (written, as float32's beta = 0); the data gradient
+// from the forward's w16 into half_x, widened into the input's gradient (added when acc).
 int half_backward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, const rn_conv_algos *a,
                   bool want_dx, bool acc, bool want_dw, char *err, size_t len)
 {
@@ -116,10 +117,8 @@ int half_backward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, const rn_conv_a
         return -1;
     cudnnStatus_t st;
     if (want_dw) {
-        if (rn_half_narrow(net, node, net->acts[node->in], net->half_x, x_numel, err, len) ||
-            set_math(net, cn, a->filter_math, err, len))
-            return -1;
-        st = cudnnConvolutionBackwardFilter(net->cudnn, &one, cn->hx_desc, net->half_x,
+        if (set_math(net, cn, a->filter_math, err, len)) return -1;
+        st = cudnnConvolutionBackwardFilter(net->cudnn, &one, cn->hx_desc, cn->x16,
                                             cn->hy_desc, net->half_y, cn->conv, a->bwd_filter,
                                             net->workspace, a->filter_ws, &zero, cn->hw_desc,
                                             net->half_w);
@@ -131,11 +130,8 @@ int half_backward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, const rn_conv_a
             return -1;
     }
     if (!want_dx) return 0;
-    if (rn_half_narrow(net, node, net->params[node->param[0]].value, net->half_w, w_numel, err,
-                       len) ||
-        set_math(net, cn, a->data_math, err, len))
-        return -1;
-    st = cudnnConvolutionBackwardData(net->cudnn, &one, cn->hw_desc, net->half_w, cn->hy_desc,
+    if (set_math(net, cn, a->data_math, err, len)) return -1;
+    st = cudnnConvolutionBackwardData(net->cudnn, &one, cn->hw_desc, cn->w16, cn->hy_desc,
                                       net->half_y, cn->conv, a->bwd_data, net->workspace,
                                       a->data_ws, &zero, cn->hx_desc, net->half_x);
     if (st != CUDNN_STATUS_SUCCESS)

@@ -42,25 +42,6 @@ bool bn_frozen(const rn_node *node)
     return l && l->n_params >= 2 && l->params[0].frozen && l->params[1].frozen;
 }
 
-int linear_forward(rn_cuda_net *net, const rn_node *node, int64_t n, char *err, size_t len)
-{
-    if (net->precision != RN_CUDA_FP32) return rn_linear_half_forward(net, node, n, err, len);
-    const int in_f = static_cast<int>(node->in_f), out_f = static_cast<int>(node->out_f);
-    float *y = net->acts[node->out];
-    const float one = 1.0f, zero = 0.0f;
-    // As linear.c: y = b in every row, then y += x W^T. Row-major y (n, out) is column-major
-    // y^T (out, n) = W (x^T): W row-major (out, in) is column-major (in, out), transposed.
-    if (node->bias && rn_cuda_bias_rows(net->params[node->param[1]].value, y, n, out_f,
-                                        net->compute, err, len))
-        return rn_node_wrap(node, "forward", err, len);
-    cublasStatus_t st = cublasSgemm(net->cublas, CUBLAS_OP_T, CUBLAS_OP_N, out_f,
-                                    static_cast<int>(n), in_f, &one,
-                                    net->params[node->param[0]].value, in_f, net->acts[node->in],
-                                    in_f, node->bias ? &one : &zero, y, out_f);
-    if (st != CUBLAS_STATUS_SUCCESS) return rn_cublas_fail(node, "cublasSgemm (forward)", st, err, len);
-    return 0;
-}
-
 int bn_forward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, bool train, char *err, size_t len)
 {
     const rn_node *node = cn->node;
@@ -135,7 +116,7 @@ int rn_node_forward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, bool train, c
     cudnnStatus_t st;
     switch (node->kind) {
     case RN_NODE_CONV2D: return rn_conv_forward(net, cn, n, err, len);
-    case RN_NODE_LINEAR: return linear_forward(net, node, n, err, len);
+    case RN_NODE_LINEAR: return rn_linear_forward(net, cn, n, err, len);
     case RN_NODE_BATCHNORM2D: return bn_forward(net, cn, n, train, err, len);
     case RN_NODE_RELU:  // without a layer: a residual block's activation (container.c's form)
         rc = node->layer ? rn_cuda_relu_forward(x, y, total, net->compute, err, len)

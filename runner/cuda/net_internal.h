@@ -53,6 +53,8 @@ struct rn_cuda_node {
     bool bn_train;                          // bn: the last forward used batch stats
     uint8_t *mask;                          // dropout: the last train forward's mask
     bool drop_train;                        // dropout: the last forward dropped
+    uint16_t *x16, *w16;                    // conv / linear under bf16 / fp16: the forward's
+                                            //   16-bit input and weights, which backward reads
 };
 
 // A parameter or buffer on the device: value, gradient (NULL for buffers), optimizer state.
@@ -100,10 +102,11 @@ struct rn_cuda_net {
     void *aug_plan;                         // the plan's arrays copied to the device
     size_t aug_plan_bytes;
     float *aug_zero_host;                   // the padding fill aug_zero holds (c floats)
-    // bf16 / fp16: the 16-bit operands of the running convolution or linear node, shared by all
-    // (nodes run one after another on the compute stream), each sized for the largest at
-    // max_batch: inputs and input gradients (x), filters, weights and their gradients (w),
-    // outputs and output gradients (y). NULL under fp32.
+    // bf16 / fp16: the 16-bit results of the running node, shared by all (nodes run one after
+    // another on the compute stream), each sized for the largest at max_batch: a convolution's
+    // input gradient (x) and filter gradient (w), any node's output or output gradient (y); also
+    // Find's operands. (The forward's x and W are per node: rn_cuda_node.x16, w16.) NULL under
+    // fp32.
     uint16_t *half_x, *half_w, *half_y;
     int *found_inf;                         // net_grad_unscale's flag (allocated on first use)
 };
@@ -165,10 +168,12 @@ int rn_conv_backward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, bool want_dx
 rn_conv_algos *rn_conv_find(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, bool fwd, bool data,
                             bool filter, char *err, size_t len);
 
-// net_half.cu: bf16 / fp16 compute. The 16-bit type of the net's precision for cuBLAS.
+// net_half.cu: bf16 / fp16 compute. "fp32", "bf16", "fp16" for messages; the 16-bit type of the
+// net's precision for cuBLAS.
+const char *rn_precision_label(int precision);
 cudaDataType_t rn_half_cublas_type(const rn_cuda_net *net);
-// The shared half scratch (half_x, half_w, half_y) sized from desc's convolution and linear
-// nodes; an out-of-memory names the node that needs the most. A no-op under fp32.
+// Each convolution and linear node's x16 and w16, and the shared half scratch (half_x, half_w,
+// half_y) sized for the largest need; an out-of-memory names the node. A no-op under fp32.
 int rn_half_create(rn_cuda_net *net, char *err, size_t len);
 // n floats of x into the 16-bit type at h, and back into y (added when acc); err names node.
 int rn_half_narrow(rn_cuda_net *net, const rn_node *node, const float *x, uint16_t *h, int64_t n,
@@ -179,11 +184,11 @@ int rn_half_widen(rn_cuda_net *net, const rn_node *node, const uint16_t *h, floa
 // cuDNN may refuse a shape in 16 bits it takes in float32 (grouped convolutions, old GPUs).
 int rn_half_cudnn_fail(const rn_cuda_net *net, const rn_node *node, const char *what,
                        cudnnStatus_t st, char *err, size_t len);
-// Linear nodes under bf16 / fp16: cublasGemmEx on the 16-bit x, W and dy, float32 C and bias.
-int rn_linear_half_forward(rn_cuda_net *net, const rn_node *node, int64_t n, char *err,
-                           size_t len);
-int rn_linear_half_backward(rn_cuda_net *net, const rn_node *node, int64_t n, bool want_dx,
-                            bool acc, bool want_dw, char *err, size_t len);
+// net_linear.cu: linear nodes in every precision (cublasGemmEx, float32 C). Backward's acc: the
+// input gradient is added to (beta = 1).
+int rn_linear_forward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, char *err, size_t len);
+int rn_linear_backward(rn_cuda_net *net, rn_cuda_node *cn, int64_t n, bool want_dx, bool acc,
+                       bool want_dw, bool want_db, char *err, size_t len);
 
 // net_forward.cu: sets cn's x_desc and y_desc (NCHW) for batch n, and under bf16 / fp16 a
 // convolution's hx_desc and hy_desc.
