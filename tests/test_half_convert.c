@@ -23,19 +23,9 @@
 #include "cpu_matmul.h"
 #include "rn_test.h"
 
-static float from_bits(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static uint32_t bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
+/* The float's bits and back: amp_elem.h's own. */
+#define bits rn_f32_bits
+#define from_bits rn_f32_from_bits
 
 /* The bfloat16 nearest to f, found by comparing distances in double (exact for these values). */
 static uint16_t ref_bf16(float f)

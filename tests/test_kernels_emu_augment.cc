@@ -54,6 +54,18 @@ std::vector<float> batch_x()
     return x;
 }
 
+// The batch's labels (sample id mod K) into labels, and their one-hot soft targets.
+std::vector<float> one_hot(std::vector<int32_t> &labels)
+{
+    labels.assign(N, 0);
+    std::vector<float> t(N * K, 0.0f);
+    for (int64_t i = 0; i < N; i++) {
+        labels[i] = static_cast<int32_t>(ids[i] % K);
+        t[i * K + labels[i]] = 1.0f;
+    }
+    return t;
+}
+
 rn_batch make_batch(float *x, float *soft = nullptr, const int32_t *labels = nullptr)
 {
     rn_batch b;
@@ -94,12 +106,8 @@ int samples_changed(const std::vector<float> &a, const std::vector<float> &b)
 void check_mix(void *reg, bool elem)
 {
     const std::vector<float> x0 = batch_x();
-    std::vector<int32_t> labels(N);
-    std::vector<float> t0(N * K, 0.0f);
-    for (int64_t i = 0; i < N; i++) {
-        labels[i] = static_cast<int32_t>(ids[i] % K);
-        t0[i * K + labels[i]] = 1.0f;
-    }
+    std::vector<int32_t> labels;
+    const std::vector<float> t0 = one_hot(labels);
     std::vector<float> x_cpu = x0, t_cpu = t0;
     rn_batch b = make_batch(x_cpu.data(), t_cpu.data(), labels.data());
     const emu_setting set[] = {{"prob", 'n', elem ? 0.8 : 1.0, nullptr},
@@ -252,12 +260,8 @@ void check_empty()
 void check_device_path(void *reg, const char *id, const emu_setting *set, int n_set, bool soft)
 {
     const std::vector<float> x0 = batch_x();
-    std::vector<int32_t> labels(N);
-    std::vector<float> t0(N * K, 0.0f);
-    for (int64_t i = 0; i < N; i++) {
-        labels[i] = static_cast<int32_t>(ids[i] % K);
-        t0[i * K + labels[i]] = 1.0f;
-    }
+    std::vector<int32_t> labels;
+    const std::vector<float> t0 = one_hot(labels);
     std::vector<float> x_cpu = x0, t_cpu = t0;
     rn_batch b = make_batch(x_cpu.data(), soft ? t_cpu.data() : nullptr, labels.data());
     CHECK(emu_augment_apply(reg, id, set, n_set, &b) == RN_OK);
