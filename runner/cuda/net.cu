@@ -156,13 +156,18 @@ int create_params(rn_cuda_net *net, const rn_param_ref *params, int n_params, ch
 {
     net->params = static_cast<rn_cuda_param *>(std::calloc(n_params ? n_params : 1,
                                                            sizeof(rn_cuda_param)));
-    if (!net->params) return rn_node_fail(nullptr, "create", "out of host memory", err, len);
+    net->step_tensors = static_cast<rn_mt_tensor *>(std::calloc(n_params ? n_params : 1,
+                                                                sizeof(rn_mt_tensor)));
+    if (!net->params || !net->step_tensors)
+        return rn_node_fail(nullptr, "create", "out of host memory", err, len);
     net->n_params = n_params;
     int64_t most = 0;
     for (int i = 0; i < n_params; i++) {
         rn_cuda_param *p = &net->params[i];
         p->numel = param_numel(&params[i]);
         if (p->numel > most) most = p->numel;
+        if (params[i].grad)  // net_grad_sumsq sums each gradient at most once per call
+            net->partial_count += static_cast<size_t>((p->numel + RN_MT_CHUNK - 1) / RN_MT_CHUNK);
         const size_t bytes = static_cast<size_t>(p->numel) * sizeof(float);
         const rn_node *o = owner(net->desc, i);
         char what[160];
@@ -227,6 +232,17 @@ int create_node(rn_cuda_net *net, rn_cuda_node *cn, char *err, size_t len)
     }
 }
 
+// Pinned host memory for what the net reads back every step; "network: out of pinned host
+// memory: <bytes> bytes for <what>".
+int host_alloc(void **p, size_t bytes, const char *what, char *err, size_t len)
+{
+    if (cudaHostAlloc(p, bytes ? bytes : 1, cudaHostAllocDefault) == cudaSuccess) return 0;
+    cudaGetLastError();
+    *p = nullptr;
+    std::snprintf(err, len, "network: out of pinned host memory: %zu bytes for %s", bytes, what);
+    return -1;
+}
+
 int create_io(rn_cuda_net *net, char *err, size_t len)
 {
     const rn_net *d = net->desc;
@@ -250,7 +266,17 @@ int create_io(rn_cuda_net *net, char *err, size_t len)
                       "the per-sample hits", err, len) ||
            node_alloc(reinterpret_cast<void **>(&net->scratch),
                       static_cast<size_t>(net->scratch_floats) * sizeof(float), nullptr,
-                      "gradient scratch", err, len)
+                      "gradient scratch", err, len) ||
+           host_alloc(reinterpret_cast<void **>(&net->row_loss_host), b * sizeof(double),
+                      "the per-sample losses", err, len) ||
+           host_alloc(reinterpret_cast<void **>(&net->hits_host), b * sizeof(int32_t),
+                      "the per-sample hits", err, len) ||
+           node_alloc(reinterpret_cast<void **>(&net->partial),
+                      net->partial_count * sizeof(double), nullptr,
+                      "the gradient norm's chunk sums", err, len) ||
+           host_alloc(reinterpret_cast<void **>(&net->partial_host),
+                      net->partial_count * sizeof(double), "the gradient norm's chunk sums", err,
+                      len)
                ? -1
                : 0;
 }
@@ -379,11 +405,15 @@ extern "C" void rn_cuda_net_destroy(rn_cuda_net *net)
                     net->aug_plan, net->half_x, net->half_w, net->half_y,
                     net->found_inf};
     for (void *b : bufs) cudaFree(b);
+    for (void *b : {static_cast<void *>(net->row_loss_host), static_cast<void *>(net->hits_host),
+                    static_cast<void *>(net->partial_host)})
+        if (b) cudaFreeHost(b);
     for (int i = 0; i < net->n_plans; i++) {
         cudaFree(net->plans[i].dev);
         std::free(net->plans[i].host);
     }
     std::free(net->plans);
+    std::free(net->step_tensors);
     std::free(net->aug_zero_host);
     if (net->cublas) cublasDestroy(net->cublas);
     if (net->cudnn) cudnnDestroy(net->cudnn);

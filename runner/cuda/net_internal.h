@@ -89,14 +89,18 @@ struct rn_cuda_net {
     int64_t classes;                        // the logits' width
     double *row_loss;                       // max_batch
     int32_t *hits;                          // max_batch
+    double *row_loss_host;                  // pinned host copies the loss reads back into
+    int32_t *hits_host;                     //   (max_batch each): no allocation per step
     float *scratch;                         // the largest tensor or parameter, for gradients
     int64_t scratch_floats;                 //   that must be accumulated and cuDNN's Find outputs
     float *pscratch;                        // 2 x the largest parameter: frozen params' gradients
     void *workspace;                        // cuDNN's, shared, grown to the largest need
     size_t workspace_bytes;
     struct rn_step_plan *plans;             // net_step's uploaded groups (RN_STEP_PLANS)
+    rn_mt_tensor *step_tensors;             // net_step's table under construction (n_params)
     int n_plans;
-    double *partial;                        // net_grad_sumsq's chunk sums
+    double *partial;                        // net_grad_sumsq's chunk sums, device and pinned host:
+    double *partial_host;                   //   partial_count, every gradient's chunks at once
     size_t partial_count;
     float *aug_x0, *aug_t0, *aug_zero;      // net_augment's scratch (allocated on first use)
     void *aug_plan;                         // the plan's arrays copied to the device

@@ -71,13 +71,13 @@ extern "C" int rn_cuda_net_loss(rn_cuda_net *net, int64_t n, const rn_cuda_loss 
     if (rc || (correct && rn_cuda_row_hits(logits, n, k, net->loss_labels, t, net->hits,
                                            net->compute, err, len)))
         return rn_node_wrap(nullptr, "net_loss", err, len);
-    std::vector<double> rows(static_cast<size_t>(n));
-    std::vector<int32_t> hits(correct ? static_cast<size_t>(n) : 0);
+    const double *rows = net->row_loss_host;
+    const int32_t *hits = net->hits_host;
     cudaError_t ce;
-    if ((ce = cudaMemcpyAsync(rows.data(), net->row_loss, rows.size() * sizeof(double),
+    if ((ce = cudaMemcpyAsync(net->row_loss_host, net->row_loss, n * sizeof(double),
                               cudaMemcpyDeviceToHost, net->compute)) != cudaSuccess ||
         (correct &&
-         (ce = cudaMemcpyAsync(hits.data(), net->hits, hits.size() * sizeof(int32_t),
+         (ce = cudaMemcpyAsync(net->hits_host, net->hits, n * sizeof(int32_t),
                                cudaMemcpyDeviceToHost, net->compute)) != cudaSuccess) ||
         (ce = cudaStreamSynchronize(net->compute)) != cudaSuccess)
         return rn_cuda_fail(nullptr, "net_loss: reading the loss", ce, err, len);
@@ -104,17 +104,10 @@ extern "C" int rn_cuda_net_grad_sumsq(rn_cuda_net *net, const int *idx, int n, d
         chunks += static_cast<size_t>((net->params[idx[j]].numel + RN_MT_CHUNK - 1) / RN_MT_CHUNK);
     *sumsq = 0.0;
     if (chunks == 0) return 0;
-    if (chunks > net->partial_count) {
-        size_t have = net->partial_count * sizeof(double);
-        void *p = net->partial;
-        // Review fix: rn_net_grow frees the old buffer before allocating, so store what it leaves
-        // (NULL and 0 on failure) even when it fails; keeping the freed pointer would let the
-        // next call write into it and net_destroy free it twice.
-        const int rc = rn_net_grow(&p, &have, chunks * sizeof(double), "network",
-                                   "gradient norm", "the chunk sums", err, len);
-        net->partial = static_cast<double *>(p);
-        net->partial_count = have / sizeof(double);
-        if (rc) return -1;
+    if (chunks > net->partial_count) {  // a parameter listed twice
+        std::snprintf(err, len, "net_grad_sumsq: %zu chunks, room for %zu (a parameter given "
+                      "twice?)", chunks, net->partial_count);
+        return -1;
     }
     size_t off = 0;
     for (int j = 0; j < n; j++) {
@@ -123,14 +116,14 @@ extern "C" int rn_cuda_net_grad_sumsq(rn_cuda_net *net, const int *idx, int n, d
             return rn_node_wrap(nullptr, "net_grad_sumsq", err, len);
         off += static_cast<size_t>((p->numel + RN_MT_CHUNK - 1) / RN_MT_CHUNK);
     }
-    std::vector<double> part(chunks);
     cudaError_t rc;
-    if ((rc = cudaMemcpyAsync(part.data(), net->partial, chunks * sizeof(double),
+    if ((rc = cudaMemcpyAsync(net->partial_host, net->partial, chunks * sizeof(double),
                               cudaMemcpyDeviceToHost, net->compute)) != cudaSuccess ||
         (rc = cudaStreamSynchronize(net->compute)) != cudaSuccess)
         return rn_cuda_fail(nullptr, "net_grad_sumsq: reading the sums", rc, err, len);
     double total = 0.0;
-    for (double v : part) total += v;  // tensor by tensor, chunk by chunk: grads.c's order
+    for (size_t c = 0; c < chunks; c++)
+        total += net->partial_host[c];  // tensor by tensor, chunk by chunk: grads.c's order
     *sumsq = total;
     return 0;
 }
@@ -287,7 +280,11 @@ extern "C" int rn_cuda_net_step(rn_cuda_net *net, const int *idx, int n, const r
 {
     if (n <= 0) return 0;
     if (check_grads(net, "net_step", idx, n, err, len)) return -1;
-    std::vector<rn_mt_tensor> ts(static_cast<size_t>(n));
+    if (n > net->n_params) {
+        std::snprintf(err, len, "net_step: %d parameters, the net has %d", n, net->n_params);
+        return -1;
+    }
+    rn_mt_tensor *ts = net->step_tensors;
     for (int j = 0; j < n; j++) {
         const rn_cuda_param *p = &net->params[idx[j]];
         float *s[3] = {nullptr, nullptr, nullptr};
@@ -303,7 +300,7 @@ extern "C" int rn_cuda_net_step(rn_cuda_net *net, const int *idx, int n, const r
         }
         ts[j] = rn_mt_tensor{p->value, p->grad, s[0], s[1], s[2], p->numel};
     }
-    rn_step_plan *plan = step_plan(net, ts.data(), n, err, len);
+    rn_step_plan *plan = step_plan(net, ts, n, err, len);
     if (!plan) return -1;
     if (plan->n_chunks == 0) return 0;
     const size_t t_bytes = n * sizeof(rn_mt_tensor);
