@@ -2,11 +2,13 @@
  * block is one layer), forward and backward, on the CPU. For issue 8's profiling: the whole
  * step through the model API as the trainer runs it, and each top-level layer timed alone.
  *
- *   bench_layers [MODEL] [C H W] [batch] [iters] [bf16]
+ *   bench_layers [MODEL] [C H W] [batch] [iters] [bf16] [plain]
  *   bench_layers 'models.mnist_cnn{ classes = 10 }' 1 28 28 128 30
  *   bench_layers 'models.resnet8{ in_channels = 1, classes = 10 }' 1 28 28 128 30 bf16
  *
- * MODEL is a recipe expression over recipes/lib (models, nn); the default is the MNIST CNN. */
+ * MODEL is a recipe expression over recipes/lib (models, nn); the default is the MNIST CNN.
+ * `plain` keeps every activation plain NCHW (rn_model_set_layouts(m, false)), to measure what
+ * the blocked layouts between layers save. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,11 +24,20 @@ int main(int argc, char **argv)
             w = argc > 4 ? atoll(argv[4]) : 28;
     int64_t batch = argc > 5 ? atoll(argv[5]) : 128;
     int iters = argc > 6 ? atoi(argv[6]) : 30;
-    int bf16 = argc > 7 && strcmp(argv[7], "bf16") == 0;
+    int bf16 = 0, plain = 0;
+    for (int i = 7; i < argc; i++) {
+        bf16 |= strcmp(argv[i], "bf16") == 0;
+        plain |= strcmp(argv[i], "plain") == 0;
+    }
     rn_model m;
     if (rn_test_model_from_lua(&m, "/tmp", expr, rn_shape_make(3, (int64_t[]){c, h, w}), batch))
         return 1;
     if (bf16) rn_model_set_bf16(&m, true);
+    char err[256];
+    if (plain && rn_model_set_layouts(&m, false, err, sizeof err)) {
+        fprintf(stderr, "bench: %s\n", err);
+        return 1;
+    }
     const int n = m.n_layers;
     rn_layer **ls = m.layers;
     int32_t *labels = malloc((size_t)batch * sizeof *labels);
@@ -68,8 +79,9 @@ int main(int argc, char **argv)
     }
     double tm = (omp_get_wtime() - t0) / iters, sum = 0;
     for (int i = 0; i < n; i++) sum += (tf[i] + tb[i]) / iters;
-    printf("%s, batch %lld, %d threads%s: %.1f ms/step, %.0f images/s (layers alone: %.1f ms)\n",
-           expr, (long long)batch, omp_get_max_threads(), bf16 ? ", bf16" : "", 1e3 * tm,
+    printf("%s, batch %lld, %d threads%s%s: %.1f ms/step, %.0f images/s (layers alone: %.1f ms)\n",
+           expr, (long long)batch, omp_get_max_threads(), bf16 ? ", bf16" : "",
+           plain ? ", plain" : "", 1e3 * tm,
            batch / tm, 1e3 * sum);
     for (int i = 0; i < n; i++) {
         char name[96];

@@ -92,6 +92,10 @@ add_dependencies(bench_loader random_crop hflip random_erasing cutmix_or_mixup)
 # rn_net_describe: the graph other backends build from, run on the CPU against the model
 rn_add_test(test_net SOURCES test_net.c LIBS rn_core)
 target_compile_definitions(test_net PRIVATE RN_RECIPES_DIR="${PROJECT_SOURCE_DIR}/recipes")
+# blocked activation layouts (runner/nn/layer.h): where the zoo's models block, and that a
+# blocked model trains bit for bit like its plain copy
+rn_add_test(test_layout SOURCES test_layout.c LIBS rn_core)
+target_compile_definitions(test_layout PRIVATE RN_RECIPES_DIR="${PROJECT_SOURCE_DIR}/recipes")
 
 # Not a test: `bench_layers [MODEL C H W batch iters bf16]`: a zoo model's train step, layer by
 # layer (tests/bench_layers.c).

@@ -166,7 +166,7 @@ static int conv_mds(const rn_cpu_conv_desc *d, int bf, dnnl_memory_desc_t *src,
                     char *err, size_t errlen)
 {
     dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
-    int any = d->blocked || d->bf16;
+    int any = d->blocked || d->bf16 || d->src_blocked || d->dst_blocked;
     dnnl_format_tag_t act = any ? dnnl_format_tag_any : dnnl_nchw;
     if (!d->bf16) bf = 0;
 #define DT(bit) ((bf & (bit)) ? dnnl_bf16 : dnnl_f32)
@@ -303,7 +303,8 @@ int rn_cpu_conv_plan_create(rn_cpu_conv_plan **out, const rn_cpu_conv_desc *d, c
         d->ph < 0 || d->pw < 0 || d->dh < 1 || d->dw < 1 || d->groups < 1 ||
         d->ic % d->groups || d->oc % d->groups ||
         d->oh != (d->ih + 2 * d->ph - ekh) / d->sh + 1 ||
-        d->ow != (d->iw + 2 * d->pw - ekw) / d->sw + 1 || d->oh < 1 || d->ow < 1) {
+        d->ow != (d->iw + 2 * d->pw - ekw) / d->sw + 1 || d->oh < 1 || d->ow < 1 ||
+        (d->src_blocked && d->ic % 16) || (d->dst_blocked && d->oc % 16)) {
         snprintf(err, errlen, "oneDNN convolution: inconsistent geometry");
         return -1;
     }
@@ -315,10 +316,12 @@ int rn_cpu_conv_plan_create(rn_cpu_conv_plan **out, const rn_cpu_conv_desc *d, c
     p->d = *d;
     if (rn_cpu_engine(&p->eng, &p->strm, err, errlen)) goto fail;
     dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
-    if (dnnl_memory_desc_init_by_tag(&p->src_md, 4, sd, dnnl_f32, dnnl_nchw) ||
+    if (dnnl_memory_desc_init_by_tag(&p->src_md, 4, sd, dnnl_f32,
+                                     d->src_blocked ? dnnl_nChw16c : dnnl_nchw) ||
         weights_md_init(&p->w_md, d, 0, dnnl_f32) ||
         dnnl_memory_desc_init_by_tag(&p->b_md, 1, bd, dnnl_f32, dnnl_x) ||
-        dnnl_memory_desc_init_by_tag(&p->dst_md, 4, dd, dnnl_f32, dnnl_nchw) ||
+        dnnl_memory_desc_init_by_tag(&p->dst_md, 4, dd, dnnl_f32,
+                                     d->dst_blocked ? dnnl_nChw16c : dnnl_nchw) ||
         dnnl_primitive_attr_create(&p->attr) ||
         dnnl_primitive_attr_set_scratchpad_mode(p->attr, dnnl_scratchpad_mode_user)) {
         snprintf(err, errlen, "oneDNN convolution: cannot describe the memory");

@@ -2,7 +2,7 @@
  *
  * A plan is built once per shape (batch size included) and holds the forward, backward-data and
  * backward-weights primitives, their scratchpad and any layout-reorder buffers, so executing it
- * allocates nothing. Callers pass plain NCHW activations and OIHW weights (float32, row-major;
+ * allocates nothing. Callers pass NCHW (or, see src_blocked, nChw16c) activations and OIHW weights (float32, row-major;
  * with G groups, output channels [g OC/G, (g+1) OC/G) see input channels [g IC/G, (g+1) IC/G),
  * as in PyTorch). */
 #ifndef RN_CPU_CONV_H
@@ -31,6 +31,11 @@ typedef struct rn_cpu_conv_desc {
      * weight gradients stay float32 (the bias gradient sums the bf16-rounded output gradient).
      * Layouts are then always oneDNN's choice. */
     bool bf16;
+    /* The caller's input (and input gradient) / output (and output gradient) are oneDNN's
+     * nChw16c instead of NCHW (runner/nn/layer.h's blocked layout; that side's channels a multiple
+     * of 16, and the plan then blocked). Where the primitive's own layout is the same, which is
+     * what it picks for such channels, it reads or writes the caller's buffer with no reorder. */
+    bool src_blocked, dst_blocked;
 } rn_cpu_conv_desc;
 
 typedef struct rn_cpu_conv_plan rn_cpu_conv_plan;

@@ -65,6 +65,7 @@ typedef struct bn_impl {
     rn_tensor b, db;           /* (c): beta */
     rn_tensor rmean, rvar;     /* (c): running stats, buffers */
     double *mean, *invstd;     /* (c): what the last forward normalised with */
+    float *cf;                 /* (4 c): per-channel floats for the blocked layout's passes */
     bool last_train;           /* whether the last forward used batch stats */
 } bn_impl;
 
@@ -80,6 +81,97 @@ static int bn_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, s
     }
     *out = *in;
     return 0;
+}
+
+/* ---- the blocked layout (layer.h): nChw16c, c a multiple of 16 ---------------------------- *
+ * The same sums in the same order per channel as the plain code above (element j of a plane to
+ * partial sum j mod LANES, samples in order, the partials added in lanes_total's tree), so both
+ * layouts give the same bits; only the loops run across GROUP channels at a time, which are
+ * adjacent in memory here. One OpenMP iteration per group of GROUP channels: a 16-channel layer
+ * still keeps both cores busy. */
+#define BLOCK 16
+#define GROUP 8
+
+/* Writes mean[ch], var[ch] (biased) for the GROUP channels from ch0, from x blocked. */
+static inline void blocked_stats(const float *xs, int64_t n, int64_t c, int64_t hw, int64_t ch0,
+                                 double mean[GROUP], double var[GROUP])
+{
+    const int64_t cb = c / BLOCK, m = n * hw;
+    double acc[LANES][GROUP] = {{0}};
+    for (int64_t i = 0; i < n; i++) {
+        const float *p = xs + (i * cb + ch0 / BLOCK) * hw * BLOCK + ch0 % BLOCK;
+        for (int64_t j = 0; j < hw; j++)
+            for (int k = 0; k < GROUP; k++) acc[j % LANES][k] += p[j * BLOCK + k];
+    }
+    for (int k = 0; k < GROUP; k++) {
+        double t[LANES];
+        for (int q = 0; q < LANES; q++) t[q] = acc[q][k];
+        mean[k] = lanes_total(t) / (double)m;
+    }
+    double sq[LANES][GROUP] = {{0}};
+    for (int64_t i = 0; i < n; i++) {
+        const float *p = xs + (i * cb + ch0 / BLOCK) * hw * BLOCK + ch0 % BLOCK;
+        for (int64_t j = 0; j < hw; j++)
+            for (int k = 0; k < GROUP; k++) {
+                double d = (double)p[j * BLOCK + k] - mean[k];
+                sq[j % LANES][k] += d * d;
+            }
+    }
+    for (int k = 0; k < GROUP; k++) {
+        double t[LANES];
+        for (int q = 0; q < LANES; q++) t[q] = sq[q][k];
+        var[k] = lanes_total(t) / (double)m;
+    }
+}
+
+/* sg[ch] = sum dy, sgx[ch] = sum dy (x - mean) for the GROUP channels from ch0. */
+static inline void blocked_dot(const float *g, const float *xs, int64_t n, int64_t c, int64_t hw,
+                               int64_t ch0, const double *mean, double sg[GROUP],
+                               double sgx[GROUP])
+{
+    const int64_t cb = c / BLOCK;
+    double lg[LANES][GROUP] = {{0}}, lgx[LANES][GROUP] = {{0}};
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t at = (i * cb + ch0 / BLOCK) * hw * BLOCK + ch0 % BLOCK;
+        const float *p = xs + at, *q = g + at;
+        for (int64_t j = 0; j < hw; j++)
+            for (int k = 0; k < GROUP; k++) {
+                lg[j % LANES][k] += q[j * BLOCK + k];
+                lgx[j % LANES][k] += q[j * BLOCK + k] * ((double)p[j * BLOCK + k] - mean[k]);
+            }
+    }
+    for (int k = 0; k < GROUP; k++) {
+        double t[LANES], u[LANES];
+        for (int q = 0; q < LANES; q++) {
+            t[q] = lg[q][k];
+            u[q] = lgx[q][k];
+        }
+        sg[k] = lanes_total(t);
+        sgx[k] = lanes_total(u);
+    }
+}
+
+/* out = (a - b[ch]) s[ch] + t[ch] over a blocked tensor: batch norm's forward (a = x, b = mean,
+ * s = gamma invstd, t = beta) and, with r = dy, its backward (see bn_backward). */
+RN_VECTOR_CLONES
+static void blocked_apply(float *out, const float *a, const float *r, int64_t n, int64_t c,
+                          int64_t hw, const float *b, const float *s, const float *t,
+                          const float *k)
+{
+    const int64_t cb = c / BLOCK;
+#pragma omp parallel for schedule(static) if (n * c * hw > 16384)
+    for (int64_t nb = 0; nb < n * cb; nb++) {
+        const int64_t c0 = (nb % cb) * BLOCK, at = nb * hw * BLOCK;
+        const float *pa = a + at, *pr = r ? r + at : NULL;
+        float *po = out + at;
+        for (int64_t j = 0; j < hw; j++)
+            for (int q = 0; q < BLOCK; q++) {
+                const int64_t e = j * BLOCK + q;
+                /* forward: (x - mean) a + beta; backward: dy k + (x - mean) u + v */
+                po[e] = pr ? pr[e] * k[c0 + q] + (pa[e] - b[c0 + q]) * s[c0 + q] + t[c0 + q]
+                           : (pa[e] - b[c0 + q]) * s[c0 + q] + t[c0 + q];
+            }
+    }
 }
 
 /* x, y (n, c, h, w). Train: batch mean and biased variance normalise; the running variance gets
@@ -102,6 +194,39 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
     const float *xs = x->data, *gamma = b->w.data, *beta = b->b.data;
     float *ys = y->data, *rm = b->rmean.data, *rv = b->rvar.data;
     const double eps = b->eps, mom = b->momentum;
+    if (l->in_blocked) {
+        float *mf = b->cf, *af = b->cf + c;
+#pragma omp parallel for schedule(static) if (m * c > 16384)
+        for (int64_t g = 0; g < c / GROUP; g++) {
+            const int64_t ch0 = g * GROUP;
+            double mean[GROUP], var[GROUP];
+            if (train) {
+                blocked_stats(xs, n, c, hw, ch0, mean, var);
+            } else {
+                for (int k = 0; k < GROUP; k++) {
+                    mean[k] = rm[ch0 + k];
+                    var[k] = rv[ch0 + k];
+                }
+            }
+            for (int k = 0; k < GROUP; k++) {
+                const int64_t ch = ch0 + k;
+                if (train) {
+                    rm[ch] = (float)((1.0 - mom) * rm[ch] + mom * mean[k]);
+                    rv[ch] = (float)((1.0 - mom) * rv[ch] +
+                                     mom * var[k] * (double)m / (double)(m - 1));
+                }
+                double is = 1.0 / sqrt(var[k] + eps);
+                b->mean[ch] = mean[k];
+                b->invstd[ch] = is;
+                af[ch] = (float)(gamma[ch] * is);
+                mf[ch] = (float)mean[k];
+            }
+        }
+        blocked_apply(ys, xs, NULL, n, c, hw, mf, af, beta, NULL);
+        if (train) l->calls++;
+        b->last_train = train;
+        return 0;
+    }
 #pragma omp parallel for schedule(static) if (m * c > 16384)
     for (int64_t ch = 0; ch < c; ch++) {
         double mean, var;
@@ -152,6 +277,34 @@ static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, cons
     if (!gx && w_frozen && b_frozen) return 0;
     /* the batch sums feed the param grads and the train-mode dx only */
     const bool sums = train || !w_frozen || !b_frozen;
+    if (l->in_blocked) {
+        float *mf = b->cf, *kf = b->cf + c, *uf = b->cf + 2 * c, *vf = b->cf + 3 * c;
+#pragma omp parallel for schedule(static) if (m * c > 16384)
+        for (int64_t grp = 0; grp < c / GROUP; grp++) {
+            const int64_t ch0 = grp * GROUP;
+            double sg[GROUP] = {0}, sgx[GROUP] = {0};
+            if (sums) blocked_dot(g, xs, n, c, hw, ch0, b->mean + ch0, sg, sgx);
+            for (int q = 0; q < GROUP; q++) {
+                const int64_t ch = ch0 + q;
+                const double mean = b->mean[ch], is = b->invstd[ch];
+                if (!b_frozen) dbeta[ch] = (float)sg[q];
+                if (!w_frozen) dgamma[ch] = (float)(sgx[q] * is);
+                const double k = gamma[ch] * is;
+                double u = 0.0, v = 0.0;
+                if (train) {
+                    double mg = sg[q] / (double)m, mgx = sgx[q] * is / (double)m;
+                    u = -k * mgx * is;
+                    v = -k * mg;
+                }
+                kf[ch] = (float)k;
+                uf[ch] = (float)u;
+                vf[ch] = (float)v;
+                mf[ch] = (float)mean;
+            }
+        }
+        if (gx) blocked_apply(gx, xs, g, n, c, hw, mf, uf, vf, kf);
+        return 0;
+    }
 #pragma omp parallel for schedule(static) if (m * c > 16384)
     for (int64_t ch = 0; ch < c; ch++) {
         const double mean = b->mean[ch], is = b->invstd[ch];
@@ -191,6 +344,7 @@ static void bn_destroy(rn_layer *l)
     rn_tensor_free(&b->rvar);
     free(b->mean);
     free(b->invstd);
+    free(b->cf);
 }
 
 static void bn_ops_describe(const rn_layer *l, rn_node *node)
@@ -209,6 +363,7 @@ static const rn_layer_ops bn_ops = {
     .backward = bn_backward,
     .destroy = bn_destroy,
     .describe = bn_ops_describe,
+    .layouts = RN_LAYOUT_IN | RN_LAYOUT_OUT | RN_LAYOUT_SAME, /* per channel, either layout */
 };
 
 rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, double momentum,
@@ -234,7 +389,8 @@ rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, 
     rn_shape cs = rn_shape_make(1, (int64_t[]){channels});
     b->mean = calloc((size_t)channels, sizeof *b->mean);
     b->invstd = calloc((size_t)channels, sizeof *b->invstd);
-    int bad = !b->mean || !b->invstd || rn_tensor_alloc(&b->w, cs) ||
+    b->cf = calloc(4 * (size_t)channels, sizeof *b->cf);
+    int bad = !b->mean || !b->invstd || !b->cf || rn_tensor_alloc(&b->w, cs) ||
               rn_tensor_alloc(&b->dw, cs) || rn_tensor_alloc(&b->b, cs) ||
               rn_tensor_alloc(&b->db, cs) || rn_tensor_alloc(&b->rmean, cs) ||
               rn_tensor_alloc(&b->rvar, cs) ||

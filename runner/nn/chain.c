@@ -30,6 +30,7 @@ static void free_buffers(rn_chain *c)
     rn_ffree(c->gpool[1]);
     free(c->trains);
     free(c->params_before);
+    free(c->blocked);
     free(c->params);
     free(c->where);
 }
@@ -54,7 +55,9 @@ int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_
     c->grads = calloc((size_t)n + 1, sizeof *c->grads);
     c->trains = calloc((size_t)n + 1, sizeof *c->trains);
     c->params_before = calloc((size_t)n + 1, sizeof *c->params_before);
-    if (!c->where || !c->acts || !c->grads || !c->trains || !c->params_before) goto oom;
+    c->blocked = calloc((size_t)n + 1, sizeof *c->blocked);
+    if (!c->where || !c->acts || !c->grads || !c->trains || !c->params_before || !c->blocked)
+        goto oom;
     if (n < 1) {
         rn_nn_err(err, errlen, "%s: expected at least one layer", where);
         goto fail;
@@ -157,6 +160,69 @@ int rn_chain_backward(rn_chain *c, const rn_tensor *x, const rn_tensor *y, const
         }
     }
     return 0;
+}
+
+static unsigned layer_layouts(const rn_layer *l)
+{
+    return l->ops->layouts_of ? l->ops->layouts_of(l) : l->ops->layouts;
+}
+
+/* Element-wise layers (RN_LAYOUT_SAME) tie the activations on their two sides together, so the
+ * activations fall into runs, each with one layout: blocked when the run's shapes allow it, the
+ * layer before the run can give it, the layer after the run can take it and no fixed end of the
+ * chain in the run is plain. Writes blocked[0..n]; returns nonzero when an end the caller wants
+ * blocked lies in a run that cannot be. */
+static int solve(const rn_chain *c, bool in_blocked, bool out_blocked, bool allow, bool *blocked)
+{
+    const int n = c->n;
+    for (int s = 0; s <= n;) {
+        int e = s;
+        while (e < n && (layer_layouts(c->layers[e]) & RN_LAYOUT_SAME)) e++;
+        bool ok = allow, want = false;
+        for (int b = s; b <= e; b++) {
+            const rn_shape *sh = &c->acts[b].shape;
+            if (sh->ndim != 4 || sh->d[1] % 16 != 0) ok = false;
+            if (b > 0 && !(layer_layouts(c->layers[b - 1]) & RN_LAYOUT_OUT)) ok = false;
+            if (b < n && !(layer_layouts(c->layers[b]) & RN_LAYOUT_IN)) ok = false;
+            if ((b == 0 && !in_blocked) || (b == n && !out_blocked)) ok = false;
+            if ((b == 0 && in_blocked) || (b == n && out_blocked)) want = true;
+        }
+        if (want && !ok) return -1;
+        for (int b = s; b <= e; b++) blocked[b] = ok;
+        s = e + 1;
+    }
+    return 0;
+}
+
+int rn_chain_set_layouts(rn_chain *c, bool in_blocked, bool out_blocked, bool allow, char *err,
+                         size_t errlen)
+{
+    if (solve(c, in_blocked, out_blocked, allow, c->blocked))
+        return rn_nn_err(err, errlen, "%s: cannot run with a blocked %s", c->where,
+                         in_blocked ? "input" : "output");
+    for (int i = 0; i < c->n; i++) {
+        rn_layer *l = c->layers[i];
+        l->in_blocked = c->blocked[i];
+        l->out_blocked = c->blocked[i + 1];
+        char msg[300] = "";
+        if (l->ops->relayout && l->ops->relayout(l, allow, msg, sizeof msg)) {
+            layer_error(err, errlen, c->where, i, l, msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+unsigned rn_chain_layouts(const rn_chain *c)
+{
+    bool *tmp = malloc(((size_t)c->n + 1) * sizeof *tmp);
+    unsigned flags = 0;
+    if (tmp && solve(c, true, true, true, tmp) == 0)
+        flags = RN_LAYOUT_IN | RN_LAYOUT_OUT | RN_LAYOUT_SAME;
+    else if (tmp && solve(c, true, false, true, tmp) == 0)
+        flags = RN_LAYOUT_IN;
+    free(tmp);
+    return flags;
 }
 
 void rn_chain_set_trainable(rn_chain *c, const bool *trainable, bool train_bn)

@@ -17,6 +17,7 @@ typedef struct rn_chain {
     float *gpool[2];       /* the activation gradients' buffers (see rn_chain_init) */
     bool *trains;          /* n: layer i has a parameter to train (a grad, not frozen) */
     bool *params_before;   /* n + 1: some layer before i trains (so layer i must pass dx) */
+    bool *blocked;         /* n + 1: acts[i] and grads[i] are in the blocked layout (layer.h) */
     rn_param_ref *params;  /* every layer's params in order (borrowed from the layers) */
     int n_params;
     char *where;           /* error prefix, e.g. "model.layers" -> "model.layers[3] (...)" */
@@ -43,6 +44,18 @@ int rn_chain_backward(rn_chain *c, const rn_tensor *x, const rn_tensor *y, const
  * (entries of buffers ignored), or NULL for all trainable. train_bn: batch norm weights and biases
  * stay trainable whatever `trainable` says (see rn_model_set_trainable). */
 void rn_chain_set_trainable(rn_chain *c, const bool *trainable, bool train_bn);
+
+/* Picks each activation's layout (layer.h): blocked where the layers on both sides take it
+ * (through element-wise layers, which keep their input's) and C is a multiple of 16; plain
+ * elsewhere. acts[0] gets in_blocked and acts[n] out_blocked, since the caller owns them; allow
+ * false makes every activation plain. Sets each layer's in_blocked / out_blocked and calls its
+ * relayout. Returns 0, or nonzero with one line in err (a blocked end the chain cannot take, or
+ * a layer that could not rebuild; the chain is then unusable until a call succeeds). */
+int rn_chain_set_layouts(rn_chain *c, bool in_blocked, bool out_blocked, bool allow, char *err,
+                         size_t errlen);
+/* The RN_LAYOUT_* flags of a container around this chain: IN | OUT | SAME when it runs with both
+ * ends blocked, IN when only its input can be, 0 otherwise. */
+unsigned rn_chain_layouts(const rn_chain *c);
 
 /* The k-th chain inside a container layer (sequential: 0; residual: 0 the body, 1 the
  * shortcut), for printing the model; NULL when l has no such chain. */

@@ -61,6 +61,18 @@ static int seq_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, con
     return rn_chain_backward(&s->chain, x, y, dy, dx, l->err, sizeof l->err);
 }
 
+static unsigned seq_layouts(const rn_layer *l)
+{
+    const seq_impl *s = l->impl;
+    return s->ready ? rn_chain_layouts(&s->chain) : 0;
+}
+
+static int seq_relayout(rn_layer *l, bool allow, char *err, size_t errlen)
+{
+    seq_impl *s = l->impl;
+    return rn_chain_set_layouts(&s->chain, l->in_blocked, l->out_blocked, allow, err, errlen);
+}
+
 static void free_pending(rn_layer **layers, int n)
 {
     for (int i = 0; layers && i < n; i++) rn_layer_destroy(layers[i]);
@@ -81,6 +93,8 @@ static const rn_layer_ops seq_ops = {
     .forward = seq_forward,
     .backward = seq_backward,
     .destroy = seq_destroy,
+    .layouts_of = seq_layouts,
+    .relayout = seq_relayout,
 };
 
 rn_layer *rn_sequential_create(const char *name, rn_layer **children, int n, const char *where,
@@ -202,6 +216,28 @@ static int res_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, con
     return 0;
 }
 
+/* The sum and its activation are element-wise, and the identity shortcut passes x on: the block
+ * runs blocked when both chains run with both ends blocked. */
+static unsigned res_layouts(const rn_layer *l)
+{
+    const res_impl *r = l->impl;
+    const unsigned all = RN_LAYOUT_IN | RN_LAYOUT_OUT | RN_LAYOUT_SAME;
+    if (!r->ready || rn_chain_layouts(&r->body) != all ||
+        (r->has_shortcut && rn_chain_layouts(&r->shortcut) != all))
+        return 0;
+    return all;
+}
+
+static int res_relayout(rn_layer *l, bool allow, char *err, size_t errlen)
+{
+    res_impl *r = l->impl;
+    if (rn_chain_set_layouts(&r->body, l->in_blocked, l->out_blocked, allow, err, errlen))
+        return -1;
+    return r->has_shortcut ? rn_chain_set_layouts(&r->shortcut, l->in_blocked, l->out_blocked,
+                                                  allow, err, errlen)
+                           : 0;
+}
+
 static void res_destroy(rn_layer *l)
 {
     res_impl *r = l->impl;
@@ -223,6 +259,8 @@ static const rn_layer_ops res_ops = {
     .forward = res_forward,
     .backward = res_backward,
     .destroy = res_destroy,
+    .layouts_of = res_layouts,
+    .relayout = res_relayout,
 };
 
 rn_layer *rn_residual_create(const char *name, rn_layer **body, int n_body, rn_layer **shortcut,

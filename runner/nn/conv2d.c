@@ -96,10 +96,29 @@ static int conv_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err,
          * beat its im2col+gemm path on plain NCHW by 2-3x, reorders included (MNIST CNN) */
         .blocked = c->in_ch >= 16 || c->out_ch >= 16,
         .bf16 = c->geom.bf16, /* rn_conv2d_set_bf16's, kept across a new shape */
+        .src_blocked = l->in_blocked, .dst_blocked = l->out_blocked, /* the chain's, if set */
     };
     *out = rn_shape_make(4, (int64_t[]){in->d[0], c->out_ch, oh, ow});
     l->err[0] = '\0';
     if (!plan_for(l, in->d[0])) return rn_nn_err(err, errlen, "%s: %s", label, l->err);
+    return 0;
+}
+
+/* The chain has set the layouts: plans for the new ones, the max batch's built now. */
+static int conv_relayout(rn_layer *l, bool allow, char *err, size_t errlen)
+{
+    (void)allow;
+    conv_impl *c = l->impl;
+    if (c->geom.src_blocked == l->in_blocked && c->geom.dst_blocked == l->out_blocked) return 0;
+    drop_plans(c);
+    c->geom.src_blocked = l->in_blocked;
+    c->geom.dst_blocked = l->out_blocked;
+    l->err[0] = '\0';
+    if (!plan_for(l, c->geom.n)) {
+        char label[96];
+        rn_nn_layer_label(l, label, sizeof label);
+        return rn_nn_err(err, errlen, "%s: %s", label, l->err);
+    }
     return 0;
 }
 
@@ -172,6 +191,8 @@ static const rn_layer_ops conv_ops = {
     .backward = conv_backward,
     .destroy = conv_destroy,
     .describe = conv_ops_describe,
+    .layouts = RN_LAYOUT_IN | RN_LAYOUT_OUT,
+    .relayout = conv_relayout,
 };
 
 rn_layer *rn_conv2d_create2(const char *name, const rn_conv2d_args *a, uint64_t seed, char *err,

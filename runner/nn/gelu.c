@@ -56,6 +56,7 @@ static const rn_layer_ops gelu_ops = {
     .forward = gelu_forward,
     .backward = gelu_backward,
     .describe = gelu_ops_describe,
+    .layouts = RN_LAYOUT_IN | RN_LAYOUT_OUT | RN_LAYOUT_SAME, /* element-wise */
 };
 
 rn_layer *rn_gelu_create(void) { return rn_nn_layer_new(&gelu_ops, "", 0, 0); }

@@ -39,6 +39,7 @@ static const rn_layer_ops identity_ops = {
     .backward = identity_backward,
     .output_is_input = true,
     .describe = identity_ops_describe,
+    .layouts = RN_LAYOUT_IN | RN_LAYOUT_OUT | RN_LAYOUT_SAME, /* element-wise */
 };
 
 rn_layer *rn_identity_create(void) { return rn_nn_layer_new(&identity_ops, "", 0, 0); }

@@ -14,6 +14,19 @@
 typedef struct rn_layer rn_layer;
 struct rn_node; /* net.h */
 
+/* Activation layouts. Every activation is plain (N, C, H, W) or (N, F) row-major, except where a
+ * chain (chain.h) makes it blocked: oneDNN's nChw16c, for 4-d activations whose C is a multiple
+ * of 16, with element (n, c, h, w) at ((n C/16 + c/16) H W + h W + w) 16 + c % 16 (the same
+ * numel, and the first k samples of a batch are still a prefix). Between two convolutions, and
+ * through the batch norms and element-wise layers between them, blocked tensors spare oneDNN a
+ * reorder at each convolution's edges in every direction. A gradient has its activation's
+ * layout. A layer states what it handles with these flags (rn_layer_ops.layouts): */
+enum {
+    RN_LAYOUT_IN = 1,   /* it can take a blocked input */
+    RN_LAYOUT_OUT = 2,  /* it can give a blocked output */
+    RN_LAYOUT_SAME = 4, /* its input and output have one layout, whichever (element-wise layers) */
+};
+
 /* One parameter or buffer of a layer, named as PyTorch names it ("conv1.weight"). */
 typedef struct rn_param_ref {
     char *name;       /* full name, owned by the layer */
@@ -44,6 +57,15 @@ typedef struct rn_layer_ops {
     /* Fills node's kind and hyperparameters (net.h) for a backend that builds the layer itself;
      * NULL for containers, which rn_net_describe walks. */
     void (*describe)(const rn_layer *l, struct rn_node *node);
+    /* RN_LAYOUT_* flags; 0 (the default): plain input and output only. */
+    unsigned layouts;
+    /* For a container, whose flags depend on its children: returns them (`layouts` unused). */
+    unsigned (*layouts_of)(const rn_layer *l);
+    /* Called once the chain has set in_blocked / out_blocked (after setup, before any forward),
+     * to rebuild what depends on them; allow is the chain's (false: every activation plain),
+     * for a container to pass to its chains. Returns 0, or nonzero with one line in err. NULL
+     * when the layer just reads the flags. */
+    int (*relayout)(rn_layer *l, bool allow, char *err, size_t errlen);
 } rn_layer_ops;
 
 struct rn_layer {
@@ -56,6 +78,9 @@ struct rn_layer {
                                  norm's num_batches_tracked (its batch-statistics calls). A
                                  backend that runs the layer itself advances it the same way. */
     void *impl;               /* the layer's own state */
+    /* Whether its input / output (and their gradients) are blocked (see RN_LAYOUT_IN); set by
+     * the chain that runs the layer, false (plain) until then. */
+    bool in_blocked, out_blocked;
     char err[256];            /* why the last forward/backward failed (one line); "" otherwise */
 };
 

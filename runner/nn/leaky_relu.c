@@ -56,6 +56,7 @@ static const rn_layer_ops leaky_ops = {
     .forward = leaky_forward,
     .backward = leaky_backward,
     .describe = leaky_ops_describe,
+    .layouts = RN_LAYOUT_IN | RN_LAYOUT_OUT | RN_LAYOUT_SAME, /* element-wise */
 };
 
 rn_layer *rn_leaky_relu_create(double negative_slope, char *err, size_t errlen)

@@ -76,7 +76,49 @@ static void pool2x2(const float *x, float *y, int32_t *argmax, int64_t planes, i
     }
 }
 
-/* x (n, c, h, w) -> y (n, c, oh, ow); remembers where each max came from */
+/* pool2x2 on a blocked input (nChw16c, layer.h): the same selects, 16 channels side by side;
+ * y and argmax are plain, with the same values as pool2x2's on the plain input. */
+RN_VECTOR_CLONES
+static void pool2x2_blocked(const float *x, float *y, int32_t *argmax, int64_t blocks, int64_t h,
+                            int64_t w, int64_t oh, int64_t ow)
+{
+    const int64_t ohw = oh * ow;
+#pragma omp parallel for schedule(static)
+    for (int64_t nb = 0; nb < blocks; nb++) {
+        const float *in = x + nb * h * w * 16;
+        float *o = y + nb * 16 * ohw; /* planes 16 nb .. 16 nb + 15 */
+        int32_t *am = argmax + nb * 16 * ohw;
+        for (int64_t i = 0; i < oh; i++)
+            for (int64_t j = 0; j < ow; j++) {
+                const int32_t base = (int32_t)(2 * i * w + 2 * j);
+                const float *r0 = in + (int64_t)base * 16, *r1 = r0 + w * 16;
+                for (int k = 0; k < 16; k++) {
+                    float a = r0[k], b = r0[16 + k], c = r1[k], d = r1[16 + k];
+                    int tb = b > a || b != b;
+                    float m = tb ? b : a;
+                    int32_t best = tb ? base + 1 : base;
+                    int tc = c > m || c != c;
+                    m = tc ? c : m;
+                    best = tc ? base + (int32_t)w : best;
+                    int td = d > m || d != d;
+                    m = td ? d : m;
+                    best = td ? base + (int32_t)w + 1 : best;
+                    o[k * ohw + i * ow + j] = m;
+                    am[k * ohw + i * ow + j] = best;
+                }
+            }
+    }
+}
+
+/* Plane pl's element `at` (its index within h w) is at x[off(pl) + at * st]: plain planes are
+ * contiguous; blocked ones (layer.h) interleave 16 channels. */
+static inline int64_t plane_off(bool blocked, int64_t pl, int64_t hw)
+{
+    return blocked ? (pl / 16) * hw * 16 + pl % 16 : pl * hw;
+}
+
+/* x (n, c, h, w) -> y (n, c, oh, ow); remembers where each max came from (its index in the
+ * plane, whatever the layouts). x and y may each be blocked (layer.h). */
 RN_VECTOR_CLONES
 static int pool_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
 {
@@ -87,14 +129,17 @@ static int pool_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool trai
                          (long long)x->shape.d[0]);
     const int64_t k = p->k, s = p->stride, h = p->h, w = p->w, oh = p->oh, ow = p->ow;
     const int64_t pad = p->pad;
-    if (k == 2 && s == 2 && pad == 0) {
-        pool2x2(x->data, y->data, p->argmax, planes, h, w, oh, ow);
+    const bool xb = l->in_blocked, yb = l->out_blocked;
+    if (k == 2 && s == 2 && pad == 0 && !yb) {
+        if (xb) pool2x2_blocked(x->data, y->data, p->argmax, planes / 16, h, w, oh, ow);
+        else pool2x2(x->data, y->data, p->argmax, planes, h, w, oh, ow);
         return 0;
     }
+    const int64_t st = xb ? 16 : 1, so = yb ? 16 : 1;
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < planes; pl++) {
-        const float *in = x->data + pl * h * w;
-        float *o = y->data + pl * oh * ow;
+        const float *in = x->data + plane_off(xb, pl, h * w);
+        float *o = y->data + plane_off(yb, pl, oh * ow);
         int32_t *am = p->argmax + pl * oh * ow;
         for (int64_t i = 0; i < oh; i++)
             for (int64_t j = 0; j < ow; j++) {
@@ -104,17 +149,18 @@ static int pool_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool trai
                 if (a0 < 0) a0 = 0;
                 if (b0 < 0) b0 = 0;
                 int64_t best = a0 * w + b0;
-                float m = in[best];
+                float m = in[best * st];
                 for (int64_t a = a0; a < a1; a++)
                     for (int64_t b = b0; b < b1; b++) {
                         int64_t at = a * w + b;
+                        float v = in[at * st];
                         /* NaN propagates, like PyTorch */
-                        if (in[at] > m || in[at] != in[at]) {
-                            m = in[at];
+                        if (v > m || v != v) {
+                            m = v;
                             best = at;
                         }
                     }
-                o[i * ow + j] = m;
+                o[(i * ow + j) * so] = m;
                 am[i * ow + j] = (int32_t)best;
             }
     }
@@ -130,6 +176,22 @@ static int pool_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, co
     pool_impl *p = l->impl;
     int64_t planes = x->shape.d[0] * p->c;
     const int64_t hw = p->h * p->w, ohw = p->oh * p->ow;
+    const bool xb = l->in_blocked, yb = l->out_blocked;
+    if (xb || yb) { /* dx (like x) and dy (like y) each plain or blocked (layer.h) */
+        const int64_t group = xb ? 16 : 1, st = xb ? 16 : 1, so = yb ? 16 : 1;
+#pragma omp parallel for schedule(static)
+        for (int64_t gr = 0; gr < planes / group; gr++) {
+            /* a blocked dx's 16 planes are one stretch of memory: zeroed together */
+            memset(dx->data + gr * group * hw, 0, (size_t)(group * hw) * sizeof(float));
+            for (int64_t pl = gr * group; pl < (gr + 1) * group; pl++) {
+                float *gx = dx->data + plane_off(xb, pl, hw);
+                const float *g = dy->data + plane_off(yb, pl, ohw);
+                const int32_t *am = p->argmax + pl * ohw;
+                for (int64_t i = 0; i < ohw; i++) gx[(int64_t)am[i] * st] += g[i * so];
+            }
+        }
+        return 0;
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < planes; pl++) {
         float *gx = dx->data + pl * hw;
@@ -163,6 +225,7 @@ static const rn_layer_ops pool_ops = {
     .backward = pool_backward,
     .destroy = pool_destroy,
     .describe = pool_ops_describe,
+    .layouts = RN_LAYOUT_IN | RN_LAYOUT_OUT, /* each side plain or blocked */
 };
 
 rn_layer *rn_maxpool2d_create(int64_t kernel, int64_t stride, char *err, size_t errlen)

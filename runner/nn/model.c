@@ -49,6 +49,10 @@ int rn_model_init(rn_model *m, rn_layer **layers, int n, rn_shape in_shape, int6
                          (long long)max_batch);
     }
     m->grads[0].shape = s;
+    if (rn_model_set_layouts(m, true, err, errlen)) {
+        rn_model_free(m);
+        return -1;
+    }
     /* Names key checkpoints and safetensors files: two tensors with one name would lose one. */
     for (int i = 0; i < m->n_params; i++)
         for (int j = 0; j < i; j++)
@@ -59,6 +63,13 @@ int rn_model_init(rn_model *m, rn_layer **layers, int n, rn_shape in_shape, int6
                 return -1;
             }
     return 0;
+}
+
+int rn_model_set_layouts(rn_model *m, bool allow, char *err, size_t errlen)
+{
+    if (!m || m->n_layers < 1)
+        return rn_nn_err(err, errlen, "model: set_layouts on a model that is not initialised");
+    return rn_chain_set_layouts(&m->chain, false, false, allow, err, errlen);
 }
 
 static int check_batch(rn_model *m, int64_t n)

@@ -26,6 +26,11 @@ typedef struct rn_model {
 int rn_model_init(rn_model *m, rn_layer **layers, int n, rn_shape in_shape, int64_t max_batch,
                   char *err, size_t errlen);
 void rn_model_free(rn_model *m);
+/* Activation layouts (layer.h): rn_model_init lets the chains block what they can (allow true);
+ * false makes every activation plain, as a graph for another backend needs (net.h). The input
+ * and the logits are plain either way, and so are the results: a blocked activation holds the
+ * same numbers in another order. 0, or nonzero with one line in err. */
+int rn_model_set_layouts(rn_model *m, bool allow, char *err, size_t errlen);
 
 /* Runs the model on acts[0] holding n samples (n <= max_batch); returns the logits tensor view
  * (batch dim n) through *out. */

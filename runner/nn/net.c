@@ -120,11 +120,12 @@ static int walk(builder *b, const rn_chain *c, int in)
     return cur;
 }
 
-int rn_net_describe(const rn_model *m, rn_net *net, char *err, size_t errlen)
+int rn_net_describe(rn_model *m, rn_net *net, char *err, size_t errlen)
 {
     memset(net, 0, sizeof *net);
     if (!m || m->n_layers < 1)
         return rn_nn_err(err, errlen, "model: describe on a model that is not initialised");
+    if (rn_model_set_layouts(m, false, err, errlen)) return -1;
     builder b = {.net = net, .model = m, .err = err, .errlen = errlen};
     int in = new_tensor(&b, &m->chain.acts[0].shape);
     int out = in < 0 ? -1 : walk(&b, &m->chain, in);

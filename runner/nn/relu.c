@@ -46,6 +46,7 @@ static const rn_layer_ops relu_ops = {
     .forward = relu_forward,
     .backward = relu_backward,
     .describe = relu_ops_describe,
+    .layouts = RN_LAYOUT_IN | RN_LAYOUT_OUT | RN_LAYOUT_SAME, /* element-wise */
 };
 
 rn_layer *rn_relu_create(void) { return rn_nn_layer_new(&relu_ops, "", 0, 0); }

@@ -1,0 +1,213 @@
+/* Blocked activation layouts (runner/nn/layer.h, chain.h): where a chain picks nChw16c, and that
+ * picking it changes no number. Two copies of each model (same seed, same weights) train side by
+ * side, one as rn_model_init leaves it (blocked where it can be) and one made plain
+ * (rn_model_set_layouts(m, false)); the logits, every parameter gradient, the updated weights
+ * and the running statistics must agree bit for bit over several SGD steps, in train and eval
+ * mode, at the full batch and a partial one, and with the batch norms frozen (eval-mode forward,
+ * its own backward). Batch norm and global average pooling sum each channel in the same order in
+ * both layouts, and oneDNN computes a convolution in its blocked layout either way, so equality
+ * is exact, not a tolerance. Models: the zoo's mnist_cnn, resnet8 and resnet18 (3x32x32), and
+ * one with every layer type. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <runner/plugin.h>
+
+#include "model_from_lua.h"
+#include "rn_test.h"
+
+static char dir[] = "/tmp/rn-layout-XXXXXX";
+
+static void fill(float *p, int64_t n, uint64_t key)
+{
+    for (int64_t i = 0; i < n; i++) p[i] = (float)(2 * rn_uniform(key, (uint64_t)i) - 1);
+}
+
+/* Activations in a blocked layout, over the chain and the chains inside its containers. */
+static int count_blocked(const rn_chain *c)
+{
+    int k = 0;
+    for (int i = 0; i <= c->n; i++) k += c->blocked[i];
+    for (int i = 0; i < c->n; i++) {
+        const rn_chain *inner;
+        for (int j = 0; (inner = rn_container_chain(c->layers[i], j)); j++)
+            k += count_blocked(inner);
+    }
+    return k;
+}
+
+/* "conv2d 1 relu 1 residual 0 ..." per chain, for a failing count. */
+static void print_layouts(const rn_chain *c, int depth)
+{
+    printf("%*s%s: %d", depth * 2, "", c->where, c->blocked[0]);
+    for (int i = 0; i < c->n; i++) printf(" %s %d", c->layers[i]->ops->type, c->blocked[i + 1]);
+    printf("\n");
+    for (int i = 0; i < c->n; i++) {
+        const rn_chain *inner;
+        for (int j = 0; (inner = rn_container_chain(c->layers[i], j)); j++)
+            print_layouts(inner, depth + 1);
+    }
+}
+
+static int same_floats(const float *a, const float *b, int64_t n)
+{
+    return memcmp(a, b, (size_t)n * sizeof(float)) == 0;
+}
+
+/* Forward (train or eval) on the same input; the logits must be equal. */
+static int same_forward(rn_model *a, rn_model *b, int64_t n, bool train, uint64_t key)
+{
+    int64_t per = rn_tensor_numel(&a->acts[0]) / a->max_batch;
+    fill(a->acts[0].data, n * per, key);
+    memcpy(b->acts[0].data, a->acts[0].data, (size_t)(n * per) * sizeof(float));
+    rn_tensor ya, yb;
+    if (rn_model_forward(a, n, train, &ya) || rn_model_forward(b, n, train, &yb)) {
+        fprintf(stderr, "forward: %s%s\n", a->err, b->err);
+        return 0;
+    }
+    return same_floats(ya.data, yb.data, rn_tensor_numel(&ya));
+}
+
+/* Every parameter and buffer of a and b equal. */
+static int same_params(const rn_model *a, const rn_model *b)
+{
+    for (int i = 0; i < a->n_params; i++)
+        if (!same_floats(a->params[i].value->data, b->params[i].value->data,
+                         rn_tensor_numel(a->params[i].value)))
+            return 0;
+    return 1;
+}
+
+/* Backward from the same logit gradient, then every gradient equal and an SGD step on both. */
+static int same_backward_and_step(rn_model *a, rn_model *b, int64_t n, uint64_t key)
+{
+    int64_t nl = rn_tensor_numel(&a->acts[a->n_layers]) / a->max_batch;
+    fill(a->grads[a->n_layers].data, n * nl, key);
+    memcpy(b->grads[b->n_layers].data, a->grads[a->n_layers].data,
+           (size_t)(n * nl) * sizeof(float));
+    if (rn_model_backward(a, n) || rn_model_backward(b, n)) {
+        fprintf(stderr, "backward: %s%s\n", a->err, b->err);
+        return 0;
+    }
+    int same = 1;
+    for (int i = 0; i < a->n_params; i++) {
+        if (!a->params[i].grad || a->params[i].frozen) continue;
+        int64_t k = rn_tensor_numel(a->params[i].grad);
+        same &= same_floats(a->params[i].grad->data, b->params[i].grad->data, k);
+        for (int64_t j = 0; j < k; j++) {
+            a->params[i].value->data[j] -= 0.05f * a->params[i].grad->data[j];
+            b->params[i].value->data[j] -= 0.05f * b->params[i].grad->data[j];
+        }
+    }
+    return same;
+}
+
+static void check_model(const char *what, const char *expr, rn_shape in, int64_t max_batch,
+                        int expect_blocked, bool bf16)
+{
+    rn_model a, b;
+    if (rn_test_model_from_lua(&a, dir, expr, in, max_batch)) {
+        CHECK(!"model builds");
+        return;
+    }
+    if (rn_test_model_from_lua(&b, dir, expr, in, max_batch)) {
+        CHECK(!"model builds");
+        rn_model_free(&a);
+        return;
+    }
+    char err[512] = "";
+    if (bf16) { /* the convolutions and linear layers compute in bf16 (precision = "bf16") */
+        rn_model_set_bf16(&a, true);
+        rn_model_set_bf16(&b, true);
+    }
+    CHECK(rn_model_set_layouts(&b, false, err, sizeof err) == 0);
+    int blocked = count_blocked(&a.chain);
+    printf("%s: %d blocked activations\n", what, blocked);
+    CHECK(blocked == expect_blocked);
+    if (blocked != expect_blocked) print_layouts(&a.chain, 1);
+    CHECK(count_blocked(&b.chain) == 0);
+    /* the model's own ends are plain whatever its inside does */
+    CHECK(!a.chain.blocked[0] && !a.chain.blocked[a.n_layers]);
+
+    int ok_f = 1, ok_b = 1, ok_p = 1;
+    for (int step = 0; step < 3; step++) {
+        int64_t n = step == 2 ? max_batch - 1 : max_batch; /* a partial last batch */
+        ok_f &= same_forward(&a, &b, n, true, 100 + step);
+        ok_b &= same_backward_and_step(&a, &b, n, 200 + step);
+        ok_p &= same_params(&a, &b);
+    }
+    ok_f &= same_forward(&a, &b, max_batch, false, 300);
+    CHECK(ok_f);
+    CHECK(ok_b);
+    CHECK(ok_p);
+
+    /* Batch norms frozen, fastai's freeze without train_bn: their forward runs on the running
+     * stats and their backward passes the eval-mode dx. */
+    bool *trainable = calloc((size_t)a.n_params, sizeof *trainable);
+    for (int i = 0; i < a.n_params; i++) trainable[i] = !strstr(a.params[i].name, "bn");
+    CHECK(rn_model_set_trainable(&a, trainable, false, err, sizeof err) == 0);
+    CHECK(rn_model_set_trainable(&b, trainable, false, err, sizeof err) == 0);
+    free(trainable);
+    int ok_frozen = same_forward(&a, &b, max_batch, true, 400) &&
+                    same_backward_and_step(&a, &b, max_batch, 500) && same_params(&a, &b);
+    CHECK(ok_frozen);
+
+    /* And back to blocked: the layers rebuild for it, and the two still agree. */
+    CHECK(rn_model_set_layouts(&b, true, err, sizeof err) == 0);
+    CHECK(count_blocked(&b.chain) == expect_blocked);
+    CHECK(same_forward(&a, &b, max_batch, true, 600));
+    printf("%s: forward %d, backward %d, params %d, frozen batch norms %d\n", what, ok_f, ok_b,
+           ok_p, ok_frozen);
+    rn_model_free(&a);
+    rn_model_free(&b);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir)) return 1;
+    rn_shape mnist = rn_shape_make(3, (int64_t[]){1, 28, 28});
+    rn_shape cifar = rn_shape_make(3, (int64_t[]){3, 32, 32});
+    /* conv1 -> relu -> conv2 -> relu -> max_pool2d: the 4 activations up to the pool, which
+     * gives dropout a plain tensor */
+    check_model("mnist_cnn", "models.mnist_cnn{ in_channels = 1, classes = 10 }", mnist, 5, 4,
+                false);
+    /* everything from the stem convolution's output to global pooling's input, inside the
+     * stages' sequentials, the blocks' bodies and their downsampling shortcuts too */
+    check_model("resnet8", "models.resnet8{ in_channels = 1, classes = 10 }", mnist, 6, 40,
+                false);
+    check_model("resnet8 bf16", "models.resnet8{ in_channels = 1, classes = 10 }", mnist, 6, 40,
+                true);
+    check_model("resnet18", "models.resnet18{ in_channels = 3, classes = 10, cifar_stem = true }",
+                cifar, 3, 82, false);
+    /* torchvision's stem: its 3x3/2 max pool takes and gives blocked tensors (one activation
+     * more than the CIFAR stem's) */
+    check_model("resnet18 stem", "models.resnet18{ in_channels = 3, classes = 10 }", cifar, 3,
+                83, false);
+    /* grouped 8-channel convolutions and pools: little can be blocked, and what can't stays
+     * plain */
+    check_model("every layer", RN_TEST_EVERY_LAYER, rn_shape_make(3, (int64_t[]){3, 17, 15}), 4,
+                0, false);
+    /* a blocked run through leaky_relu, gelu, identity and a sequential, ending at a pool: 5 in
+     * the model's chain, the sequential's 4 */
+    check_model("element-wise run",
+                "nn.sequential{ nn.conv2d{ name = 'a', in_channels = 3, out_channels = 16, "
+                "kernel_size = 3, padding = 1 }, nn.leaky_relu{ negative_slope = 0.1 }, "
+                "nn.sequential{ nn.gelu(), nn.identity(), nn.conv2d{ name = 'b', in_channels = 16, "
+                "out_channels = 32, kernel_size = 3, stride = 2, padding = 1 } }, "
+                "nn.batch_norm2d{ name = 'bn', num_features = 32 }, nn.relu(), "
+                "nn.global_avg_pool2d(), nn.flatten(), "
+                "nn.linear{ name = 'fc', in_features = 32, out_features = 5 } }",
+                rn_shape_make(3, (int64_t[]){3, 9, 7}), 4, 9, false);
+    /* max pools from a plain input to a blocked output (the padded 3x3 one: its general loop)
+     * and from a blocked input to a plain output (the 2x2 one's fast path) */
+    check_model("pools",
+                "nn.sequential{ nn.max_pool2d{ kernel_size = 3, stride = 2, padding = 1 }, "
+                "nn.conv2d{ name = 'a', in_channels = 16, out_channels = 16, kernel_size = 3, "
+                "padding = 1 }, nn.batch_norm2d{ name = 'bn', num_features = 16 }, nn.relu(), "
+                "nn.max_pool2d{ kernel_size = 2 }, nn.flatten(), "
+                "nn.linear{ name = 'fc', in_features = 64, out_features = 5 } }",
+                rn_shape_make(3, (int64_t[]){16, 9, 9}), 3, 4, false);
+    rmdir(dir);
+    return rn_test_report("test_layout");
+}
