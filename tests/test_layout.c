@@ -37,6 +37,19 @@ static int count_blocked(const rn_chain *c)
     return k;
 }
 
+/* ReLUs folded into the layer before them (chain.h), likewise. */
+static int count_folded(const rn_chain *c)
+{
+    int k = 0;
+    for (int i = 0; i < c->n; i++) {
+        k += c->folded[i];
+        const rn_chain *inner;
+        for (int j = 0; (inner = rn_container_chain(c->layers[i], j)); j++)
+            k += count_folded(inner);
+    }
+    return k;
+}
+
 /* "conv2d 1 relu 1 residual 0 ..." per chain, for a failing count. */
 static void print_layouts(const rn_chain *c, int depth)
 {
@@ -103,19 +116,31 @@ static int same_backward_and_step(rn_model *a, rn_model *b, int64_t n, uint64_t 
     return same;
 }
 
-static void check_model(const char *what, const char *expr, rn_shape in, int64_t max_batch,
-                        int expect_blocked, bool bf16)
+/* a as rn_model_init leaves it (blocked where it can be, ReLUs folded where they can be) against
+ * b, built from expr_b (expr_a, or the same network with a ReLU kept apart from the layer before
+ * it by an identity, which stops the fold) and made plain; b starts from a's weights. */
+static void check_pair(const char *what, const char *expr_a, const char *expr_b, rn_shape in,
+                       int64_t max_batch, int expect_blocked, int expect_folded, bool bf16)
 {
     rn_model a, b;
-    if (rn_test_model_from_lua(&a, dir, expr, in, max_batch)) {
+    if (rn_test_model_from_lua(&a, dir, expr_a, in, max_batch)) {
         CHECK(!"model builds");
         return;
     }
-    if (rn_test_model_from_lua(&b, dir, expr, in, max_batch)) {
+    if (rn_test_model_from_lua(&b, dir, expr_b, in, max_batch)) {
         CHECK(!"model builds");
         rn_model_free(&a);
         return;
     }
+    const bool twins = strcmp(expr_a, expr_b) == 0;
+    CHECK(a.n_params == b.n_params);
+    for (int i = 0; i < a.n_params && i < b.n_params; i++)
+        memcpy(b.params[i].value->data, a.params[i].value->data,
+               (size_t)rn_tensor_numel(a.params[i].value) * sizeof(float));
+    int folded = count_folded(&a.chain);
+    printf("%s: %d ReLUs folded\n", what, folded);
+    CHECK(folded == expect_folded);
+    CHECK(count_folded(&b.chain) == (twins ? expect_folded : 0));
     char err[512] = "";
     if (bf16) { /* the convolutions and linear layers compute in bf16 (precision = "bf16") */
         rn_model_set_bf16(&a, true);
@@ -155,12 +180,18 @@ static void check_model(const char *what, const char *expr, rn_shape in, int64_t
 
     /* And back to blocked: the layers rebuild for it, and the two still agree. */
     CHECK(rn_model_set_layouts(&b, true, err, sizeof err) == 0);
-    CHECK(count_blocked(&b.chain) == expect_blocked);
+    if (twins) CHECK(count_blocked(&b.chain) == expect_blocked);
     CHECK(same_forward(&a, &b, max_batch, true, 600));
     printf("%s: forward %d, backward %d, params %d, frozen batch norms %d\n", what, ok_f, ok_b,
            ok_p, ok_frozen);
     rn_model_free(&a);
     rn_model_free(&b);
+}
+
+static void check_model(const char *what, const char *expr, rn_shape in, int64_t max_batch,
+                        int expect_blocked, int expect_folded, bool bf16)
+{
+    check_pair(what, expr, expr, in, max_batch, expect_blocked, expect_folded, bf16);
 }
 
 int main(void)
@@ -170,24 +201,24 @@ int main(void)
     rn_shape cifar = rn_shape_make(3, (int64_t[]){3, 32, 32});
     /* conv1 -> relu -> conv2 -> relu -> max_pool2d: the 4 activations up to the pool, which
      * gives dropout a plain tensor */
-    check_model("mnist_cnn", "models.mnist_cnn{ in_channels = 1, classes = 10 }", mnist, 5, 4,
+    check_model("mnist_cnn", "models.mnist_cnn{ in_channels = 1, classes = 10 }", mnist, 5, 4, 2,
                 false);
     /* everything from the stem convolution's output to global pooling's input, inside the
      * stages' sequentials, the blocks' bodies and their downsampling shortcuts too */
-    check_model("resnet8", "models.resnet8{ in_channels = 1, classes = 10 }", mnist, 6, 40,
+    check_model("resnet8", "models.resnet8{ in_channels = 1, classes = 10 }", mnist, 6, 40, 4,
                 false);
-    check_model("resnet8 bf16", "models.resnet8{ in_channels = 1, classes = 10 }", mnist, 6, 40,
+    check_model("resnet8 bf16", "models.resnet8{ in_channels = 1, classes = 10 }", mnist, 6, 40, 4,
                 true);
     check_model("resnet18", "models.resnet18{ in_channels = 3, classes = 10, cifar_stem = true }",
-                cifar, 3, 82, false);
+                cifar, 3, 82, 9, false);
     /* torchvision's stem: its 3x3/2 max pool takes and gives blocked tensors (one activation
      * more than the CIFAR stem's) */
     check_model("resnet18 stem", "models.resnet18{ in_channels = 3, classes = 10 }", cifar, 3,
-                83, false);
+                83, 9, false);
     /* grouped 8-channel convolutions and pools: little can be blocked, and what can't stays
      * plain */
     check_model("every layer", RN_TEST_EVERY_LAYER, rn_shape_make(3, (int64_t[]){3, 17, 15}), 4,
-                0, false);
+                0, 0, false);
     /* a blocked run through leaky_relu, gelu, identity and a sequential, ending at a pool: 5 in
      * the model's chain, the sequential's 4 */
     check_model("element-wise run",
@@ -198,7 +229,7 @@ int main(void)
                 "nn.batch_norm2d{ name = 'bn', num_features = 32 }, nn.relu(), "
                 "nn.global_avg_pool2d(), nn.flatten(), "
                 "nn.linear{ name = 'fc', in_features = 32, out_features = 5 } }",
-                rn_shape_make(3, (int64_t[]){3, 9, 7}), 4, 9, false);
+                rn_shape_make(3, (int64_t[]){3, 9, 7}), 4, 9, 1, false);
     /* max pools from a plain input to a blocked output (the padded 3x3 one: its general loop)
      * and from a blocked input to a plain output (the 2x2 one's fast path) */
     check_model("pools",
@@ -207,7 +238,31 @@ int main(void)
                 "padding = 1 }, nn.batch_norm2d{ name = 'bn', num_features = 16 }, nn.relu(), "
                 "nn.max_pool2d{ kernel_size = 2 }, nn.flatten(), "
                 "nn.linear{ name = 'fc', in_features = 64, out_features = 5 } }",
-                rn_shape_make(3, (int64_t[]){16, 9, 9}), 3, 4, false);
+                rn_shape_make(3, (int64_t[]){16, 9, 9}), 3, 4, 1, false);
+    /* Folded against kept apart (and blocked against plain): a CNN whose ReLUs follow
+     * convolutions, and a ResNet whose follow batch norms, in and out of residual blocks. */
+#define CNN(sep)                                                                                \
+    "nn.sequential{ nn.conv2d{ name = 'c1', in_channels = 1, out_channels = 32, "             \
+    "kernel_size = 3 }, " sep "nn.relu(), nn.conv2d{ name = 'c2', in_channels = 32, "         \
+    "out_channels = 64, kernel_size = 3 }, " sep "nn.relu(), nn.max_pool2d{ kernel_size = 2 }, " \
+    "nn.flatten(), nn.linear{ name = 'fc1', in_features = 2304, out_features = 32 }, nn.relu(), " \
+    "nn.linear{ name = 'fc2', in_features = 32, out_features = 10 } }"
+    rn_shape small = rn_shape_make(3, (int64_t[]){1, 16, 16});
+    check_pair("cnn folded", CNN(""), CNN("nn.identity(), "), small, 4, 4, 2, false);
+    check_pair("cnn folded bf16", CNN(""), CNN("nn.identity(), "), small, 4, 4, 2, true);
+#define RES(sep)                                                                                \
+    "nn.sequential{ nn.conv2d{ name = 'c1', in_channels = 1, out_channels = 16, "             \
+    "kernel_size = 3, padding = 1, bias = false }, nn.batch_norm2d{ name = 'bn1', "            \
+    "num_features = 16 }, " sep "nn.relu(), nn.residual{ name = 'r1', body = { "               \
+    "nn.conv2d{ name = 'c2', in_channels = 16, out_channels = 16, kernel_size = 3, "          \
+    "padding = 1, bias = false }, nn.batch_norm2d{ name = 'bn2', num_features = 16 }, " sep    \
+    "nn.relu(), nn.conv2d{ name = 'c3', in_channels = 16, out_channels = 32, kernel_size = 3, " \
+    "stride = 2, padding = 1, bias = false }, nn.batch_norm2d{ name = 'bn3', "                \
+    "num_features = 32 } }, shortcut = { nn.conv2d{ name = 'd', in_channels = 16, "           \
+    "out_channels = 32, kernel_size = 1, stride = 2, bias = false }, "                        \
+    "nn.batch_norm2d{ name = 'bnd', num_features = 32 } } }, nn.global_avg_pool2d(), "        \
+    "nn.flatten(), nn.linear{ name = 'fc', in_features = 32, out_features = 10 } }"
+    check_pair("resnet folded", RES(""), RES("nn.identity(), "), small, 4, 13, 2, false);
     rmdir(dir);
     return rn_test_report("test_layout");
 }

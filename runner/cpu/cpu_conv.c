@@ -39,6 +39,7 @@ struct rn_cpu_conv_plan {
     dnnl_stream_t strm;
     dnnl_memory_desc_t src_md, w_md, b_md, dst_md; /* plain NCHW / OIHW / x */
     dnnl_primitive_attr_t attr;                     /* user-managed scratchpad (the arena's) */
+    dnnl_primitive_attr_t fwd_attr;                 /* attr, plus the ReLU post-op with relu */
     step fwd, bwd_data, bwd_w;
     bound f_src, f_w, f_b, f_dst;      /* forward */
     bound d_diff_dst, d_w, d_diff_src; /* backward data */
@@ -192,7 +193,7 @@ static int build_forward(rn_cpu_conv_plan *p, char *err, size_t errlen)
                                                    d->bias ? &b : NULL, &dst, strides, dil, pad,
                                                    pad));
     TRY("forward primitive_desc_create",
-        dnnl_primitive_desc_create(&p->fwd.pd, &cd, p->attr, p->eng, NULL));
+        dnnl_primitive_desc_create(&p->fwd.pd, &cd, p->fwd_attr, p->eng, NULL));
     if (step_finish(p, &p->fwd, err, errlen)) return -1;
     const dnnl_primitive_desc_t pd = p->fwd.pd;
     if (bound_init(p, &p->f_src, &p->src_md, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
@@ -323,9 +324,22 @@ int rn_cpu_conv_plan_create(rn_cpu_conv_plan **out, const rn_cpu_conv_desc *d, c
         dnnl_memory_desc_init_by_tag(&p->dst_md, 4, dd, dnnl_f32,
                                      d->dst_blocked ? dnnl_nChw16c : dnnl_nchw) ||
         dnnl_primitive_attr_create(&p->attr) ||
-        dnnl_primitive_attr_set_scratchpad_mode(p->attr, dnnl_scratchpad_mode_user)) {
+        dnnl_primitive_attr_set_scratchpad_mode(p->attr, dnnl_scratchpad_mode_user) ||
+        dnnl_primitive_attr_clone(&p->fwd_attr, p->attr)) {
         snprintf(err, errlen, "oneDNN convolution: cannot describe the memory");
         goto fail;
+    }
+    if (d->relu) {
+        dnnl_post_ops_t po = NULL;
+        dnnl_status_t s = dnnl_post_ops_create(&po);
+        if (s == dnnl_success) s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0, 0);
+        if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(p->fwd_attr, po);
+        if (po) dnnl_post_ops_destroy(po);
+        if (s != dnnl_success) {
+            snprintf(err, errlen, "oneDNN convolution: cannot add the ReLU post-op (%s)",
+                     rn_cpu_status_str(s));
+            goto fail;
+        }
     }
     if (build_forward(p, err, errlen) || build_backward_weights(p, err, errlen)) goto fail;
     *out = p;
@@ -350,6 +364,7 @@ void rn_cpu_conv_plan_destroy(rn_cpu_conv_plan *p)
     step_destroy(&p->bwd_data);
     step_destroy(&p->bwd_w);
     if (p->attr) dnnl_primitive_attr_destroy(p->attr);
+    if (p->fwd_attr) dnnl_primitive_attr_destroy(p->fwd_attr);
     free(p);
 }
 

@@ -36,6 +36,9 @@ typedef struct rn_cpu_conv_desc {
      * of 16, and the plan then blocked). Where the primitive's own layout is the same, which is
      * what it picks for such channels, it reads or writes the caller's buffer with no reorder. */
     bool src_blocked, dst_blocked;
+    /* The forward writes max(y, 0) (a ReLU folded in as a oneDNN post-op); backward is
+     * unchanged, since it never reads y. */
+    bool relu;
 } rn_cpu_conv_desc;
 
 typedef struct rn_cpu_conv_plan rn_cpu_conv_plan;

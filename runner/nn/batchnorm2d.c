@@ -156,7 +156,7 @@ static inline void blocked_dot(const float *g, const float *xs, int64_t n, int64
 RN_VECTOR_CLONES
 static void blocked_apply(float *out, const float *a, const float *r, int64_t n, int64_t c,
                           int64_t hw, const float *b, const float *s, const float *t,
-                          const float *k)
+                          const float *k, bool relu)
 {
     const int64_t cb = c / BLOCK;
 #pragma omp parallel for schedule(static) if (n * c * hw > 16384)
@@ -168,8 +168,9 @@ static void blocked_apply(float *out, const float *a, const float *r, int64_t n,
             for (int q = 0; q < BLOCK; q++) {
                 const int64_t e = j * BLOCK + q;
                 /* forward: (x - mean) a + beta; backward: dy k + (x - mean) u + v */
-                po[e] = pr ? pr[e] * k[c0 + q] + (pa[e] - b[c0 + q]) * s[c0 + q] + t[c0 + q]
-                           : (pa[e] - b[c0 + q]) * s[c0 + q] + t[c0 + q];
+                float v = pr ? pr[e] * k[c0 + q] + (pa[e] - b[c0 + q]) * s[c0 + q] + t[c0 + q]
+                             : (pa[e] - b[c0 + q]) * s[c0 + q] + t[c0 + q];
+                po[e] = relu && !(v > 0.0f) ? 0.0f : v; /* a folded ReLU, as relu.c */
             }
     }
 }
@@ -194,6 +195,7 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
     const float *xs = x->data, *gamma = b->w.data, *beta = b->b.data;
     float *ys = y->data, *rm = b->rmean.data, *rv = b->rvar.data;
     const double eps = b->eps, mom = b->momentum;
+    const bool relu = l->relu_out;
     if (l->in_blocked) {
         float *mf = b->cf, *af = b->cf + c;
 #pragma omp parallel for schedule(static) if (m * c > 16384)
@@ -222,7 +224,7 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
                 mf[ch] = (float)mean[k];
             }
         }
-        blocked_apply(ys, xs, NULL, n, c, hw, mf, af, beta, NULL);
+        blocked_apply(ys, xs, NULL, n, c, hw, mf, af, beta, NULL, l->relu_out);
         if (train) l->calls++;
         b->last_train = train;
         return 0;
@@ -252,7 +254,13 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
         for (int64_t i = 0; i < n; i++) {
             const float *p = xs + (i * c + ch) * hw;
             float *q = ys + (i * c + ch) * hw;
-            for (int64_t j = 0; j < hw; j++) q[j] = (p[j] - mf) * a + o;
+            if (relu) /* a folded ReLU (layer.h's folds_relu), as relu.c computes it */
+                for (int64_t j = 0; j < hw; j++) {
+                    float v = (p[j] - mf) * a + o;
+                    q[j] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (int64_t j = 0; j < hw; j++) q[j] = (p[j] - mf) * a + o;
         }
     }
     if (train) l->calls++; /* num_batches_tracked: the layer's train-mode (batch stats) calls */
@@ -302,7 +310,7 @@ static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, cons
                 mf[ch] = (float)mean;
             }
         }
-        if (gx) blocked_apply(gx, xs, g, n, c, hw, mf, uf, vf, kf);
+        if (gx) blocked_apply(gx, xs, g, n, c, hw, mf, uf, vf, kf, false);
         return 0;
     }
 #pragma omp parallel for schedule(static) if (m * c > 16384)
@@ -364,6 +372,7 @@ static const rn_layer_ops bn_ops = {
     .destroy = bn_destroy,
     .describe = bn_ops_describe,
     .layouts = RN_LAYOUT_IN | RN_LAYOUT_OUT | RN_LAYOUT_SAME, /* per channel, either layout */
+    .folds_relu = true, /* backward reads x, never y */
 };
 
 rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, double momentum,

@@ -31,6 +31,7 @@ static void free_buffers(rn_chain *c)
     free(c->trains);
     free(c->params_before);
     free(c->blocked);
+    free(c->folded);
     free(c->params);
     free(c->where);
 }
@@ -56,12 +57,23 @@ int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_
     c->trains = calloc((size_t)n + 1, sizeof *c->trains);
     c->params_before = calloc((size_t)n + 1, sizeof *c->params_before);
     c->blocked = calloc((size_t)n + 1, sizeof *c->blocked);
-    if (!c->where || !c->acts || !c->grads || !c->trains || !c->params_before || !c->blocked)
+    c->folded = calloc((size_t)n + 1, sizeof *c->folded);
+    if (!c->where || !c->acts || !c->grads || !c->trains || !c->params_before || !c->blocked ||
+        !c->folded)
         goto oom;
     if (n < 1) {
         rn_nn_err(err, errlen, "%s: expected at least one layer", where);
         goto fail;
     }
+    /* A ReLU after a layer that can apply it (folds_relu) is folded into it, unless the ReLU's
+     * output is the chain's own output (the caller's buffer) or its input is the chain's input
+     * (a residual's shortcut reads that too). Decided before setup, which builds the plans. */
+    for (int i = 1; i + 1 < n; i++)
+        if (layers[i]->ops == rn_nn_relu_ops() && layers[i - 1]->ops->folds_relu &&
+            !layers[i - 1]->relu_out) {
+            c->folded[i] = true;
+            layers[i - 1]->relu_out = true;
+        }
 
     /* Shapes first, so a mismatch is reported before anything large is allocated. */
     c->acts[0].shape = *in;
@@ -82,15 +94,16 @@ int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_
     /* The activation gradients need two buffers, not n - 1: layer i's backward reads grads[i + 1]
      * and writes grads[i], and nothing reads grads[i + 1] after it, so the chain alternates
      * between two buffers of the largest size (PyTorch's autograd likewise frees each gradient
-     * once used). flatten's output is its input under another shape: its output shares its
-     * input's buffers, activations and gradient alike (its backward is in place). */
+     * once used). flatten's output is its input under another shape, and a folded ReLU's is
+     * its input after the layer before applied it: their outputs share their inputs' buffers,
+     * activations and gradient alike (their backward is in place). */
     int64_t most = 0;
     for (int i = 1; i < n; i++)
         if (rn_shape_numel(&c->grads[i].shape) > most) most = rn_shape_numel(&c->grads[i].shape);
     if (n > 1 && (!(c->gpool[0] = rn_falloc(most)) || (n > 2 && !(c->gpool[1] = rn_falloc(most)))))
         goto oom;
     for (int i = 1, b = 0; i < n; i++) {
-        bool same = i > 1 && layers[i - 1]->ops->output_is_input;
+        bool same = i > 1 && (layers[i - 1]->ops->output_is_input || c->folded[i - 1]);
         if (i > 1 && !same) b = 1 - b;
         c->grads[i].data = c->gpool[b];
         c->grads[i].borrowed = 1;
@@ -123,6 +136,7 @@ int rn_chain_forward(rn_chain *c, const rn_tensor *x, rn_tensor *y, bool train, 
     int64_t n = x->shape.d[0];
     for (int i = 0; i < c->n; i++) {
         rn_layer *l = c->layers[i];
+        if (c->folded[i]) continue; /* the layer before applied it */
         rn_tensor xi = i == 0 ? *x : rn_nn_batch_view(&c->acts[i], n);
         rn_tensor yi = i == c->n - 1 ? *y : rn_nn_batch_view(&c->acts[i + 1], n);
         l->err[0] = '\0';

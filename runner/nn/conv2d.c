@@ -97,6 +97,7 @@ static int conv_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err,
         .blocked = c->in_ch >= 16 || c->out_ch >= 16,
         .bf16 = c->geom.bf16, /* rn_conv2d_set_bf16's, kept across a new shape */
         .src_blocked = l->in_blocked, .dst_blocked = l->out_blocked, /* the chain's, if set */
+        .relu = l->relu_out,
     };
     *out = rn_shape_make(4, (int64_t[]){in->d[0], c->out_ch, oh, ow});
     l->err[0] = '\0';
@@ -193,6 +194,7 @@ static const rn_layer_ops conv_ops = {
     .describe = conv_ops_describe,
     .layouts = RN_LAYOUT_IN | RN_LAYOUT_OUT,
     .relayout = conv_relayout,
+    .folds_relu = true,
 };
 
 rn_layer *rn_conv2d_create2(const char *name, const rn_conv2d_args *a, uint64_t seed, char *err,

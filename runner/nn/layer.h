@@ -66,6 +66,11 @@ typedef struct rn_layer_ops {
      * for a container to pass to its chains. Returns 0, or nonzero with one line in err. NULL
      * when the layer just reads the flags. */
     int (*relayout)(rn_layer *l, bool allow, char *err, size_t errlen);
+    /* true: with rn_layer.relu_out set, forward applies ReLU to its output itself, and backward
+     * does not read its output (conv2d, batch norm). A chain then folds a ReLU that follows the
+     * layer into it: the ReLU's output is the layer's, the ReLU's forward does not run, and its
+     * backward masks the gradient in place. Same numbers, one pass and one activation fewer. */
+    bool folds_relu;
 } rn_layer_ops;
 
 struct rn_layer {
@@ -81,6 +86,8 @@ struct rn_layer {
     /* Whether its input / output (and their gradients) are blocked (see RN_LAYOUT_IN); set by
      * the chain that runs the layer, false (plain) until then. */
     bool in_blocked, out_blocked;
+    /* Apply ReLU to the output (see folds_relu); set by the chain before setup, false until. */
+    bool relu_out;
     char err[256];            /* why the last forward/backward failed (one line); "" otherwise */
 };
 

@@ -20,7 +20,8 @@ static int relu_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool trai
     return 0;
 }
 
-/* dx = dy where the output was positive (y > 0 exactly when x > 0; 0 at x = 0, like PyTorch) */
+/* dx = dy where the output was positive (y > 0 exactly when x > 0; 0 at x = 0, like PyTorch).
+ * In place (dx == dy) when the chain folded the ReLU into the layer before. */
 RN_VECTOR_CLONES
 static int relu_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
                          rn_tensor *dx)
@@ -50,3 +51,5 @@ static const rn_layer_ops relu_ops = {
 };
 
 rn_layer *rn_relu_create(void) { return rn_nn_layer_new(&relu_ops, "", 0, 0); }
+
+const rn_layer_ops *rn_nn_relu_ops(void) { return &relu_ops; }
