@@ -23,7 +23,7 @@ static void layer_error(char *err, size_t errlen, const char *where, int i, cons
 static void free_buffers(rn_chain *c)
 {
     for (int i = 1; c->acts && i < c->n; i++) rn_tensor_free(&c->acts[i]);
-    for (int i = 1; c->grads && i < c->n; i++) rn_tensor_free(&c->grads[i]);
+    free(c->gbuf);
     free(c->acts);
     free(c->grads);
     rn_ffree(c->gpool[0]);
@@ -58,8 +58,9 @@ int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_
     c->params_before = calloc((size_t)n + 1, sizeof *c->params_before);
     c->blocked = calloc((size_t)n + 1, sizeof *c->blocked);
     c->folded = calloc((size_t)n + 1, sizeof *c->folded);
+    c->gbuf = calloc((size_t)n + 1, sizeof *c->gbuf);
     if (!c->where || !c->acts || !c->grads || !c->trains || !c->params_before || !c->blocked ||
-        !c->folded)
+        !c->folded || !c->gbuf)
         goto oom;
     if (n < 1) {
         rn_nn_err(err, errlen, "%s: expected at least one layer", where);
@@ -97,15 +98,13 @@ int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_
      * once used). flatten's output is its input under another shape, and a folded ReLU's is
      * its input after the layer before applied it: their outputs share their inputs' buffers,
      * activations and gradient alike (their backward is in place). */
-    int64_t most = 0;
     for (int i = 1; i < n; i++)
-        if (rn_shape_numel(&c->grads[i].shape) > most) most = rn_shape_numel(&c->grads[i].shape);
-    if (n > 1 && (!(c->gpool[0] = rn_falloc(most)) || (n > 2 && !(c->gpool[1] = rn_falloc(most)))))
-        goto oom;
+        if (rn_shape_numel(&c->grads[i].shape) > c->gmost)
+            c->gmost = rn_shape_numel(&c->grads[i].shape);
     for (int i = 1, b = 0; i < n; i++) {
         bool same = i > 1 && (layers[i - 1]->ops->output_is_input || c->folded[i - 1]);
         if (i > 1 && !same) b = 1 - b;
-        c->grads[i].data = c->gpool[b];
+        c->gbuf[i] = (unsigned char)b;
         c->grads[i].borrowed = 1;
         if (same) {
             c->acts[i].data = c->acts[i - 1].data;
@@ -150,10 +149,41 @@ int rn_chain_forward(rn_chain *c, const rn_tensor *x, rn_tensor *y, bool train, 
     return 0;
 }
 
+static void point_grads(rn_chain *c, float *const buf[2])
+{
+    for (int i = 1; i < c->n; i++) c->grads[i].data = buf[c->gbuf[i]];
+    c->grads_ready = true;
+}
+
+void rn_chain_share_grads(rn_chain *c, rn_grad_pool *p, int level, bool bind)
+{
+    if (level >= RN_GRAD_LEVELS) return; /* keeps its own, made on its first backward */
+    for (int b = 0; b < (c->n > 2 ? 2 : c->n - 1); b++) /* n == 2 uses one buffer */
+        if (!bind && c->gmost > p->need[level][b]) p->need[level][b] = c->gmost;
+    if (bind && c->n > 1) {
+        rn_ffree(c->gpool[0]);
+        rn_ffree(c->gpool[1]);
+        c->gpool[0] = c->gpool[1] = NULL;
+        point_grads(c, p->buf[level]);
+    }
+    for (int i = 0; i < c->n; i++)
+        if (c->layers[i]->ops->share_grads) c->layers[i]->ops->share_grads(c->layers[i], p, level, bind);
+}
+
 int rn_chain_backward(rn_chain *c, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
                       rn_tensor *dx, char *err, size_t errlen)
 {
     int64_t n = x->shape.d[0];
+    if (!c->grads_ready && c->n > 1) { /* not in a model's pool: buffers of its own */
+        if (!(c->gpool[0] = rn_falloc(c->gmost)) ||
+            (c->n > 2 && !(c->gpool[1] = rn_falloc(c->gmost)))) {
+            rn_ffree(c->gpool[0]);
+            c->gpool[0] = NULL;
+            return rn_nn_err(err, errlen, "%s: out of memory for the gradients of batch %lld",
+                             c->where, (long long)c->acts[0].shape.d[0]);
+        }
+        point_grads(c, c->gpool);
+    }
     for (int i = c->n - 1; i >= 0; i--) {
         rn_layer *l = c->layers[i];
         /* The gradient w.r.t. a layer's input is needed when the caller wants dx or when some

@@ -9,12 +9,27 @@
 
 #include "layer.h"
 
+/* Activation-gradient buffers shared by every chain of a model. Backward runs one chain at a
+ * time, and a container's chains run inside the container's own backward, so buffers are needed
+ * per nesting level, not per chain: a chain at level L alternates between the level's two
+ * buffers; a container in it keeps its transients (a residual's summed gradient and its
+ * shortcut's input gradient) at L + 1 and its chains at L + 2. */
+#define RN_GRAD_LEVELS 32
+typedef struct rn_grad_pool {
+    int64_t need[RN_GRAD_LEVELS][2]; /* floats, the most any user of the buffer needs */
+    float *buf[RN_GRAD_LEVELS][2];   /* owned by the pool's owner (the model) */
+} rn_grad_pool;
+
 typedef struct rn_chain {
     rn_layer **layers;     /* n layers, owned */
     int n;
     rn_tensor *acts;       /* n + 1 */
-    rn_tensor *grads;      /* n + 1; grads[1..n-1] alternate between the two buffers of gpool */
-    float *gpool[2];       /* the activation gradients' buffers (see rn_chain_init) */
+    rn_tensor *grads;      /* n + 1; grads[1..n-1] alternate between two buffers (gbuf) */
+    unsigned char *gbuf;   /* n + 1: which of the two buffers grads[i] is */
+    int64_t gmost;         /* floats each buffer needs */
+    float *gpool[2];       /* the chain's own buffers, made on its first backward unless
+                              rn_chain_share_grads pointed grads at a model's pool */
+    bool grads_ready;      /* grads[1..n-1].data point somewhere */
     bool *trains;          /* n: layer i has a parameter to train (a grad, not frozen) */
     bool *params_before;   /* n + 1: some layer before i trains (so layer i must pass dx) */
     bool *blocked;         /* n + 1: acts[i] and grads[i] are in the blocked layout (layer.h) */
@@ -45,6 +60,12 @@ int rn_chain_backward(rn_chain *c, const rn_tensor *x, const rn_tensor *y, const
  * (entries of buffers ignored), or NULL for all trainable. train_bn: batch norm weights and biases
  * stay trainable whatever `trainable` says (see rn_model_set_trainable). */
 void rn_chain_set_trainable(rn_chain *c, const bool *trainable, bool train_bn);
+
+/* level: the chain's nesting level (the model's chain is 0). bind false: adds what the chain
+ * and the containers in it need to p->need; bind true: points their gradients at p->buf (all
+ * allocated), dropping any buffers of their own. A container too deep for the pool keeps its
+ * own buffers. */
+void rn_chain_share_grads(rn_chain *c, rn_grad_pool *p, int level, bool bind);
 
 /* Picks each activation's layout (layer.h): blocked where the layers on both sides take it
  * (through element-wise layers, which keep their input's) and C is a multiple of 16; plain

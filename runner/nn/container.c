@@ -73,6 +73,12 @@ static int seq_relayout(rn_layer *l, bool allow, char *err, size_t errlen)
     return rn_chain_set_layouts(&s->chain, l->in_blocked, l->out_blocked, allow, err, errlen);
 }
 
+static void seq_share_grads(rn_layer *l, rn_grad_pool *p, int level, bool bind)
+{
+    seq_impl *s = l->impl;
+    if (s->ready) rn_chain_share_grads(&s->chain, p, level + 2, bind);
+}
+
 static void free_pending(rn_layer **layers, int n)
 {
     for (int i = 0; layers && i < n; i++) rn_layer_destroy(layers[i]);
@@ -95,6 +101,7 @@ static const rn_layer_ops seq_ops = {
     .destroy = seq_destroy,
     .layouts_of = seq_layouts,
     .relayout = seq_relayout,
+    .share_grads = seq_share_grads,
 };
 
 rn_layer *rn_sequential_create(const char *name, rn_layer **children, int n, const char *where,
@@ -126,7 +133,10 @@ typedef struct res_impl {
     rn_chain body, shortcut;
     bool has_shortcut, relu, ready;
     rn_tensor b_out, s_out;   /* body and shortcut outputs (max batch) */
-    rn_tensor d_sum, dx_tmp;  /* gradient after the activation; the shortcut's input gradient */
+    /* The gradient after the activation and the shortcut's input gradient: in a model's pool
+     * (rn_chain_share_grads) or, made on the first backward, the block's own. */
+    rn_tensor d_sum, dx_tmp;
+    bool own_grads;
 } res_impl;
 
 static int res_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, size_t errlen)
@@ -151,9 +161,10 @@ static int res_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, 
                          r->has_shortcut ? "shortcut" : "identity shortcut",
                          rn_nn_sample_str(&so, b, sizeof b));
     }
-    if (rn_tensor_alloc(&r->b_out, bo) || rn_tensor_alloc(&r->d_sum, bo) ||
-        (r->has_shortcut && rn_tensor_alloc(&r->s_out, bo)) || rn_tensor_alloc(&r->dx_tmp, *in))
+    if (rn_tensor_alloc(&r->b_out, bo) || (r->has_shortcut && rn_tensor_alloc(&r->s_out, bo)))
         return rn_nn_err(err, errlen, "residual: out of memory");
+    r->d_sum.shape = bo;
+    r->dx_tmp.shape = *in;
     *out = bo;
     const rn_chain *chains[2] = {&r->body, r->has_shortcut ? &r->shortcut : NULL};
     return collect_params(l, chains, 2) ? rn_nn_err(err, errlen, "residual: out of memory") : 0;
@@ -188,6 +199,12 @@ static int res_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, con
 {
     res_impl *r = l->impl;
     int64_t n = x->shape.d[0], total = rn_tensor_numel(y);
+    if (!r->d_sum.data) { /* not in a model's pool */
+        r->own_grads = true;
+        if (rn_tensor_alloc(&r->d_sum, r->d_sum.shape) ||
+            (r->has_shortcut && rn_tensor_alloc(&r->dx_tmp, r->dx_tmp.shape)))
+            return rn_nn_err(l->err, sizeof l->err, "out of memory for the gradients");
+    }
     rn_tensor d = rn_nn_batch_view(&r->d_sum, n);
     const float *yp = y->data, *dyp = dy->data;
     float *dp = d.data;
@@ -249,8 +266,35 @@ static void res_destroy(rn_layer *l)
     rn_chain_free(&r->shortcut);
     rn_tensor_free(&r->b_out);
     rn_tensor_free(&r->s_out);
-    rn_tensor_free(&r->d_sum);
-    rn_tensor_free(&r->dx_tmp);
+    if (r->own_grads) {
+        rn_tensor_free(&r->d_sum);
+        rn_tensor_free(&r->dx_tmp);
+    }
+}
+
+/* The block's transients at level + 1 (d_sum in the first buffer, dx_tmp in the second), its
+ * chains at level + 2. */
+static void res_share_grads(rn_layer *l, rn_grad_pool *p, int level, bool bind)
+{
+    res_impl *r = l->impl;
+    if (!r->ready || level + 1 >= RN_GRAD_LEVELS) return;
+    int64_t need[2] = {rn_shape_numel(&r->d_sum.shape),
+                       r->has_shortcut ? rn_shape_numel(&r->dx_tmp.shape) : 0};
+    for (int b = 0; b < 2; b++)
+        if (!bind && need[b] > p->need[level + 1][b]) p->need[level + 1][b] = need[b];
+    if (bind) {
+        if (r->own_grads) {
+            rn_tensor_free(&r->d_sum);
+            rn_tensor_free(&r->dx_tmp);
+            r->own_grads = false;
+        }
+        r->d_sum.data = p->buf[level + 1][0];
+        r->d_sum.borrowed = 1;
+        r->dx_tmp.data = r->has_shortcut ? p->buf[level + 1][1] : NULL;
+        r->dx_tmp.borrowed = 1;
+    }
+    rn_chain_share_grads(&r->body, p, level + 2, bind);
+    if (r->has_shortcut) rn_chain_share_grads(&r->shortcut, p, level + 2, bind);
 }
 
 static const rn_layer_ops res_ops = {
@@ -261,6 +305,7 @@ static const rn_layer_ops res_ops = {
     .destroy = res_destroy,
     .layouts_of = res_layouts,
     .relayout = res_relayout,
+    .share_grads = res_share_grads,
 };
 
 rn_layer *rn_residual_create(const char *name, rn_layer **body, int n_body, rn_layer **shortcut,

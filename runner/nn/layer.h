@@ -12,7 +12,8 @@
 #include "tensor.h"
 
 typedef struct rn_layer rn_layer;
-struct rn_node; /* net.h */
+struct rn_node;      /* net.h */
+struct rn_grad_pool; /* chain.h */
 
 /* Activation layouts. Every activation is plain (N, C, H, W) or (N, F) row-major, except where a
  * chain (chain.h) makes it blocked: oneDNN's nChw16c, for 4-d activations whose C is a multiple
@@ -71,6 +72,9 @@ typedef struct rn_layer_ops {
      * layer into it: the ReLU's output is the layer's, the ReLU's forward does not run, and its
      * backward masks the gradient in place. Same numbers, one pass and one activation fewer. */
     bool folds_relu;
+    /* For a container: rn_chain_share_grads for its chains and transients (chain.h), level
+     * being that of the chain the container is in. NULL for other layers. */
+    void (*share_grads)(rn_layer *l, struct rn_grad_pool *p, int level, bool bind);
 } rn_layer_ops;
 
 struct rn_layer {

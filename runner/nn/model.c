@@ -15,7 +15,23 @@ void rn_model_free(rn_model *m)
         rn_tensor_free(&m->grads[m->n_layers]);
     }
     rn_chain_free(&m->chain);
+    for (int l = 0; m->gpool && l < RN_GRAD_LEVELS; l++)
+        for (int b = 0; b < 2; b++) rn_ffree(m->gpool->buf[l][b]);
+    free(m->gpool);
     memset(m, 0, sizeof *m);
+}
+
+/* One set of activation-gradient buffers per nesting level for the whole model (chain.h). */
+static int share_grads(rn_model *m)
+{
+    if (!(m->gpool = calloc(1, sizeof *m->gpool))) return -1;
+    rn_chain_share_grads(&m->chain, m->gpool, 0, false);
+    for (int l = 0; l < RN_GRAD_LEVELS; l++)
+        for (int b = 0; b < 2; b++)
+            if (m->gpool->need[l][b] && !(m->gpool->buf[l][b] = rn_falloc(m->gpool->need[l][b])))
+                return -1;
+    rn_chain_share_grads(&m->chain, m->gpool, 0, true);
+    return 0;
 }
 
 int rn_model_init(rn_model *m, rn_layer **layers, int n, rn_shape in_shape, int64_t max_batch,
@@ -43,7 +59,7 @@ int rn_model_init(rn_model *m, rn_layer **layers, int n, rn_shape in_shape, int6
     m->params = m->chain.params;
     m->n_params = m->chain.n_params;
     if (rn_tensor_alloc(&m->acts[0], s) || rn_tensor_alloc(&m->acts[n], out) ||
-        rn_tensor_alloc(&m->grads[n], out)) {
+        rn_tensor_alloc(&m->grads[n], out) || share_grads(m)) {
         rn_model_free(m);
         return rn_nn_err(err, errlen, "model: out of memory for the activations of batch %lld",
                          (long long)max_batch);

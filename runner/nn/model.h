@@ -17,6 +17,7 @@ typedef struct rn_model {
     rn_param_ref *params;  /* all layers' params in model order (borrowed from the layers) */
     int n_params;
     char err[384];         /* why the last rn_model_forward/backward failed, naming the layer */
+    rn_grad_pool *gpool;   /* the activation-gradient buffers of all its chains (chain.h) */
 } rn_model;
 
 /* Takes ownership of `layers` (an array of n pointers, malloc'ed). Checks that shapes chain
