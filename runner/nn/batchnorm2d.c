@@ -372,7 +372,7 @@ static const rn_layer_ops bn_ops = {
     .destroy = bn_destroy,
     .describe = bn_ops_describe,
     .layouts = RN_LAYOUT_IN | RN_LAYOUT_OUT | RN_LAYOUT_SAME, /* per channel, either layout */
-    .folds_relu = true, /* backward reads x, never y */
+    .folds_relu = true, /* backward reads x, never y */    .backward_skips_y = true,
 };
 
 rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, double momentum,

@@ -124,6 +124,17 @@ rn_layer *rn_sequential_create(const char *name, rn_layer **children, int n, con
     return l;
 }
 
+/* Whether nothing reads the chain's output in backward: its last layer skips y, or is a
+ * sequential whose chain's output is likewise unread. */
+static bool output_unused(const rn_chain *c)
+{
+    const rn_layer *l = c->layers[c->n - 1];
+    if (l->ops->backward_skips_y) return true;
+    if (l->ops != &seq_ops) return false;
+    const seq_impl *s = l->impl;
+    return s->ready && output_unused(&s->chain);
+}
+
 /* ---- residual ------------------------------------------------------------------------------ */
 
 typedef struct res_impl {
@@ -132,7 +143,13 @@ typedef struct res_impl {
     char *where[2];
     rn_chain body, shortcut;
     bool has_shortcut, relu, ready;
-    rn_tensor b_out, s_out;   /* body and shortcut outputs (max batch) */
+    /* The body's and the shortcut's outputs (max batch). When the body's last layer does not
+     * read its output in backward (backward_skips_y), the body writes into the block's own
+     * output and the sum is made there: no b_out. Likewise the shortcut's output is needed
+     * only until the sum: it then lives in the model's pool (the d_sum buffer, which only
+     * backward uses), else in s_out, made on the first forward. */
+    rn_tensor b_out, s_out;
+    bool body_into_y, s_in_pool, own_s;
     /* The gradient after the activation and the shortcut's input gradient: in a model's pool
      * (rn_chain_share_grads) or, made on the first backward, the block's own. */
     rn_tensor d_sum, dx_tmp;
@@ -161,8 +178,10 @@ static int res_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, 
                          r->has_shortcut ? "shortcut" : "identity shortcut",
                          rn_nn_sample_str(&so, b, sizeof b));
     }
-    if (rn_tensor_alloc(&r->b_out, bo) || (r->has_shortcut && rn_tensor_alloc(&r->s_out, bo)))
+    r->body_into_y = output_unused(&r->body);
+    if (!r->body_into_y && rn_tensor_alloc(&r->b_out, bo))
         return rn_nn_err(err, errlen, "residual: out of memory");
+    r->s_out.shape = bo;
     r->d_sum.shape = bo;
     r->dx_tmp.shape = *in;
     *out = bo;
@@ -175,9 +194,14 @@ static int res_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train
 {
     res_impl *r = l->impl;
     int64_t n = x->shape.d[0];
-    rn_tensor b = rn_nn_batch_view(&r->b_out, n), s = *x;
+    rn_tensor b = r->body_into_y ? *y : rn_nn_batch_view(&r->b_out, n), s = *x;
     if (rn_chain_forward(&r->body, x, &b, train, l->err, sizeof l->err)) return -1;
     if (r->has_shortcut) {
+        if (!r->s_out.data) { /* not in a model's pool */
+            if (rn_tensor_alloc(&r->s_out, r->s_out.shape))
+                return rn_nn_err(l->err, sizeof l->err, "out of memory for the shortcut");
+            r->own_s = true;
+        }
         s = rn_nn_batch_view(&r->s_out, n);
         if (rn_chain_forward(&r->shortcut, x, &s, train, l->err, sizeof l->err)) return -1;
     }
@@ -213,7 +237,8 @@ static int res_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, con
 #pragma omp parallel for simd schedule(static) if (total > 65536)
     for (int64_t i = 0; i < total; i++) dp[i] = relu && !(yp[i] > 0.0f) ? 0.0f : dyp[i];
 
-    rn_tensor b = rn_nn_batch_view(&r->b_out, n);
+    /* the body's output, as its last layer's backward gets it (unread with body_into_y) */
+    rn_tensor b = r->body_into_y ? *y : rn_nn_batch_view(&r->b_out, n);
     if (rn_chain_backward(&r->body, x, &b, &d, dx, l->err, sizeof l->err)) return -1;
     if (r->has_shortcut) {
         rn_tensor s = rn_nn_batch_view(&r->s_out, n), t = rn_nn_batch_view(&r->dx_tmp, n);
@@ -265,7 +290,7 @@ static void res_destroy(rn_layer *l)
     rn_chain_free(&r->body);
     rn_chain_free(&r->shortcut);
     rn_tensor_free(&r->b_out);
-    rn_tensor_free(&r->s_out);
+    if (r->own_s) rn_tensor_free(&r->s_out);
     if (r->own_grads) {
         rn_tensor_free(&r->d_sum);
         rn_tensor_free(&r->dx_tmp);
@@ -278,6 +303,7 @@ static void res_share_grads(rn_layer *l, rn_grad_pool *p, int level, bool bind)
 {
     res_impl *r = l->impl;
     if (!r->ready || level + 1 >= RN_GRAD_LEVELS) return;
+    r->s_in_pool = r->has_shortcut && output_unused(&r->shortcut);
     int64_t need[2] = {rn_shape_numel(&r->d_sum.shape),
                        r->has_shortcut ? rn_shape_numel(&r->dx_tmp.shape) : 0};
     for (int b = 0; b < 2; b++)
@@ -292,6 +318,12 @@ static void res_share_grads(rn_layer *l, rn_grad_pool *p, int level, bool bind)
         r->d_sum.borrowed = 1;
         r->dx_tmp.data = r->has_shortcut ? p->buf[level + 1][1] : NULL;
         r->dx_tmp.borrowed = 1;
+        if (r->s_in_pool) { /* same size as d_sum, and dead before backward */
+            if (r->own_s) rn_tensor_free(&r->s_out);
+            r->own_s = false;
+            r->s_out.data = p->buf[level + 1][0];
+            r->s_out.borrowed = 1;
+        }
     }
     rn_chain_share_grads(&r->body, p, level + 2, bind);
     if (r->has_shortcut) rn_chain_share_grads(&r->shortcut, p, level + 2, bind);

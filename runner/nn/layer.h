@@ -72,6 +72,9 @@ typedef struct rn_layer_ops {
      * layer into it: the ReLU's output is the layer's, the ReLU's forward does not run, and its
      * backward masks the gradient in place. Same numbers, one pass and one activation fewer. */
     bool folds_relu;
+    /* true: backward never reads y, so y's buffer may be reused once the layers after it have
+     * read it (a residual block sums into its body's output). conv2d, batch norm, linear. */
+    bool backward_skips_y;
     /* For a container: rn_chain_share_grads for its chains and transients (chain.h), level
      * being that of the chain the container is in. NULL for other layers. */
     void (*share_grads)(rn_layer *l, struct rn_grad_pool *p, int level, bool bind);

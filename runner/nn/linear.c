@@ -180,6 +180,7 @@ static const rn_layer_ops linear_ops = {
     .backward = linear_backward,
     .destroy = linear_destroy,
     .describe = linear_ops_describe,
+    .backward_skips_y = true,
 };
 
 rn_layer *rn_linear_create(const char *name, int64_t in_f, int64_t out_f, bool bias,
