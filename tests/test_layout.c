@@ -37,15 +37,16 @@ static int count_blocked(const rn_chain *c)
     return k;
 }
 
-/* ReLUs folded into the layer before them (chain.h), likewise. */
-static int count_folded(const rn_chain *c)
+/* ReLUs folded into the layer before them (chain.h), likewise (at least `how`: 1 forward, 2 its
+ * backward into the layer after too). */
+static int count_folded(const rn_chain *c, int how)
 {
     int k = 0;
     for (int i = 0; i < c->n; i++) {
-        k += c->folded[i];
+        k += c->folded[i] >= how;
         const rn_chain *inner;
         for (int j = 0; (inner = rn_container_chain(c->layers[i], j)); j++)
-            k += count_folded(inner);
+            k += count_folded(inner, how);
     }
     return k;
 }
@@ -120,7 +121,8 @@ static int same_backward_and_step(rn_model *a, rn_model *b, int64_t n, uint64_t 
  * b, built from expr_b (expr_a, or the same network with a ReLU kept apart from the layer before
  * it by an identity, which stops the fold) and made plain; b starts from a's weights. */
 static void check_pair(const char *what, const char *expr_a, const char *expr_b, rn_shape in,
-                       int64_t max_batch, int expect_blocked, int expect_folded, bool bf16)
+                       int64_t max_batch, int expect_blocked, int expect_folded,
+                       int expect_into_next, bool bf16)
 {
     rn_model a, b;
     if (rn_test_model_from_lua(&a, dir, expr_a, in, max_batch)) {
@@ -137,10 +139,12 @@ static void check_pair(const char *what, const char *expr_a, const char *expr_b,
     for (int i = 0; i < a.n_params && i < b.n_params; i++)
         memcpy(b.params[i].value->data, a.params[i].value->data,
                (size_t)rn_tensor_numel(a.params[i].value) * sizeof(float));
-    int folded = count_folded(&a.chain);
-    printf("%s: %d ReLUs folded\n", what, folded);
+    int folded = count_folded(&a.chain, 1), into_next = count_folded(&a.chain, 2);
+    printf("%s: %d ReLUs folded, %d of them into the next layer's backward too\n", what, folded,
+           into_next);
     CHECK(folded == expect_folded);
-    CHECK(count_folded(&b.chain) == (twins ? expect_folded : 0));
+    CHECK(into_next == expect_into_next);
+    CHECK(count_folded(&b.chain, 1) == (twins ? expect_folded : 0));
     char err[512] = "";
     if (bf16) { /* the convolutions and linear layers compute in bf16 (precision = "bf16") */
         rn_model_set_bf16(&a, true);
@@ -189,9 +193,10 @@ static void check_pair(const char *what, const char *expr_a, const char *expr_b,
 }
 
 static void check_model(const char *what, const char *expr, rn_shape in, int64_t max_batch,
-                        int expect_blocked, int expect_folded, bool bf16)
+                        int expect_blocked, int expect_folded, int expect_into_next, bool bf16)
 {
-    check_pair(what, expr, expr, in, max_batch, expect_blocked, expect_folded, bf16);
+    check_pair(what, expr, expr, in, max_batch, expect_blocked, expect_folded, expect_into_next,
+               bf16);
 }
 
 int main(void)
@@ -202,23 +207,23 @@ int main(void)
     /* conv1 -> relu -> conv2 -> relu -> max_pool2d: the 4 activations up to the pool, which
      * gives dropout a plain tensor */
     check_model("mnist_cnn", "models.mnist_cnn{ in_channels = 1, classes = 10 }", mnist, 5, 4, 2,
-                false);
+                1, false);
     /* everything from the stem convolution's output to global pooling's input, inside the
      * stages' sequentials, the blocks' bodies and their downsampling shortcuts too */
     check_model("resnet8", "models.resnet8{ in_channels = 1, classes = 10 }", mnist, 6, 40, 4,
-                false);
+                0, false);
     check_model("resnet8 bf16", "models.resnet8{ in_channels = 1, classes = 10 }", mnist, 6, 40, 4,
-                true);
+                0, true);
     check_model("resnet18", "models.resnet18{ in_channels = 3, classes = 10, cifar_stem = true }",
-                cifar, 3, 82, 9, false);
+                cifar, 3, 82, 9, 0, false);
     /* torchvision's stem: its 3x3/2 max pool takes and gives blocked tensors (one activation
      * more than the CIFAR stem's) */
     check_model("resnet18 stem", "models.resnet18{ in_channels = 3, classes = 10 }", cifar, 3,
-                83, 9, false);
+                83, 9, 1, false);
     /* grouped 8-channel convolutions and pools: little can be blocked, and what can't stays
      * plain */
     check_model("every layer", RN_TEST_EVERY_LAYER, rn_shape_make(3, (int64_t[]){3, 17, 15}), 4,
-                0, 0, false);
+                0, 0, 0, false);
     /* a blocked run through leaky_relu, gelu, identity and a sequential, ending at a pool: 5 in
      * the model's chain, the sequential's 4 */
     check_model("element-wise run",
@@ -229,7 +234,7 @@ int main(void)
                 "nn.batch_norm2d{ name = 'bn', num_features = 32 }, nn.relu(), "
                 "nn.global_avg_pool2d(), nn.flatten(), "
                 "nn.linear{ name = 'fc', in_features = 32, out_features = 5 } }",
-                rn_shape_make(3, (int64_t[]){3, 9, 7}), 4, 9, 1, false);
+                rn_shape_make(3, (int64_t[]){3, 9, 7}), 4, 9, 1, 0, false);
     /* max pools from a plain input to a blocked output (the padded 3x3 one: its general loop)
      * and from a blocked input to a plain output (the 2x2 one's fast path) */
     check_model("pools",
@@ -238,7 +243,7 @@ int main(void)
                 "padding = 1 }, nn.batch_norm2d{ name = 'bn', num_features = 16 }, nn.relu(), "
                 "nn.max_pool2d{ kernel_size = 2 }, nn.flatten(), "
                 "nn.linear{ name = 'fc', in_features = 64, out_features = 5 } }",
-                rn_shape_make(3, (int64_t[]){16, 9, 9}), 3, 4, 1, false);
+                rn_shape_make(3, (int64_t[]){16, 9, 9}), 3, 4, 1, 1, false);
     /* Folded against kept apart (and blocked against plain): a CNN whose ReLUs follow
      * convolutions, and a ResNet whose follow batch norms, in and out of residual blocks. */
 #define CNN(sep)                                                                                \
@@ -248,8 +253,8 @@ int main(void)
     "nn.flatten(), nn.linear{ name = 'fc1', in_features = 2304, out_features = 32 }, nn.relu(), " \
     "nn.linear{ name = 'fc2', in_features = 32, out_features = 10 } }"
     rn_shape small = rn_shape_make(3, (int64_t[]){1, 16, 16});
-    check_pair("cnn folded", CNN(""), CNN("nn.identity(), "), small, 4, 4, 2, false);
-    check_pair("cnn folded bf16", CNN(""), CNN("nn.identity(), "), small, 4, 4, 2, true);
+    check_pair("cnn folded", CNN(""), CNN("nn.identity(), "), small, 4, 4, 2, 1, false);
+    check_pair("cnn folded bf16", CNN(""), CNN("nn.identity(), "), small, 4, 4, 2, 1, true);
 #define RES(sep)                                                                                \
     "nn.sequential{ nn.conv2d{ name = 'c1', in_channels = 1, out_channels = 16, "             \
     "kernel_size = 3, padding = 1, bias = false }, nn.batch_norm2d{ name = 'bn1', "            \
@@ -262,7 +267,7 @@ int main(void)
     "out_channels = 32, kernel_size = 1, stride = 2, bias = false }, "                        \
     "nn.batch_norm2d{ name = 'bnd', num_features = 32 } } }, nn.global_avg_pool2d(), "        \
     "nn.flatten(), nn.linear{ name = 'fc', in_features = 32, out_features = 10 } }"
-    check_pair("resnet folded", RES(""), RES("nn.identity(), "), small, 4, 13, 2, false);
+    check_pair("resnet folded", RES(""), RES("nn.identity(), "), small, 4, 13, 2, 0, false);
     rmdir(dir);
     return rn_test_report("test_layout");
 }

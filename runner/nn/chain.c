@@ -72,8 +72,12 @@ int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_
     for (int i = 1; i + 1 < n; i++)
         if (layers[i]->ops == rn_nn_relu_ops() && layers[i - 1]->ops->folds_relu &&
             !layers[i - 1]->relu_out) {
-            c->folded[i] = true;
+            c->folded[i] = 1;
             layers[i - 1]->relu_out = true;
+            if (layers[i + 1]->ops->takes_relu_backward) {
+                c->folded[i] = 2;
+                layers[i + 1]->relu_in = true;
+            }
         }
 
     /* Shapes first, so a mismatch is reported before anything large is allocated. */
@@ -191,6 +195,7 @@ int rn_chain_backward(rn_chain *c, const rn_tensor *x, const rn_tensor *y, const
          * has nothing to do (this is where a frozen body costs nothing). */
         bool need_dx = dx != NULL || c->params_before[i];
         if (!need_dx && !c->trains[i]) continue;
+        if (c->folded[i] == 2) continue; /* the layer after masked the gradient */
         rn_tensor xi = i == 0 ? *x : rn_nn_batch_view(&c->acts[i], n);
         rn_tensor yi = i == c->n - 1 ? *y : rn_nn_batch_view(&c->acts[i + 1], n);
         rn_tensor dyi = i == c->n - 1 ? *dy : rn_nn_batch_view(&c->grads[i + 1], n);

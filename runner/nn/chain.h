@@ -33,7 +33,9 @@ typedef struct rn_chain {
     bool *trains;          /* n: layer i has a parameter to train (a grad, not frozen) */
     bool *params_before;   /* n + 1: some layer before i trains (so layer i must pass dx) */
     bool *blocked;         /* n + 1: acts[i] and grads[i] are in the blocked layout (layer.h) */
-    bool *folded;          /* n: layer i is a ReLU folded into layer i - 1 (folds_relu) */
+    /* n: 0, or layer i is a ReLU folded into layer i - 1 (folds_relu): 1, and its backward
+     * into layer i + 1 (takes_relu_backward): 2 */
+    unsigned char *folded;
     rn_param_ref *params;  /* every layer's params in order (borrowed from the layers) */
     int n_params;
     char *where;           /* error prefix, e.g. "model.layers" -> "model.layers[3] (...)" */

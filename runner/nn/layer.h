@@ -75,6 +75,10 @@ typedef struct rn_layer_ops {
     /* true: backward never reads y, so y's buffer may be reused once the layers after it have
      * read it (a residual block sums into its body's output). conv2d, batch norm, linear. */
     bool backward_skips_y;
+    /* true: with rn_layer.relu_in set, backward also does the backward of the ReLU before it
+     * (a folded one, see folds_relu), masking dx where that ReLU's output was not positive, and
+     * the chain skips the ReLU's backward (max pooling: a window's max is that output). */
+    bool takes_relu_backward;
     /* For a container: rn_chain_share_grads for its chains and transients (chain.h), level
      * being that of the chain the container is in. NULL for other layers. */
     void (*share_grads)(rn_layer *l, struct rn_grad_pool *p, int level, bool bind);
@@ -93,8 +97,9 @@ struct rn_layer {
     /* Whether its input / output (and their gradients) are blocked (see RN_LAYOUT_IN); set by
      * the chain that runs the layer, false (plain) until then. */
     bool in_blocked, out_blocked;
-    /* Apply ReLU to the output (see folds_relu); set by the chain before setup, false until. */
-    bool relu_out;
+    /* Apply ReLU to the output (see folds_relu), or do the backward of the ReLU before this
+     * layer (see takes_relu_backward); set by the chain before setup, false until. */
+    bool relu_out, relu_in;
     char err[256];            /* why the last forward/backward failed (one line); "" otherwise */
 };
 

@@ -167,7 +167,9 @@ static int pool_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool trai
     return 0;
 }
 
-/* dx is zero except at each window's argmax, which gets (the sum of) its dy */
+/* dx is zero except at each window's argmax, which gets (the sum of) its dy. With relu_in (the
+ * ReLU before the pool folded, layer.h) only where the window's max, that ReLU's output at the
+ * argmax, is positive: what the ReLU's backward would have left of dx. */
 RN_VECTOR_CLONES
 static int pool_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
                          rn_tensor *dx)
@@ -176,7 +178,7 @@ static int pool_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, co
     pool_impl *p = l->impl;
     int64_t planes = x->shape.d[0] * p->c;
     const int64_t hw = p->h * p->w, ohw = p->oh * p->ow;
-    const bool xb = l->in_blocked, yb = l->out_blocked;
+    const bool xb = l->in_blocked, yb = l->out_blocked, relu = l->relu_in;
     if (xb || yb) { /* dx (like x) and dy (like y) each plain or blocked (layer.h) */
         const int64_t group = xb ? 16 : 1, st = xb ? 16 : 1, so = yb ? 16 : 1;
 #pragma omp parallel for schedule(static)
@@ -186,8 +188,10 @@ static int pool_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, co
             for (int64_t pl = gr * group; pl < (gr + 1) * group; pl++) {
                 float *gx = dx->data + plane_off(xb, pl, hw);
                 const float *g = dy->data + plane_off(yb, pl, ohw);
+                const float *ym = y->data + plane_off(yb, pl, ohw);
                 const int32_t *am = p->argmax + pl * ohw;
-                for (int64_t i = 0; i < ohw; i++) gx[(int64_t)am[i] * st] += g[i * so];
+                for (int64_t i = 0; i < ohw; i++)
+                    gx[(int64_t)am[i] * st] += relu && !(ym[i * so] > 0.0f) ? 0.0f : g[i * so];
             }
         }
         return 0;
@@ -196,9 +200,13 @@ static int pool_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, co
     for (int64_t pl = 0; pl < planes; pl++) {
         float *gx = dx->data + pl * hw;
         const float *g = dy->data + pl * ohw;
+        const float *ym = y->data + pl * ohw;
         const int32_t *am = p->argmax + pl * ohw;
         memset(gx, 0, (size_t)hw * sizeof *gx);
-        for (int64_t i = 0; i < ohw; i++) gx[am[i]] += g[i];
+        if (relu)
+            for (int64_t i = 0; i < ohw; i++) gx[am[i]] += ym[i] > 0.0f ? g[i] : 0.0f;
+        else
+            for (int64_t i = 0; i < ohw; i++) gx[am[i]] += g[i];
     }
     return 0;
 }
@@ -226,6 +234,7 @@ static const rn_layer_ops pool_ops = {
     .destroy = pool_destroy,
     .describe = pool_ops_describe,
     .layouts = RN_LAYOUT_IN | RN_LAYOUT_OUT, /* each side plain or blocked */
+    .takes_relu_backward = true,
 };
 
 rn_layer *rn_maxpool2d_create(int64_t kernel, int64_t stride, char *err, size_t errlen)
