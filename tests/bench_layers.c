@@ -2,13 +2,14 @@
  * block is one layer), forward and backward, on the CPU. For issue 8's profiling: the whole
  * step through the model API as the trainer runs it, and each top-level layer timed alone.
  *
- *   bench_layers [MODEL] [C H W] [batch] [iters] [bf16] [plain]
+ *   bench_layers [MODEL] [C H W] [batch] [iters] [bf16] [plain] [eval]
  *   bench_layers 'models.mnist_cnn{ classes = 10 }' 1 28 28 128 30
  *   bench_layers 'models.resnet8{ in_channels = 1, classes = 10 }' 1 28 28 128 30 bf16
  *
  * MODEL is a recipe expression over recipes/lib (models, nn); the default is the MNIST CNN.
  * `plain` keeps every activation plain NCHW (rn_model_set_layouts(m, false)), to measure what
- * the blocked layouts between layers save. */
+ * the blocked layouts between layers save. `eval`: forward passes in eval mode only, as
+ * `runner --evaluate` runs them. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,10 +25,11 @@ int main(int argc, char **argv)
             w = argc > 4 ? atoll(argv[4]) : 28;
     int64_t batch = argc > 5 ? atoll(argv[5]) : 128;
     int iters = argc > 6 ? atoi(argv[6]) : 30;
-    int bf16 = 0, plain = 0;
+    int bf16 = 0, plain = 0, eval = 0;
     for (int i = 7; i < argc; i++) {
         bf16 |= strcmp(argv[i], "bf16") == 0;
         plain |= strcmp(argv[i], "plain") == 0;
+        eval |= strcmp(argv[i], "eval") == 0;
     }
     rn_model m;
     if (rn_test_model_from_lua(&m, "/tmp", expr, rn_shape_make(3, (int64_t[]){c, h, w}), batch))
@@ -51,14 +53,14 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++) {
             double a = omp_get_wtime();
             rn_tensor x = m.acts[i], y = m.acts[i + 1];
-            if (ls[i]->ops->forward(ls[i], &x, &y, true)) {
+            if (ls[i]->ops->forward(ls[i], &x, &y, !eval)) {
                 fprintf(stderr, "bench: forward %d: %s\n", i, ls[i]->err);
                 return 1;
             }
             if (it >= 0) tf[i] += omp_get_wtime() - a;
         }
         rn_cross_entropy(&m.acts[n], labels, &m.grads[n], NULL);
-        for (int i = n - 1; i >= 0; i--) {
+        for (int i = n - 1; i >= 0 && !eval; i--) {
             double a = omp_get_wtime();
             rn_tensor x = m.acts[i], y = m.acts[i + 1], dy = m.grads[i + 1], dx = m.grads[i];
             if (ls[i]->ops->backward(ls[i], &x, &y, &dy, i ? &dx : NULL)) {
@@ -72,16 +74,16 @@ int main(int argc, char **argv)
     double t0 = omp_get_wtime();
     for (int it = 0; it < iters; it++) {
         rn_tensor out;
-        rn_model_forward(&m, batch, true, &out);
+        rn_model_forward(&m, batch, !eval, &out);
         rn_tensor g = m.grads[n];
-        rn_cross_entropy(&out, labels, &g, NULL);
-        rn_model_backward(&m, batch);
+        rn_cross_entropy(&out, labels, eval ? NULL : &g, NULL);
+        if (!eval) rn_model_backward(&m, batch);
     }
     double tm = (omp_get_wtime() - t0) / iters, sum = 0;
     for (int i = 0; i < n; i++) sum += (tf[i] + tb[i]) / iters;
-    printf("%s, batch %lld, %d threads%s%s: %.1f ms/step, %.0f images/s (layers alone: %.1f ms)\n",
+    printf("%s, batch %lld, %d threads%s%s%s: %.1f ms/step, %.0f images/s (layers alone: %.1f ms)\n",
            expr, (long long)batch, omp_get_max_threads(), bf16 ? ", bf16" : "",
-           plain ? ", plain" : "", 1e3 * tm,
+           plain ? ", plain" : "", eval ? ", eval" : "", 1e3 * tm,
            batch / tm, 1e3 * sum);
     for (int i = 0; i < n; i++) {
         char name[96];

@@ -60,7 +60,7 @@ static void bound_destroy(bound *b)
 /* is_input: reorder user->prim before the primitive; otherwise prim->user after it. `share` (may
  * be NULL) is an existing prim memory with the same layout to use instead of a new buffer. slot:
  * the arena slot the prim copy lives in during a call, or -1 for a buffer of its own (what must
- * outlive the call: the forward's blocked input, which backward weights reads; weights). */
+ * outlive the call: the forward's reordered input, which backward weights reads; the bias). */
 static int bound_init(rn_cpu_conv_plan *p, bound *b, const dnnl_memory_desc_t *user_md,
                       const dnnl_memory_desc_t *prim_md, int is_input, dnnl_memory_t share,
                       int slot, char *err, size_t errlen)
@@ -199,8 +199,8 @@ static int build_forward(rn_cpu_conv_plan *p, char *err, size_t errlen)
     if (bound_init(p, &p->f_src, &p->src_md, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
                    1, NULL, -1, err, errlen) ||
         bound_init(p, &p->f_w, &p->w_md,
-                   dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), 1, NULL, -1, err,
-                   errlen) ||
+                   dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), 1, NULL,
+                   RN_ARENA_W, err, errlen) ||
         bound_init(p, &p->f_dst, &p->dst_md,
                    dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), 0, NULL, RN_ARENA_OUT,
                    err, errlen))
@@ -239,8 +239,8 @@ static int build_backward_weights(rn_cpu_conv_plan *p, char *err, size_t errlen)
                    dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0), 1, NULL,
                    RN_ARENA_OUT, err, errlen) ||
         bound_init(p, &p->w_diff_w, &p->w_md,
-                   dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0), 0, NULL, -1,
-                   err, errlen))
+                   dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0), 0, NULL,
+                   RN_ARENA_DW, err, errlen))
         return -1;
     if (d->bias &&
         bound_init(p, &p->w_diff_b, &p->b_md,
@@ -270,8 +270,8 @@ static int build_backward_data(rn_cpu_conv_plan *p, char *err, size_t errlen)
         dnnl_primitive_desc_query_md(p->bwd_w.pd, dnnl_query_diff_dst_md, 0);
     /* Same layout as backward weights' output gradient: reuse the reorder made there. */
     p->d_diff_dst_shares_w = p->w_diff_dst.reorder && dnnl_memory_desc_equal(dd_prim, wdd_prim);
-    /* The same weights layout (and type) as forward's: the weights have not changed since the
-     * forward on them, so read the buffer it reordered (or converted to bf16) into. */
+    /* The same weights layout (and type) as forward's: share its prim memory, and the call
+     * reorders (or converts to bf16) into it again, since the arena's copy is not kept. */
     const dnnl_memory_desc_t *dw_prim = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     p->d_w_shares_fwd = p->f_w.reorder &&
         dnnl_memory_desc_equal(dw_prim, dnnl_primitive_desc_query_md(p->fwd.pd,
@@ -280,8 +280,8 @@ static int build_backward_data(rn_cpu_conv_plan *p, char *err, size_t errlen)
     if (bound_init(p, &p->d_diff_dst, &p->dst_md, dd_prim, 1,
                    p->d_diff_dst_shares_w ? p->w_diff_dst.prim : NULL, RN_ARENA_OUT, err,
                    errlen) ||
-        bound_init(p, &p->d_w, &p->w_md, dw_prim, 1, p->d_w_shares_fwd ? p->f_w.prim : NULL, -1,
-                   err, errlen) ||
+        bound_init(p, &p->d_w, &p->w_md, dw_prim, 1, p->d_w_shares_fwd ? p->f_w.prim : NULL,
+                   RN_ARENA_W, err, errlen) ||
         bound_init(p, &p->d_diff_src, &p->src_md,
                    dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0), 0, NULL,
                    RN_ARENA_IN, err, errlen))
@@ -473,7 +473,16 @@ static int backward_data(rn_cpu_conv_plan *p, const float *dy, const float *w, f
     if (bound_all(args, n, "backward data", err, errlen)) return -1;
     if (!p->d_diff_dst_shares_w)
         TRY("backward-data output-gradient reorder", bound_reorder(p, &p->d_diff_dst));
-    if (!p->d_w_shares_fwd) TRY("backward-data weights reorder", bound_reorder(p, &p->d_w));
+    if (p->d_w_shares_fwd) { /* the forward's reorder into the arena, again */
+        if (!bind(&p->f_w, w)) {
+            snprintf(err, errlen, "oneDNN convolution backward data: out of memory for the "
+                     "weights");
+            return -1;
+        }
+        TRY("backward-data weights reorder", bound_reorder(p, &p->f_w));
+    } else {
+        TRY("backward-data weights reorder", bound_reorder(p, &p->d_w));
+    }
     if (exec(p, &p->bwd_data, args, n, "backward data", err, errlen)) return -1;
     TRY("backward-data input-gradient reorder", bound_reorder_out(p, &p->d_diff_src));
     return 0;
