@@ -92,6 +92,24 @@ static int bn_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, s
 #define BLOCK 16
 #define GROUP 8
 
+/* Lane by lane over a plane of GROUP channels (p: stride BLOCK floats per position): the lane
+ * index is a constant in the unrolled body, so the partial sums stay in registers. Element j
+ * goes to lane j mod LANES, as lanes_add's. */
+#define FOR_LANES(hw, BODY)                                                                   \
+    do {                                                                                      \
+        int64_t j_ = 0;                                                                       \
+        for (; j_ + LANES <= (hw); j_ += LANES) {                                             \
+            _Pragma("GCC unroll 8") for (int l_ = 0; l_ < LANES; l_++) {                      \
+                const int64_t j = j_ + l_, lane = l_;                                         \
+                BODY                                                                          \
+            }                                                                                 \
+        }                                                                                     \
+        for (int l_ = 0; j_ < (hw); j_++, l_++) {                                             \
+            const int64_t j = j_, lane = l_;                                                  \
+            BODY                                                                              \
+        }                                                                                     \
+    } while (0)
+
 /* Writes mean[ch], var[ch] (biased) for the GROUP channels from ch0, from x blocked. */
 static inline void blocked_stats(const float *xs, int64_t n, int64_t c, int64_t hw, int64_t ch0,
                                  double mean[GROUP], double var[GROUP])
@@ -100,8 +118,9 @@ static inline void blocked_stats(const float *xs, int64_t n, int64_t c, int64_t 
     double acc[LANES][GROUP] = {{0}};
     for (int64_t i = 0; i < n; i++) {
         const float *p = xs + (i * cb + ch0 / BLOCK) * hw * BLOCK + ch0 % BLOCK;
-        for (int64_t j = 0; j < hw; j++)
-            for (int k = 0; k < GROUP; k++) acc[j % LANES][k] += p[j * BLOCK + k];
+        FOR_LANES(hw, {
+            for (int k = 0; k < GROUP; k++) acc[lane][k] += p[j * BLOCK + k];
+        });
     }
     for (int k = 0; k < GROUP; k++) {
         double t[LANES];
@@ -111,11 +130,12 @@ static inline void blocked_stats(const float *xs, int64_t n, int64_t c, int64_t 
     double sq[LANES][GROUP] = {{0}};
     for (int64_t i = 0; i < n; i++) {
         const float *p = xs + (i * cb + ch0 / BLOCK) * hw * BLOCK + ch0 % BLOCK;
-        for (int64_t j = 0; j < hw; j++)
+        FOR_LANES(hw, {
             for (int k = 0; k < GROUP; k++) {
                 double d = (double)p[j * BLOCK + k] - mean[k];
-                sq[j % LANES][k] += d * d;
+                sq[lane][k] += d * d;
             }
+        });
     }
     for (int k = 0; k < GROUP; k++) {
         double t[LANES];
@@ -134,11 +154,12 @@ static inline void blocked_dot(const float *g, const float *xs, int64_t n, int64
     for (int64_t i = 0; i < n; i++) {
         const int64_t at = (i * cb + ch0 / BLOCK) * hw * BLOCK + ch0 % BLOCK;
         const float *p = xs + at, *q = g + at;
-        for (int64_t j = 0; j < hw; j++)
+        FOR_LANES(hw, {
             for (int k = 0; k < GROUP; k++) {
-                lg[j % LANES][k] += q[j * BLOCK + k];
-                lgx[j % LANES][k] += q[j * BLOCK + k] * ((double)p[j * BLOCK + k] - mean[k]);
+                lg[lane][k] += q[j * BLOCK + k];
+                lgx[lane][k] += q[j * BLOCK + k] * ((double)p[j * BLOCK + k] - mean[k]);
             }
+        });
     }
     for (int k = 0; k < GROUP; k++) {
         double t[LANES], u[LANES];
@@ -152,7 +173,8 @@ static inline void blocked_dot(const float *g, const float *xs, int64_t n, int64
 }
 
 /* out = (a - b[ch]) s[ch] + t[ch] over a blocked tensor: batch norm's forward (a = x, b = mean,
- * s = gamma invstd, t = beta) and, with r = dy, its backward (see bn_backward). */
+ * s = gamma invstd, t = beta; relu: then max(., 0), a folded ReLU as relu.c computes it) and,
+ * with r = dy, its backward: r k[ch] + (a - b[ch]) s[ch] + t[ch] (see bn_backward). */
 RN_VECTOR_CLONES
 static void blocked_apply(float *out, const float *a, const float *r, int64_t n, int64_t c,
                           int64_t hw, const float *b, const float *s, const float *t,
@@ -162,16 +184,30 @@ static void blocked_apply(float *out, const float *a, const float *r, int64_t n,
 #pragma omp parallel for schedule(static) if (n * c * hw > 16384)
     for (int64_t nb = 0; nb < n * cb; nb++) {
         const int64_t c0 = (nb % cb) * BLOCK, at = nb * hw * BLOCK;
-        const float *pa = a + at, *pr = r ? r + at : NULL;
+        const float *pa = a + at;
         float *po = out + at;
-        for (int64_t j = 0; j < hw; j++)
-            for (int q = 0; q < BLOCK; q++) {
-                const int64_t e = j * BLOCK + q;
-                /* forward: (x - mean) a + beta; backward: dy k + (x - mean) u + v */
-                float v = pr ? pr[e] * k[c0 + q] + (pa[e] - b[c0 + q]) * s[c0 + q] + t[c0 + q]
-                             : (pa[e] - b[c0 + q]) * s[c0 + q] + t[c0 + q];
-                po[e] = relu && !(v > 0.0f) ? 0.0f : v; /* a folded ReLU, as relu.c */
-            }
+        float bb[BLOCK], ss[BLOCK], tt[BLOCK], kk[BLOCK];
+        for (int q = 0; q < BLOCK; q++) {
+            bb[q] = b[c0 + q];
+            ss[q] = s[c0 + q];
+            tt[q] = t[c0 + q];
+            kk[q] = k ? k[c0 + q] : 0.0f;
+        }
+        if (r) {
+            const float *pr = r + at;
+            for (int64_t j = 0; j < hw * BLOCK; j += BLOCK)
+                for (int q = 0; q < BLOCK; q++)
+                    po[j + q] = pr[j + q] * kk[q] + (pa[j + q] - bb[q]) * ss[q] + tt[q];
+        } else if (relu) {
+            for (int64_t j = 0; j < hw * BLOCK; j += BLOCK)
+                for (int q = 0; q < BLOCK; q++) {
+                    float v = (pa[j + q] - bb[q]) * ss[q] + tt[q];
+                    po[j + q] = v > 0.0f ? v : 0.0f;
+                }
+        } else {
+            for (int64_t j = 0; j < hw * BLOCK; j += BLOCK)
+                for (int q = 0; q < BLOCK; q++) po[j + q] = (pa[j + q] - bb[q]) * ss[q] + tt[q];
+        }
     }
 }
 
