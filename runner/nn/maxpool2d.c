@@ -44,6 +44,24 @@ static int pool_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err,
     return 0;
 }
 
+/* The max of the 2x2 window a b / c d whose top-left element is at index base in a plane w wide,
+ * and in *at where it is: the first maximum in row order, a NaN winning, as the general loop.
+ * Branch-free selects: the compares are data-dependent and mispredict. */
+static inline float max2x2(float a, float b, float c, float d, int32_t base, int32_t w,
+                           int32_t *at)
+{
+    int tb = b > a || b != b;
+    float m = tb ? b : a;
+    int32_t best = tb ? base + 1 : base;
+    int tc = c > m || c != c;
+    m = tc ? c : m;
+    best = tc ? base + w : best;
+    int td = d > m || d != d;
+    m = td ? d : m;
+    *at = td ? base + w + 1 : best;
+    return m;
+}
+
 /* The common 2x2 stride-2 window, unrolled; same tie and NaN rules as the general loop. */
 RN_VECTOR_CLONES
 static void pool2x2(const float *x, float *y, int32_t *argmax, int64_t planes, int64_t h,
@@ -56,21 +74,10 @@ static void pool2x2(const float *x, float *y, int32_t *argmax, int64_t planes, i
         int32_t *am = argmax + pl * oh * ow;
         for (int64_t i = 0; i < oh; i++) {
             const float *r0 = in + 2 * i * w, *r1 = r0 + w;
-            /* branch-free selects: the compares are data-dependent and mispredict */
             for (int64_t j = 0; j < ow; j++) {
                 const int32_t base = (int32_t)(2 * i * w + 2 * j);
-                float a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
-                int tb = b > a || b != b;
-                float m = tb ? b : a;
-                int32_t best = tb ? base + 1 : base;
-                int tc = c > m || c != c;
-                m = tc ? c : m;
-                best = tc ? base + (int32_t)w : best;
-                int td = d > m || d != d;
-                m = td ? d : m;
-                best = td ? base + (int32_t)w + 1 : best;
-                o[i * ow + j] = m;
-                am[i * ow + j] = best;
+                o[i * ow + j] = max2x2(r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1], base,
+                                       (int32_t)w, &am[i * ow + j]);
             }
         }
     }
@@ -92,20 +99,9 @@ static void pool2x2_blocked(const float *x, float *y, int32_t *argmax, int64_t b
             for (int64_t j = 0; j < ow; j++) {
                 const int32_t base = (int32_t)(2 * i * w + 2 * j);
                 const float *r0 = in + (int64_t)base * 16, *r1 = r0 + w * 16;
-                for (int k = 0; k < 16; k++) {
-                    float a = r0[k], b = r0[16 + k], c = r1[k], d = r1[16 + k];
-                    int tb = b > a || b != b;
-                    float m = tb ? b : a;
-                    int32_t best = tb ? base + 1 : base;
-                    int tc = c > m || c != c;
-                    m = tc ? c : m;
-                    best = tc ? base + (int32_t)w : best;
-                    int td = d > m || d != d;
-                    m = td ? d : m;
-                    best = td ? base + (int32_t)w + 1 : best;
-                    o[k * ohw + i * ow + j] = m;
-                    am[k * ohw + i * ow + j] = best;
-                }
+                for (int k = 0; k < 16; k++)
+                    o[k * ohw + i * ow + j] = max2x2(r0[k], r0[16 + k], r1[k], r1[16 + k], base,
+                                                     (int32_t)w, &am[k * ohw + i * ow + j]);
             }
     }
 }
