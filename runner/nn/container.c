@@ -223,10 +223,10 @@ static int res_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, con
 {
     res_impl *r = l->impl;
     int64_t n = x->shape.d[0], total = rn_tensor_numel(y);
-    if (!r->d_sum.data) { /* not in a model's pool */
+    if (!r->d_sum.data || (r->has_shortcut && !r->dx_tmp.data)) { /* not in a model's pool */
         r->own_grads = true;
-        if (rn_tensor_alloc(&r->d_sum, r->d_sum.shape) ||
-            (r->has_shortcut && rn_tensor_alloc(&r->dx_tmp, r->dx_tmp.shape)))
+        if ((!r->d_sum.data && rn_tensor_alloc(&r->d_sum, r->d_sum.shape)) ||
+            (r->has_shortcut && !r->dx_tmp.data && rn_tensor_alloc(&r->dx_tmp, r->dx_tmp.shape)))
             return rn_nn_err(l->err, sizeof l->err, "out of memory for the gradients");
     }
     rn_tensor d = rn_nn_batch_view(&r->d_sum, n);
