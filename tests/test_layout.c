@@ -199,9 +199,39 @@ static void check_model(const char *what, const char *expr, rn_shape in, int64_t
                bf16);
 }
 
+/* The layout rules at a chain's ends: what a container reports it can take (rn_chain_layouts)
+ * and the one-line refusal when asked for a blocked end it cannot give. */
+static void check_ends(void)
+{
+    rn_model m;
+    rn_shape in = rn_shape_make(3, (int64_t[]){16, 8, 8});
+    /* a block ending in max pooling then dropout: blocked in, never blocked out */
+    if (rn_test_model_from_lua(&m, dir,
+                               "nn.sequential{ nn.sequential{ nn.conv2d{ name = 'a', "
+                               "in_channels = 16, out_channels = 16, kernel_size = 3, "
+                               "padding = 1 }, nn.max_pool2d{ kernel_size = 2 }, "
+                               "nn.dropout{ p = 0.5 } }, nn.flatten(), nn.linear{ name = 'fc', "
+                               "in_features = 256, out_features = 3 } }",
+                               in, 2)) {
+        CHECK(!"model builds");
+        return;
+    }
+    const rn_chain *inner = rn_container_chain(m.layers[0], 0);
+    CHECK(inner && rn_chain_layouts(inner) == RN_LAYOUT_IN);
+    char err[256] = "";
+    CHECK(inner && rn_chain_set_layouts((rn_chain *)inner, false, true, true, err, sizeof err));
+    printf("a blocked end it cannot give: %s\n", err);
+    CHECK(strstr(err, "model.layers[1].layers: cannot run with a blocked output") != NULL);
+    /* what it can: a blocked input (the model around it is left inconsistent: freed next) */
+    CHECK(inner && rn_chain_set_layouts((rn_chain *)inner, true, false, true, err, sizeof err) == 0);
+    CHECK(inner && inner->blocked[0] && inner->blocked[1] && !inner->blocked[2]);
+    rn_model_free(&m);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
+    check_ends();
     rn_shape mnist = rn_shape_make(3, (int64_t[]){1, 28, 28});
     rn_shape cifar = rn_shape_make(3, (int64_t[]){3, 32, 32});
     /* conv1 -> relu -> conv2 -> relu -> max_pool2d: the 4 activations up to the pool, which
