@@ -71,7 +71,15 @@ def read_safetensors(path):
 
 
 def tempdir():
-    return tempfile.mkdtemp(prefix="runner-e2e-")
+    """A fresh directory under /tmp, removed when the test exits (set RN_E2E_KEEP=1 to keep it
+    for a look at a failure); every e2e test used to leave its own, ResNet-sized runs included,
+    until the disk filled."""
+    path = tempfile.mkdtemp(prefix="runner-e2e-")
+    if not os.environ.get("RN_E2E_KEEP"):
+        import atexit
+        import shutil
+        atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def interrupt_at(args, out, step, env=None, timeout=300):
