@@ -211,6 +211,52 @@ static void blocked_apply(float *out, const float *a, const float *r, int64_t n,
     }
 }
 
+/* Channel ch's statistics for a forward, from its batch mean and biased variance (train: the
+ * running stats move, the variance unbiased, m / (m - 1) times it) or from the running stats
+ * (eval): records what backward needs and returns the float mean and scale the output pass
+ * applies, y = (x - mean) scale + beta. Shared by both layouts. */
+static inline void bn_channel_forward(bn_impl *b, int64_t ch, bool train, double mean, double var,
+                                      int64_t m, float *mean_f, float *scale_f)
+{
+    float *rm = b->rmean.data, *rv = b->rvar.data;
+    const double mom = b->momentum;
+    if (train) {
+        rm[ch] = (float)((1.0 - mom) * rm[ch] + mom * mean);
+        rv[ch] = (float)((1.0 - mom) * rv[ch] + mom * var * (double)m / (double)(m - 1));
+    } else {
+        mean = rm[ch];
+        var = rv[ch];
+    }
+    double is = 1.0 / sqrt(var + b->eps);
+    b->mean[ch] = mean;
+    b->invstd[ch] = is;
+    *scale_f = (float)(b->w.data[ch] * is);
+    *mean_f = (float)mean;
+}
+
+/* Channel ch's backward from its sums sg = sum dy and sgx = sum dy (x - mean): writes the
+ * gradients of gamma and beta that are not frozen, and the floats of dx = dy k + (x - mean) u + v
+ * (u, v from the batch sums in train mode, 0 in eval mode). Shared by both layouts. */
+static inline void bn_channel_backward(bn_impl *b, const rn_layer *l, int64_t ch, double sg,
+                                       double sgx, int64_t m, float *mean_f, float *k_f,
+                                       float *u_f, float *v_f)
+{
+    const double mean = b->mean[ch], is = b->invstd[ch];
+    if (!l->params[1].frozen) b->db.data[ch] = (float)sg;
+    if (!l->params[0].frozen) b->dw.data[ch] = (float)(sgx * is);
+    const double k = b->w.data[ch] * is;
+    double u = 0.0, v = 0.0;
+    if (b->last_train) {
+        double mg = sg / (double)m, mgx = sgx * is / (double)m; /* mean(dy), mean(dy xh) */
+        u = -k * mgx * is;
+        v = -k * mg;
+    }
+    *k_f = (float)k;
+    *u_f = (float)u;
+    *v_f = (float)v;
+    *mean_f = (float)mean;
+}
+
 /* x, y (n, c, h, w). Train: batch mean and biased variance normalise; the running variance gets
  * the unbiased one, m / (m - 1) times it, m = n h w. */
 RN_VECTOR_CLONES
@@ -228,46 +274,28 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
                          "%lldx%lldx%lldx%lld",
                          (long long)n, (long long)c, (long long)x->shape.d[2],
                          (long long)x->shape.d[3]);
-    const float *xs = x->data, *gamma = b->w.data, *beta = b->b.data;
-    float *ys = y->data, *rm = b->rmean.data, *rv = b->rvar.data;
-    const double eps = b->eps, mom = b->momentum;
+    const float *xs = x->data, *beta = b->b.data;
+    float *ys = y->data;
     const bool relu = l->relu_out;
     if (l->in_blocked) {
         float *mf = b->cf, *af = b->cf + c;
 #pragma omp parallel for schedule(static) if (m * c > 16384)
         for (int64_t g = 0; g < c / GROUP; g++) {
             const int64_t ch0 = g * GROUP;
-            double mean[GROUP], var[GROUP];
-            if (train) {
-                blocked_stats(xs, n, c, hw, ch0, mean, var);
-            } else {
-                for (int k = 0; k < GROUP; k++) {
-                    mean[k] = rm[ch0 + k];
-                    var[k] = rv[ch0 + k];
-                }
-            }
-            for (int k = 0; k < GROUP; k++) {
-                const int64_t ch = ch0 + k;
-                if (train) {
-                    rm[ch] = (float)((1.0 - mom) * rm[ch] + mom * mean[k]);
-                    rv[ch] = (float)((1.0 - mom) * rv[ch] +
-                                     mom * var[k] * (double)m / (double)(m - 1));
-                }
-                double is = 1.0 / sqrt(var[k] + eps);
-                b->mean[ch] = mean[k];
-                b->invstd[ch] = is;
-                af[ch] = (float)(gamma[ch] * is);
-                mf[ch] = (float)mean[k];
-            }
+            double mean[GROUP] = {0}, var[GROUP] = {0};
+            if (train) blocked_stats(xs, n, c, hw, ch0, mean, var);
+            for (int k = 0; k < GROUP; k++)
+                bn_channel_forward(b, ch0 + k, train, mean[k], var[k], m, &mf[ch0 + k],
+                                   &af[ch0 + k]);
         }
-        blocked_apply(ys, xs, NULL, n, c, hw, mf, af, beta, NULL, l->relu_out);
+        blocked_apply(ys, xs, NULL, n, c, hw, mf, af, beta, NULL, relu);
         if (train) l->calls++;
         b->last_train = train;
         return 0;
     }
 #pragma omp parallel for schedule(static) if (m * c > 16384)
     for (int64_t ch = 0; ch < c; ch++) {
-        double mean, var;
+        double mean = 0.0, var = 0.0;
         if (train) {
             double acc[LANES] = {0};
             for (int64_t i = 0; i < n; i++) lanes_add(acc, xs + (i * c + ch) * hw, hw);
@@ -276,17 +304,11 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
             double sq[LANES] = {0};
             for (int64_t i = 0; i < n; i++) lanes_add_sq(sq, xs + (i * c + ch) * hw, hw, mean);
             var = lanes_total(sq) / (double)m;
-            rm[ch] = (float)((1.0 - mom) * rm[ch] + mom * mean);
-            rv[ch] = (float)((1.0 - mom) * rv[ch] + mom * var * (double)m / (double)(m - 1));
-        } else {
-            mean = rm[ch];
-            var = rv[ch];
         }
-        double is = 1.0 / sqrt(var + eps);
-        b->mean[ch] = mean;
-        b->invstd[ch] = is;
         /* y = (x - mean) a + beta; centring first keeps a large mean from cancelling */
-        const float a = (float)(gamma[ch] * is), mf = (float)mean, o = beta[ch];
+        float mf, a;
+        bn_channel_forward(b, ch, train, mean, var, m, &mf, &a);
+        const float o = beta[ch];
         for (int64_t i = 0; i < n; i++) {
             const float *p = xs + (i * c + ch) * hw;
             float *q = ys + (i * c + ch) * hw;
@@ -314,8 +336,8 @@ static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, cons
     bn_impl *b = l->impl;
     const int64_t n = x->shape.d[0], c = b->c, hw = x->shape.d[2] * x->shape.d[3];
     const int64_t m = n * hw;
-    const float *xs = x->data, *g = dy->data, *gamma = b->w.data;
-    float *gx = dx ? dx->data : NULL, *dgamma = b->dw.data, *dbeta = b->db.data;
+    const float *xs = x->data, *g = dy->data;
+    float *gx = dx ? dx->data : NULL;
     const bool train = b->last_train;
     const bool w_frozen = l->params[0].frozen, b_frozen = l->params[1].frozen;
     if (!gx && w_frozen && b_frozen) return 0;
@@ -330,20 +352,8 @@ static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, cons
             if (sums) blocked_dot(g, xs, n, c, hw, ch0, b->mean + ch0, sg, sgx);
             for (int q = 0; q < GROUP; q++) {
                 const int64_t ch = ch0 + q;
-                const double mean = b->mean[ch], is = b->invstd[ch];
-                if (!b_frozen) dbeta[ch] = (float)sg[q];
-                if (!w_frozen) dgamma[ch] = (float)(sgx[q] * is);
-                const double k = gamma[ch] * is;
-                double u = 0.0, v = 0.0;
-                if (train) {
-                    double mg = sg[q] / (double)m, mgx = sgx[q] * is / (double)m;
-                    u = -k * mgx * is;
-                    v = -k * mg;
-                }
-                kf[ch] = (float)k;
-                uf[ch] = (float)u;
-                vf[ch] = (float)v;
-                mf[ch] = (float)mean;
+                bn_channel_backward(b, l, ch, sg[q], sgx[q], m, &mf[ch], &kf[ch], &uf[ch],
+                                    &vf[ch]);
             }
         }
         if (gx) blocked_apply(gx, xs, g, n, c, hw, mf, uf, vf, kf, false);
@@ -351,23 +361,13 @@ static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, cons
     }
 #pragma omp parallel for schedule(static) if (m * c > 16384)
     for (int64_t ch = 0; ch < c; ch++) {
-        const double mean = b->mean[ch], is = b->invstd[ch];
         double lg[LANES] = {0}, lgx[LANES] = {0};
         for (int64_t i = 0; sums && i < n; i++)
-            lanes_add_dot(lg, lgx, g + (i * c + ch) * hw, xs + (i * c + ch) * hw, hw, mean);
-        const double sg = lanes_total(lg), sgx = lanes_total(lgx);
-        if (!b_frozen) dbeta[ch] = (float)sg;
-        if (!w_frozen) dgamma[ch] = (float)(sgx * is);
+            lanes_add_dot(lg, lgx, g + (i * c + ch) * hw, xs + (i * c + ch) * hw, hw,
+                          b->mean[ch]);
+        float mf, kf, uf, vf;
+        bn_channel_backward(b, l, ch, lanes_total(lg), lanes_total(lgx), m, &mf, &kf, &uf, &vf);
         if (!gx) continue;
-        const double k = gamma[ch] * is;
-        /* dx = k dy + u (x - mean) + v per channel, u, v from the batch sums (0 in eval mode) */
-        double u = 0.0, v = 0.0;
-        if (train) {
-            double mg = sg / (double)m, mgx = sgx * is / (double)m; /* mean(dy), mean(dy xh) */
-            u = -k * mgx * is;
-            v = -k * mg;
-        }
-        const float kf = (float)k, uf = (float)u, vf = (float)v, mf = (float)mean;
         for (int64_t i = 0; i < n; i++) {
             const float *p = xs + (i * c + ch) * hw, *q = g + (i * c + ch) * hw;
             float *r = gx + (i * c + ch) * hw;
@@ -408,7 +408,8 @@ static const rn_layer_ops bn_ops = {
     .destroy = bn_destroy,
     .describe = bn_ops_describe,
     .layouts = RN_LAYOUT_IN | RN_LAYOUT_OUT | RN_LAYOUT_SAME, /* per channel, either layout */
-    .folds_relu = true, /* backward reads x, never y */    .backward_skips_y = true,
+    .folds_relu = true,       /* backward reads x, never y */
+    .backward_skips_y = true,
 };
 
 rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, double momentum,

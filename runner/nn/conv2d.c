@@ -194,7 +194,8 @@ static const rn_layer_ops conv_ops = {
     .describe = conv_ops_describe,
     .layouts = RN_LAYOUT_IN | RN_LAYOUT_OUT,
     .relayout = conv_relayout,
-    .folds_relu = true,    .backward_skips_y = true,
+    .folds_relu = true,
+    .backward_skips_y = true,
 };
 
 rn_layer *rn_conv2d_create2(const char *name, const rn_conv2d_args *a, uint64_t seed, char *err,
