@@ -8,12 +8,7 @@
 
 #define TRY(what, call)                                                                    \
     do {                                                                                   \
-        dnnl_status_t s_ = (call);                                                         \
-        if (s_ != dnnl_success) {                                                          \
-            snprintf(err, errlen, "oneDNN convolution: %s failed (%s)", what,              \
-                     rn_cpu_status_str(s_));                                               \
-            return -1;                                                                     \
-        }                                                                                  \
+        if (rn_cpu_check((call), "convolution", what, err, errlen)) return -1;             \
     } while (0)
 
 /* One primitive argument: `user` wraps the caller's plain buffer (handle set per call); `prim` is

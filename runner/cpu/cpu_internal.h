@@ -3,6 +3,7 @@
 #define RN_CPU_INTERNAL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <oneapi/dnnl/dnnl.h>
 
 /* The process-wide CPU engine and stream (created once, see cpu_engine.c). Returns 0, or nonzero
@@ -25,5 +26,15 @@ void *rn_cpu_arena(int slot);
 
 /* "dnnl_out_of_memory" style names for error messages. */
 const char *rn_cpu_status_str(dnnl_status_t s);
+
+/* 0 when s is dnnl_success; otherwise "oneDNN <who>: <what> failed (<status>)" in err and -1.
+ * The plans' TRY macros wrap it with their own way out. */
+static inline int rn_cpu_check(dnnl_status_t s, const char *who, const char *what, char *err,
+                               size_t errlen)
+{
+    if (s == dnnl_success) return 0;
+    snprintf(err, errlen, "oneDNN %s: %s failed (%s)", who, what, rn_cpu_status_str(s));
+    return -1;
+}
 
 #endif

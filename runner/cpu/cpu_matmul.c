@@ -20,12 +20,7 @@ struct rn_cpu_matmul {
 
 #define TRY(what, call)                                                                    \
     do {                                                                                   \
-        dnnl_status_t s_ = (call);                                                         \
-        if (s_ != dnnl_success) {                                                          \
-            snprintf(err, errlen, "oneDNN matmul: %s failed (%s)", what,              \
-                     rn_cpu_status_str(s_));                                               \
-            goto fail;                                                                     \
-        }                                                                                  \
+        if (rn_cpu_check((call), "matmul", what, err, errlen)) goto fail;                  \
     } while (0)
 
 void rn_bf16_convert(uint16_t *dst, const float *src, int64_t n)

@@ -70,7 +70,7 @@ int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_
      * output is the chain's own output (the caller's buffer) or its input is the chain's input
      * (a residual's shortcut reads that too). Decided before setup, which builds the plans. */
     for (int i = 1; i + 1 < n; i++)
-        if (layers[i]->ops == rn_nn_relu_ops() && layers[i - 1]->ops->folds_relu &&
+        if (rn_nn_is_relu(layers[i]) && layers[i - 1]->ops->folds_relu &&
             !layers[i - 1]->relu_out) {
             c->folded[i] = 1;
             layers[i - 1]->relu_out = true;

@@ -26,8 +26,8 @@ rn_tensor rn_nn_batch_view(const rn_tensor *t, int64_t n);
 /* Applies rn_chain_set_trainable to the chains inside a container layer (trainable: l->n_params
  * entries, or NULL) and mirrors the flags into l->params; false when l is not a container. */
 bool rn_nn_container_set_trainable(rn_layer *l, const bool *trainable, bool train_bn);
-/* relu.c's ops table, by which a chain knows a ReLU (to fold it, see rn_layer_ops.folds_relu). */
-const rn_layer_ops *rn_nn_relu_ops(void);
+/* Whether l is a ReLU (rn_relu_create), which a chain may fold (rn_layer_ops.folds_relu). */
+bool rn_nn_is_relu(const rn_layer *l);
 /* Whether l is a batch norm layer (rn_batchnorm2d_create). */
 bool rn_nn_is_batchnorm(const rn_layer *l);
 /* Whether the layer has a parameter whose gradient backward writes (a grad, not frozen). */

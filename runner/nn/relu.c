@@ -52,4 +52,4 @@ static const rn_layer_ops relu_ops = {
 
 rn_layer *rn_relu_create(void) { return rn_nn_layer_new(&relu_ops, "", 0, 0); }
 
-const rn_layer_ops *rn_nn_relu_ops(void) { return &relu_ops; }
+bool rn_nn_is_relu(const rn_layer *l) { return l && l->ops == &relu_ops; }
