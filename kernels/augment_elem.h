@@ -67,8 +67,20 @@ RN_HD void rn_resize_tap(int64_t in, int64_t out, int64_t o, int64_t *lo, int64_
     *lam = src - (float)i0;
 }
 
+/* The bilinear blend of the crop at rows [i, ...), columns [j, ...) of plane p (row stride W)
+ * at the taps rn_resize_tap gave for an output row (y0, ys, l1) and column (x0, xs, m1). */
+RN_HD float rn_resized_crop_blend(const float *p, int64_t W, int64_t i, int64_t j, int64_t y0,
+                                  int64_t ys, float l1, int64_t x0, int64_t xs, float m1)
+{
+    const float *r0 = p + (i + y0) * W + j, *r1 = r0 + ys * W;
+    const int64_t x1 = x0 + xs;
+    const float l0 = 1.0f - l1, m0 = 1.0f - m1;
+    return l0 * (m0 * r0[x0] + m1 * r0[x1]) + l1 * (m0 * r1[x0] + m1 * r1[x1]);
+}
+
 /* Output pixel (y, x) of an H x W plane p (row stride W) whose crop rows [i, i + h), columns
- * [j, j + w) is resized to H x W bilinearly. */
+ * [j, j + w) is resized to H x W bilinearly: the taps for (y, x), then the blend. A loop over
+ * a whole plane works the taps out once per row and column and calls the blend. */
 RN_HD float rn_resized_crop_pixel(const float *p, int64_t H, int64_t W, int64_t i, int64_t j,
                                   int64_t h, int64_t w, int64_t y, int64_t x)
 {
@@ -76,10 +88,7 @@ RN_HD float rn_resized_crop_pixel(const float *p, int64_t H, int64_t W, int64_t 
     float l1, m1;
     rn_resize_tap(h, H, y, &y0, &ys, &l1);
     rn_resize_tap(w, W, x, &x0, &xs, &m1);
-    const float *r0 = p + (i + y0) * W + j, *r1 = r0 + ys * W;
-    const int64_t x1 = x0 + xs;
-    const float l0 = 1.0f - l1, m0 = 1.0f - m1;
-    return l0 * (m0 * r0[x0] + m1 * r0[x1]) + l1 * (m0 * r1[x0] + m1 * r1[x1]);
+    return rn_resized_crop_blend(p, W, i, j, y0, ys, l1, x0, xs, m1);
 }
 
 /* ---- random_erasing (plugins/augment/random_erasing.c draws the coin and the box) ---- */

@@ -28,6 +28,10 @@ typedef struct random_resized_crop {
     double scale_min, scale_max, log_ratio_min, log_ratio_max, ratio_min, ratio_max;
     float *scratch;  /* a copy of the plane being resized: cap floats */
     size_t cap;
+    /* a sample's column taps (rn_resize_tap), worked out once per sample: tcap columns */
+    int64_t *tx0, *txs;
+    float *tm1;
+    size_t tcap;
 } random_resized_crop;
 
 static const rn_setting random_resized_crop_settings[] = {
@@ -72,6 +76,9 @@ static void random_resized_crop_destroy(void *self)
     random_resized_crop *r = self;
     if (!r) return;
     r->host->free(r->scratch);
+    r->host->free(r->tx0);
+    r->host->free(r->txs);
+    r->host->free(r->tm1);
     r->host->free(r);
 }
 
@@ -129,18 +136,38 @@ static int random_resized_crop_apply(void *self, rn_batch *b)
         r->scratch = p;
         r->cap = (size_t)plane;
     }
+    if ((size_t)W > r->tcap) {
+        r->host->free(r->tx0);
+        r->host->free(r->txs);
+        r->host->free(r->tm1);
+        r->tx0 = r->host->alloc((size_t)W * sizeof *r->tx0);
+        r->txs = r->host->alloc((size_t)W * sizeof *r->txs);
+        r->tm1 = r->host->alloc((size_t)W * sizeof *r->tm1);
+        r->tcap = r->tx0 && r->txs && r->tm1 ? (size_t)W : 0;
+        if (!r->tcap) {
+            r->host->set_error(r->ctx, "out of memory");
+            return RN_ERR_NOMEM;
+        }
+    }
     for (int64_t n = 0; n < b->n; n++) {
         uint64_t key = rn_key3(b->seed, (uint64_t)b->epoch, (uint64_t)b->sample_ids[n]);
         int64_t box[4];
         get_box(r, key, H, W, box);
         if (box[2] == H && box[3] == W) continue; /* the whole image, resized to itself */
+        /* rn_resized_crop_pixel's taps, per column and per row rather than per pixel */
+        for (int64_t x = 0; x < W; x++)
+            rn_resize_tap(box[3], W, x, &r->tx0[x], &r->txs[x], &r->tm1[x]);
         for (int64_t ch = 0; ch < b->c; ch++) {
             float *p = b->x + (n * b->c + ch) * plane;
             memcpy(r->scratch, p, (size_t)plane * sizeof *p);
-            for (int64_t y = 0; y < H; y++)
+            for (int64_t y = 0; y < H; y++) {
+                int64_t y0, ys;
+                float l1;
+                rn_resize_tap(box[2], H, y, &y0, &ys, &l1);
                 for (int64_t x = 0; x < W; x++)
-                    p[y * W + x] = rn_resized_crop_pixel(r->scratch, H, W, box[0], box[1],
-                                                         box[2], box[3], y, x);
+                    p[y * W + x] = rn_resized_crop_blend(r->scratch, W, box[0], box[1], y0, ys,
+                                                         l1, r->tx0[x], r->txs[x], r->tm1[x]);
+            }
         }
     }
     return RN_OK;
