@@ -349,6 +349,19 @@ static int parse_args(int argc, char **argv, options *o, char *err, size_t errle
     return 0;
 }
 
+/* fp16 trains with loss scaling on a GPU only: one line, and nonzero, when the run trains on
+ * the CPU, whether the recipe chose it, device auto found no GPU, or auto fell back to it
+ * (checked after the fallback too, so fp16 never trains as fp32 unannounced). why: how the
+ * CPU was reached, or "". */
+static int fp16_on_cpu(const rn_plan *plan, const rn_device *dev, const char *why, char *err,
+                       size_t errlen)
+{
+    if (plan->precision != RN_PRECISION_FP16 || dev->kind != RN_DEVICE_KIND_CPU) return 0;
+    snprintf(err, errlen, "precision: \"fp16\" (with loss scaling) trains on a GPU only, and "
+             "this run trains on the CPU%s; use precision = \"bf16\" on the CPU", why);
+    return -1;
+}
+
 static char *default_out(const char *recipe)
 {
     const char *base = strrchr(recipe, '/');
@@ -504,12 +517,9 @@ static int cmd_train(int argc, char **argv)
         snprintf(dev.name, sizeof dev.name, "cuda (not usable here)");
     }
     plan.train_device = dev.kind == RN_DEVICE_KIND_CUDA ? RN_DEVICE_CUDA : RN_DEVICE_CPU;
-    if (plan.precision == RN_PRECISION_FP16 && dev.kind == RN_DEVICE_KIND_CPU) {
-        snprintf(err, sizeof err, "precision: \"fp16\" (with loss scaling) trains on a GPU only, "
-                 "and this run trains on the CPU%s; use precision = \"bf16\" on the CPU",
-                 dev.note[0] ? " (device auto found no GPU)" : "");
+    if (fp16_on_cpu(&plan, &dev, dev.note[0] ? " (device auto found no GPU)" : "", err,
+                    sizeof err))
         goto done;
-    }
     if (o.evaluate) { /* the recipe's own starting weights give way to the ones evaluated */
         free(plan.weights);
         plan.weights = strdup(o.evaluate);
@@ -531,7 +541,9 @@ static int cmd_train(int argc, char **argv)
         dev.kind = RN_DEVICE_KIND_CPU;
         snprintf(dev.name, sizeof dev.name, "cpu");
         plan.train_device = RN_DEVICE_CPU;
-        prep = rn_run_prepare(&run, &plan, reg, out, isatty(STDERR_FILENO), err, sizeof err);
+        prep = fp16_on_cpu(&plan, &dev, " (device auto fell back to it)", err, sizeof err)
+                   ? -1
+                   : rn_run_prepare(&run, &plan, reg, out, isatty(STDERR_FILENO), err, sizeof err);
     }
     if (prep) goto done;
     prepared = 1;

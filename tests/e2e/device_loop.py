@@ -305,4 +305,15 @@ if p.returncode == 0:
     prov = json.load(open(os.path.join(tmp, "auto-cpu", "provenance.json")))
     check(prov["device"] == "cpu" and prov["device_note"] == notes[0], f"auto-cpu: {prov}")
 print("auto:", notes)
+# fp16 needs the GPU's loss scaling: when auto falls back to the CPU it refuses in one line,
+# rather than training fp32 under an "fp16" provenance.
+out = os.path.join(tmp, "auto-fp16")
+p = run([aug, "--out", out, "--device", "auto", "--set", 'precision="fp16"'], env=FAKE)
+lines = [l for l in p.stderr.splitlines() if l.strip()]
+check(p.returncode == 1 and len(lines) == 1 and lines[0] ==
+      'runner: precision: "fp16" (with loss scaling) trains on a GPU only, and this run trains '
+      'on the CPU (device auto fell back to it); use precision = "bf16" on the CPU',
+      f"fp16 after the fallback: {p.returncode} {lines}")
+check(not os.path.exists(os.path.join(out, "model.safetensors")), "fp16 fallback: no weights")
+print("fp16 after the fallback:", lines)
 finish("e2e_device_loop")
