@@ -55,11 +55,11 @@ def write(dir_, name, text):
     return path
 
 
-def run(args, env=None, timeout=600):
+def run(args, env=None, timeout=600, cwd=None):
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run([RUNNER] + args, capture_output=True, text=True, env=full_env,
-                          timeout=timeout)
+                          timeout=timeout, cwd=cwd)
 
 
 def read_safetensors(path):

@@ -21,8 +21,9 @@ LINE = re.compile(r"^(val|test): loss ([0-9.]+) acc ([0-9.]+) \((\d+) images in 
 
 
 def evaluate(*extra, env=None):
+    # run from tmp, so a default run directory (runs/...) would show in its listing too
     before = sorted(os.listdir(tmp))
-    p = run([recipe, "--evaluate", weights, *extra], env=env)
+    p = run([recipe, "--evaluate", weights, *extra], env=env, cwd=tmp)
     check(p.returncode == 0, f"evaluate {extra}: {p.stderr}")
     check(sorted(os.listdir(tmp)) == before, "--evaluate wrote nothing")
     got = {}
