@@ -10,8 +10,8 @@
  * with one line in err. */
 int rn_cpu_engine(dnnl_engine_t *engine, dnnl_stream_t *stream, char *err, size_t errlen);
 
-/* Scratch memory shared by every convolution plan in the process, for what a oneDNN call needs
- * only while it runs: the blocked copy of a convolution's output (forward) or output gradient
+/* Scratch memory shared by every convolution plan in the process (the scratchpad slot by the
+ * matmul plans too), for what a oneDNN call needs only while it runs: the blocked copy of a convolution's output (forward) or output gradient
  * (backward), of its input gradient (backward data) or a non-shared input (backward weights),
  * of its weights (W: reordered, or converted to bf16, by each call that reads them) and weight
  * gradient (DW), and the primitives' scratchpads. Layers run one call at a time on the training thread, so one

@@ -14,8 +14,8 @@ struct rn_cpu_matmul {
     dnnl_stream_t strm;
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t prim;
-    dnnl_memory_t a_mem, b_mem, bias_mem, c_mem, scratch_mem;
-    void *scratch;
+    dnnl_memory_t a_mem, b_mem, bias_mem, c_mem;
+    dnnl_memory_t scratch_mem; /* over the arena's scratchpad slot (cpu_internal.h), per call */
 };
 
 #define TRY(what, call)                                                                    \
@@ -75,14 +75,9 @@ int rn_cpu_matmul_create(rn_cpu_matmul **out, bool bf16, bool trans_a, bool tran
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(g->pd, dnnl_query_scratchpad_md,
                                                                  0);
     size_t need = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    if (need) {
-        g->scratch = aligned_alloc(64, (need + 63) / 64 * 64);
-        if (!g->scratch) {
-            snprintf(err, errlen, "oneDNN matmul: out of memory for a %zu-byte scratchpad",
-                     need);
-            goto fail;
-        }
-        TRY("memory_create", dnnl_memory_create(&g->scratch_mem, smd, g->eng, g->scratch));
+    if (need) { /* the process-wide scratchpad the convolution plans use too */
+        rn_cpu_arena_reserve(RN_ARENA_SCRATCH, need);
+        TRY("memory_create", dnnl_memory_create(&g->scratch_mem, smd, g->eng, DNNL_MEMORY_NONE));
     }
     TRY("memory_create", dnnl_memory_create(&g->a_mem, &a_md, g->eng, DNNL_MEMORY_NONE));
     TRY("memory_create", dnnl_memory_create(&g->b_mem, &b_md, g->eng, DNNL_MEMORY_NONE));
@@ -107,7 +102,6 @@ void rn_cpu_matmul_destroy(rn_cpu_matmul *g)
         if (mems[i]) dnnl_memory_destroy(mems[i]);
     if (g->prim) dnnl_primitive_destroy(g->prim);
     if (g->pd) dnnl_primitive_desc_destroy(g->pd);
-    free(g->scratch);
     free(g);
 }
 
@@ -133,7 +127,15 @@ int rn_cpu_matmul_run(rn_cpu_matmul *g, const void *a, const void *b, const floa
         dnnl_memory_set_data_handle(g->bias_mem, (void *)bias);
         args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, g->bias_mem};
     }
-    if (g->scratch_mem) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, g->scratch_mem};
+    if (g->scratch_mem) {
+        void *buf = rn_cpu_arena(RN_ARENA_SCRATCH);
+        if (!buf) {
+            snprintf(err, errlen, "oneDNN matmul: out of memory for its scratchpad");
+            return -1;
+        }
+        dnnl_memory_set_data_handle(g->scratch_mem, buf);
+        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, g->scratch_mem};
+    }
     TRY("execute", dnnl_primitive_execute(g->prim, g->strm, na, args));
     return 0;
 fail:
