@@ -223,7 +223,8 @@ static void check_ends(void)
     printf("a blocked end it cannot give: %s\n", err);
     CHECK(strstr(err, "model.layers[1].layers: cannot run with a blocked output") != NULL);
     /* what it can: a blocked input (the model around it is left inconsistent: freed next) */
-    CHECK(inner && rn_chain_set_layouts((rn_chain *)inner, true, false, true, err, sizeof err) == 0);
+    CHECK(inner &&
+          rn_chain_set_layouts((rn_chain *)inner, true, false, true, err, sizeof err) == 0);
     CHECK(inner && inner->blocked[0] && inner->blocked[1] && !inner->blocked[2]);
     rn_model_free(&m);
 }

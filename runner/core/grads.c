@@ -1,5 +1,6 @@
 /* Gradient accumulation, norm and clipping (see grads.h). */
 #include "grads.h"
+#include "lanes.h"
 #include "vector_clones.h"
 
 #include "../../kernels/net_elem.h"
@@ -95,13 +96,9 @@ double rn_grads_norm(rn_grads *g)
 #pragma omp parallel for schedule(static) if (chunks > 1)
         for (int64_t c = 0; c < chunks; c++) {
             int64_t j = c * CHUNK, end = (c + 1) * CHUNK < k ? (c + 1) * CHUNK : k;
-            /* 8 interleaved partial sums, added in a fixed tree: they vectorize where one
-             * running sum waits on each add, and the order is the source's */
-            double s[8] = {0};
-            for (; j + 8 <= end; j += 8)
-                for (int l = 0; l < 8; l++) s[l] += (double)gr[j + l] * (double)gr[j + l];
-            for (int l = 0; j < end; j++, l++) s[l] += (double)gr[j] * (double)gr[j];
-            part[c] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+            double s[LANES] = {0}; /* lanes.h: vectorized, in a fixed order */
+            lanes_add_sq(s, gr + j, end - j, 0.0);
+            part[c] = lanes_total(s);
         }
         for (int64_t c = 0; c < chunks; c++) total += part[c]; /* in order: deterministic */
     }

@@ -1,10 +1,11 @@
 /* 2-D convolution on the CPU with oneDNN primitives, behind an opaque plan.
  *
  * A plan is built once per shape (batch size included) and holds the forward, backward-data and
- * backward-weights primitives, their scratchpad and any layout-reorder buffers, so executing it
- * allocates nothing. Callers pass NCHW (or, see src_blocked, nChw16c) activations and OIHW weights (float32, row-major;
- * with G groups, output channels [g OC/G, (g+1) OC/G) see input channels [g IC/G, (g+1) IC/G),
- * as in PyTorch). */
+ * backward-weights primitives; their scratchpads and reorder copies live in the process-wide
+ * arena (cpu_internal.h), so executing a plan allocates nothing once the arena has grown.
+ * Callers pass NCHW (or, see src_blocked, nChw16c) activations and OIHW weights (float32,
+ * row-major; with G groups, output channels [g OC/G, (g+1) OC/G) see input channels
+ * [g IC/G, (g+1) IC/G), as in PyTorch). */
 #ifndef RN_CPU_CONV_H
 #define RN_CPU_CONV_H
 

@@ -11,15 +11,16 @@
 int rn_cpu_engine(dnnl_engine_t *engine, dnnl_stream_t *stream, char *err, size_t errlen);
 
 /* Scratch memory shared by every convolution plan in the process (the scratchpad slot by the
- * matmul plans too), for what a oneDNN call needs only while it runs: the blocked copy of a convolution's output (forward) or output gradient
- * (backward), of its input gradient (backward data) or a non-shared input (backward weights),
- * of its weights (W: reordered, or converted to bf16, by each call that reads them) and weight
- * gradient (DW), and the primitives' scratchpads. Layers run one call at a time on the training thread, so one
- * buffer per slot, sized for the largest plan, serves them all: a network then holds one set of
- * these instead of one per convolution and batch size (for ResNet-8, ~90 MB less at batch 128).
- * A plan reserves its needs when it is built; rn_cpu_arena returns the slot's buffer (grown
- * when a reservation outgrew it: contents are not kept), or NULL when out of memory. Not for
- * data that must live from one call to the next. */
+ * matmul plans too), for what a oneDNN call needs only while it runs: the blocked copy of a
+ * convolution's output (forward) or output gradient (backward), of its input gradient (backward
+ * data) or a non-shared input (backward weights), of its weights (W: reordered, or converted to
+ * bf16, by each call that reads them) and weight gradient (DW), and the primitives'
+ * scratchpads. Layers run one call at a time on the training thread, so one buffer per slot,
+ * sized for the largest plan, serves them all: a network then holds one set of these instead of
+ * one per convolution and batch size (for ResNet-8, ~90 MB less at batch 128). A plan reserves
+ * its needs when it is built; rn_cpu_arena returns the slot's buffer (grown when a reservation
+ * outgrew it: contents are not kept), or NULL when out of memory. Not for data that must live
+ * from one call to the next. */
 enum { RN_ARENA_OUT, RN_ARENA_IN, RN_ARENA_SCRATCH, RN_ARENA_W, RN_ARENA_DW, RN_ARENA_SLOTS };
 void rn_cpu_arena_reserve(int slot, size_t bytes);
 void *rn_cpu_arena(int slot);

@@ -171,7 +171,8 @@ void rn_chain_share_grads(rn_chain *c, rn_grad_pool *p, int level, bool bind)
         point_grads(c, p->buf[level]);
     }
     for (int i = 0; i < c->n; i++)
-        if (c->layers[i]->ops->share_grads) c->layers[i]->ops->share_grads(c->layers[i], p, level, bind);
+        if (c->layers[i]->ops->share_grads)
+            c->layers[i]->ops->share_grads(c->layers[i], p, level, bind);
 }
 
 int rn_chain_backward(rn_chain *c, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,

@@ -1,5 +1,6 @@
 /* A chain: layers run in order, with the activations between them planned once. The model and the
- * container layers (nested sequential, residual) are all chains, so the bookkeeping lives here once.
+ * container layers (nested sequential, residual) are all chains, so the bookkeeping lives here
+ * once.
  *
  * acts[0]/grads[0] (the chain's input and its gradient) and acts[n]/grads[n] (its output and the
  * gradient coming in) belong to whoever owns the chain: forward/backward take them as arguments.
