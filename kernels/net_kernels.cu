@@ -177,19 +177,12 @@ __global__ void widen_kernel(const uint16_t *h, float *y, int64_t n, int fp16, i
     if (i < n) y[i] = rn_grad_put(y[i], widen(h[i], fp16), acc);
 }
 
-// Each block ORs its elements' non-finite flags (a tree over shared memory, so no atomics), and
-// a block that saw one stores 1: every store writes the same value, so their order is moot.
+// A thread that meets a non-finite element stores 1: every such store writes the same value, so
+// their number and order are moot (no reduction, no atomics needed).
 __global__ void unscale_kernel(float *g, int64_t n, float inv_scale, int *found_inf)
 {
-    __shared__ int s[kThreads];
     const int64_t i = thread_index();
-    s[threadIdx.x] = i < n ? rn_unscale_elem(&g[i], inv_scale) : 0;
-    __syncthreads();
-    for (int h = kThreads / 2; h > 0; h >>= 1) {
-        if (static_cast<int>(threadIdx.x) < h) s[threadIdx.x] |= s[threadIdx.x + h];
-        __syncthreads();
-    }
-    if (threadIdx.x == 0 && s[0]) *found_inf = 1;
+    if (i < n && rn_unscale_elem(&g[i], inv_scale)) *found_inf = 1;
 }
 
 cudaStream_t as_stream(void *s)
