@@ -37,16 +37,28 @@ static int count_blocked(const rn_chain *c)
     return k;
 }
 
-/* ReLUs folded into the layer before them (chain.h), likewise (at least `how`: 1 forward, 2 its
- * backward into the layer after too). */
+/* ReLUs folded into the layer before them (chain.h), likewise (how 1: all of them; 2: those
+ * whose backward the layer after does; 3: those whose backward the layer before does). */
 static int count_folded(const rn_chain *c, int how)
 {
     int k = 0;
     for (int i = 0; i < c->n; i++) {
-        k += c->folded[i] >= how;
+        k += how == 1 ? c->folded[i] >= 1 : c->folded[i] == how;
         const rn_chain *inner;
         for (int j = 0; (inner = rn_container_chain(c->layers[i], j)); j++)
             k += count_folded(inner, how);
+    }
+    return k;
+}
+
+/* Activations recomputed in backward rather than kept (chain.h's in_grad), likewise. */
+static int count_recomputed(const rn_chain *c)
+{
+    int k = c->n_recomputed;
+    for (int i = 0; i < c->n; i++) {
+        const rn_chain *inner;
+        for (int j = 0; (inner = rn_container_chain(c->layers[i], j)); j++)
+            k += count_recomputed(inner);
     }
     return k;
 }
@@ -120,9 +132,16 @@ static int same_backward_and_step(rn_model *a, rn_model *b, int64_t n, uint64_t 
 /* a as rn_model_init leaves it (blocked where it can be, ReLUs folded where they can be) against
  * b, built from expr_b (expr_a, or the same network with a ReLU kept apart from the layer before
  * it by an identity, which stops the fold) and made plain; b starts from a's weights. */
+typedef struct expect {
+    int blocked;    /* blocked activations */
+    int folded;     /* ReLUs folded into the layer before */
+    int into_next;  /* of them, with their backward in the layer after (max pooling) */
+    int into_prev;  /* of them, with their backward in the layer before (batch norm) */
+    int recomputed; /* activations recomputed in backward (batch norm before a convolution) */
+} expect;
+
 static void check_pair(const char *what, const char *expr_a, const char *expr_b, rn_shape in,
-                       int64_t max_batch, int expect_blocked, int expect_folded,
-                       int expect_into_next, bool bf16)
+                       int64_t max_batch, expect e, bool bf16)
 {
     rn_model a, b;
     if (rn_test_model_from_lua(&a, dir, expr_a, in, max_batch)) {
@@ -140,11 +159,16 @@ static void check_pair(const char *what, const char *expr_a, const char *expr_b,
         memcpy(b.params[i].value->data, a.params[i].value->data,
                (size_t)rn_tensor_numel(a.params[i].value) * sizeof(float));
     int folded = count_folded(&a.chain, 1), into_next = count_folded(&a.chain, 2);
-    printf("%s: %d ReLUs folded, %d of them into the next layer's backward too\n", what, folded,
-           into_next);
-    CHECK(folded == expect_folded);
-    CHECK(into_next == expect_into_next);
-    CHECK(count_folded(&b.chain, 1) == (twins ? expect_folded : 0));
+    int into_prev = count_folded(&a.chain, 3), recomputed = count_recomputed(&a.chain);
+    printf("%s: %d ReLUs folded, their backward %d into the next layer's and %d into the one "
+           "before's; %d activations recomputed\n",
+           what, folded, into_next, into_prev, recomputed);
+    CHECK(folded == e.folded);
+    CHECK(into_next == e.into_next);
+    CHECK(into_prev == e.into_prev);
+    CHECK(recomputed == e.recomputed);
+    CHECK(count_folded(&b.chain, 1) == (twins ? e.folded : 0));
+    CHECK(count_recomputed(&b.chain) == (twins ? e.recomputed : 0));
     char err[512] = "";
     if (bf16) { /* the convolutions and linear layers compute in bf16 (precision = "bf16") */
         rn_model_set_bf16(&a, true);
@@ -153,8 +177,8 @@ static void check_pair(const char *what, const char *expr_a, const char *expr_b,
     CHECK(rn_model_set_layouts(&b, false, err, sizeof err) == 0);
     int blocked = count_blocked(&a.chain);
     printf("%s: %d blocked activations\n", what, blocked);
-    CHECK(blocked == expect_blocked);
-    if (blocked != expect_blocked) print_layouts(&a.chain, 1);
+    CHECK(blocked == e.blocked);
+    if (blocked != e.blocked) print_layouts(&a.chain, 1);
     CHECK(count_blocked(&b.chain) == 0);
     /* the model's own ends are plain whatever its inside does */
     CHECK(!a.chain.blocked[0] && !a.chain.blocked[a.n_layers]);
@@ -184,7 +208,7 @@ static void check_pair(const char *what, const char *expr_a, const char *expr_b,
 
     /* And back to blocked: the layers rebuild for it, and the two still agree. */
     CHECK(rn_model_set_layouts(&b, true, err, sizeof err) == 0);
-    if (twins) CHECK(count_blocked(&b.chain) == expect_blocked);
+    if (twins) CHECK(count_blocked(&b.chain) == e.blocked);
     CHECK(same_forward(&a, &b, max_batch, true, 600));
     printf("%s: forward %d, backward %d, params %d, frozen batch norms %d\n", what, ok_f, ok_b,
            ok_p, ok_frozen);
@@ -193,10 +217,9 @@ static void check_pair(const char *what, const char *expr_a, const char *expr_b,
 }
 
 static void check_model(const char *what, const char *expr, rn_shape in, int64_t max_batch,
-                        int expect_blocked, int expect_folded, int expect_into_next, bool bf16)
+                        expect e, bool bf16)
 {
-    check_pair(what, expr, expr, in, max_batch, expect_blocked, expect_folded, expect_into_next,
-               bf16);
+    check_pair(what, expr, expr, in, max_batch, e, bf16);
 }
 
 /* The layout rules at a chain's ends: what a container reports it can take (rn_chain_layouts)
@@ -237,24 +260,26 @@ int main(void)
     rn_shape cifar = rn_shape_make(3, (int64_t[]){3, 32, 32});
     /* conv1 -> relu -> conv2 -> relu -> max_pool2d: the 4 activations up to the pool, which
      * gives dropout a plain tensor */
-    check_model("mnist_cnn", "models.mnist_cnn{ in_channels = 1, classes = 10 }", mnist, 5, 4, 2,
-                1, false);
+    check_model("mnist_cnn", "models.mnist_cnn{ in_channels = 1, classes = 10 }", mnist, 5,
+                (expect){4, 2, 1, 0, 0}, false);
     /* everything from the stem convolution's output to global pooling's input, inside the
-     * stages' sequentials, the blocks' bodies and their downsampling shortcuts too */
-    check_model("resnet8", "models.resnet8{ in_channels = 1, classes = 10 }", mnist, 6, 40, 4,
-                0, false);
-    check_model("resnet8 bf16", "models.resnet8{ in_channels = 1, classes = 10 }", mnist, 6, 40, 4,
-                0, true);
+     * stages' sequentials, the blocks' bodies and their downsampling shortcuts too; every ReLU
+     * after a batch norm, its backward too; each block's first batch norm + ReLU output is
+     * recomputed (the stem's feeds a block, not a convolution) */
+    check_model("resnet8", "models.resnet8{ in_channels = 1, classes = 10 }", mnist, 6,
+                (expect){40, 4, 0, 4, 3}, false);
+    check_model("resnet8 bf16", "models.resnet8{ in_channels = 1, classes = 10 }", mnist, 6,
+                (expect){40, 4, 0, 4, 3}, true);
     check_model("resnet18", "models.resnet18{ in_channels = 3, classes = 10, cifar_stem = true }",
-                cifar, 3, 82, 9, 0, false);
+                cifar, 3, (expect){82, 9, 0, 9, 8}, false);
     /* torchvision's stem: its 3x3/2 max pool takes and gives blocked tensors (one activation
-     * more than the CIFAR stem's) */
+     * more than the CIFAR stem's); the batch norm before it does its ReLU's backward */
     check_model("resnet18 stem", "models.resnet18{ in_channels = 3, classes = 10 }", cifar, 3,
-                83, 9, 1, false);
+                (expect){83, 9, 0, 9, 8}, false);
     /* grouped 8-channel convolutions and pools: little can be blocked, and what can't stays
      * plain */
     check_model("every layer", RN_TEST_EVERY_LAYER, rn_shape_make(3, (int64_t[]){3, 17, 15}), 4,
-                0, 0, 0, false);
+                (expect){0}, false);
     /* a blocked run through leaky_relu, gelu, identity and a sequential, ending at a pool: 5 in
      * the model's chain, the sequential's 4 */
     check_model("element-wise run",
@@ -265,7 +290,7 @@ int main(void)
                 "nn.batch_norm2d{ name = 'bn', num_features = 32 }, nn.relu(), "
                 "nn.global_avg_pool2d(), nn.flatten(), "
                 "nn.linear{ name = 'fc', in_features = 32, out_features = 5 } }",
-                rn_shape_make(3, (int64_t[]){3, 9, 7}), 4, 9, 1, 0, false);
+                rn_shape_make(3, (int64_t[]){3, 9, 7}), 4, (expect){9, 1, 0, 1, 0}, false);
     /* max pools from a plain input to a blocked output (the padded 3x3 one: its general loop)
      * and from a blocked input to a plain output (the 2x2 one's fast path) */
     check_model("pools",
@@ -274,7 +299,7 @@ int main(void)
                 "padding = 1 }, nn.batch_norm2d{ name = 'bn', num_features = 16 }, nn.relu(), "
                 "nn.max_pool2d{ kernel_size = 2 }, nn.flatten(), "
                 "nn.linear{ name = 'fc', in_features = 64, out_features = 5 } }",
-                rn_shape_make(3, (int64_t[]){16, 9, 9}), 3, 4, 1, 1, false);
+                rn_shape_make(3, (int64_t[]){16, 9, 9}), 3, (expect){4, 1, 0, 1, 0}, false);
     /* Folded against kept apart (and blocked against plain): a CNN whose ReLUs follow
      * convolutions, and a ResNet whose follow batch norms, in and out of residual blocks. */
 #define CNN(sep)                                                                                \
@@ -284,8 +309,10 @@ int main(void)
     "nn.flatten(), nn.linear{ name = 'fc1', in_features = 2304, out_features = 32 }, nn.relu(), " \
     "nn.linear{ name = 'fc2', in_features = 32, out_features = 10 } }"
     rn_shape small = rn_shape_make(3, (int64_t[]){1, 16, 16});
-    check_pair("cnn folded", CNN(""), CNN("nn.identity(), "), small, 4, 4, 2, 1, false);
-    check_pair("cnn folded bf16", CNN(""), CNN("nn.identity(), "), small, 4, 4, 2, 1, true);
+    check_pair("cnn folded", CNN(""), CNN("nn.identity(), "), small, 4, (expect){4, 2, 1, 0, 0},
+               false);
+    check_pair("cnn folded bf16", CNN(""), CNN("nn.identity(), "), small, 4,
+               (expect){4, 2, 1, 0, 0}, true);
 #define RES(sep)                                                                                \
     "nn.sequential{ nn.conv2d{ name = 'c1', in_channels = 1, out_channels = 16, "             \
     "kernel_size = 3, padding = 1, bias = false }, nn.batch_norm2d{ name = 'bn1', "            \
@@ -298,7 +325,9 @@ int main(void)
     "out_channels = 32, kernel_size = 1, stride = 2, bias = false }, "                        \
     "nn.batch_norm2d{ name = 'bnd', num_features = 32 } } }, nn.global_avg_pool2d(), "        \
     "nn.flatten(), nn.linear{ name = 'fc', in_features = 32, out_features = 10 } }"
-    check_pair("resnet folded", RES(""), RES("nn.identity(), "), small, 4, 13, 2, 0, false);
+    /* and recomputed against kept: bn2's output in r1's body */
+    check_pair("resnet folded", RES(""), RES("nn.identity(), "), small, 4,
+               (expect){13, 2, 0, 2, 1}, false);
     rmdir(dir);
     return rn_test_report("test_layout");
 }

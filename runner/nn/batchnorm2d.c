@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "lanes.h"
 
@@ -20,7 +21,7 @@ typedef struct bn_impl {
     rn_tensor b, db;           /* (c): beta */
     rn_tensor rmean, rvar;     /* (c): running stats, buffers */
     double *mean, *invstd;     /* (c): what the last forward normalised with */
-    float *cf;                 /* (4 c): per-channel floats for the blocked layout's passes */
+    float *cf;                 /* (5 c): per-channel floats for the blocked layout's passes */
     bool last_train;           /* whether the last forward used batch stats */
 } bn_impl;
 
@@ -36,6 +37,22 @@ static int bn_setup(rn_layer *l, const rn_shape *in, rn_shape *out, char *err, s
     }
     *out = *in;
     return 0;
+}
+
+/* The floats forward's output pass applies to channel ch, y = (x - mean_f) scale_f + beta, from
+ * what the forward recorded (bn_channel_forward): a recompute and the masks of a folded ReLU's
+ * backward round exactly as that forward did. */
+static inline void bn_forward_floats(const bn_impl *b, int64_t ch, float *mean_f, float *scale_f)
+{
+    *scale_f = (float)(b->w.data[ch] * b->invstd[ch]);
+    *mean_f = (float)b->mean[ch];
+}
+
+/* dy where the folded ReLU's output was positive, recomputed from x as forward computed it
+ * (relu.c's backward: dy where y > 0, 0 at 0 and for NaN). */
+static inline float bn_relu_masked(float dy, float x, float mean_f, float scale_f, float beta)
+{
+    return (x - mean_f) * scale_f + beta > 0.0f ? dy : 0.0f;
 }
 
 /* ---- the blocked layout (layer.h): nChw16c, c a multiple of 16 ---------------------------- *
@@ -99,21 +116,45 @@ static inline void blocked_stats(const float *xs, int64_t n, int64_t c, int64_t 
     }
 }
 
-/* sg[ch] = sum dy, sgx[ch] = sum dy (x - mean) for the GROUP channels from ch0. */
-static inline void blocked_dot(const float *g, const float *xs, int64_t n, int64_t c, int64_t hw,
-                               int64_t ch0, const double *mean, double sg[GROUP],
-                               double sgx[GROUP])
+/* GROUP floats, doubles and 32-bit masks as GCC vectors: the loops below spell their lanes out,
+ * since GCC's vectorizer leaves a compare and select across the GROUP channels scalar. Each lane
+ * does what the plain code's scalar does, in the same order, so the bits match it. */
+typedef float group_f __attribute__((vector_size(GROUP * sizeof(float))));
+typedef int32_t group_i __attribute__((vector_size(GROUP * sizeof(int32_t))));
+typedef double group_d __attribute__((vector_size(GROUP * sizeof(double))));
+typedef float block_f __attribute__((vector_size(BLOCK * sizeof(float))));
+typedef int32_t block_i __attribute__((vector_size(BLOCK * sizeof(int32_t))));
+
+/* sg[ch] = sum dy, sgx[ch] = sum dy (x - mean) for the GROUP channels from ch0; with `masked`,
+ * dy is first masked by the folded ReLU (bn_relu_masked, fm/fs/fb: forward's floats). Inlined
+ * with `masked` a constant, so each variant has its own loop. */
+static inline __attribute__((always_inline)) void
+blocked_dot(const float *g, const float *xs, int64_t n, int64_t c, int64_t hw, int64_t ch0,
+            const double *mean, bool masked, const float *fm, const float *fs, const float *fb,
+            double sg[GROUP], double sgx[GROUP])
 {
     const int64_t cb = c / BLOCK;
-    double lg[LANES][GROUP] = {{0}}, lgx[LANES][GROUP] = {{0}};
+    group_d lg[LANES] = {0}, lgx[LANES] = {0}, mn;
+    group_f m_ = {0}, s_ = {0}, b_ = {0};
+    memcpy(&mn, mean, sizeof mn);
+    if (masked) {
+        memcpy(&m_, fm, sizeof m_);
+        memcpy(&s_, fs, sizeof s_);
+        memcpy(&b_, fb, sizeof b_);
+    }
     for (int64_t i = 0; i < n; i++) {
         const int64_t at = (i * cb + ch0 / BLOCK) * hw * BLOCK + ch0 % BLOCK;
         const float *p = xs + at, *q = g + at;
         FOR_LANES(hw, {
-            for (int k = 0; k < GROUP; k++) {
-                lg[lane][k] += q[j * BLOCK + k];
-                lgx[lane][k] += q[j * BLOCK + k] * ((double)p[j * BLOCK + k] - mean[k]);
-            }
+            group_f xv;
+            group_f gv;
+            memcpy(&xv, p + j * BLOCK, sizeof xv);
+            memcpy(&gv, q + j * BLOCK, sizeof gv);
+            if (masked) /* bn_relu_masked, lane by lane */
+                gv = (group_f)((group_i)gv & ((xv - m_) * s_ + b_ > 0.0f));
+            const group_d gd = __builtin_convertvector(gv, group_d);
+            lg[lane] += gd;
+            lgx[lane] += gd * (__builtin_convertvector(xv, group_d) - mn);
         });
     }
     for (int k = 0; k < GROUP; k++) {
@@ -129,11 +170,13 @@ static inline void blocked_dot(const float *g, const float *xs, int64_t n, int64
 
 /* out = (a - b[ch]) s[ch] + t[ch] over a blocked tensor: batch norm's forward (a = x, b = mean,
  * s = gamma invstd, t = beta; relu: then max(., 0), a folded ReLU as relu.c computes it) and,
- * with r = dy, its backward: r k[ch] + (a - b[ch]) s[ch] + t[ch] (see bn_backward). */
+ * with r = dy, its backward: r k[ch] + (a - b[ch]) s[ch] + t[ch] (see bn_backward), r masked
+ * first by the folded ReLU when fs is not NULL (bn_relu_masked with b, fs and fb: forward's
+ * floats; b is the float mean in both passes). */
 RN_VECTOR_CLONES
 static void blocked_apply(float *out, const float *a, const float *r, int64_t n, int64_t c,
                           int64_t hw, const float *b, const float *s, const float *t,
-                          const float *k, bool relu)
+                          const float *k, bool relu, const float *fs, const float *fb)
 {
     const int64_t cb = c / BLOCK;
 #pragma omp parallel for schedule(static) if (n * c * hw > 16384)
@@ -141,14 +184,33 @@ static void blocked_apply(float *out, const float *a, const float *r, int64_t n,
         const int64_t c0 = (nb % cb) * BLOCK, at = nb * hw * BLOCK;
         const float *pa = a + at;
         float *po = out + at;
-        float bb[BLOCK], ss[BLOCK], tt[BLOCK], kk[BLOCK];
+        float bb[BLOCK], ss[BLOCK], tt[BLOCK], kk[BLOCK], fss[BLOCK], fbb[BLOCK];
         for (int q = 0; q < BLOCK; q++) {
             bb[q] = b[c0 + q];
             ss[q] = s[c0 + q];
             tt[q] = t[c0 + q];
             kk[q] = k ? k[c0 + q] : 0.0f;
+            fss[q] = fs ? fs[c0 + q] : 0.0f;
+            fbb[q] = fs ? fb[c0 + q] : 0.0f;
         }
-        if (r) {
+        if (r && fs) { /* as the branch below, r first masked (bn_relu_masked) lane by lane */
+            const float *pr = r + at;
+            block_f vb, vs, vt, vk, vfs, vfb;
+            memcpy(&vb, bb, sizeof vb);
+            memcpy(&vs, ss, sizeof vs);
+            memcpy(&vt, tt, sizeof vt);
+            memcpy(&vk, kk, sizeof vk);
+            memcpy(&vfs, fss, sizeof vfs);
+            memcpy(&vfb, fbb, sizeof vfb);
+            for (int64_t j = 0; j < hw * BLOCK; j += BLOCK) {
+                block_f va, vr;
+                memcpy(&va, pa + j, sizeof va);
+                memcpy(&vr, pr + j, sizeof vr);
+                vr = (block_f)((block_i)vr & ((va - vb) * vfs + vfb > 0.0f));
+                const block_f vo = vr * vk + (va - vb) * vs + vt;
+                memcpy(po + j, &vo, sizeof vo);
+            }
+        } else if (r) {
             const float *pr = r + at;
             for (int64_t j = 0; j < hw * BLOCK; j += BLOCK)
                 for (int q = 0; q < BLOCK; q++)
@@ -185,8 +247,7 @@ static inline void bn_channel_forward(bn_impl *b, int64_t ch, bool train, double
     double is = 1.0 / sqrt(var + b->eps);
     b->mean[ch] = mean;
     b->invstd[ch] = is;
-    *scale_f = (float)(b->w.data[ch] * is);
-    *mean_f = (float)mean;
+    bn_forward_floats(b, ch, mean_f, scale_f);
 }
 
 /* Channel ch's backward from its sums sg = sum dy and sgx = sum dy (x - mean): writes the
@@ -210,6 +271,24 @@ static inline void bn_channel_backward(bn_impl *b, const rn_layer *l, int64_t ch
     *u_f = (float)u;
     *v_f = (float)v;
     *mean_f = (float)mean;
+}
+
+/* y = (x - mean_f) scale_f + beta over channel ch of a plain tensor, then max(., 0) with a
+ * folded ReLU (layer.h's folds_relu), as relu.c computes it. */
+static inline void plain_apply(const float *xs, float *ys, int64_t n, int64_t c, int64_t hw,
+                               int64_t ch, float mf, float a, float o, bool relu)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const float *p = xs + (i * c + ch) * hw;
+        float *q = ys + (i * c + ch) * hw;
+        if (relu)
+            for (int64_t j = 0; j < hw; j++) {
+                float v = (p[j] - mf) * a + o;
+                q[j] = v > 0.0f ? v : 0.0f;
+            }
+        else
+            for (int64_t j = 0; j < hw; j++) q[j] = (p[j] - mf) * a + o;
+    }
 }
 
 /* x, y (n, c, h, w). Train: batch mean and biased variance normalise; the running variance gets
@@ -243,7 +322,7 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
                 bn_channel_forward(b, ch0 + k, train, mean[k], var[k], m, &mf[ch0 + k],
                                    &af[ch0 + k]);
         }
-        blocked_apply(ys, xs, NULL, n, c, hw, mf, af, beta, NULL, relu);
+        blocked_apply(ys, xs, NULL, n, c, hw, mf, af, beta, NULL, relu, NULL, NULL);
         if (train) l->calls++;
         b->last_train = train;
         return 0;
@@ -263,70 +342,149 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
         /* y = (x - mean) a + beta; centring first keeps a large mean from cancelling */
         float mf, a;
         bn_channel_forward(b, ch, train, mean, var, m, &mf, &a);
-        const float o = beta[ch];
-        for (int64_t i = 0; i < n; i++) {
-            const float *p = xs + (i * c + ch) * hw;
-            float *q = ys + (i * c + ch) * hw;
-            if (relu) /* a folded ReLU (layer.h's folds_relu), as relu.c computes it */
-                for (int64_t j = 0; j < hw; j++) {
-                    float v = (p[j] - mf) * a + o;
-                    q[j] = v > 0.0f ? v : 0.0f;
-                }
-            else
-                for (int64_t j = 0; j < hw; j++) q[j] = (p[j] - mf) * a + o;
-        }
+        plain_apply(xs, ys, n, c, hw, ch, mf, a, beta[ch], relu);
     }
     if (train) l->calls++; /* num_batches_tracked: the layer's train-mode (batch stats) calls */
     b->last_train = train;
     return 0;
 }
 
+/* The last forward's output again, from x and the statistics it recorded (layer.h's recompute):
+ * its output pass alone, with the same floats, so the same bits; the running stats and the
+ * batch count do not move. */
+RN_VECTOR_CLONES
+static int bn_recompute(rn_layer *l, const rn_tensor *x, rn_tensor *y)
+{
+    bn_impl *b = l->impl;
+    const int64_t n = x->shape.d[0], c = b->c, hw = x->shape.d[2] * x->shape.d[3];
+    const float *xs = x->data, *beta = b->b.data;
+    if (l->in_blocked) {
+        float *mf = b->cf, *af = b->cf + c;
+        for (int64_t ch = 0; ch < c; ch++) bn_forward_floats(b, ch, &mf[ch], &af[ch]);
+        blocked_apply(y->data, xs, NULL, n, c, hw, mf, af, beta, NULL, l->relu_out, NULL, NULL);
+        return 0;
+    }
+#pragma omp parallel for schedule(static) if (n * hw * c > 16384)
+    for (int64_t ch = 0; ch < c; ch++) {
+        float mf, a;
+        bn_forward_floats(b, ch, &mf, &a);
+        plain_apply(xs, y->data, n, c, hw, ch, mf, a, beta[ch], l->relu_out);
+    }
+    return 0;
+}
+
+/* lanes_add_dot (lanes.h) of dy masked by the folded ReLU (bn_relu_masked): the same sums, in
+ * the same order, as over the masked gradient that relu.c's backward would have written. In
+ * GCC vectors (see group_f), lane k being element j + k. */
+static inline void lanes_add_dot_masked(double g[LANES], double gx[LANES], const float *q,
+                                        const float *p, int64_t hw, double mean, float mf,
+                                        float a, float o)
+{
+    _Static_assert(LANES == GROUP, "a group vector holds the lanes");
+    group_d vg, vgx;
+    memcpy(&vg, g, sizeof vg);
+    memcpy(&vgx, gx, sizeof vgx);
+    int64_t j = 0;
+    for (; j + LANES <= hw; j += LANES) {
+        group_f xv, gv;
+        memcpy(&xv, p + j, sizeof xv);
+        memcpy(&gv, q + j, sizeof gv);
+        gv = (group_f)((group_i)gv & ((xv - mf) * a + o > 0.0f));
+        const group_d gd = __builtin_convertvector(gv, group_d);
+        vg += gd;
+        vgx += gd * (__builtin_convertvector(xv, group_d) - mean);
+    }
+    memcpy(g, &vg, sizeof vg);
+    memcpy(gx, &vgx, sizeof vgx);
+    for (int k = 0; j < hw; j++, k++) {
+        const float v = bn_relu_masked(q[j], p[j], mf, a, o);
+        g[k] += v;
+        gx[k] += v * ((double)p[j] - mean);
+    }
+}
+
+/* dx = masked(dy) k + (x - mean_f) u + v over one plane (bn_backward's plain output pass with a
+ * folded ReLU), in GCC vectors as lanes_add_dot_masked. */
+static inline void plain_dx_masked(float *r, const float *q, const float *p, int64_t hw,
+                                   float mf, float fa, float fb, float kf, float uf, float vf)
+{
+    int64_t j = 0;
+    for (; j + GROUP <= hw; j += GROUP) {
+        group_f xv, gv;
+        memcpy(&xv, p + j, sizeof xv);
+        memcpy(&gv, q + j, sizeof gv);
+        gv = (group_f)((group_i)gv & ((xv - mf) * fa + fb > 0.0f));
+        const group_f out = gv * kf + (xv - mf) * uf + vf;
+        memcpy(r + j, &out, sizeof out);
+    }
+    for (; j < hw; j++) r[j] = bn_relu_masked(q[j], p[j], mf, fa, fb) * kf + (p[j] - mf) * uf + vf;
+}
+
 /* With xh = (x - mean) invstd: dbeta = sum dy, dgamma = sum dy xh; in train mode the batch stats
  * depend on x: dx = gamma invstd (dy - mean(dy) - xh mean(dy xh)); in eval mode they are
- * constants: dx = gamma invstd dy. A frozen gamma or beta keeps its gradient unwritten. */
+ * constants: dx = gamma invstd dy. A frozen gamma or beta keeps its gradient unwritten. With a
+ * folded ReLU (relu_out), dy is first masked where the ReLU's output, recomputed from x, was not
+ * positive (masks_own_relu): y is never read. */
 RN_VECTOR_CLONES
 static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, const rn_tensor *dy,
                        rn_tensor *dx)
 {
+    (void)y;
     bn_impl *b = l->impl;
     const int64_t n = x->shape.d[0], c = b->c, hw = x->shape.d[2] * x->shape.d[3];
     const int64_t m = n * hw;
-    const float *xs = x->data, *g = dy->data;
+    const float *xs = x->data, *g = dy->data, *beta = b->b.data;
     float *gx = dx ? dx->data : NULL;
-    const bool train = b->last_train;
+    const bool train = b->last_train, relu = l->relu_out;
     const bool w_frozen = l->params[0].frozen, b_frozen = l->params[1].frozen;
     if (!gx && w_frozen && b_frozen) return 0;
     /* the batch sums feed the param grads and the train-mode dx only */
     const bool sums = train || !w_frozen || !b_frozen;
     if (l->in_blocked) {
         float *mf = b->cf, *kf = b->cf + c, *uf = b->cf + 2 * c, *vf = b->cf + 3 * c;
+        float *af = b->cf + 4 * c; /* forward's scale, for the ReLU's mask */
 #pragma omp parallel for schedule(static) if (m * c > 16384)
         for (int64_t grp = 0; grp < c / GROUP; grp++) {
             const int64_t ch0 = grp * GROUP;
+            for (int q = 0; q < GROUP; q++) bn_forward_floats(b, ch0 + q, &mf[ch0 + q], &af[ch0 + q]);
             double sg[GROUP] = {0}, sgx[GROUP] = {0};
-            if (sums) blocked_dot(g, xs, n, c, hw, ch0, b->mean + ch0, sg, sgx);
+            if (sums && relu)
+                blocked_dot(g, xs, n, c, hw, ch0, b->mean + ch0, true, mf + ch0, af + ch0,
+                            beta + ch0, sg, sgx);
+            else if (sums)
+                blocked_dot(g, xs, n, c, hw, ch0, b->mean + ch0, false, NULL, NULL, NULL, sg,
+                            sgx);
             for (int q = 0; q < GROUP; q++) {
                 const int64_t ch = ch0 + q;
                 bn_channel_backward(b, l, ch, sg[q], sgx[q], m, &mf[ch], &kf[ch], &uf[ch],
                                     &vf[ch]);
             }
         }
-        if (gx) blocked_apply(gx, xs, g, n, c, hw, mf, uf, vf, kf, false);
+        if (gx)
+            blocked_apply(gx, xs, g, n, c, hw, mf, uf, vf, kf, false, relu ? af : NULL, beta);
         return 0;
     }
 #pragma omp parallel for schedule(static) if (m * c > 16384)
     for (int64_t ch = 0; ch < c; ch++) {
+        float fm, fa; /* forward's floats, for the ReLU's mask */
+        bn_forward_floats(b, ch, &fm, &fa);
+        const float fb = beta[ch];
         double lg[LANES] = {0}, lgx[LANES] = {0};
-        for (int64_t i = 0; sums && i < n; i++)
-            lanes_add_dot(lg, lgx, g + (i * c + ch) * hw, xs + (i * c + ch) * hw, hw,
-                          b->mean[ch]);
+        for (int64_t i = 0; sums && i < n; i++) {
+            const float *q = g + (i * c + ch) * hw, *p = xs + (i * c + ch) * hw;
+            if (relu) lanes_add_dot_masked(lg, lgx, q, p, hw, b->mean[ch], fm, fa, fb);
+            else lanes_add_dot(lg, lgx, q, p, hw, b->mean[ch]);
+        }
         float mf, kf, uf, vf;
         bn_channel_backward(b, l, ch, lanes_total(lg), lanes_total(lgx), m, &mf, &kf, &uf, &vf);
         if (!gx) continue;
         for (int64_t i = 0; i < n; i++) {
             const float *p = xs + (i * c + ch) * hw, *q = g + (i * c + ch) * hw;
             float *r = gx + (i * c + ch) * hw;
-            for (int64_t j = 0; j < hw; j++) r[j] = q[j] * kf + (p[j] - mf) * uf + vf;
+            if (relu)
+                plain_dx_masked(r, q, p, hw, mf, fa, fb, kf, uf, vf);
+            else
+                for (int64_t j = 0; j < hw; j++) r[j] = q[j] * kf + (p[j] - mf) * uf + vf;
         }
     }
     return 0;
@@ -365,6 +523,8 @@ static const rn_layer_ops bn_ops = {
     .layouts = RN_LAYOUT_IN | RN_LAYOUT_OUT | RN_LAYOUT_SAME, /* per channel, either layout */
     .folds_relu = true,       /* backward reads x, never y */
     .backward_skips_y = true,
+    .masks_own_relu = true,
+    .recompute = bn_recompute,
 };
 
 rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, double momentum,
@@ -390,7 +550,7 @@ rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, 
     rn_shape cs = rn_shape_make(1, (int64_t[]){channels});
     b->mean = calloc((size_t)channels, sizeof *b->mean);
     b->invstd = calloc((size_t)channels, sizeof *b->invstd);
-    b->cf = calloc(4 * (size_t)channels, sizeof *b->cf);
+    b->cf = calloc(5 * (size_t)channels, sizeof *b->cf);
     int bad = !b->mean || !b->invstd || !b->cf || rn_tensor_alloc(&b->w, cs) ||
               rn_tensor_alloc(&b->dw, cs) || rn_tensor_alloc(&b->b, cs) ||
               rn_tensor_alloc(&b->db, cs) || rn_tensor_alloc(&b->rmean, cs) ||

@@ -32,6 +32,7 @@ static void free_buffers(rn_chain *c)
     free(c->params_before);
     free(c->blocked);
     free(c->folded);
+    free(c->in_grad);
     free(c->params);
     free(c->where);
 }
@@ -43,6 +44,29 @@ void rn_chain_free(rn_chain *c)
     for (int i = 0; c->layers && i < c->n; i++) rn_layer_destroy(c->layers[i]);
     free(c->layers);
     memset(c, 0, sizeof *c);
+}
+
+/* Which activations the chain recomputes rather than keeps (chain.h's in_grad): the output of
+ * a layer that can recompute it from its own input and does not read it in backward, through
+ * the ReLUs folded into that layer with their backward (masks_own_relu), when the next layer
+ * reads it before writing its input gradient (dx_may_alias_x), and is not the chain's output.
+ * Batch norm before a convolution: the normalized (and ReLU'd) activation of every ResNet
+ * block, which PyTorch's autograd keeps. */
+static void plan_recompute(rn_chain *c)
+{
+    for (int i = 1; i < c->n; i++) {
+        const rn_layer *p = c->layers[i - 1];
+        if (!p->ops->recompute || !p->ops->backward_skips_y || p->ops->output_is_input ||
+            c->folded[i - 1] || c->in_grad[i - 1])
+            continue;
+        int j = i;
+        while (j < c->n && c->folded[j] == 3) j++;
+        if (j >= c->n || !c->layers[j]->ops->dx_may_alias_x || c->layers[j]->relu_in ||
+            c->layers[j]->ops->output_is_input)
+            continue;
+        for (int k = i; k <= j; k++) c->in_grad[k] = j;
+        c->n_recomputed++;
+    }
 }
 
 int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_shape *out,
@@ -59,8 +83,9 @@ int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_
     c->blocked = calloc((size_t)n + 1, sizeof *c->blocked);
     c->folded = calloc((size_t)n + 1, sizeof *c->folded);
     c->gbuf = calloc((size_t)n + 1, sizeof *c->gbuf);
+    c->in_grad = calloc((size_t)n + 1, sizeof *c->in_grad);
     if (!c->where || !c->acts || !c->grads || !c->trains || !c->params_before || !c->blocked ||
-        !c->folded || !c->gbuf)
+        !c->folded || !c->gbuf || !c->in_grad)
         goto oom;
     if (n < 1) {
         rn_nn_err(err, errlen, "%s: expected at least one layer", where);
@@ -68,13 +93,17 @@ int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_
     }
     /* A ReLU after a layer that can apply it (folds_relu) is folded into it, unless the ReLU's
      * output is the chain's own output (the caller's buffer) or its input is the chain's input
-     * (a residual's shortcut reads that too). Decided before setup, which builds the plans. */
+     * (a residual's shortcut reads that too). Its backward then goes to that layer when it
+     * can mask by itself, else to the next one when it takes it, else it runs in place.
+     * Decided before setup, which builds the plans. */
     for (int i = 1; i + 1 < n; i++)
         if (rn_nn_is_relu(layers[i]) && layers[i - 1]->ops->folds_relu &&
             !layers[i - 1]->relu_out) {
             c->folded[i] = 1;
             layers[i - 1]->relu_out = true;
-            if (layers[i + 1]->ops->takes_relu_backward) {
+            if (layers[i - 1]->ops->masks_own_relu) {
+                c->folded[i] = 3;
+            } else if (layers[i + 1]->ops->takes_relu_backward) {
                 c->folded[i] = 2;
                 layers[i + 1]->relu_in = true;
             }
@@ -105,11 +134,16 @@ int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_
     for (int i = 1; i < n; i++)
         if (rn_shape_numel(&c->grads[i].shape) > c->gmost)
             c->gmost = rn_shape_numel(&c->grads[i].shape);
+    plan_recompute(c);
     for (int i = 1, b = 0; i < n; i++) {
         bool same = i > 1 && (layers[i - 1]->ops->output_is_input || c->folded[i - 1]);
         if (i > 1 && !same) b = 1 - b;
         c->gbuf[i] = (unsigned char)b;
         c->grads[i].borrowed = 1;
+        if (c->in_grad[i]) { /* pointed at grads[in_grad[i]] with the gradients (point_grads) */
+            c->acts[i].borrowed = 1;
+            continue;
+        }
         if (same) {
             c->acts[i].data = c->acts[i - 1].data;
             c->acts[i].borrowed = 1;
@@ -133,10 +167,54 @@ fail:
     return -1;
 }
 
+static void point_grads(rn_chain *c, float *const buf[2])
+{
+    for (int i = 1; i < c->n; i++) c->grads[i].data = buf[c->gbuf[i]];
+    for (int i = 1; i < c->n; i++)
+        if (c->in_grad[i]) c->acts[i].data = c->grads[c->in_grad[i]].data;
+    c->grads_ready = true;
+}
+
+/* A chain outside a model's pool makes its two gradient buffers on first use: its first
+ * backward, or its first forward when an activation lives in one (in_grad). */
+static int ensure_grads(rn_chain *c, char *err, size_t errlen)
+{
+    if (c->grads_ready || c->n < 2) return 0;
+    if (!(c->gpool[0] = rn_falloc(c->gmost)) ||
+        (c->n > 2 && !(c->gpool[1] = rn_falloc(c->gmost)))) {
+        rn_ffree(c->gpool[0]);
+        c->gpool[0] = NULL;
+        return rn_nn_err(err, errlen, "%s: out of memory for the gradients of batch %lld",
+                         c->where, (long long)c->acts[0].shape.d[0]);
+    }
+    point_grads(c, c->gpool);
+    return 0;
+}
+
+/* Before layer j's backward: its input again, when the chain did not keep it (in_grad). */
+static int recompute_input(rn_chain *c, int j, int64_t n, const rn_tensor *x, char *err,
+                           size_t errlen)
+{
+    int i = j;
+    while (i > 1 && c->in_grad[i - 1] == j) i--;
+    rn_layer *p = c->layers[i - 1];
+    rn_tensor xi = i - 1 == 0 ? *x : rn_nn_batch_view(&c->acts[i - 1], n);
+    rn_tensor yi = rn_nn_batch_view(&c->acts[i], n);
+    p->err[0] = '\0';
+    if (p->ops->recompute(p, &xi, &yi)) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "recompute failed: %s", p->err[0] ? p->err : "(no reason)");
+        layer_error(err, errlen, c->where, i - 1, p, msg);
+        return -1;
+    }
+    return 0;
+}
+
 int rn_chain_forward(rn_chain *c, const rn_tensor *x, rn_tensor *y, bool train, char *err,
                      size_t errlen)
 {
     int64_t n = x->shape.d[0];
+    if (c->n_recomputed && ensure_grads(c, err, errlen)) return -1;
     for (int i = 0; i < c->n; i++) {
         rn_layer *l = c->layers[i];
         if (c->folded[i]) continue; /* the layer before applied it */
@@ -151,12 +229,6 @@ int rn_chain_forward(rn_chain *c, const rn_tensor *x, rn_tensor *y, bool train, 
         }
     }
     return 0;
-}
-
-static void point_grads(rn_chain *c, float *const buf[2])
-{
-    for (int i = 1; i < c->n; i++) c->grads[i].data = buf[c->gbuf[i]];
-    c->grads_ready = true;
 }
 
 void rn_chain_share_grads(rn_chain *c, rn_grad_pool *p, int level, bool bind)
@@ -179,16 +251,7 @@ int rn_chain_backward(rn_chain *c, const rn_tensor *x, const rn_tensor *y, const
                       rn_tensor *dx, char *err, size_t errlen)
 {
     int64_t n = x->shape.d[0];
-    if (!c->grads_ready && c->n > 1) { /* not in a model's pool: buffers of its own */
-        if (!(c->gpool[0] = rn_falloc(c->gmost)) ||
-            (c->n > 2 && !(c->gpool[1] = rn_falloc(c->gmost)))) {
-            rn_ffree(c->gpool[0]);
-            c->gpool[0] = NULL;
-            return rn_nn_err(err, errlen, "%s: out of memory for the gradients of batch %lld",
-                             c->where, (long long)c->acts[0].shape.d[0]);
-        }
-        point_grads(c, c->gpool);
-    }
+    if (ensure_grads(c, err, errlen)) return -1; /* not in a model's pool: buffers of its own */
     for (int i = c->n - 1; i >= 0; i--) {
         rn_layer *l = c->layers[i];
         /* The gradient w.r.t. a layer's input is needed when the caller wants dx or when some
@@ -196,7 +259,8 @@ int rn_chain_backward(rn_chain *c, const rn_tensor *x, const rn_tensor *y, const
          * has nothing to do (this is where a frozen body costs nothing). */
         bool need_dx = dx != NULL || c->params_before[i];
         if (!need_dx && !c->trains[i]) continue;
-        if (c->folded[i] == 2) continue; /* the layer after masked the gradient */
+        if (c->folded[i] >= 2) continue; /* the layer after or before masks the gradient */
+        if (i > 0 && c->in_grad[i] == i && recompute_input(c, i, n, x, err, errlen)) return -1;
         rn_tensor xi = i == 0 ? *x : rn_nn_batch_view(&c->acts[i], n);
         rn_tensor yi = i == c->n - 1 ? *y : rn_nn_batch_view(&c->acts[i + 1], n);
         rn_tensor dyi = i == c->n - 1 ? *dy : rn_nn_batch_view(&c->grads[i + 1], n);

@@ -35,8 +35,14 @@ typedef struct rn_chain {
     bool *params_before;   /* n + 1: some layer before i trains (so layer i must pass dx) */
     bool *blocked;         /* n + 1: acts[i] and grads[i] are in the blocked layout (layer.h) */
     /* n: 0, or layer i is a ReLU folded into layer i - 1 (folds_relu): 1, and its backward
-     * into layer i + 1 (takes_relu_backward): 2 */
+     * into layer i + 1 (takes_relu_backward): 2, or into layer i - 1 (masks_own_relu): 3 */
     unsigned char *folded;
+    /* n + 1: 0, or j when acts[i] is not kept from forward to backward but lives in grads[j]'s
+     * buffer: layer j (dx_may_alias_x) reads it as its input, and the layer that wrote it
+     * (recompute) writes it again just before layer j's backward, which then overwrites it with
+     * the gradient. acts[i..j] share it (a folded ReLU's output is its input). */
+    int *in_grad;
+    int n_recomputed;      /* how many activations are recomputed so */
     rn_param_ref *params;  /* every layer's params in order (borrowed from the layers) */
     int n_params;
     char *where;           /* error prefix, e.g. "model.layers" -> "model.layers[3] (...)" */

@@ -196,6 +196,7 @@ static const rn_layer_ops conv_ops = {
     .relayout = conv_relayout,
     .folds_relu = true,
     .backward_skips_y = true,
+    .dx_may_alias_x = true, /* rn_cpu_conv_backward: weights (reads x), then data (writes dx) */
 };
 
 rn_layer *rn_conv2d_create2(const char *name, const rn_conv2d_args *a, uint64_t seed, char *err,

@@ -79,6 +79,19 @@ typedef struct rn_layer_ops {
      * (a folded one, see folds_relu), masking dx where that ReLU's output was not positive, and
      * the chain skips the ReLU's backward (max pooling: a window's max is that output). */
     bool takes_relu_backward;
+    /* true: with rn_layer.relu_out set, backward also does the backward of that folded ReLU,
+     * masking dy where the output (recomputed from x, as forward computed it) was not positive,
+     * so the chain skips the ReLU's backward and nothing reads the output in backward (batch
+     * norm). Takes precedence over the next layer's takes_relu_backward. */
+    bool masks_own_relu;
+    /* Rewrites y as the last forward computed it, bit for bit, from x and what that forward
+     * kept (batch norm: its batch statistics). A chain then keeps no copy of y between forward
+     * and backward when the next layer allows it (dx_may_alias_x; chain.h): it recomputes y just
+     * before that layer's backward. NULL for layers that cannot. Returns 0 or sets l->err. */
+    int (*recompute)(rn_layer *l, const rn_tensor *x, rn_tensor *y);
+    /* true: backward reads all of x (and dy) before it writes any of dx, so x may live in dx's
+     * buffer (conv2d: backward-weights runs before backward-data). */
+    bool dx_may_alias_x;
     /* For a container: rn_chain_share_grads for its chains and transients (chain.h), level
      * being that of the chain the container is in. NULL for other layers. */
     void (*share_grads)(rn_layer *l, struct rn_grad_pool *p, int level, bool bind);
