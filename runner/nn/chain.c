@@ -234,6 +234,8 @@ int rn_chain_forward(rn_chain *c, const rn_tensor *x, rn_tensor *y, bool train, 
 void rn_chain_share_grads(rn_chain *c, rn_grad_pool *p, int level, bool bind)
 {
     if (level >= RN_GRAD_LEVELS) return; /* keeps its own, made on its first backward */
+    /* grads[i + 1] is read by layer i's backward alone (see rn_chain_init) */
+    for (int i = 0; i < c->n; i++) c->layers[i]->dy_scratch = i < c->n - 1 || c->dy_scratch;
     for (int b = 0; b < (c->n > 2 ? 2 : c->n - 1); b++) /* n == 2 uses one buffer */
         if (!bind && c->gmost > p->need[level][b]) p->need[level][b] = c->gmost;
     if (bind && c->n > 1) {

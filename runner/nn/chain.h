@@ -43,6 +43,10 @@ typedef struct rn_chain {
      * the gradient. acts[i..j] share it (a folded ReLU's output is its input). */
     int *in_grad;
     int n_recomputed;      /* how many activations are recomputed so */
+    /* Whether the dy its owner passes to backward may be overwritten by its last layer (see
+     * rn_layer.dy_scratch): set by a sequential for its chain before rn_chain_share_grads;
+     * false for the model's chain and a residual's. */
+    bool dy_scratch;
     rn_param_ref *params;  /* every layer's params in order (borrowed from the layers) */
     int n_params;
     char *where;           /* error prefix, e.g. "model.layers" -> "model.layers[3] (...)" */
@@ -73,7 +77,8 @@ void rn_chain_set_trainable(rn_chain *c, const bool *trainable, bool train_bn);
 /* level: the chain's nesting level (the model's chain is 0). bind false: adds what the chain
  * and the containers in it need to p->need; bind true: points their gradients at p->buf (all
  * allocated), dropping any buffers of their own. A container too deep for the pool keeps its
- * own buffers. */
+ * own buffers. Both passes first set each layer's dy_scratch: true but for the last layer, which
+ * gets the chain's. */
 void rn_chain_share_grads(rn_chain *c, rn_grad_pool *p, int level, bool bind);
 
 /* Picks each activation's layout (layer.h): blocked where the layers on both sides take it

@@ -76,7 +76,9 @@ static int seq_relayout(rn_layer *l, bool allow, char *err, size_t errlen)
 static void seq_share_grads(rn_layer *l, rn_grad_pool *p, int level, bool bind)
 {
     seq_impl *s = l->impl;
-    if (s->ready) rn_chain_share_grads(&s->chain, p, level + 2, bind);
+    if (!s->ready) return;
+    s->chain.dy_scratch = l->dy_scratch; /* its dy is the sequential's */
+    rn_chain_share_grads(&s->chain, p, level + 2, bind);
 }
 
 static void free_pending(rn_layer **layers, int n)
@@ -150,8 +152,9 @@ typedef struct res_impl {
      * backward uses), else in s_out, made on the first forward. */
     rn_tensor b_out, s_out;
     bool body_into_y, s_in_pool, own_s;
-    /* The gradient after the activation and the shortcut's input gradient: in a model's pool
-     * (rn_chain_share_grads) or, made on the first backward, the block's own. */
+    /* The gradient after the activation (in dy itself when dy_scratch) and the shortcut's
+     * input gradient: in a model's pool (rn_chain_share_grads) or, made on the first backward,
+     * the block's own. */
     rn_tensor d_sum, dx_tmp;
     bool own_grads;
 } res_impl;
@@ -223,19 +226,23 @@ static int res_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, con
 {
     res_impl *r = l->impl;
     int64_t n = x->shape.d[0], total = rn_tensor_numel(y);
-    if (!r->d_sum.data || (r->has_shortcut && !r->dx_tmp.data)) { /* not in a model's pool */
+    const bool in_dy = l->dy_scratch;
+    if ((!in_dy && !r->d_sum.data) || (r->has_shortcut && !r->dx_tmp.data)) { /* no pool */
         r->own_grads = true;
-        if ((!r->d_sum.data && rn_tensor_alloc(&r->d_sum, r->d_sum.shape)) ||
+        if ((!in_dy && !r->d_sum.data && rn_tensor_alloc(&r->d_sum, r->d_sum.shape)) ||
             (r->has_shortcut && !r->dx_tmp.data && rn_tensor_alloc(&r->dx_tmp, r->dx_tmp.shape)))
             return rn_nn_err(l->err, sizeof l->err, "out of memory for the gradients");
     }
-    rn_tensor d = rn_nn_batch_view(&r->d_sum, n);
+    rn_tensor d = in_dy ? *dy : rn_nn_batch_view(&r->d_sum, n);
     const float *yp = y->data, *dyp = dy->data;
     float *dp = d.data;
     bool relu = r->relu;
-    /* y = relu(z): dz = dy where y > 0 (y > 0 exactly when z > 0). */
+    /* y = relu(z): dz = dy where y > 0 (y > 0 exactly when z > 0); in place in dy when the
+     * chain reads it no more */
+    if (relu || !in_dy) {
 #pragma omp parallel for simd schedule(static) if (total > 65536)
-    for (int64_t i = 0; i < total; i++) dp[i] = relu && !(yp[i] > 0.0f) ? 0.0f : dyp[i];
+        for (int64_t i = 0; i < total; i++) dp[i] = relu && !(yp[i] > 0.0f) ? 0.0f : dyp[i];
+    }
 
     /* the body's output, as its last layer's backward gets it (unread with body_into_y) */
     rn_tensor b = r->body_into_y ? *y : rn_nn_batch_view(&r->b_out, n);
@@ -297,32 +304,41 @@ static void res_destroy(rn_layer *l)
     }
 }
 
-/* The block's transients at level + 1 (d_sum in the first buffer, dx_tmp in the second), its
- * chains at level + 2. */
+/* Where the block's transients go, its chains being at level + 2:
+ * - d_sum at level + 1, unless dy_scratch (then in dy);
+ * - dx_tmp at level + 2, in the second buffer: the shortcut's backward runs after the body's,
+ *   whose buffers are then dead, and its first layer reads its grads[1] from the first;
+ * - s_out (forward only, dead before backward) at level + 2 too, where the body's forward left
+ *   nothing live, unless the shortcut's forward uses that level's buffers itself (in_grad), in
+ *   which case at level + 1. */
 static void res_share_grads(rn_layer *l, rn_grad_pool *p, int level, bool bind)
 {
     res_impl *r = l->impl;
-    if (!r->ready || level + 1 >= RN_GRAD_LEVELS) return;
+    if (!r->ready || level + 2 >= RN_GRAD_LEVELS) return;
     r->s_in_pool = r->has_shortcut && output_unused(&r->shortcut);
-    int64_t need[2] = {rn_shape_numel(&r->d_sum.shape),
-                       r->has_shortcut ? rn_shape_numel(&r->dx_tmp.shape) : 0};
-    for (int b = 0; b < 2; b++)
-        if (!bind && need[b] > p->need[level + 1][b]) p->need[level + 1][b] = need[b];
+    const int s_level = r->has_shortcut && r->shortcut.n_recomputed ? level + 1 : level + 2;
+    struct { rn_tensor *t; int level, b; bool used; } at[3] = {
+        {&r->d_sum, level + 1, 0, !l->dy_scratch},
+        {&r->dx_tmp, level + 2, 1, r->has_shortcut},
+        {&r->s_out, s_level, 0, r->s_in_pool},
+    };
+    for (int k = 0; k < 3 && !bind; k++) {
+        int64_t need = rn_shape_numel(&at[k].t->shape);
+        if (at[k].used && need > p->need[at[k].level][at[k].b])
+            p->need[at[k].level][at[k].b] = need;
+    }
     if (bind) {
         if (r->own_grads) {
             rn_tensor_free(&r->d_sum);
             rn_tensor_free(&r->dx_tmp);
             r->own_grads = false;
         }
-        r->d_sum.data = p->buf[level + 1][0];
-        r->d_sum.borrowed = 1;
-        r->dx_tmp.data = r->has_shortcut ? p->buf[level + 1][1] : NULL;
-        r->dx_tmp.borrowed = 1;
-        if (r->s_in_pool) { /* same size as d_sum, and dead before backward */
-            if (r->own_s) rn_tensor_free(&r->s_out);
-            r->own_s = false;
-            r->s_out.data = p->buf[level + 1][0];
-            r->s_out.borrowed = 1;
+        if (r->s_in_pool && r->own_s) rn_tensor_free(&r->s_out);
+        if (r->s_in_pool) r->own_s = false;
+        for (int k = 0; k < 3; k++) {
+            if (k == 2 && !r->s_in_pool) continue; /* s_out stays the block's own */
+            at[k].t->data = at[k].used ? p->buf[at[k].level][at[k].b] : NULL;
+            at[k].t->borrowed = 1;
         }
     }
     rn_chain_share_grads(&r->body, p, level + 2, bind);

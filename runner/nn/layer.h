@@ -113,6 +113,10 @@ struct rn_layer {
     /* Apply ReLU to the output (see folds_relu), or do the backward of the ReLU before this
      * layer (see takes_relu_backward); set by the chain before setup, false until. */
     bool relu_out, relu_in;
+    /* Backward may overwrite dy, which nothing reads after it (a residual block masks it in
+     * place instead of into a buffer of its own); set by rn_chain_share_grads (chain.h), false
+     * until. */
+    bool dy_scratch;
     char err[256];            /* why the last forward/backward failed (one line); "" otherwise */
 };
 
