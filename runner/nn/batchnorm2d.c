@@ -170,13 +170,11 @@ blocked_dot(const float *g, const float *xs, int64_t n, int64_t c, int64_t hw, i
 
 /* out = (a - b[ch]) s[ch] + t[ch] over a blocked tensor: batch norm's forward (a = x, b = mean,
  * s = gamma invstd, t = beta; relu: then max(., 0), a folded ReLU as relu.c computes it) and,
- * with r = dy, its backward: r k[ch] + (a - b[ch]) s[ch] + t[ch] (see bn_backward), r masked
- * first by the folded ReLU when fs is not NULL (bn_relu_masked with b, fs and fb: forward's
- * floats; b is the float mean in both passes). */
+ * with r = dy, its backward: r k[ch] + (a - b[ch]) s[ch] + t[ch] (see bn_backward). */
 RN_VECTOR_CLONES
 static void blocked_apply(float *out, const float *a, const float *r, int64_t n, int64_t c,
                           int64_t hw, const float *b, const float *s, const float *t,
-                          const float *k, bool relu, const float *fs, const float *fb)
+                          const float *k, bool relu)
 {
     const int64_t cb = c / BLOCK;
 #pragma omp parallel for schedule(static) if (n * c * hw > 16384)
@@ -184,33 +182,14 @@ static void blocked_apply(float *out, const float *a, const float *r, int64_t n,
         const int64_t c0 = (nb % cb) * BLOCK, at = nb * hw * BLOCK;
         const float *pa = a + at;
         float *po = out + at;
-        float bb[BLOCK], ss[BLOCK], tt[BLOCK], kk[BLOCK], fss[BLOCK], fbb[BLOCK];
+        float bb[BLOCK], ss[BLOCK], tt[BLOCK], kk[BLOCK];
         for (int q = 0; q < BLOCK; q++) {
             bb[q] = b[c0 + q];
             ss[q] = s[c0 + q];
             tt[q] = t[c0 + q];
             kk[q] = k ? k[c0 + q] : 0.0f;
-            fss[q] = fs ? fs[c0 + q] : 0.0f;
-            fbb[q] = fs ? fb[c0 + q] : 0.0f;
         }
-        if (r && fs) { /* as the branch below, r first masked (bn_relu_masked) lane by lane */
-            const float *pr = r + at;
-            block_f vb, vs, vt, vk, vfs, vfb;
-            memcpy(&vb, bb, sizeof vb);
-            memcpy(&vs, ss, sizeof vs);
-            memcpy(&vt, tt, sizeof vt);
-            memcpy(&vk, kk, sizeof vk);
-            memcpy(&vfs, fss, sizeof vfs);
-            memcpy(&vfb, fbb, sizeof vfb);
-            for (int64_t j = 0; j < hw * BLOCK; j += BLOCK) {
-                block_f va, vr;
-                memcpy(&va, pa + j, sizeof va);
-                memcpy(&vr, pr + j, sizeof vr);
-                vr = (block_f)((block_i)vr & ((va - vb) * vfs + vfb > 0.0f));
-                const block_f vo = vr * vk + (va - vb) * vs + vt;
-                memcpy(po + j, &vo, sizeof vo);
-            }
-        } else if (r) {
+        if (r) {
             const float *pr = r + at;
             for (int64_t j = 0; j < hw * BLOCK; j += BLOCK)
                 for (int q = 0; q < BLOCK; q++)
@@ -224,6 +203,39 @@ static void blocked_apply(float *out, const float *a, const float *r, int64_t n,
         } else {
             for (int64_t j = 0; j < hw * BLOCK; j += BLOCK)
                 for (int q = 0; q < BLOCK; q++) po[j + q] = (pa[j + q] - bb[q]) * ss[q] + tt[q];
+        }
+    }
+}
+
+/* bn_backward's output pass over a blocked tensor with a folded ReLU: dx = masked(dy) k[ch] +
+ * (x - m[ch]) u[ch] + v[ch], dy masked first (bn_relu_masked with m, fs and fb: forward's
+ * floats; m is the float mean in both passes). blocked_apply's loop, in GCC vectors (see
+ * group_f): GCC leaves the compare and select scalar. */
+RN_VECTOR_CLONES
+static void blocked_dx_masked(float *dx, const float *x, const float *dy, int64_t n, int64_t c,
+                              int64_t hw, const float *m, const float *u, const float *v,
+                              const float *k, const float *fs, const float *fb)
+{
+    const int64_t cb = c / BLOCK;
+#pragma omp parallel for schedule(static) if (n * c * hw > 16384)
+    for (int64_t nb = 0; nb < n * cb; nb++) {
+        const int64_t c0 = (nb % cb) * BLOCK, at = nb * hw * BLOCK;
+        const float *px = x + at, *pg = dy + at;
+        float *po = dx + at;
+        block_f vm, vu, vv, vk, vfs, vfb;
+        memcpy(&vm, m + c0, sizeof vm);
+        memcpy(&vu, u + c0, sizeof vu);
+        memcpy(&vv, v + c0, sizeof vv);
+        memcpy(&vk, k + c0, sizeof vk);
+        memcpy(&vfs, fs + c0, sizeof vfs);
+        memcpy(&vfb, fb + c0, sizeof vfb);
+        for (int64_t j = 0; j < hw * BLOCK; j += BLOCK) {
+            block_f vx, vg;
+            memcpy(&vx, px + j, sizeof vx);
+            memcpy(&vg, pg + j, sizeof vg);
+            vg = (block_f)((block_i)vg & ((vx - vm) * vfs + vfb > 0.0f));
+            const block_f out = vg * vk + (vx - vm) * vu + vv;
+            memcpy(po + j, &out, sizeof out);
         }
     }
 }
@@ -322,7 +334,7 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
                 bn_channel_forward(b, ch0 + k, train, mean[k], var[k], m, &mf[ch0 + k],
                                    &af[ch0 + k]);
         }
-        blocked_apply(ys, xs, NULL, n, c, hw, mf, af, beta, NULL, relu, NULL, NULL);
+        blocked_apply(ys, xs, NULL, n, c, hw, mf, af, beta, NULL, relu);
         if (train) l->calls++;
         b->last_train = train;
         return 0;
@@ -361,7 +373,7 @@ static int bn_recompute(rn_layer *l, const rn_tensor *x, rn_tensor *y)
     if (l->in_blocked) {
         float *mf = b->cf, *af = b->cf + c;
         for (int64_t ch = 0; ch < c; ch++) bn_forward_floats(b, ch, &mf[ch], &af[ch]);
-        blocked_apply(y->data, xs, NULL, n, c, hw, mf, af, beta, NULL, l->relu_out, NULL, NULL);
+        blocked_apply(y->data, xs, NULL, n, c, hw, mf, af, beta, NULL, l->relu_out);
         return 0;
     }
 #pragma omp parallel for schedule(static) if (n * hw * c > 16384)
@@ -460,8 +472,8 @@ static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, cons
                                     &vf[ch]);
             }
         }
-        if (gx)
-            blocked_apply(gx, xs, g, n, c, hw, mf, uf, vf, kf, false, relu ? af : NULL, beta);
+        if (gx && relu) blocked_dx_masked(gx, xs, g, n, c, hw, mf, uf, vf, kf, af, beta);
+        else if (gx) blocked_apply(gx, xs, g, n, c, hw, mf, uf, vf, kf, false);
         return 0;
     }
 #pragma omp parallel for schedule(static) if (m * c > 16384)
