@@ -15,7 +15,8 @@ same weights, bit for bit, and the same metrics (all but the timings) as the run
   - the same ResNet-8 run interrupted mid-epoch and resumed on the device (its checkpoint
     uploaded) against the uninterrupted one;
   - multi_margin; precision bf16 against the CPU's bf16 run; precision fp16 (loss scaled by
-    2^16, exact in the stand-in's float32) against the CPU's fp32 run.
+    2^16, exact in the stand-in's float32) against the CPU's fp32 run, and scaled by 3 (not
+    exact: it must differ from fp32 in the last bits, which a loop that never scaled would not).
 fp16's GradScaler: steps with an overflowing gradient (injected by the stand-in) are skipped,
 leaving the weights as they were, and the scale per step follows GradScaler's rule; its state
 survives an interruption and resume.
@@ -27,6 +28,7 @@ import csv
 import json
 import os
 import shutil
+import struct
 
 from common import check, finish, interrupt_at, read_safetensors, run, tempdir, write
 
@@ -235,6 +237,27 @@ if q.returncode == 0:
     check(s.get("grad_scaler") == {"skipped_steps": len(OVER), "scale": model[-1]},
           f"summary: {s.get('grad_scaler')}")
     print("fp16 scale per step:", [r["loss_scale"] for r in got])
+# The loss really is scaled and unscaled: the stand-in is exact at powers of two, so the run
+# above would equal fp32's even if the loop never scaled. At a scale of 3 it is not exact (the
+# gradients are multiplied by 3, then by the float 1/3): the weights must differ from fp32's in
+# their last bits, and no more (a gradient left scaled would be 3 times too large).
+THREE = write(tmp, "three.lua", CNN.replace("epochs = 2,", 'epochs = 2,\n  precision = "fp16",\n'
+                                     "  loss_scale = { init = 3, growth_interval = 1000 },"))
+q = run([THREE, "--out", os.path.join(tmp, "three"), "--device", "cuda"], env=FAKE)
+check(q.returncode == 0, f"scale 3: {q.stderr}")
+if q.returncode == 0 and os.path.exists(os.path.join(tmp, "cnn-cpu", "model.safetensors")):
+    (h3, d3), (h1, d1) = weights("three"), weights("cnn-cpu")
+    worst = 0.0
+    for name, t in h1.items():
+        if name == "__metadata__":
+            continue
+        a0, a1 = t["data_offsets"]
+        b0, b1 = h3[name]["data_offsets"]
+        x = struct.unpack(f"<{(a1 - a0) // 4}f", d1[a0:a1])
+        y = struct.unpack(f"<{(b1 - b0) // 4}f", d3[b0:b1])
+        worst = max([worst] + [abs(u - v) / (abs(u) + 1e-3) for u, v in zip(x, y)])
+    check(0.0 < worst < 0.02, f"scale 3 against fp32: worst relative difference {worst:.3g}")
+    print(f"fp16 at scale 3 against fp32: worst relative weight difference {worst:.3g}")
 # A skipped step changes no weight: with every step overflowing, the weights stay those of a run
 # with lr = 0 (SGD leaves them bit for bit).
 zero = write(tmp, "zero.lua", CNN.replace("lr = 0.05", "lr = 0"))
