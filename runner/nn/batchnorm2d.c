@@ -458,7 +458,8 @@ static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, cons
 #pragma omp parallel for schedule(static) if (m * c > 16384)
         for (int64_t grp = 0; grp < c / GROUP; grp++) {
             const int64_t ch0 = grp * GROUP;
-            for (int q = 0; q < GROUP; q++) bn_forward_floats(b, ch0 + q, &mf[ch0 + q], &af[ch0 + q]);
+            for (int q = 0; q < GROUP; q++)
+                bn_forward_floats(b, ch0 + q, &mf[ch0 + q], &af[ch0 + q]);
             double sg[GROUP] = {0}, sgx[GROUP] = {0};
             if (sums && relu)
                 blocked_dot(g, xs, n, c, hw, ch0, b->mean + ch0, true, mf + ch0, af + ch0,
