@@ -30,4 +30,4 @@ rn_add_test(test_multi_margin SOURCES test_multi_margin.c LIBS rn_nn)
 rn_add_test(test_bf16 SOURCES test_bf16.c LIBS rn_nn rn_cpu)
 # kernels/amp_elem.h's float <-> bfloat16 / IEEE half conversions (the device network's bf16 and
 # fp16 operands) against _Float16 casts and runner/cpu's rn_bf16_convert, bit for bit.
-rn_add_test(test_half_convert SOURCES test_half_convert.c LIBS rn_cpu)
+rn_add_test(test_half_convert SOURCES test_half_convert.c LIBS rn_cpu rn_dnnl)
