@@ -56,4 +56,32 @@ static int rn_test_model_from_lua(rn_model *m, const char *dir, const char *expr
     "nn.global_avg_pool2d(), nn.flatten(), " \
     "nn.linear{ name = 'fc', in_features = 16, out_features = 7 } }"
 
+/* Batch norms and residuals where a chain's bookkeeping meets its edge cases (chain.h): batch norm
+ * as a chain's first layer and straight before a convolution; a sequential ending a residual's
+ * body; a shortcut of batch norm, ReLU, convolution; a residual inside a shortcut; all blocked,
+ * then 12-channel layers (plain) on odd planes. sep goes between each batch norm and what
+ * follows it ("nn.identity(), " keeps them apart). For an input of 16 x 9 x 7. */
+#define RN_TEST_UNUSUAL(sep) \
+    "nn.sequential{ nn.batch_norm2d{ name = 'b0', num_features = 16 }, " sep \
+    "nn.conv2d{ name = 'c0', in_channels = 16, out_channels = 16, kernel_size = 3, padding = 1 }, " \
+    "nn.residual{ name = 'r1', body = { nn.sequential{ nn.batch_norm2d{ name = 'b1', " \
+    "num_features = 16 }, " sep "nn.relu(), nn.conv2d{ name = 'c1', in_channels = 16, " \
+    "out_channels = 16, kernel_size = 3, padding = 1 } } }, shortcut = { " \
+    "nn.batch_norm2d{ name = 'b2', num_features = 16 }, " sep "nn.relu(), " \
+    "nn.conv2d{ name = 'c2', in_channels = 16, out_channels = 16, kernel_size = 3, " \
+    "padding = 1 } } }, " \
+    "nn.residual{ name = 'r2', body = { nn.conv2d{ name = 'c3', in_channels = 16, " \
+    "out_channels = 16, kernel_size = 3, padding = 1 }, nn.batch_norm2d{ name = 'b3', " \
+    "num_features = 16 }, " sep "nn.relu(), nn.conv2d{ name = 'c4', in_channels = 16, " \
+    "out_channels = 16, kernel_size = 3, padding = 1 }, nn.batch_norm2d{ name = 'b4', " \
+    "num_features = 16 } }, shortcut = { nn.residual{ name = 'r3', body = { " \
+    "nn.conv2d{ name = 'c5', in_channels = 16, out_channels = 16, kernel_size = 1 }, " \
+    "nn.batch_norm2d{ name = 'b5', num_features = 16 } }, shortcut = { " \
+    "nn.conv2d{ name = 'c6', in_channels = 16, out_channels = 16, kernel_size = 1 } } } } }, " \
+    "nn.conv2d{ name = 'c7', in_channels = 16, out_channels = 12, kernel_size = 3, " \
+    "padding = 1 }, nn.batch_norm2d{ name = 'b7', num_features = 12 }, " sep "nn.relu(), " \
+    "nn.conv2d{ name = 'c8', in_channels = 12, out_channels = 12, kernel_size = 3, " \
+    "padding = 1 }, nn.global_avg_pool2d(), nn.flatten(), " \
+    "nn.linear{ name = 'fc', in_features = 12, out_features = 5 } }"
+
 #endif

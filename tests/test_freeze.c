@@ -92,8 +92,8 @@ static int small_model(rn_model *m)
 
 static const int32_t labels[N] = {0, 3, 4, 1};
 
-/* forward (train selects the mode asked of the model), cross-entropy, backward */
-/* A training step's forward, then between(m), then its loss and backward. */
+/* forward (train selects the mode asked of the model), then between(m), then cross-entropy and
+ * backward */
 static double step_between(rn_model *m, bool train, void (*between)(rn_model *m))
 {
     rn_tensor out;

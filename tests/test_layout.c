@@ -328,6 +328,14 @@ int main(void)
     /* and recomputed against kept: bn2's output in r1's body */
     check_pair("resnet folded", RES(""), RES("nn.identity(), "), small, 4,
                (expect){13, 2, 0, 2, 1}, false);
+    /* Where the chains recompute and mask in unusual places (model_from_lua.h), against the
+     * same network kept apart by identities (no fold, nothing recomputed). Blocked: the
+     * model's 3 activations from c0's output to c7's input, and every one inside r1 (2 in its
+     * body, 4 in the sequential there, 4 in its shortcut) and r2 (6, 2, and r3's 3 and 2);
+     * the 12-channel end is plain, on 9x7 planes (the masked sums' tails). Folded, their
+     * backward in the batch norm: b1, b2, b3, b7; recomputed: after b0, b1, b2, b3, b7. */
+    check_pair("unusual places", RN_TEST_UNUSUAL(""), RN_TEST_UNUSUAL("nn.identity(), "),
+               rn_shape_make(3, (int64_t[]){16, 9, 7}), 4, (expect){26, 4, 0, 4, 5}, false);
     rmdir(dir);
     return rn_test_report("test_layout");
 }

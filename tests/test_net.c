@@ -215,6 +215,7 @@ int main(void)
     check_model("resnet18", "models.resnet18{ classes = 10 }",
                 rn_shape_make(3, (int64_t[]){3, 32, 32}), 2, 2);
     check_model("every", RN_TEST_EVERY_LAYER, rn_shape_make(3, (int64_t[]){3, 17, 15}), 4, 3);
+    check_model("unusual", RN_TEST_UNUSUAL(""), rn_shape_make(3, (int64_t[]){16, 9, 7}), 4, 3);
     rmdir(dir);
     return rn_test_report("test_net");
 }

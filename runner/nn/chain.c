@@ -130,7 +130,7 @@ int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_
      * between two buffers of the largest size (PyTorch's autograd likewise frees each gradient
      * once used). flatten's output is its input under another shape, and a folded ReLU's is
      * its input after the layer before applied it: their outputs share their inputs' buffers,
-     * activations and gradient alike (their backward is in place). */
+     * activations and gradient alike (their backward is in place, or done by a neighbour). */
     for (int i = 1; i < n; i++)
         if (rn_shape_numel(&c->grads[i].shape) > c->gmost)
             c->gmost = rn_shape_numel(&c->grads[i].shape);
@@ -233,7 +233,7 @@ int rn_chain_forward(rn_chain *c, const rn_tensor *x, rn_tensor *y, bool train, 
 
 void rn_chain_share_grads(rn_chain *c, rn_grad_pool *p, int level, bool bind)
 {
-    if (level >= RN_GRAD_LEVELS) return; /* keeps its own, made on its first backward */
+    if (level >= RN_GRAD_LEVELS) return; /* keeps its own, made on first use */
     /* grads[i + 1] is read by layer i's backward alone (see rn_chain_init) */
     for (int i = 0; i < c->n; i++) c->layers[i]->dy_scratch = i < c->n - 1 || c->dy_scratch;
     for (int b = 0; b < (c->n > 2 ? 2 : c->n - 1); b++) /* n == 2 uses one buffer */

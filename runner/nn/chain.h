@@ -28,8 +28,9 @@ typedef struct rn_chain {
     rn_tensor *grads;      /* n + 1; grads[1..n-1] alternate between two buffers (gbuf) */
     unsigned char *gbuf;   /* n + 1: which of the two buffers grads[i] is */
     int64_t gmost;         /* floats each buffer needs */
-    float *gpool[2];       /* the chain's own buffers, made on its first backward unless
-                              rn_chain_share_grads pointed grads at a model's pool */
+    float *gpool[2];       /* the chain's own buffers, made on its first backward (first
+                              forward with in_grad activations) unless rn_chain_share_grads
+                              pointed grads at a model's pool */
     bool grads_ready;      /* grads[1..n-1].data point somewhere */
     bool *trains;          /* n: layer i has a parameter to train (a grad, not frozen) */
     bool *params_before;   /* n + 1: some layer before i trains (so layer i must pass dx) */

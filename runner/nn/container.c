@@ -148,8 +148,8 @@ typedef struct res_impl {
     /* The body's and the shortcut's outputs (max batch). When the body's last layer does not
      * read its output in backward (backward_skips_y), the body writes into the block's own
      * output and the sum is made there: no b_out. Likewise the shortcut's output is needed
-     * only until the sum: it then lives in the model's pool (the d_sum buffer, which only
-     * backward uses), else in s_out, made on the first forward. */
+     * only until the sum: it then lives in a buffer of the model's pool that only backward
+     * uses (res_share_grads), else in s_out's own, made on the first forward. */
     rn_tensor b_out, s_out;
     bool body_into_y, s_in_pool, own_s;
     /* The gradient after the activation (in dy itself when dy_scratch) and the shortcut's

@@ -70,7 +70,8 @@ typedef struct rn_layer_ops {
     /* true: with rn_layer.relu_out set, forward applies ReLU to its output itself, and backward
      * does not read its output (conv2d, batch norm). A chain then folds a ReLU that follows the
      * layer into it: the ReLU's output is the layer's, the ReLU's forward does not run, and its
-     * backward masks the gradient in place. Same numbers, one pass and one activation fewer. */
+     * backward masks the gradient in place, unless a neighbour does it (takes_relu_backward,
+     * masks_own_relu). Same numbers, one pass and one activation fewer. */
     bool folds_relu;
     /* true: backward never reads y, so y's buffer may be reused once the layers after it have
      * read it (a residual block sums into its body's output). conv2d, batch norm, linear. */
@@ -89,8 +90,8 @@ typedef struct rn_layer_ops {
      * and backward when the next layer allows it (dx_may_alias_x; chain.h): it recomputes y just
      * before that layer's backward. NULL for layers that cannot. Returns 0 or sets l->err. */
     int (*recompute)(rn_layer *l, const rn_tensor *x, rn_tensor *y);
-    /* true: backward reads all of x (and dy) before it writes any of dx, so x may live in dx's
-     * buffer (conv2d: backward-weights runs before backward-data). */
+    /* true: backward reads all of x before it writes any of dx, so x may live in dx's buffer
+     * (conv2d: backward-weights runs before backward-data). */
     bool dx_may_alias_x;
     /* For a container: rn_chain_share_grads for its chains and transients (chain.h), level
      * being that of the chain the container is in. NULL for other layers. */
