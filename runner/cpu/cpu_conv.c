@@ -492,6 +492,8 @@ int rn_cpu_conv_backward(rn_cpu_conv_plan *p, const float *x, const float *dy, c
     return 0;
 }
 
+bool rn_cpu_conv_backward_reads_x(const rn_cpu_conv_plan *p) { return !p->w_src_shares_fwd; }
+
 const char *rn_cpu_conv_impl(const rn_cpu_conv_plan *p, int which)
 {
     const step *s = which == 0 ? &p->fwd : which == 1 ? &p->bwd_data : &p->bwd_w;

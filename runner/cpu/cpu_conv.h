@@ -60,6 +60,9 @@ int rn_cpu_conv_forward(rn_cpu_conv_plan *p, const float *x, const float *w, con
  * the input and, when the layouts agree, of the weights). */
 int rn_cpu_conv_backward(rn_cpu_conv_plan *p, const float *x, const float *dy, const float *w,
                          float *dx, float *dw, float *db, char *err, size_t errlen);
+/* Whether rn_cpu_conv_backward reads x itself; false when it reads the copy the forward made in
+ * the primitive's layout or type instead (a plain input to a blocked plan, bf16). */
+bool rn_cpu_conv_backward_reads_x(const rn_cpu_conv_plan *p);
 
 /* oneDNN's implementation names ("jit:avx512_core", "gemm:jit", ...), for logs and benchmarks;
  * which: 0 forward, 1 backward data ("" until built), 2 backward weights. */

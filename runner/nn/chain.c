@@ -262,7 +262,10 @@ int rn_chain_backward(rn_chain *c, const rn_tensor *x, const rn_tensor *y, const
         bool need_dx = dx != NULL || c->params_before[i];
         if (!need_dx && !c->trains[i]) continue;
         if (c->folded[i] >= 2) continue; /* the layer after or before masks the gradient */
-        if (i > 0 && c->in_grad[i] == i && recompute_input(c, i, n, x, err, errlen)) return -1;
+        if (i > 0 && c->in_grad[i] == i &&
+            (!l->ops->backward_reads_x || l->ops->backward_reads_x(l, n)) &&
+            recompute_input(c, i, n, x, err, errlen))
+            return -1;
         rn_tensor xi = i == 0 ? *x : rn_nn_batch_view(&c->acts[i], n);
         rn_tensor yi = i == c->n - 1 ? *y : rn_nn_batch_view(&c->acts[i + 1], n);
         rn_tensor dyi = i == c->n - 1 ? *dy : rn_nn_batch_view(&c->grads[i + 1], n);

@@ -159,6 +159,12 @@ static int conv_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, co
                                 l->err, sizeof l->err);
 }
 
+static bool conv_backward_reads_x(rn_layer *l, int64_t n)
+{
+    rn_cpu_conv_plan *p = plan_for(l, n);
+    return !p || rn_cpu_conv_backward_reads_x(p);
+}
+
 static void conv_destroy(rn_layer *l)
 {
     conv_impl *c = l->impl;
@@ -197,6 +203,7 @@ static const rn_layer_ops conv_ops = {
     .folds_relu = true,
     .backward_skips_y = true,
     .dx_may_alias_x = true, /* rn_cpu_conv_backward: weights (reads x), then data (writes dx) */
+    .backward_reads_x = conv_backward_reads_x,
 };
 
 rn_layer *rn_conv2d_create2(const char *name, const rn_conv2d_args *a, uint64_t seed, char *err,

@@ -93,6 +93,10 @@ typedef struct rn_layer_ops {
     /* true: backward reads all of x before it writes any of dx, so x may live in dx's buffer
      * (conv2d: backward-weights runs before backward-data). */
     bool dx_may_alias_x;
+    /* With dx_may_alias_x: whether the backward of a batch of n reads x at all (a bf16 conv
+     * reads the bf16 copy its forward made); the chain then skips recomputing x. NULL: it
+     * does. Returns true when it cannot tell (l->err set for the backward to report). */
+    bool (*backward_reads_x)(rn_layer *l, int64_t n);
     /* For a container: rn_chain_share_grads for its chains and transients (chain.h), level
      * being that of the chain the container is in. NULL for other layers. */
     void (*share_grads)(rn_layer *l, struct rn_grad_pool *p, int level, bool bind);
