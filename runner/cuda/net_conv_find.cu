@@ -86,10 +86,10 @@ int find_fail(const rn_cuda_net *net, const rn_node *node, const char *what, con
               char *err, size_t len)
 {
     char w[160];
-    std::snprintf(w, sizeof w, "%s%s", what,
-                  net->precision == RN_CUDA_BF16   ? " in bf16"
-                  : net->precision == RN_CUDA_FP16 ? " in fp16"
-                                                   : "");
+    if (net->precision == RN_CUDA_FP32)
+        std::snprintf(w, sizeof w, "%s", what);
+    else
+        std::snprintf(w, sizeof w, "%s in %s", what, rn_precision_label(net->precision));
     return rn_node_fail(node, w, detail, err, len);
 }
 

@@ -72,9 +72,7 @@ int conv_dims_in(const rn_node *node, int precision, const int x[4], int out[4],
         (st = cudnnGetConvolution2dForwardOutputDim(cd, xd, wd, &out[0], &out[1], &out[2],
                                                     &out[3])) != CUDNN_STATUS_SUCCESS) {
         char what[64];
-        std::snprintf(what, sizeof what, "plan (%s descriptors)",
-                      precision == RN_CUDA_BF16 ? "bf16" : precision == RN_CUDA_FP16 ? "fp16"
-                                                                                     : "fp32");
+        std::snprintf(what, sizeof what, "plan (%s descriptors)", rn_precision_label(precision));
         rn_cudnn_fail(node, what, st, err, len);
     } else {
         rc = 0;
@@ -106,8 +104,8 @@ int node_dims(const rn_node *node, const int x[4], int out[4], char *err, size_t
             if (std::memcmp(o, out, sizeof o) != 0) {
                 std::snprintf(why, sizeof why,
                               "the %s descriptors give %dx%dx%dx%d, float32's %dx%dx%dx%d",
-                              p == RN_CUDA_BF16 ? "bf16" : p == RN_CUDA_FP16 ? "fp16" : "fp32",
-                              o[0], o[1], o[2], o[3], out[0], out[1], out[2], out[3]);
+                              rn_precision_label(p), o[0], o[1], o[2], o[3], out[0], out[1],
+                              out[2], out[3]);
                 return rn_node_fail(node, "plan", why, err, len);
             }
         }
