@@ -125,6 +125,19 @@ typedef double group_d __attribute__((vector_size(GROUP * sizeof(double))));
 typedef float block_f __attribute__((vector_size(BLOCK * sizeof(float))));
 typedef int32_t block_i __attribute__((vector_size(BLOCK * sizeof(int32_t))));
 
+/* bn_backward's dx with a folded ReLU at GROUP floats: dy masked where forward's output
+ * (x - m) s + b was not positive (bn_relu_masked), then dy k + (x - m) u + v; c holds m, s, b,
+ * k, u, v. (Vectors by pointer: by value they would change the baseline build's ABI.) */
+static inline void masked_dx(float *dx, const float *x, const float *dy, const group_f c[6])
+{
+    group_f xv, gv;
+    memcpy(&xv, x, sizeof xv);
+    memcpy(&gv, dy, sizeof gv);
+    gv = (group_f)((group_i)gv & ((xv - c[0]) * c[1] + c[2] > 0.0f));
+    const group_f out = gv * c[3] + (xv - c[0]) * c[4] + c[5];
+    memcpy(dx, &out, sizeof out);
+}
+
 /* sg[ch] = sum dy, sgx[ch] = sum dy (x - mean) for the GROUP channels from ch0; with `masked`,
  * dy is first masked by the folded ReLU (bn_relu_masked, fm/fs/fb: forward's floats). Inlined
  * with `masked` a constant, so each variant has its own loop. */
@@ -222,20 +235,15 @@ static void blocked_dx_masked(float *dx, const float *x, const float *dy, int64_
         const int64_t c0 = (nb % cb) * BLOCK, at = nb * hw * BLOCK;
         const float *px = x + at, *pg = dy + at;
         float *po = dx + at;
-        block_f vm, vu, vv, vk, vfs, vfb;
-        memcpy(&vm, m + c0, sizeof vm);
-        memcpy(&vu, u + c0, sizeof vu);
-        memcpy(&vv, v + c0, sizeof vv);
-        memcpy(&vk, k + c0, sizeof vk);
-        memcpy(&vfs, fs + c0, sizeof vfs);
-        memcpy(&vfb, fb + c0, sizeof vfb);
+        group_f cs[2][6]; /* masked_dx's per-channel floats for the block's two halves */
+        for (int h = 0; h < 2; h++) {
+            const float *from[6] = {m, fs, fb, k, u, v};
+            for (int q = 0; q < 6; q++)
+                memcpy(&cs[h][q], from[q] + c0 + h * GROUP, sizeof cs[h][q]);
+        }
         for (int64_t j = 0; j < hw * BLOCK; j += BLOCK) {
-            block_f vx, vg;
-            memcpy(&vx, px + j, sizeof vx);
-            memcpy(&vg, pg + j, sizeof vg);
-            vg = (block_f)((block_i)vg & ((vx - vm) * vfs + vfb > 0.0f));
-            const block_f out = vg * vk + (vx - vm) * vu + vv;
-            memcpy(po + j, &out, sizeof out);
+            masked_dx(po + j, px + j, pg + j, cs[0]);
+            masked_dx(po + j + GROUP, px + j + GROUP, pg + j + GROUP, cs[1]);
         }
     }
 }
@@ -420,15 +428,10 @@ static inline void lanes_add_dot_masked(double g[LANES], double gx[LANES], const
 static inline void plain_dx_masked(float *r, const float *q, const float *p, int64_t hw,
                                    float mf, float fa, float fb, float kf, float uf, float vf)
 {
+    const group_f zero = {0};
+    const group_f cs[6] = {zero + mf, zero + fa, zero + fb, zero + kf, zero + uf, zero + vf};
     int64_t j = 0;
-    for (; j + GROUP <= hw; j += GROUP) {
-        group_f xv, gv;
-        memcpy(&xv, p + j, sizeof xv);
-        memcpy(&gv, q + j, sizeof gv);
-        gv = (group_f)((group_i)gv & ((xv - mf) * fa + fb > 0.0f));
-        const group_f out = gv * kf + (xv - mf) * uf + vf;
-        memcpy(r + j, &out, sizeof out);
-    }
+    for (; j + GROUP <= hw; j += GROUP) masked_dx(r + j, p + j, q + j, cs);
     for (; j < hw; j++) r[j] = bn_relu_masked(q[j], p[j], mf, fa, fb) * kf + (p[j] - mf) * uf + vf;
 }
 
