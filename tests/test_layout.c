@@ -63,6 +63,19 @@ static int count_recomputed(const rn_chain *c)
     return k;
 }
 
+/* Layers reading their output gradient in bf16 (rn_chain_pair_bf16_grads), likewise. */
+static int count_dy_bf16(const rn_chain *c)
+{
+    int k = 0;
+    for (int i = 0; i < c->n; i++) {
+        k += c->layers[i]->dy_bf16;
+        const rn_chain *inner;
+        for (int j = 0; (inner = rn_container_chain(c->layers[i], j)); j++)
+            k += count_dy_bf16(inner);
+    }
+    return k;
+}
+
 /* "conv2d 1 relu 1 residual 0 ..." per chain, for a failing count. */
 static void print_layouts(const rn_chain *c, int depth)
 {
@@ -138,6 +151,9 @@ typedef struct expect {
     int into_next;  /* of them, with their backward in the layer after (max pooling) */
     int into_prev;  /* of them, with their backward in the layer before (batch norm) */
     int recomputed; /* activations recomputed in backward (batch norm before a convolution) */
+    /* in bf16: convolutions reading a bf16 output gradient from the batch norm after them, in
+     * a and in b */
+    int dy16_a, dy16_b;
 } expect;
 
 static void check_pair(const char *what, const char *expr_a, const char *expr_b, rn_shape in,
@@ -174,6 +190,10 @@ static void check_pair(const char *what, const char *expr_a, const char *expr_b,
         rn_model_set_bf16(&a, true);
         rn_model_set_bf16(&b, true);
     }
+    printf("%s: %d and %d layers read a bf16 output gradient\n", what, count_dy_bf16(&a.chain),
+           count_dy_bf16(&b.chain));
+    CHECK(count_dy_bf16(&a.chain) == e.dy16_a);
+    CHECK(count_dy_bf16(&b.chain) == e.dy16_b);
     CHECK(rn_model_set_layouts(&b, false, err, sizeof err) == 0);
     int blocked = count_blocked(&a.chain);
     printf("%s: %d blocked activations\n", what, blocked);
@@ -261,21 +281,21 @@ int main(void)
     /* conv1 -> relu -> conv2 -> relu -> max_pool2d: the 4 activations up to the pool, which
      * gives dropout a plain tensor */
     check_model("mnist_cnn", "models.mnist_cnn{ in_channels = 1, classes = 10 }", mnist, 5,
-                (expect){4, 2, 1, 0, 0}, false);
+                (expect){4, 2, 1, 0, 0, 0, 0}, false);
     /* everything from the stem convolution's output to global pooling's input, inside the
      * stages' sequentials, the blocks' bodies and their downsampling shortcuts too; every ReLU
      * after a batch norm, its backward too; each block's first batch norm + ReLU output is
      * recomputed (the stem's feeds a block, not a convolution) */
     check_model("resnet8", "models.resnet8{ in_channels = 1, classes = 10 }", mnist, 6,
-                (expect){40, 4, 0, 4, 3}, false);
+                (expect){40, 4, 0, 4, 3, 0, 0}, false);
     check_model("resnet8 bf16", "models.resnet8{ in_channels = 1, classes = 10 }", mnist, 6,
-                (expect){40, 4, 0, 4, 3}, true);
+                (expect){40, 4, 0, 4, 3, 9, 9}, true); /* every conv: a batch norm after it */
     check_model("resnet18", "models.resnet18{ in_channels = 3, classes = 10, cifar_stem = true }",
-                cifar, 3, (expect){82, 9, 0, 9, 8}, false);
+                cifar, 3, (expect){82, 9, 0, 9, 8, 0, 0}, false);
     /* torchvision's stem: its 3x3/2 max pool takes and gives blocked tensors (one activation
      * more than the CIFAR stem's); the batch norm before it does its ReLU's backward */
     check_model("resnet18 stem", "models.resnet18{ in_channels = 3, classes = 10 }", cifar, 3,
-                (expect){83, 9, 0, 9, 8}, false);
+                (expect){83, 9, 0, 9, 8, 0, 0}, false);
     /* grouped 8-channel convolutions and pools: little can be blocked, and what can't stays
      * plain */
     check_model("every layer", RN_TEST_EVERY_LAYER, rn_shape_make(3, (int64_t[]){3, 17, 15}), 4,
@@ -290,7 +310,7 @@ int main(void)
                 "nn.batch_norm2d{ name = 'bn', num_features = 32 }, nn.relu(), "
                 "nn.global_avg_pool2d(), nn.flatten(), "
                 "nn.linear{ name = 'fc', in_features = 32, out_features = 5 } }",
-                rn_shape_make(3, (int64_t[]){3, 9, 7}), 4, (expect){9, 1, 0, 1, 0}, false);
+                rn_shape_make(3, (int64_t[]){3, 9, 7}), 4, (expect){9, 1, 0, 1, 0, 0, 0}, false);
     /* max pools from a plain input to a blocked output (the padded 3x3 one: its general loop)
      * and from a blocked input to a plain output (the 2x2 one's fast path) */
     check_model("pools",
@@ -299,7 +319,7 @@ int main(void)
                 "padding = 1 }, nn.batch_norm2d{ name = 'bn', num_features = 16 }, nn.relu(), "
                 "nn.max_pool2d{ kernel_size = 2 }, nn.flatten(), "
                 "nn.linear{ name = 'fc', in_features = 64, out_features = 5 } }",
-                rn_shape_make(3, (int64_t[]){16, 9, 9}), 3, (expect){4, 1, 0, 1, 0}, false);
+                rn_shape_make(3, (int64_t[]){16, 9, 9}), 3, (expect){4, 1, 0, 1, 0, 0, 0}, false);
     /* Folded against kept apart (and blocked against plain): a CNN whose ReLUs follow
      * convolutions, and a ResNet whose follow batch norms, in and out of residual blocks. */
 #define CNN(sep)                                                                                \
@@ -309,10 +329,10 @@ int main(void)
     "nn.flatten(), nn.linear{ name = 'fc1', in_features = 2304, out_features = 32 }, nn.relu(), " \
     "nn.linear{ name = 'fc2', in_features = 32, out_features = 10 } }"
     rn_shape small = rn_shape_make(3, (int64_t[]){1, 16, 16});
-    check_pair("cnn folded", CNN(""), CNN("nn.identity(), "), small, 4, (expect){4, 2, 1, 0, 0},
+    check_pair("cnn folded", CNN(""), CNN("nn.identity(), "), small, 4, (expect){4, 2, 1, 0, 0, 0, 0},
                false);
     check_pair("cnn folded bf16", CNN(""), CNN("nn.identity(), "), small, 4,
-               (expect){4, 2, 1, 0, 0}, true);
+               (expect){4, 2, 1, 0, 0, 0, 0}, true);
 #define RES(sep)                                                                                \
     "nn.sequential{ nn.conv2d{ name = 'c1', in_channels = 1, out_channels = 16, "             \
     "kernel_size = 3, padding = 1, bias = false }, nn.batch_norm2d{ name = 'bn1', "            \
@@ -327,11 +347,27 @@ int main(void)
     "nn.flatten(), nn.linear{ name = 'fc', in_features = 32, out_features = 10 } }"
     /* and recomputed against kept: bn2's output in r1's body */
     check_pair("resnet folded", RES(""), RES("nn.identity(), "), small, 4,
-               (expect){13, 2, 0, 2, 1}, false);
+               (expect){13, 2, 0, 2, 1, 0, 0}, false);
     /* in bf16 the convolution's backward reads its forward's bf16 copy of its input, so the
      * chain skips the recompute (conv2d's backward_reads_x) */
     check_pair("resnet folded bf16", RES(""), RES("nn.identity(), "), small, 4,
-               (expect){13, 2, 0, 2, 1}, true);
+               (expect){13, 2, 0, 2, 1, 4, 4}, true);
+    /* bf16 output gradients written by batch norm against converted by the convolution: the
+     * same ResNet with an identity after each convolution and each batch norm in b */
+#define RES_CB(sep)                                                                             \
+    "nn.sequential{ nn.conv2d{ name = 'c1', in_channels = 1, out_channels = 16, "             \
+    "kernel_size = 3, padding = 1, bias = false }, " sep "nn.batch_norm2d{ name = 'bn1', "     \
+    "num_features = 16 }, " sep "nn.relu(), nn.residual{ name = 'r1', body = { "               \
+    "nn.conv2d{ name = 'c2', in_channels = 16, out_channels = 16, kernel_size = 3, "          \
+    "padding = 1, bias = false }, " sep "nn.batch_norm2d{ name = 'bn2', num_features = 16 }, " \
+    sep "nn.relu(), nn.conv2d{ name = 'c3', in_channels = 16, out_channels = 32, kernel_size = 3, " \
+    "stride = 2, padding = 1 }, " sep "nn.batch_norm2d{ name = 'bn3', "                       \
+    "num_features = 32 } }, shortcut = { nn.conv2d{ name = 'd', in_channels = 16, "           \
+    "out_channels = 32, kernel_size = 1, stride = 2, bias = false }, " sep                    \
+    "nn.batch_norm2d{ name = 'bnd', num_features = 32 } } }, nn.global_avg_pool2d(), "        \
+    "nn.flatten(), nn.linear{ name = 'fc', in_features = 32, out_features = 10 } }"
+    check_pair("bf16 output gradients", RES_CB(""), RES_CB("nn.identity(), "), small, 4,
+               (expect){13, 2, 0, 2, 1, 4, 0}, true);
     /* Where the chains recompute and mask in unusual places (model_from_lua.h), against the
      * same network kept apart by identities (no fold, nothing recomputed). Blocked: the
      * model's 3 activations from c0's output to c7's input, and every one inside r1 (2 in its
@@ -339,7 +375,7 @@ int main(void)
      * the 12-channel end is plain, on 9x7 planes (the masked sums' tails). Folded, their
      * backward in the batch norm: b1, b2, b3, b7; recomputed: after b0, b1, b2, b3, b7. */
     check_pair("unusual places", RN_TEST_UNUSUAL(""), RN_TEST_UNUSUAL("nn.identity(), "),
-               rn_shape_make(3, (int64_t[]){16, 9, 7}), 4, (expect){26, 4, 0, 4, 5}, false);
+               rn_shape_make(3, (int64_t[]){16, 9, 7}), 4, (expect){26, 4, 0, 4, 5, 0, 0}, false);
     rmdir(dir);
     return rn_test_report("test_layout");
 }

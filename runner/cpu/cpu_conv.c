@@ -33,6 +33,7 @@ struct rn_cpu_conv_plan {
     dnnl_engine_t eng;
     dnnl_stream_t strm;
     dnnl_memory_desc_t src_md, w_md, b_md, dst_md; /* plain NCHW / OIHW / x */
+    dnnl_memory_desc_t ddst_md;                    /* the caller's dy: dst_md, or bf16 */
     dnnl_primitive_attr_t attr;                     /* user-managed scratchpad (the arena's) */
     dnnl_primitive_attr_t fwd_attr;                 /* attr, plus the ReLU post-op with relu */
     step fwd, bwd_data, bwd_w;
@@ -230,7 +231,7 @@ static int build_backward_weights(rn_cpu_conv_plan *p, char *err, size_t errlen)
     p->w_src_shares_fwd = p->f_src.reorder && dnnl_memory_desc_equal(src_prim, fwd_src);
     if (bound_init(p, &p->w_src, &p->src_md, src_prim, 1,
                    p->w_src_shares_fwd ? p->f_src.prim : NULL, RN_ARENA_IN, err, errlen) ||
-        bound_init(p, &p->w_diff_dst, &p->dst_md,
+        bound_init(p, &p->w_diff_dst, &p->ddst_md,
                    dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0), 1, NULL,
                    RN_ARENA_OUT, err, errlen) ||
         bound_init(p, &p->w_diff_w, &p->w_md,
@@ -272,7 +273,7 @@ static int build_backward_data(rn_cpu_conv_plan *p, char *err, size_t errlen)
         dnnl_memory_desc_equal(dw_prim, dnnl_primitive_desc_query_md(p->fwd.pd,
                                                                       dnnl_query_weights_md, 0));
     /* A shared output gradient is the arena copy backward weights made in this same call. */
-    if (bound_init(p, &p->d_diff_dst, &p->dst_md, dd_prim, 1,
+    if (bound_init(p, &p->d_diff_dst, &p->ddst_md, dd_prim, 1,
                    p->d_diff_dst_shares_w ? p->w_diff_dst.prim : NULL, RN_ARENA_OUT, err,
                    errlen) ||
         bound_init(p, &p->d_w, &p->w_md, dw_prim, 1, p->d_w_shares_fwd ? p->f_w.prim : NULL,
@@ -317,6 +318,9 @@ int rn_cpu_conv_plan_create(rn_cpu_conv_plan **out, const rn_cpu_conv_desc *d, c
         weights_md_init(&p->w_md, d, 0, dnnl_f32) ||
         dnnl_memory_desc_init_by_tag(&p->b_md, 1, bd, dnnl_f32, dnnl_x) ||
         dnnl_memory_desc_init_by_tag(&p->dst_md, 4, dd, dnnl_f32,
+                                     d->dst_blocked ? dnnl_nChw16c : dnnl_nchw) ||
+        dnnl_memory_desc_init_by_tag(&p->ddst_md, 4, dd,
+                                     d->bf16 && d->dy_bf16 ? dnnl_bf16 : dnnl_f32,
                                      d->dst_blocked ? dnnl_nChw16c : dnnl_nchw) ||
         dnnl_primitive_attr_create(&p->attr) ||
         dnnl_primitive_attr_set_scratchpad_mode(p->attr, dnnl_scratchpad_mode_user) ||
@@ -427,7 +431,7 @@ int rn_cpu_conv_forward(rn_cpu_conv_plan *p, const float *x, const float *w, con
     return 0;
 }
 
-static int backward_weights(rn_cpu_conv_plan *p, const float *x, const float *dy, float *dw,
+static int backward_weights(rn_cpu_conv_plan *p, const float *x, const void *dy, float *dw,
                             float *db, char *err, size_t errlen)
 {
     dnnl_exec_arg_t args[6];
@@ -446,7 +450,7 @@ static int backward_weights(rn_cpu_conv_plan *p, const float *x, const float *dy
     return 0;
 }
 
-static int backward_data(rn_cpu_conv_plan *p, const float *dy, const float *w, float *dx,
+static int backward_data(rn_cpu_conv_plan *p, const void *dy, const float *w, float *dx,
                          char *err, size_t errlen)
 {
     if (!p->bwd_data.prim && build_backward_data(p, err, errlen)) {
@@ -483,7 +487,7 @@ static int backward_data(rn_cpu_conv_plan *p, const float *dy, const float *w, f
     return 0;
 }
 
-int rn_cpu_conv_backward(rn_cpu_conv_plan *p, const float *x, const float *dy, const float *w,
+int rn_cpu_conv_backward(rn_cpu_conv_plan *p, const float *x, const void *dy, const float *w,
                          float *dx, float *dw, float *db, char *err, size_t errlen)
 {
     /* weights first: backward data may read the output-gradient reorder made here */

@@ -40,6 +40,9 @@ typedef struct rn_cpu_conv_desc {
     /* The forward writes max(y, 0) (a ReLU folded in as a oneDNN post-op); backward is
      * unchanged, since it never reads y. */
     bool relu;
+    /* With bf16: the caller passes the output gradient already in bf16 (uint16_t, rounded as
+     * kernels/amp_elem.h's rn_bf16_from_f32), in the dst layout, so backward converts nothing. */
+    bool dy_bf16;
 } rn_cpu_conv_desc;
 
 typedef struct rn_cpu_conv_plan rn_cpu_conv_plan;
@@ -54,11 +57,11 @@ const rn_cpu_conv_desc *rn_cpu_conv_plan_desc(const rn_cpu_conv_plan *p);
 /* y (N,OC,OH,OW) = conv(x (N,IC,IH,IW), w (OC,IC/G,KH,KW)) + b (OC); b is ignored without bias. */
 int rn_cpu_conv_forward(rn_cpu_conv_plan *p, const float *x, const float *w, const float *b,
                         float *y, char *err, size_t errlen);
-/* Gradients from x (N,IC,IH,IW), dy (N,OC,OH,OW) and w (OC,IC/G,KH,KW), all overwritten:
- * dw (OC,IC/G,KH,KW), db (OC; ignored without bias) and, when dx is not NULL, dx (N,IC,IH,IW).
- * Must follow the forward call on the same x and w (a blocked plan reuses forward's reorders of
- * the input and, when the layouts agree, of the weights). */
-int rn_cpu_conv_backward(rn_cpu_conv_plan *p, const float *x, const float *dy, const float *w,
+/* Gradients from x (N,IC,IH,IW), dy (N,OC,OH,OW; float, or bf16 with dy_bf16) and w
+ * (OC,IC/G,KH,KW), all overwritten: dw (OC,IC/G,KH,KW), db (OC; ignored without bias) and, when
+ * dx is not NULL, dx (N,IC,IH,IW). Must follow the forward call on the same x and w (a blocked
+ * plan reuses forward's reorders of the input and, when the layouts agree, of the weights). */
+int rn_cpu_conv_backward(rn_cpu_conv_plan *p, const float *x, const void *dy, const float *w,
                          float *dx, float *dw, float *db, char *err, size_t errlen);
 /* Whether rn_cpu_conv_backward reads x itself; false when it reads the copy the forward made in
  * the primitive's layout or type instead (a plain input to a blocked plan, bf16). */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "lanes.h"
+#include "../../kernels/amp_elem.h"
 
 typedef struct bn_impl {
     int64_t c;
@@ -125,17 +126,39 @@ typedef double group_d __attribute__((vector_size(GROUP * sizeof(double))));
 typedef float block_f __attribute__((vector_size(BLOCK * sizeof(float))));
 typedef int32_t block_i __attribute__((vector_size(BLOCK * sizeof(int32_t))));
 
-/* bn_backward's dx with a folded ReLU at GROUP floats: dy masked where forward's output
- * (x - m) s + b was not positive (bn_relu_masked), then dy k + (x - m) u + v; c holds m, s, b,
- * k, u, v. (Vectors by pointer: by value they would change the baseline build's ABI.) */
-static inline void masked_dx(float *dx, const float *x, const float *dy, const group_f c[6])
+typedef uint32_t group_u __attribute__((vector_size(GROUP * sizeof(uint32_t))));
+typedef uint16_t group_h __attribute__((vector_size(GROUP * sizeof(uint16_t))));
+
+/* bn_backward's dx at GROUP floats: dy k + (x - m) u + v, with masked (a folded ReLU) dy first
+ * masked where forward's output (x - m) s + b was not positive (bn_relu_masked); c holds m, s,
+ * b, k, u, v. (Vectors by pointer: by value they would change the baseline build's ABI.) */
+static inline void bn_dx_group(group_f *out, const float *x, const float *dy, const group_f c[6],
+                               bool masked)
 {
     group_f xv, gv;
     memcpy(&xv, x, sizeof xv);
     memcpy(&gv, dy, sizeof gv);
-    gv = (group_f)((group_i)gv & ((xv - c[0]) * c[1] + c[2] > 0.0f));
-    const group_f out = gv * c[3] + (xv - c[0]) * c[4] + c[5];
+    if (masked) gv = (group_f)((group_i)gv & ((xv - c[0]) * c[1] + c[2] > 0.0f));
+    *out = gv * c[3] + (xv - c[0]) * c[4] + c[5];
+}
+
+static inline void masked_dx(float *dx, const float *x, const float *dy, const group_f c[6])
+{
+    group_f out;
+    bn_dx_group(&out, x, dy, c, true);
     memcpy(dx, &out, sizeof out);
+}
+
+/* GROUP floats to bf16 at dst, lane by lane as rn_bf16_from_f32 (kernels/amp_elem.h): a NaN
+ * made quiet, everything else rounded to nearest even. */
+static inline void store_bf16(uint16_t *dst, const group_f *v)
+{
+    group_u u;
+    memcpy(&u, v, sizeof u);
+    const group_u nan = (group_u)((u & 0x7fffffffu) > 0x7f800000u);
+    const group_u r = ((u + 0x7fffu + ((u >> 16) & 1u)) >> 16 & ~nan) | ((u >> 16 | 0x40u) & nan);
+    const group_h h = __builtin_convertvector(r, group_h);
+    memcpy(dst, &h, sizeof h);
 }
 
 /* sg[ch] = sum dy, sgx[ch] = sum dy (x - mean) for the GROUP channels from ch0; with `masked`,
@@ -244,6 +267,35 @@ static void blocked_dx_masked(float *dx, const float *x, const float *dy, int64_
         for (int64_t j = 0; j < hw * BLOCK; j += BLOCK) {
             masked_dx(po + j, px + j, pg + j, cs[0]);
             masked_dx(po + j + GROUP, px + j + GROUP, pg + j + GROUP, cs[1]);
+        }
+    }
+}
+
+/* bn_backward's output pass over a blocked tensor into a bf16 dx (rn_layer.dx_bf16): the
+ * floats blocked_apply (or, with fs, blocked_dx_masked) computes, rounded to bf16. */
+RN_VECTOR_CLONES
+static void blocked_dx_bf16(uint16_t *dx, const float *x, const float *dy, int64_t n, int64_t c,
+                            int64_t hw, const float *m, const float *u, const float *v,
+                            const float *k, const float *fs, const float *fb)
+{
+    const int64_t cb = c / BLOCK;
+    const bool masked = fs != NULL;
+#pragma omp parallel for schedule(static) if (n * c * hw > 16384)
+    for (int64_t nb = 0; nb < n * cb; nb++) {
+        const int64_t c0 = (nb % cb) * BLOCK, at = nb * hw * BLOCK;
+        const float *px = x + at, *pg = dy + at;
+        uint16_t *po = dx + at;
+        group_f cs[2][6] = {{{0}}}; /* bn_dx_group's per-channel floats, the block's two halves */
+        for (int h = 0; h < 2; h++) {
+            const float *from[6] = {m, fs, fb, k, u, v};
+            for (int q = 0; q < 6; q++)
+                if (from[q]) memcpy(&cs[h][q], from[q] + c0 + h * GROUP, sizeof cs[h][q]);
+        }
+        for (int64_t j = 0; j < hw * BLOCK; j += GROUP) {
+            group_f out;
+            if (masked) bn_dx_group(&out, px + j, pg + j, cs[(j / GROUP) & 1], true);
+            else bn_dx_group(&out, px + j, pg + j, cs[(j / GROUP) & 1], false);
+            store_bf16(po + j, &out);
         }
     }
 }
@@ -476,7 +528,10 @@ static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, cons
                                     &vf[ch]);
             }
         }
-        if (gx && relu) blocked_dx_masked(gx, xs, g, n, c, hw, mf, uf, vf, kf, af, beta);
+        if (gx && l->dx_bf16)
+            blocked_dx_bf16((uint16_t *)gx, xs, g, n, c, hw, mf, uf, vf, kf, relu ? af : NULL,
+                            relu ? beta : NULL);
+        else if (gx && relu) blocked_dx_masked(gx, xs, g, n, c, hw, mf, uf, vf, kf, af, beta);
         else if (gx) blocked_apply(gx, xs, g, n, c, hw, mf, uf, vf, kf, false);
         return 0;
     }
@@ -494,6 +549,18 @@ static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, cons
         float mf, kf, uf, vf;
         bn_channel_backward(b, l, ch, lanes_total(lg), lanes_total(lgx), m, &mf, &kf, &uf, &vf);
         if (!gx) continue;
+        if (l->dx_bf16) { /* the floats below, rounded to bf16 */
+            uint16_t *gx16 = (uint16_t *)gx;
+            for (int64_t i = 0; i < n; i++) {
+                const float *p = xs + (i * c + ch) * hw, *q = g + (i * c + ch) * hw;
+                uint16_t *r = gx16 + (i * c + ch) * hw;
+                for (int64_t j = 0; j < hw; j++) {
+                    const float d = relu ? bn_relu_masked(q[j], p[j], fm, fa, fb) : q[j];
+                    r[j] = rn_bf16_from_f32(d * kf + (p[j] - mf) * uf + vf);
+                }
+            }
+            continue;
+        }
         for (int64_t i = 0; i < n; i++) {
             const float *p = xs + (i * c + ch) * hw, *q = g + (i * c + ch) * hw;
             float *r = gx + (i * c + ch) * hw;
@@ -541,6 +608,7 @@ static const rn_layer_ops bn_ops = {
     .backward_skips_y = true,
     .masks_own_relu = true,
     .recompute = bn_recompute,
+    .writes_dx_bf16 = true,
 };
 
 rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, double momentum,

@@ -281,6 +281,25 @@ int rn_chain_backward(rn_chain *c, const rn_tensor *x, const rn_tensor *y, const
     return 0;
 }
 
+void rn_chain_pair_bf16_grads(const rn_chain *c, bool on)
+{
+    for (int i = 0; i < c->n; i++) c->layers[i]->dx_bf16 = c->layers[i]->dy_bf16 = false;
+    for (int k = 1; on && k < c->n; k++) {
+        /* grads[k] is layer k's dx, and the dy of the first layer before it that runs a
+         * backward of its own (a ReLU whose backward a neighbour does shares the buffer) */
+        int j = k - 1;
+        while (j > 0 && c->folded[j] >= 2) j--;
+        rn_layer *w = c->layers[k], *r = c->layers[j];
+        if (w->ops->writes_dx_bf16 && r->ops->takes_dy_bf16 && c->folded[j] < 2)
+            w->dx_bf16 = r->dy_bf16 = true;
+    }
+    for (int i = 0; i < c->n; i++) {
+        const rn_chain *inner;
+        for (int k = 0; (inner = rn_container_chain(c->layers[i], k)); k++)
+            rn_chain_pair_bf16_grads(inner, on);
+    }
+}
+
 static unsigned layer_layouts(const rn_layer *l)
 {
     return l->ops->layouts_of ? l->ops->layouts_of(l) : l->ops->layouts;

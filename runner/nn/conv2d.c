@@ -38,6 +38,9 @@ static void drop_plans(conv_impl *c)
 static rn_cpu_conv_plan *plan_for(rn_layer *l, int64_t n)
 {
     conv_impl *c = l->impl;
+    const bool dy_bf16 = l->dy_bf16 && c->geom.bf16; /* the chain's (takes_dy_bf16) */
+    if (c->geom.dy_bf16 != dy_bf16) drop_plans(c);
+    c->geom.dy_bf16 = dy_bf16;
     for (int i = 0; i < CONV_PLANS; i++)
         if (c->plans[i] && rn_cpu_conv_plan_desc(c->plans[i])->n == n) return c->plans[i];
     int slot = -1;
@@ -204,6 +207,7 @@ static const rn_layer_ops conv_ops = {
     .backward_skips_y = true,
     .dx_may_alias_x = true, /* rn_cpu_conv_backward: weights (reads x), then data (writes dx) */
     .backward_reads_x = conv_backward_reads_x,
+    .takes_dy_bf16 = true,
 };
 
 rn_layer *rn_conv2d_create2(const char *name, const rn_conv2d_args *a, uint64_t seed, char *err,

@@ -97,6 +97,11 @@ typedef struct rn_layer_ops {
      * reads the bf16 copy its forward made); the chain then skips recomputing x. NULL: it
      * does. Returns true when it cannot tell (l->err set for the backward to report). */
     bool (*backward_reads_x)(rn_layer *l, int64_t n);
+    /* bf16 input gradients between two layers (rn_chain_pair_bf16_grads): with rn_layer.dx_bf16
+     * set, backward writes dx as bf16 (uint16_t, rounded as kernels/amp_elem.h's
+     * rn_bf16_from_f32) in dx's buffer (batch norm); with rn_layer.dy_bf16 set, backward reads
+     * dy so (conv2d in bf16, which would round it to bf16 itself). */
+    bool writes_dx_bf16, takes_dy_bf16;
     /* For a container: rn_chain_share_grads for its chains and transients (chain.h), level
      * being that of the chain the container is in. NULL for other layers. */
     void (*share_grads)(rn_layer *l, struct rn_grad_pool *p, int level, bool bind);
@@ -122,6 +127,9 @@ struct rn_layer {
      * place instead of into a buffer of its own); set by rn_chain_share_grads (chain.h), false
      * until. */
     bool dy_scratch;
+    /* Backward writes dx / reads dy in bf16 (writes_dx_bf16, takes_dy_bf16); set by
+     * rn_chain_pair_bf16_grads, false until. */
+    bool dx_bf16, dy_bf16;
     char err[256];            /* why the last forward/backward failed (one line); "" otherwise */
 };
 

@@ -146,5 +146,8 @@ static void chain_set_bf16(const rn_chain *c, bool on)
 
 void rn_model_set_bf16(rn_model *m, bool on)
 {
-    if (m && m->n_layers > 0) chain_set_bf16(&m->chain, on);
+    if (m && m->n_layers > 0) {
+        chain_set_bf16(&m->chain, on);
+        rn_chain_pair_bf16_grads(&m->chain, on);
+    }
 }
