@@ -83,8 +83,8 @@ void rn_chain_set_trainable(rn_chain *c, const bool *trainable, bool train_bn);
 void rn_chain_share_grads(rn_chain *c, rn_grad_pool *p, int level, bool bind);
 
 /* In bf16 (on), marks each inner gradient whose writer can write it in bf16 (writes_dx_bf16)
- * and whose one reader takes it so (takes_dy_bf16): a batch norm's input gradient for the
- * convolution before it, which would convert it to bf16 itself. Sets dx_bf16 / dy_bf16 on the
+ * and whose one reader takes it so (takes_dy_bf16): a batch norm's or max pooling's input
+ * gradient for the convolution before it, which would convert it to bf16 itself. Sets dx_bf16 / dy_bf16 on the
  * two layers (all false when off), in this chain and the chains inside its containers. */
 void rn_chain_pair_bf16_grads(const rn_chain *c, bool on);
 

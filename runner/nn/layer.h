@@ -102,6 +102,9 @@ typedef struct rn_layer_ops {
      * rn_bf16_from_f32) in dx's buffer (batch norm); with rn_layer.dy_bf16 set, backward reads
      * dy so (conv2d in bf16, which would round it to bf16 itself). */
     bool writes_dx_bf16, takes_dy_bf16;
+    /* For a layer with writes_dx_bf16 that can only sometimes (max pooling: windows that do not
+     * overlap): whether it can for its setup. NULL: always. */
+    bool (*dx_bf16_ok)(const rn_layer *l);
     /* For a container: rn_chain_share_grads for its chains and transients (chain.h), level
      * being that of the chain the container is in. NULL for other layers. */
     void (*share_grads)(rn_layer *l, struct rn_grad_pool *p, int level, bool bind);

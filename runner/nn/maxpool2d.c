@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../kernels/amp_elem.h"
+
 typedef struct pool_impl {
     int64_t k, stride, pad;
     int64_t c, h, w, oh, ow; /* set by setup */
@@ -175,6 +177,25 @@ static int pool_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, co
     int64_t planes = x->shape.d[0] * p->c;
     const int64_t hw = p->h * p->w, ohw = p->oh * p->ow;
     const bool xb = l->in_blocked, yb = l->out_blocked, relu = l->relu_in;
+    if (l->dx_bf16) { /* windows apart (pool_dx_bf16_ok): each input gets at most one dy */
+        const int64_t group = xb ? 16 : 1, st = xb ? 16 : 1, so = yb ? 16 : 1;
+        uint16_t *gx16 = (uint16_t *)dx->data;
+#pragma omp parallel for schedule(static)
+        for (int64_t gr = 0; gr < planes / group; gr++) {
+            memset(gx16 + gr * group * hw, 0, (size_t)(group * hw) * sizeof(uint16_t));
+            for (int64_t pl = gr * group; pl < (gr + 1) * group; pl++) {
+                uint16_t *gx = gx16 + plane_off(xb, pl, hw);
+                const float *g = dy->data + plane_off(yb, pl, ohw);
+                const float *ym = y->data + plane_off(yb, pl, ohw);
+                const int32_t *am = p->argmax + pl * ohw;
+                /* 0 + dy, as the float path's sum into a zeroed dx (a -0 becomes +0) */
+                for (int64_t i = 0; i < ohw; i++)
+                    gx[(int64_t)am[i] * st] = rn_bf16_from_f32(
+                        0.0f + (relu && !(ym[i * so] > 0.0f) ? 0.0f : g[i * so]));
+            }
+        }
+        return 0;
+    }
     if (xb || yb) { /* dx (like x) and dy (like y) each plain or blocked (layer.h) */
         const int64_t group = xb ? 16 : 1, st = xb ? 16 : 1, so = yb ? 16 : 1;
 #pragma omp parallel for schedule(static)
@@ -207,6 +228,14 @@ static int pool_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, co
     return 0;
 }
 
+/* Windows that do not overlap (stride = kernel, no padding): backward writes each input's
+ * gradient once, so it can write it in bf16 (layer.h's writes_dx_bf16). */
+static bool pool_dx_bf16_ok(const rn_layer *l)
+{
+    const pool_impl *p = l->impl;
+    return p->k == p->stride && p->pad == 0;
+}
+
 static void pool_destroy(rn_layer *l)
 {
     pool_impl *p = l->impl;
@@ -231,6 +260,8 @@ static const rn_layer_ops pool_ops = {
     .describe = pool_ops_describe,
     .layouts = RN_LAYOUT_IN | RN_LAYOUT_OUT, /* each side plain or blocked */
     .takes_relu_backward = true,
+    .writes_dx_bf16 = true,
+    .dx_bf16_ok = pool_dx_bf16_ok,
 };
 
 rn_layer *rn_maxpool2d_create(int64_t kernel, int64_t stride, char *err, size_t errlen)
