@@ -126,6 +126,9 @@ int rn_net_describe(rn_model *m, rn_net *net, char *err, size_t errlen)
     if (!m || m->n_layers < 1)
         return rn_nn_err(err, errlen, "model: describe on a model that is not initialised");
     if (rn_model_set_layouts(m, false, err, errlen)) return -1;
+    /* and every gradient between layers float: the graph runs the layers unfolded, so a
+     * layer's neighbour there need not be the one that takes its bf16 dx */
+    rn_chain_pair_bf16_grads(&m->chain, false);
     builder b = {.net = net, .model = m, .err = err, .errlen = errlen};
     int in = new_tensor(&b, &m->chain.acts[0].shape);
     int out = in < 0 ? -1 : walk(&b, &m->chain, in);

@@ -66,10 +66,12 @@ typedef struct rn_net {
     int input, output;       /* tensor ids: 0 and the logits */
 } rn_net;
 
-/* Describes m (initialised). The graph's tensors are plain NCHW, so m's activations are made plain
- * first (rn_model_set_layouts(m, false)): the layers the nodes point to then take plain tensors,
- * and m itself keeps working, unchanged in its results. 0, or -1 with err (a layer type the
- * description does not know names it). */
+/* Describes m (initialised). The graph's tensors are plain NCHW float, so m's activations are
+ * made plain first (rn_model_set_layouts(m, false)) and its gradients float between every two
+ * layers (rn_chain_pair_bf16_grads(.., false); a later rn_model_set_bf16 would pair them again):
+ * the layers the nodes point to then take plain float tensors, and m itself keeps working,
+ * unchanged in its results. 0, or -1 with err (a layer type the description does not know names
+ * it). */
 int rn_net_describe(rn_model *m, rn_net *net, char *err, size_t errlen);
 void rn_net_free(rn_net *net);
 /* "conv2d", "batch_norm2d", ... (inline: the CUDA backend names nodes too, without runner/nn). */
