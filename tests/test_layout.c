@@ -15,6 +15,7 @@
 #include <runner/plugin.h>
 
 #include "model_from_lua.h"
+#include "net.h"
 #include "rn_test.h"
 
 static char dir[] = "/tmp/rn-layout-XXXXXX";
@@ -272,6 +273,30 @@ static void check_ends(void)
     rn_model_free(&m);
 }
 
+/* A described model's graph runs its layers unfolded (net_exec.c), so describing unpairs the
+ * bf16 gradients and a later rn_model_set_bf16 leaves them unpaired. */
+static void check_described_unpairs(void)
+{
+    rn_model m;
+    if (rn_test_model_from_lua(&m, dir, "models.mnist_cnn{ in_channels = 1, classes = 10 }",
+                               rn_shape_make(3, (int64_t[]){1, 28, 28}), 4)) {
+        CHECK(!"model builds");
+        return;
+    }
+    rn_model_set_bf16(&m, true);
+    int before = count_dy_bf16(&m.chain);
+    rn_net net;
+    char err[256];
+    CHECK(rn_net_describe(&m, &net, err, sizeof err) == 0);
+    int after = count_dy_bf16(&m.chain);
+    rn_model_set_bf16(&m, true);
+    int again = count_dy_bf16(&m.chain);
+    printf("bf16 pairs: %d, described %d, bf16 set again %d\n", before, after, again);
+    CHECK(before == 1 && after == 0 && again == 0);
+    rn_net_free(&net);
+    rn_model_free(&m);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
@@ -332,8 +357,8 @@ int main(void)
     "nn.flatten(), nn.linear{ name = 'fc1', in_features = 2304, out_features = 32 }, nn.relu(), " \
     "nn.linear{ name = 'fc2', in_features = 32, out_features = 10 } }"
     rn_shape small = rn_shape_make(3, (int64_t[]){1, 16, 16});
-    check_pair("cnn folded", CNN(""), CNN("nn.identity(), "), small, 4, (expect){4, 2, 1, 0, 0, 0, 0},
-               false);
+    check_pair("cnn folded", CNN(""), CNN("nn.identity(), "), small, 4,
+               (expect){4, 2, 1, 0, 0, 0, 0}, false);
     /* in bf16 max pooling writes conv2's output gradient in bf16, where b's ReLU, kept apart,
      * passes it on in float for the convolution to convert */
     check_pair("cnn folded bf16", CNN(""), CNN("nn.identity(), "), small, 4,
@@ -365,7 +390,8 @@ int main(void)
     "num_features = 16 }, " sep "nn.relu(), nn.residual{ name = 'r1', body = { "               \
     "nn.conv2d{ name = 'c2', in_channels = 16, out_channels = 16, kernel_size = 3, "          \
     "padding = 1, bias = false }, " sep "nn.batch_norm2d{ name = 'bn2', num_features = 16 }, " \
-    sep "nn.relu(), nn.conv2d{ name = 'c3', in_channels = 16, out_channels = 32, kernel_size = 3, " \
+    sep "nn.relu(), nn.conv2d{ name = 'c3', in_channels = 16, out_channels = 32, "          \
+    "kernel_size = 3, " \
     "stride = 2, padding = 1 }, " sep "nn.batch_norm2d{ name = 'bn3', "                       \
     "num_features = 32 } }, shortcut = { nn.conv2d{ name = 'd', in_channels = 16, "           \
     "out_channels = 32, kernel_size = 1, stride = 2, bias = false }, " sep                    \
@@ -381,6 +407,7 @@ int main(void)
      * backward in the batch norm: b1, b2, b3, b7; recomputed: after b0, b1, b2, b3, b7. */
     check_pair("unusual places", RN_TEST_UNUSUAL(""), RN_TEST_UNUSUAL("nn.identity(), "),
                rn_shape_make(3, (int64_t[]){16, 9, 7}), 4, (expect){26, 4, 0, 4, 5, 0, 0}, false);
+    check_described_unpairs();
     rmdir(dir);
     return rn_test_report("test_layout");
 }

@@ -319,8 +319,7 @@ int rn_cpu_conv_plan_create(rn_cpu_conv_plan **out, const rn_cpu_conv_desc *d, c
         dnnl_memory_desc_init_by_tag(&p->b_md, 1, bd, dnnl_f32, dnnl_x) ||
         dnnl_memory_desc_init_by_tag(&p->dst_md, 4, dd, dnnl_f32,
                                      d->dst_blocked ? dnnl_nChw16c : dnnl_nchw) ||
-        dnnl_memory_desc_init_by_tag(&p->ddst_md, 4, dd,
-                                     d->bf16 && d->dy_bf16 ? dnnl_bf16 : dnnl_f32,
+        dnnl_memory_desc_init_by_tag(&p->ddst_md, 4, dd, d->dy_bf16 ? dnnl_bf16 : dnnl_f32,
                                      d->dst_blocked ? dnnl_nChw16c : dnnl_nchw) ||
         dnnl_primitive_attr_create(&p->attr) ||
         dnnl_primitive_attr_set_scratchpad_mode(p->attr, dnnl_scratchpad_mode_user) ||

@@ -40,8 +40,9 @@ typedef struct rn_cpu_conv_desc {
     /* The forward writes max(y, 0) (a ReLU folded in as a oneDNN post-op); backward is
      * unchanged, since it never reads y. */
     bool relu;
-    /* With bf16: the caller passes the output gradient already in bf16 (uint16_t, rounded as
-     * kernels/amp_elem.h's rn_bf16_from_f32), in the dst layout, so backward converts nothing. */
+    /* The caller passes the output gradient in bf16 (uint16_t, rounded as kernels/amp_elem.h's
+     * rn_bf16_from_f32), in the dst layout: with bf16, backward then converts nothing (without,
+     * it widens it to float32). */
     bool dy_bf16;
 } rn_cpu_conv_desc;
 

@@ -84,8 +84,11 @@ void rn_chain_share_grads(rn_chain *c, rn_grad_pool *p, int level, bool bind);
 
 /* In bf16 (on), marks each inner gradient whose writer can write it in bf16 (writes_dx_bf16)
  * and whose one reader takes it so (takes_dy_bf16): a batch norm's or max pooling's input
- * gradient for the convolution before it, which would convert it to bf16 itself. Sets dx_bf16 / dy_bf16 on the
- * two layers (all false when off), in this chain and the chains inside its containers. */
+ * gradient for the convolution before it, which would convert it to bf16 itself. Sets
+ * dx_bf16 / dy_bf16 on the two layers (all false when off), in this chain and the chains inside
+ * its containers. The same bits as the convolution's own conversion (a oneDNN reorder) but for
+ * subnormal gradients, which oneDNN flushes to zero and rn_bf16_from_f32 keeps. Not between a
+ * forward and its backward: a convolution whose pairing changes rebuilds its plans. */
 void rn_chain_pair_bf16_grads(const rn_chain *c, bool on);
 
 /* Picks each activation's layout (layer.h): blocked where the layers on both sides take it

@@ -38,7 +38,7 @@ static void drop_plans(conv_impl *c)
 static rn_cpu_conv_plan *plan_for(rn_layer *l, int64_t n)
 {
     conv_impl *c = l->impl;
-    const bool dy_bf16 = l->dy_bf16 && c->geom.bf16; /* the chain's (takes_dy_bf16) */
+    const bool dy_bf16 = l->dy_bf16; /* paired by the chain (takes_dy_bf16): dy is bf16 */
     if (c->geom.dy_bf16 != dy_bf16) drop_plans(c);
     c->geom.dy_bf16 = dy_bf16;
     for (int i = 0; i < CONV_PLANS; i++)

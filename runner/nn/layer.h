@@ -99,8 +99,8 @@ typedef struct rn_layer_ops {
     bool (*backward_reads_x)(rn_layer *l, int64_t n);
     /* bf16 input gradients between two layers (rn_chain_pair_bf16_grads): with rn_layer.dx_bf16
      * set, backward writes dx as bf16 (uint16_t, rounded as kernels/amp_elem.h's
-     * rn_bf16_from_f32) in dx's buffer (batch norm); with rn_layer.dy_bf16 set, backward reads
-     * dy so (conv2d in bf16, which would round it to bf16 itself). */
+     * rn_bf16_from_f32) in dx's buffer (batch norm, max pooling); with rn_layer.dy_bf16 set,
+     * backward reads dy so (conv2d, which in bf16 would round it to bf16 itself). */
     bool writes_dx_bf16, takes_dy_bf16;
     /* For a layer with writes_dx_bf16 that can only sometimes (max pooling: windows that do not
      * overlap): whether it can for its setup. NULL: always. */

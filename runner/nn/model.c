@@ -148,6 +148,6 @@ void rn_model_set_bf16(rn_model *m, bool on)
 {
     if (m && m->n_layers > 0) {
         chain_set_bf16(&m->chain, on);
-        rn_chain_pair_bf16_grads(&m->chain, on);
+        rn_chain_pair_bf16_grads(&m->chain, on && !m->described);
     }
 }

@@ -18,6 +18,7 @@ typedef struct rn_model {
     int n_params;
     char err[384];         /* why the last rn_model_forward/backward failed, naming the layer */
     rn_grad_pool *gpool;   /* the activation-gradient buffers of all its chains (chain.h) */
+    bool described;        /* rn_net_describe ran: its graph runs these layers unfolded */
 } rn_model;
 
 /* Takes ownership of `layers` (an array of n pointers, malloc'ed). Checks that shapes chain
@@ -74,7 +75,10 @@ int rn_model_set_trainable(rn_model *m, const bool *trainable, bool train_bn, ch
  * linear layer computes in bfloat16 from its next call: its input, weights and output gradient
  * are rounded to bf16 (round to nearest even), products accumulate in float32, and what it
  * writes (activations, gradients) stays float32, as do the weights the optimizer steps (fp32
- * master weights) and every other layer. off restores float32. */
+ * master weights) and every other layer; except that a convolution's output gradient is
+ * written in bf16 by the layer after it when that layer can (rn_chain_pair_bf16_grads; not
+ * once m is described, chain.h). off restores float32. Not between a forward and its
+ * backward. */
 void rn_model_set_bf16(rn_model *m, bool on);
 
 #endif

@@ -125,10 +125,12 @@ int rn_net_describe(rn_model *m, rn_net *net, char *err, size_t errlen)
     memset(net, 0, sizeof *net);
     if (!m || m->n_layers < 1)
         return rn_nn_err(err, errlen, "model: describe on a model that is not initialised");
-    if (rn_model_set_layouts(m, false, err, errlen)) return -1;
-    /* and every gradient between layers float: the graph runs the layers unfolded, so a
-     * layer's neighbour there need not be the one that takes its bf16 dx */
+    /* Every gradient between layers float (first, so that the relayout builds the plans for
+     * it): the graph runs the layers unfolded, where a layer's neighbour need not be the one
+     * that takes its bf16 dx; rn_model_set_bf16 pairs them no more. */
     rn_chain_pair_bf16_grads(&m->chain, false);
+    m->described = true;
+    if (rn_model_set_layouts(m, false, err, errlen)) return -1;
     builder b = {.net = net, .model = m, .err = err, .errlen = errlen};
     int in = new_tensor(&b, &m->chain.acts[0].shape);
     int out = in < 0 ? -1 : walk(&b, &m->chain, in);
