@@ -243,60 +243,39 @@ static void blocked_apply(float *out, const float *a, const float *r, int64_t n,
     }
 }
 
-/* bn_backward's output pass over a blocked tensor with a folded ReLU: dx = masked(dy) k[ch] +
- * (x - m[ch]) u[ch] + v[ch], dy masked first (bn_relu_masked with m, fs and fb: forward's
- * floats; m is the float mean in both passes). blocked_apply's loop, in GCC vectors (see
- * group_f): GCC leaves the compare and select scalar. */
+/* bn_backward's output pass over a blocked tensor in GCC vectors (GCC leaves a compare and
+ * select scalar, see group_f): dx = dy k[ch] + (x - m[ch]) u[ch] + v[ch], dy masked first by a
+ * folded ReLU when fs is not NULL (bn_relu_masked with m, fs and fb: forward's floats; m is the
+ * float mean in both passes), into a float dx or, with out16, a bf16 one (rn_layer.dx_bf16).
+ * A float dx without a ReLU is blocked_apply's. */
 RN_VECTOR_CLONES
-static void blocked_dx_masked(float *dx, const float *x, const float *dy, int64_t n, int64_t c,
-                              int64_t hw, const float *m, const float *u, const float *v,
-                              const float *k, const float *fs, const float *fb)
+static void blocked_dx(void *dx, bool out16, const float *x, const float *dy, int64_t n,
+                       int64_t c, int64_t hw, const float *m, const float *u, const float *v,
+                       const float *k, const float *fs, const float *fb)
 {
     const int64_t cb = c / BLOCK;
+    const bool masked = fs != NULL; /* a float dx always is (blocked_apply does the rest) */
 #pragma omp parallel for schedule(static) if (n * c * hw > 16384)
     for (int64_t nb = 0; nb < n * cb; nb++) {
         const int64_t c0 = (nb % cb) * BLOCK, at = nb * hw * BLOCK;
         const float *px = x + at, *pg = dy + at;
-        float *po = dx + at;
-        group_f cs[2][6]; /* masked_dx's per-channel floats for the block's two halves */
-        for (int h = 0; h < 2; h++) {
-            const float *from[6] = {m, fs, fb, k, u, v};
-            for (int q = 0; q < 6; q++)
-                memcpy(&cs[h][q], from[q] + c0 + h * GROUP, sizeof cs[h][q]);
-        }
-        for (int64_t j = 0; j < hw * BLOCK; j += BLOCK) {
-            masked_dx(po + j, px + j, pg + j, cs[0]);
-            masked_dx(po + j + GROUP, px + j + GROUP, pg + j + GROUP, cs[1]);
-        }
-    }
-}
-
-/* bn_backward's output pass over a blocked tensor into a bf16 dx (rn_layer.dx_bf16): the
- * floats blocked_apply (or, with fs, blocked_dx_masked) computes, rounded to bf16. */
-RN_VECTOR_CLONES
-static void blocked_dx_bf16(uint16_t *dx, const float *x, const float *dy, int64_t n, int64_t c,
-                            int64_t hw, const float *m, const float *u, const float *v,
-                            const float *k, const float *fs, const float *fb)
-{
-    const int64_t cb = c / BLOCK;
-    const bool masked = fs != NULL;
-#pragma omp parallel for schedule(static) if (n * c * hw > 16384)
-    for (int64_t nb = 0; nb < n * cb; nb++) {
-        const int64_t c0 = (nb % cb) * BLOCK, at = nb * hw * BLOCK;
-        const float *px = x + at, *pg = dy + at;
-        uint16_t *po = dx + at;
         group_f cs[2][6] = {{{0}}}; /* bn_dx_group's per-channel floats, the block's two halves */
         for (int h = 0; h < 2; h++) {
             const float *from[6] = {m, fs, fb, k, u, v};
             for (int q = 0; q < 6; q++)
                 if (from[q]) memcpy(&cs[h][q], from[q] + c0 + h * GROUP, sizeof cs[h][q]);
         }
-        for (int64_t j = 0; j < hw * BLOCK; j += GROUP) {
-            group_f out;
-            if (masked) bn_dx_group(&out, px + j, pg + j, cs[(j / GROUP) & 1], true);
-            else bn_dx_group(&out, px + j, pg + j, cs[(j / GROUP) & 1], false);
-            store_bf16(po + j, &out);
-        }
+        /* each case its own loop, masked and out16 constants in it */
+#define DX_LOOP(MASKED, STORE)                                                                \
+    for (int64_t j = 0; j < hw * BLOCK; j += GROUP) {                                         \
+        group_f out;                                                                          \
+        bn_dx_group(&out, px + j, pg + j, cs[(j / GROUP) & 1], MASKED);                       \
+        STORE;                                                                                \
+    }
+        if (!out16) DX_LOOP(true, memcpy((float *)dx + at + j, &out, sizeof out))
+        else if (masked) DX_LOOP(true, store_bf16((uint16_t *)dx + at + j, &out))
+        else DX_LOOP(false, store_bf16((uint16_t *)dx + at + j, &out))
+#undef DX_LOOP
     }
 }
 
@@ -528,10 +507,9 @@ static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, cons
                                     &vf[ch]);
             }
         }
-        if (gx && l->dx_bf16)
-            blocked_dx_bf16((uint16_t *)gx, xs, g, n, c, hw, mf, uf, vf, kf, relu ? af : NULL,
-                            relu ? beta : NULL);
-        else if (gx && relu) blocked_dx_masked(gx, xs, g, n, c, hw, mf, uf, vf, kf, af, beta);
+        if (gx && (relu || l->dx_bf16))
+            blocked_dx(gx, l->dx_bf16, xs, g, n, c, hw, mf, uf, vf, kf, relu ? af : NULL,
+                       relu ? beta : NULL);
         else if (gx) blocked_apply(gx, xs, g, n, c, hw, mf, uf, vf, kf, false);
         return 0;
     }
