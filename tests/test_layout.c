@@ -273,6 +273,32 @@ static void check_ends(void)
     rn_model_free(&m);
 }
 
+/* The recompute before r1's c3 (in_grad) is skipped in bf16, where c3's backward reads the bf16
+ * copy of its input its forward made, and not in float32 (conv2d's backward_reads_x, asked as
+ * rn_chain_backward asks it, after a forward). */
+static void check_bf16_skips_recompute(const char *expr, rn_shape in)
+{
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        rn_model m;
+        if (rn_test_model_from_lua(&m, dir, expr, in, 4)) {
+            CHECK(!"model builds");
+            return;
+        }
+        rn_model_set_bf16(&m, bf16);
+        rn_tensor out;
+        fill(m.acts[0].data, rn_tensor_numel(&m.acts[0]), 700);
+        CHECK(rn_model_forward(&m, 4, true, &out) == 0);
+        const rn_chain *body = rn_container_chain(m.layers[3], 0);
+        rn_layer *c3 = body ? body->layers[3] : NULL;
+        CHECK(c3 && strstr(c3->name, "c3") && body->in_grad[3] == 3);
+        if (c3) printf("r1 body layer 3: %s, in_grad %d\n", c3->name, body->in_grad[3]);
+        bool reads = c3 && c3->ops->backward_reads_x(c3, 4);
+        printf("%s: c3's backward reads its recomputed input: %d\n", bf16 ? "bf16" : "fp32", reads);
+        CHECK(reads == !bf16);
+        rn_model_free(&m);
+    }
+}
+
 /* A described model's graph runs its layers unfolded (net_exec.c), so describing unpairs the
  * bf16 gradients and a later rn_model_set_bf16 leaves them unpaired. */
 static void check_described_unpairs(void)
@@ -399,6 +425,7 @@ int main(void)
     check_pair("unusual places", RN_TEST_UNUSUAL(""), RN_TEST_UNUSUAL("nn.identity(), "),
                rn_shape_make(3, (int64_t[]){16, 9, 7}), 4, (expect){26, 4, 0, 4, 5, 0, 0}, false);
     check_described_unpairs();
+    check_bf16_skips_recompute(RES(""), small);
     rmdir(dir);
     return rn_test_report("test_layout");
 }

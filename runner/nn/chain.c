@@ -291,7 +291,7 @@ void rn_chain_pair_bf16_grads(const rn_chain *c, bool on)
         while (j > 0 && c->folded[j] >= 2) j--;
         rn_layer *w = c->layers[k], *r = c->layers[j];
         if (w->ops->writes_dx_bf16 && (!w->ops->dx_bf16_ok || w->ops->dx_bf16_ok(w)) &&
-            r->ops->takes_dy_bf16 && c->folded[j] < 2)
+            r->ops->takes_dy_bf16)
             w->dx_bf16 = r->dy_bf16 = true;
     }
     for (int i = 0; i < c->n; i++) {

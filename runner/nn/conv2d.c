@@ -34,6 +34,14 @@ static void drop_plans(conv_impl *c)
     c->next_evict = 0;
 }
 
+/* The plan built for batch n, or NULL. */
+static rn_cpu_conv_plan *plan_built(const conv_impl *c, int64_t n)
+{
+    for (int i = 0; i < CONV_PLANS; i++)
+        if (c->plans[i] && rn_cpu_conv_plan_desc(c->plans[i])->n == n) return c->plans[i];
+    return NULL;
+}
+
 /* The plan for batch n, built on first use (allocation happens only then). */
 static rn_cpu_conv_plan *plan_for(rn_layer *l, int64_t n)
 {
@@ -41,8 +49,8 @@ static rn_cpu_conv_plan *plan_for(rn_layer *l, int64_t n)
     const bool dy_bf16 = l->dy_bf16; /* paired by the chain (takes_dy_bf16): dy is bf16 */
     if (c->geom.dy_bf16 != dy_bf16) drop_plans(c);
     c->geom.dy_bf16 = dy_bf16;
-    for (int i = 0; i < CONV_PLANS; i++)
-        if (c->plans[i] && rn_cpu_conv_plan_desc(c->plans[i])->n == n) return c->plans[i];
+    rn_cpu_conv_plan *built = plan_built(c, n);
+    if (built) return built;
     int slot = -1;
     for (int i = 0; i < CONV_PLANS && slot < 0; i++)
         if (!c->plans[i]) slot = i;
@@ -162,9 +170,10 @@ static int conv_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, co
                                 l->err, sizeof l->err);
 }
 
+/* The plan this batch's forward ran; without one (no forward yet), say it reads x. */
 static bool conv_backward_reads_x(rn_layer *l, int64_t n)
 {
-    rn_cpu_conv_plan *p = plan_for(l, n);
+    const rn_cpu_conv_plan *p = plan_built(l->impl, n);
     return !p || rn_cpu_conv_backward_reads_x(p);
 }
 

@@ -177,38 +177,27 @@ static int pool_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, co
     int64_t planes = x->shape.d[0] * p->c;
     const int64_t hw = p->h * p->w, ohw = p->oh * p->ow;
     const bool xb = l->in_blocked, yb = l->out_blocked, relu = l->relu_in;
-    if (l->dx_bf16) { /* windows apart (pool_dx_bf16_ok): each input gets at most one dy */
+    const bool out16 = l->dx_bf16; /* windows apart (pool_dx_bf16_ok): one dy per input at most */
+    if (xb || yb || out16) { /* dx (like x) and dy (like y) each plain or blocked (layer.h) */
         const int64_t group = xb ? 16 : 1, st = xb ? 16 : 1, so = yb ? 16 : 1;
-        uint16_t *gx16 = (uint16_t *)dx->data;
-#pragma omp parallel for schedule(static)
-        for (int64_t gr = 0; gr < planes / group; gr++) {
-            memset(gx16 + gr * group * hw, 0, (size_t)(group * hw) * sizeof(uint16_t));
-            for (int64_t pl = gr * group; pl < (gr + 1) * group; pl++) {
-                uint16_t *gx = gx16 + plane_off(xb, pl, hw);
-                const float *g = dy->data + plane_off(yb, pl, ohw);
-                const float *ym = y->data + plane_off(yb, pl, ohw);
-                const int32_t *am = p->argmax + pl * ohw;
-                /* 0 + dy, as the float path's sum into a zeroed dx (a -0 becomes +0) */
-                for (int64_t i = 0; i < ohw; i++)
-                    gx[(int64_t)am[i] * st] = rn_bf16_from_f32(
-                        0.0f + (relu && !(ym[i * so] > 0.0f) ? 0.0f : g[i * so]));
-            }
-        }
-        return 0;
-    }
-    if (xb || yb) { /* dx (like x) and dy (like y) each plain or blocked (layer.h) */
-        const int64_t group = xb ? 16 : 1, st = xb ? 16 : 1, so = yb ? 16 : 1;
+        const size_t elem = out16 ? sizeof(uint16_t) : sizeof(float);
 #pragma omp parallel for schedule(static)
         for (int64_t gr = 0; gr < planes / group; gr++) {
             /* a blocked dx's 16 planes are one stretch of memory: zeroed together */
-            memset(dx->data + gr * group * hw, 0, (size_t)(group * hw) * sizeof(float));
+            memset((char *)dx->data + (size_t)(gr * group * hw) * elem, 0,
+                   (size_t)(group * hw) * elem);
             for (int64_t pl = gr * group; pl < (gr + 1) * group; pl++) {
-                float *gx = dx->data + plane_off(xb, pl, hw);
+                const int64_t at = plane_off(xb, pl, hw);
                 const float *g = dy->data + plane_off(yb, pl, ohw);
                 const float *ym = y->data + plane_off(yb, pl, ohw);
                 const int32_t *am = p->argmax + pl * ohw;
-                for (int64_t i = 0; i < ohw; i++)
-                    gx[(int64_t)am[i] * st] += relu && !(ym[i * so] > 0.0f) ? 0.0f : g[i * so];
+                for (int64_t i = 0; i < ohw; i++) {
+                    const float d = relu && !(ym[i * so] > 0.0f) ? 0.0f : g[i * so];
+                    const int64_t k = at + (int64_t)am[i] * st;
+                    /* bf16: 0 + dy, as the float sum into a zeroed dx (a -0 becomes +0) */
+                    if (out16) ((uint16_t *)dx->data)[k] = rn_bf16_from_f32(0.0f + d);
+                    else dx->data[k] += d;
+                }
             }
         }
         return 0;

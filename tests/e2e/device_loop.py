@@ -245,6 +245,7 @@ THREE = write(tmp, "three.lua", CNN.replace("epochs = 2,", 'epochs = 2,\n  preci
                                      "  loss_scale = { init = 3, growth_interval = 1000 },"))
 q = run([THREE, "--out", os.path.join(tmp, "three"), "--device", "cuda"], env=FAKE)
 check(q.returncode == 0, f"scale 3: {q.stderr}")
+check(os.path.exists(os.path.join(tmp, "cnn-cpu", "model.safetensors")), "the fp32 run to compare")
 if q.returncode == 0 and os.path.exists(os.path.join(tmp, "cnn-cpu", "model.safetensors")):
     (h3, d3), (h1, d1) = weights("three"), weights("cnn-cpu")
     worst = 0.0
