@@ -42,7 +42,6 @@ struct rn_cpu_conv_plan {
     bound w_src, w_diff_dst, w_diff_w, w_diff_b; /* backward weights */
     int w_src_shares_fwd;              /* backward weights reads the forward's reordered src */
     int d_diff_dst_shares_w;           /* backward data reads backward weights' reordered dy */
-    int d_w_shares_fwd;                /* backward data reads the forward's reordered weights */
 };
 
 static void bound_destroy(bound *b)
@@ -266,18 +265,14 @@ static int build_backward_data(rn_cpu_conv_plan *p, char *err, size_t errlen)
         dnnl_primitive_desc_query_md(p->bwd_w.pd, dnnl_query_diff_dst_md, 0);
     /* Same layout as backward weights' output gradient: reuse the reorder made there. */
     p->d_diff_dst_shares_w = p->w_diff_dst.reorder && dnnl_memory_desc_equal(dd_prim, wdd_prim);
-    /* The same weights layout (and type) as forward's: share its prim memory, and the call
-     * reorders (or converts to bf16) into it again, since the arena's copy is not kept. */
+    /* The weights are reordered (or converted to bf16) into the arena again: forward's copy
+     * there is not kept. */
     const dnnl_memory_desc_t *dw_prim = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    p->d_w_shares_fwd = p->f_w.reorder &&
-        dnnl_memory_desc_equal(dw_prim, dnnl_primitive_desc_query_md(p->fwd.pd,
-                                                                      dnnl_query_weights_md, 0));
     /* A shared output gradient is the arena copy backward weights made in this same call. */
     if (bound_init(p, &p->d_diff_dst, &p->ddst_md, dd_prim, 1,
                    p->d_diff_dst_shares_w ? p->w_diff_dst.prim : NULL, RN_ARENA_OUT, err,
                    errlen) ||
-        bound_init(p, &p->d_w, &p->w_md, dw_prim, 1, p->d_w_shares_fwd ? p->f_w.prim : NULL,
-                   RN_ARENA_W, err, errlen) ||
+        bound_init(p, &p->d_w, &p->w_md, dw_prim, 1, NULL, RN_ARENA_W, err, errlen) ||
         bound_init(p, &p->d_diff_src, &p->src_md,
                    dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0), 0, NULL,
                    RN_ARENA_IN, err, errlen))
@@ -353,7 +348,6 @@ void rn_cpu_conv_plan_destroy(rn_cpu_conv_plan *p)
     /* the first bound owns a shared buffer */
     if (p->w_src_shares_fwd) p->w_src.prim = p->w_src.user;
     if (p->d_diff_dst_shares_w) p->d_diff_dst.prim = p->d_diff_dst.user;
-    if (p->d_w_shares_fwd) p->d_w.prim = p->d_w.user;
     bound *all[] = {&p->f_src,      &p->f_w,    &p->f_b,        &p->f_dst,
                     &p->d_diff_dst, &p->d_w,    &p->d_diff_src, &p->w_src,
                     &p->w_diff_dst, &p->w_diff_w, &p->w_diff_b};
@@ -455,8 +449,6 @@ static int backward_data(rn_cpu_conv_plan *p, const void *dy, const float *w, fl
     if (!p->bwd_data.prim && build_backward_data(p, err, errlen)) {
         if (p->d_diff_dst_shares_w) p->d_diff_dst.prim = p->d_diff_dst.user;
         p->d_diff_dst_shares_w = 0;
-        if (p->d_w_shares_fwd) p->d_w.prim = p->d_w.user;
-        p->d_w_shares_fwd = 0;
         bound_destroy(&p->d_diff_dst);
         bound_destroy(&p->d_w);
         bound_destroy(&p->d_diff_src);
@@ -471,16 +463,7 @@ static int backward_data(rn_cpu_conv_plan *p, const void *dy, const float *w, fl
     if (bound_all(args, n, "backward data", err, errlen)) return -1;
     if (!p->d_diff_dst_shares_w)
         TRY("backward-data output-gradient reorder", bound_reorder(p, &p->d_diff_dst));
-    if (p->d_w_shares_fwd) { /* the forward's reorder into the arena, again */
-        if (!bind(&p->f_w, w)) {
-            snprintf(err, errlen, "oneDNN convolution backward data: out of memory for the "
-                     "weights");
-            return -1;
-        }
-        TRY("backward-data weights reorder", bound_reorder(p, &p->f_w));
-    } else {
-        TRY("backward-data weights reorder", bound_reorder(p, &p->d_w));
-    }
+    TRY("backward-data weights reorder", bound_reorder(p, &p->d_w));
     if (exec(p, &p->bwd_data, args, n, "backward data", err, errlen)) return -1;
     TRY("backward-data input-gradient reorder", bound_reorder_out(p, &p->d_diff_src));
     return 0;
