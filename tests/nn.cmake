@@ -28,6 +28,7 @@ target_link_libraries(bench_freeze PRIVATE rn_nn rn_options OpenMP::OpenMP_C)
 rn_add_test(test_multi_margin SOURCES test_multi_margin.c LIBS rn_nn)
 # precision = "bf16": bf16 rounding, bf16 convolution and GEMM plans, rn_model_set_bf16
 rn_add_test(test_bf16 SOURCES test_bf16.c LIBS rn_nn rn_cpu)
+rn_add_test(test_conv_winograd SOURCES test_conv_winograd.c LIBS rn_cpu)
 # kernels/amp_elem.h's float <-> bfloat16 / IEEE half conversions (the device network's bf16 and
 # fp16 operands) against _Float16 casts and runner/cpu's rn_bf16_convert, bit for bit.
 rn_add_test(test_half_convert SOURCES test_half_convert.c LIBS rn_cpu rn_dnnl)

@@ -15,6 +15,7 @@
 #include "cpu_matmul.h"
 #include "../kernels/amp_elem.h"
 #include "chain.h"
+#include "conv_ref.h"
 #include "model.h"
 #include "rn_test.h"
 
@@ -24,17 +25,6 @@ static void fill(float *p, int64_t n, unsigned seed)
 {
     srand(seed);
     for (int64_t i = 0; i < n; i++) p[i] = (float)rand() / RAND_MAX * 2.0f - 1.0f;
-}
-
-/* the largest |got - ref| / (sum |terms| + 1e-30) over n outputs */
-static double worst(const float *got, const double *ref, const double *mag, int64_t n)
-{
-    double w = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double e = fabs(got[i] - ref[i]) / (mag[i] + 1e-30);
-        if (!(e <= w)) w = e; /* NaN propagates */
-    }
-    return w;
 }
 
 static void test_rounding(void)
@@ -63,71 +53,6 @@ static void test_rounding(void)
     CHECK(e > 0x1p-10); /* and it does round */
 }
 
-/* direct convolution in double over bf16-rounded x and w; mag gets sum |terms| */
-static void conv_ref(const rn_cpu_conv_desc *d, const float *x, const float *w, const float *b,
-                     double *y, double *mag)
-{
-    int64_t g = d->groups ? d->groups : 1, icg = d->ic / g, ocg = d->oc / g;
-    for (int64_t n = 0; n < d->n; n++)
-        for (int64_t o = 0; o < d->oc; o++)
-            for (int64_t oy = 0; oy < d->oh; oy++)
-                for (int64_t ox = 0; ox < d->ow; ox++) {
-                    double s = d->bias ? b[o] : 0, m = d->bias ? fabs(b[o]) : 0;
-                    int64_t grp = o / ocg;
-                    for (int64_t c = 0; c < icg; c++)
-                        for (int64_t ky = 0; ky < d->kh; ky++)
-                            for (int64_t kx = 0; kx < d->kw; kx++) {
-                                int64_t iy = oy * d->sh - d->ph + ky, ix = ox * d->sw - d->pw + kx;
-                                if (iy < 0 || iy >= d->ih || ix < 0 || ix >= d->iw) continue;
-                                double t = (double)bf(x[((n * d->ic + grp * icg + c) * d->ih + iy) *
-                                                          d->iw + ix]) *
-                                           bf(w[((o * icg + c) * d->kh + ky) * d->kw + kx]);
-                                s += t;
-                                m += fabs(t);
-                            }
-                    int64_t i = ((n * d->oc + o) * d->oh + oy) * d->ow + ox;
-                    y[i] = s;
-                    mag[i] = m;
-                }
-}
-
-/* dw and dx of the same convolution in double, from bf16(x), bf16(w), bf16(dy) */
-static void conv_ref_backward(const rn_cpu_conv_desc *d, const float *x, const float *w,
-                              const float *dy, double *dx, double *dxm, double *dw, double *dwm,
-                              double *db, double *dbm)
-{
-    int64_t g = d->groups ? d->groups : 1, icg = d->ic / g, ocg = d->oc / g;
-    int64_t nx = d->n * d->ic * d->ih * d->iw, nw = d->oc * icg * d->kh * d->kw;
-    memset(dx, 0, nx * sizeof *dx);
-    memset(dxm, 0, nx * sizeof *dxm);
-    memset(dw, 0, nw * sizeof *dw);
-    memset(dwm, 0, nw * sizeof *dwm);
-    memset(db, 0, d->oc * sizeof *db);
-    memset(dbm, 0, d->oc * sizeof *dbm);
-    for (int64_t n = 0; n < d->n; n++)
-        for (int64_t o = 0; o < d->oc; o++)
-            for (int64_t oy = 0; oy < d->oh; oy++)
-                for (int64_t ox = 0; ox < d->ow; ox++) {
-                    double gy = bf(dy[((n * d->oc + o) * d->oh + oy) * d->ow + ox]);
-                    db[o] += gy; /* the bias gradient sums bf16(dy) too */
-                    dbm[o] += fabs(gy);
-                    int64_t grp = o / ocg;
-                    for (int64_t c = 0; c < icg; c++)
-                        for (int64_t ky = 0; ky < d->kh; ky++)
-                            for (int64_t kx = 0; kx < d->kw; kx++) {
-                                int64_t iy = oy * d->sh - d->ph + ky, ix = ox * d->sw - d->pw + kx;
-                                if (iy < 0 || iy >= d->ih || ix < 0 || ix >= d->iw) continue;
-                                int64_t xi = ((n * d->ic + grp * icg + c) * d->ih + iy) * d->iw + ix;
-                                int64_t wi = ((o * icg + c) * d->kh + ky) * d->kw + kx;
-                                double tx = gy * bf(w[wi]), tw = gy * bf(x[xi]);
-                                dx[xi] += tx;
-                                dxm[xi] += fabs(tx);
-                                dw[wi] += tw;
-                                dwm[wi] += fabs(tw);
-                            }
-                }
-}
-
 static void test_conv(rn_cpu_conv_desc d, const char *what)
 {
     int64_t g = d.groups ? d.groups : 1;
@@ -153,10 +78,11 @@ static void test_conv(rn_cpu_conv_desc d, const char *what)
     }
     CHECK(rn_cpu_conv_forward(p, x, w, b, y, err, sizeof err) == 0);
     CHECK(rn_cpu_conv_backward(p, x, dy, w, dx, dw, db, err, sizeof err) == 0);
-    conv_ref(&d, x, w, b, ry, my);
-    conv_ref_backward(&d, x, w, dy, rdx, mdx, rdw, mdw, rdb, mdb);
-    double ey = worst(y, ry, my, ny), edx = worst(dx, rdx, mdx, nx), edw = worst(dw, rdw, mdw, nw),
-           edb = d.bias ? worst(db, rdb, mdb, d.oc) : 0;
+    conv_ref(&d, true, x, w, b, ry, my);
+    conv_ref_backward(&d, true, x, w, dy, rdx, mdx, rdw, mdw, rdb, mdb);
+    double ey = conv_ref_worst(y, ry, my, ny), edx = conv_ref_worst(dx, rdx, mdx, nx),
+           edw = conv_ref_worst(dw, rdw, mdw, nw),
+           edb = d.bias ? conv_ref_worst(db, rdb, mdb, d.oc) : 0;
     printf("%s: forward %s, relative error y %.2e dx %.2e dw %.2e db %.2e\n", what,
            rn_cpu_conv_impl(p, 0), ey, edx, edw, edb);
     CHECK(ey <= 0x1p-20);
@@ -169,7 +95,7 @@ static void test_conv(rn_cpu_conv_desc d, const char *what)
     CHECK(rn_cpu_conv_plan_create(&p32, &d, err, sizeof err) == 0);
     if (p32) {
         CHECK(rn_cpu_conv_forward(p32, x, w, b, y, err, sizeof err) == 0);
-        CHECK(worst(y, ry, my, ny) > 0x1p-14);
+        CHECK(conv_ref_worst(y, ry, my, ny) > 0x1p-14);
     }
     rn_cpu_conv_plan_destroy(p32);
     rn_cpu_conv_plan_destroy(p);
@@ -219,7 +145,7 @@ static void test_gemm(bool bf16, bool ta, bool tb, int64_t m, int64_t n, int64_t
         memset(c, 0xff, m * n * 4);
         CHECK(rn_cpu_matmul_run(gm, bf16 ? (const void *)a16 : a, bf16 ? (const void *)b16 : b,
                                 bv, c, err, sizeof err) == 0);
-        double e = worst(c, ref, mag, m * n);
+        double e = conv_ref_worst(c, ref, mag, m * n);
         if (r == 0)
             printf("gemm %s %c%c %lldx%lldx%lld%s: relative error %.2e\n", bf16 ? "bf16" : "f32",
                    ta ? 'T' : 'N', tb ? 'T' : 'N', (long long)m, (long long)n, (long long)k,
@@ -285,11 +211,12 @@ static void test_model(void)
                               .sh = 1, .sw = 1, .ph = 1, .pw = 1, .oh = 8, .ow = 8};
         int64_t ny = 4 * 16 * 8 * 8;
         double *ry = malloc(ny * 8), *my = malloc(ny * 8);
-        conv_ref(&d, m.acts[1].data, body_chain->layers[0]->params[0].value->data, NULL, ry, my);
+        conv_ref(&d, true, m.acts[1].data, body_chain->layers[0]->params[0].value->data, NULL,
+                 ry, my);
         /* the ReLU after it is folded into it (chain.h), so its output is the ReLU's */
         CHECK(body_chain->folded[1]);
         for (int64_t i = 0; i < ny; i++) ry[i] = ry[i] > 0 ? ry[i] : 0;
-        double e = worst(body_chain->acts[1].data, ry, my, ny);
+        double e = conv_ref_worst(body_chain->acts[1].data, ry, my, ny);
         printf("model: the nested block.conv1 in bf16, relative error %.2e\n", e);
         CHECK(e <= 0x1p-20);
         free(ry), free(my);

@@ -150,6 +150,51 @@ static dnnl_status_t weights_md_init(dnnl_memory_desc_t *md, const rn_cpu_conv_d
     return dnnl_memory_desc_init_by_tag(md, 4, wd, dt, tag_any ? dnnl_format_tag_any : dnnl_oihw);
 }
 
+/* Winograd F(4x4, 3x3) (oneDNN's jit_wino_4x3) computes a 3x3 convolution with a quarter of the
+ * multiplications, at the price of transforming the input, weights and output per 6x6 tile and
+ * of a rounding error a few times direct's (docs/performance.md, "Winograd"). On this machine's
+ * avx512_core it beats the direct kernels, which already run near peak, from 32x64 channels on
+ * (the MNIST CNN's conv2: 20.2 to 15.4 ms a step; ResNet-18's 64-channel layers 69 to 44 ms);
+ * with fewer channels it gains nothing and its backward weights is 1.5x slower; on planes under
+ * 4x4 most of each tile is padding and it is 2-10x slower. The rule depends on the shape only,
+ * so a model's numerics do not depend on timings. float32 only: oneDNN has no bf16 Winograd. */
+static bool winograd_shape(const rn_cpu_conv_desc *d)
+{
+    return !d->direct && !d->bf16 && d->groups == 1 && d->kh == 3 && d->kw == 3 && d->sh == 1 &&
+           d->sw == 1 && d->dh == 1 && d->dw == 1 && d->ic % 16 == 0 && d->oc % 16 == 0 &&
+           d->ic * d->oc >= 32 * 64 && d->oh >= 4 && d->ow >= 4;
+}
+
+/* oneDNN holds a whole batch's transformed tiles in the scratchpad unless its tiled schedule fits
+ * the caches: 84-140 MB for ResNet-18's 128- to 512-channel layers at batch 128, more than their
+ * activations. A primitive whose scratchpad exceeds this runs direct instead; the tiled schedule
+ * needs 7-10 MB. */
+#define WINOGRAD_SCRATCH_MAX ((size_t)16 << 20)
+
+/* cd[1] of a step's descriptors is Winograd's */
+static dnnl_alg_kind_t conv_alg(int i)
+{
+    return i ? dnnl_convolution_winograd : dnnl_convolution_direct;
+}
+
+/* Creates s->pd from cd, Winograd first when the shape takes it (cd_wino, built over the same
+ * memory descriptors) and its scratchpad fits, else direct (cd). */
+static int step_pd(rn_cpu_conv_plan *p, step *s, const dnnl_convolution_desc_t *cd_wino,
+                   const dnnl_convolution_desc_t *cd, dnnl_primitive_attr_t attr,
+                   const_dnnl_primitive_desc_t hint, const char *what, char *err, size_t errlen)
+{
+    if (cd_wino &&
+        dnnl_primitive_desc_create(&s->pd, cd_wino, attr, p->eng, hint) == dnnl_success) {
+        const dnnl_memory_desc_t *smd =
+            dnnl_primitive_desc_query_md(s->pd, dnnl_query_scratchpad_md, 0);
+        if (!smd || dnnl_memory_desc_get_size(smd) <= WINOGRAD_SCRATCH_MAX) return 0;
+        dnnl_primitive_desc_destroy(s->pd);
+        s->pd = NULL;
+    }
+    TRY(what, dnnl_primitive_desc_create(&s->pd, cd, attr, p->eng, hint));
+    return 0;
+}
+
 /* Which tensors of a primitive are bf16 in a bf16 plan: what it reads (the input, the weights,
  * the output gradient); what it writes (output, gradients) stays f32, as does the bias. */
 enum { BF_SRC = 1, BF_W = 2, BF_DST = 4 };
@@ -162,7 +207,7 @@ static int conv_mds(const rn_cpu_conv_desc *d, int bf, dnnl_memory_desc_t *src,
                     char *err, size_t errlen)
 {
     dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
-    int any = d->blocked || d->bf16 || d->src_blocked || d->dst_blocked;
+    int any = d->blocked || d->bf16 || d->src_blocked || d->dst_blocked || winograd_shape(d);
     dnnl_format_tag_t act = any ? dnnl_format_tag_any : dnnl_nchw;
     if (!d->bf16) bf = 0;
 #define DT(bit) ((bf & (bit)) ? dnnl_bf16 : dnnl_f32)
@@ -181,14 +226,16 @@ static int build_forward(rn_cpu_conv_plan *p, char *err, size_t errlen)
     dnnl_dims_t strides, dil, pad;
     if (conv_mds(d, BF_SRC | BF_W, &src, &w, &b, &dst, err, errlen)) return -1;
     conv_dims(d, strides, dil, pad);
-    dnnl_convolution_desc_t cd;
-    TRY("convolution_forward_desc_init",
-        dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training,
-                                                   dnnl_convolution_direct, &src, &w,
-                                                   d->bias ? &b : NULL, &dst, strides, dil, pad,
-                                                   pad));
-    TRY("forward primitive_desc_create",
-        dnnl_primitive_desc_create(&p->fwd.pd, &cd, p->fwd_attr, p->eng, NULL));
+    dnnl_convolution_desc_t cd[2];
+    int wino = winograd_shape(d);
+    for (int i = 0; i <= wino; i++)
+        TRY("convolution_forward_desc_init",
+            dnnl_dilated_convolution_forward_desc_init(&cd[i], dnnl_forward_training,
+                                                       conv_alg(i), &src, &w, d->bias ? &b : NULL,
+                                                       &dst, strides, dil, pad, pad));
+    if (step_pd(p, &p->fwd, wino ? &cd[1] : NULL, &cd[0], p->fwd_attr, NULL,
+                "forward primitive_desc_create", err, errlen))
+        return -1;
     if (step_finish(p, &p->fwd, err, errlen)) return -1;
     const dnnl_primitive_desc_t pd = p->fwd.pd;
     if (bound_init(p, &p->f_src, &p->src_md, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
@@ -214,13 +261,16 @@ static int build_backward_weights(rn_cpu_conv_plan *p, char *err, size_t errlen)
     dnnl_dims_t strides, dil, pad;
     if (conv_mds(d, BF_SRC | BF_DST, &src, &w, &b, &dst, err, errlen)) return -1;
     conv_dims(d, strides, dil, pad);
-    dnnl_convolution_desc_t cd;
-    TRY("convolution_backward_weights_desc_init",
-        dnnl_dilated_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src,
-                                                            &w, d->bias ? &b : NULL, &dst,
-                                                            strides, dil, pad, pad));
-    TRY("backward-weights primitive_desc_create",
-        dnnl_primitive_desc_create(&p->bwd_w.pd, &cd, p->attr, p->eng, p->fwd.pd));
+    dnnl_convolution_desc_t cd[2];
+    int wino = winograd_shape(d);
+    for (int i = 0; i <= wino; i++)
+        TRY("convolution_backward_weights_desc_init",
+            dnnl_dilated_convolution_backward_weights_desc_init(&cd[i], conv_alg(i), &src, &w,
+                                                                d->bias ? &b : NULL, &dst,
+                                                                strides, dil, pad, pad));
+    if (step_pd(p, &p->bwd_w, wino ? &cd[1] : NULL, &cd[0], p->attr, p->fwd.pd,
+                "backward-weights primitive_desc_create", err, errlen))
+        return -1;
     if (step_finish(p, &p->bwd_w, err, errlen)) return -1;
     const dnnl_primitive_desc_t pd = p->bwd_w.pd;
     const dnnl_memory_desc_t *src_prim = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
@@ -252,12 +302,15 @@ static int build_backward_data(rn_cpu_conv_plan *p, char *err, size_t errlen)
     dnnl_dims_t strides, dil, pad;
     if (conv_mds(d, BF_W | BF_DST, &src, &w, &b, &dst, err, errlen)) return -1;
     conv_dims(d, strides, dil, pad);
-    dnnl_convolution_desc_t cd;
-    TRY("convolution_backward_data_desc_init",
-        dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &src,
-                                                         &w, &dst, strides, dil, pad, pad));
-    TRY("backward-data primitive_desc_create",
-        dnnl_primitive_desc_create(&p->bwd_data.pd, &cd, p->attr, p->eng, p->fwd.pd));
+    dnnl_convolution_desc_t cd[2];
+    int wino = winograd_shape(d);
+    for (int i = 0; i <= wino; i++)
+        TRY("convolution_backward_data_desc_init",
+            dnnl_dilated_convolution_backward_data_desc_init(&cd[i], conv_alg(i), &src, &w,
+                                                             &dst, strides, dil, pad, pad));
+    if (step_pd(p, &p->bwd_data, wino ? &cd[1] : NULL, &cd[0], p->attr, p->fwd.pd,
+                "backward-data primitive_desc_create", err, errlen))
+        return -1;
     if (step_finish(p, &p->bwd_data, err, errlen)) return -1;
     const dnnl_primitive_desc_t pd = p->bwd_data.pd;
     const dnnl_memory_desc_t *dd_prim = dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0);

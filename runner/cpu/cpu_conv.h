@@ -44,6 +44,10 @@ typedef struct rn_cpu_conv_desc {
      * rn_bf16_from_f32), in the dst layout: with bf16, backward then converts nothing (without,
      * it widens it to float32). */
     bool dy_bf16;
+    /* true: oneDNN's direct kernels only. false: a float32 3x3 convolution whose shape Winograd
+     * speeds up runs Winograd F(4x4, 3x3) (cpu_conv.c, winograd_shape): a rounding error 3-40x
+     * direct's, within 2^-18 of the sum of |terms| (tests/test_conv_winograd.c). */
+    bool direct;
 } rn_cpu_conv_desc;
 
 typedef struct rn_cpu_conv_plan rn_cpu_conv_plan;
