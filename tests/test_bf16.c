@@ -21,12 +21,6 @@
 
 static float bf(float x) { return rn_bf16_to_f32(rn_bf16_from_f32(x)); }
 
-static void fill(float *p, int64_t n, unsigned seed)
-{
-    srand(seed);
-    for (int64_t i = 0; i < n; i++) p[i] = (float)rand() / RAND_MAX * 2.0f - 1.0f;
-}
-
 static void test_rounding(void)
 {
     CHECK(rn_bf16_from_f32(1.0f) == 0x3f80);
@@ -43,7 +37,7 @@ static void test_rounding(void)
     CHECK(bf(0x1p-130f) == 0x1p-130f); /* subnormals keep their top bits */
     /* relative error at most half an ulp, 2^-8 (7 stored mantissa bits), on normal numbers */
     float xs[1000];
-    fill(xs, 1000, 3);
+    conv_ref_fill(xs, 1000, 3);
     double e = 0;
     for (int i = 0; i < 1000; i++) {
         double r = fabs(bf(xs[i]) - xs[i]) / fabs(xs[i]);
@@ -55,52 +49,15 @@ static void test_rounding(void)
 
 static void test_conv(rn_cpu_conv_desc d, const char *what)
 {
-    int64_t g = d.groups ? d.groups : 1;
-    int64_t nx = d.n * d.ic * d.ih * d.iw, nw = d.oc * (d.ic / g) * d.kh * d.kw;
-    int64_t ny = d.n * d.oc * d.oh * d.ow;
-    float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(d.oc * 4), *y = malloc(ny * 4);
-    float *dy = malloc(ny * 4), *dx = malloc(nx * 4), *dw = malloc(nw * 4), *db = malloc(d.oc * 4);
-    double *ry = malloc(ny * 8), *my = malloc(ny * 8), *rdx = malloc(nx * 8), *mdx = malloc(nx * 8);
-    double *rdw = malloc(nw * 8), *mdw = malloc(nw * 8), *rdb = malloc(d.oc * 8),
-           *mdb = malloc(d.oc * 8);
-    fill(x, nx, 1);
-    fill(w, nw, 2);
-    fill(b, d.oc, 3);
-    fill(dy, ny, 4);
-    rn_cpu_conv_plan *p = NULL;
-    char err[256];
     d.bf16 = true;
-    int rc = rn_cpu_conv_plan_create(&p, &d, err, sizeof err);
-    CHECK(rc == 0);
-    if (rc) {
-        fprintf(stderr, "%s: %s\n", what, err);
-        return;
-    }
-    CHECK(rn_cpu_conv_forward(p, x, w, b, y, err, sizeof err) == 0);
-    CHECK(rn_cpu_conv_backward(p, x, dy, w, dx, dw, db, err, sizeof err) == 0);
-    conv_ref(&d, true, x, w, b, ry, my);
-    conv_ref_backward(&d, true, x, w, dy, rdx, mdx, rdw, mdw, rdb, mdb);
-    double ey = conv_ref_worst(y, ry, my, ny), edx = conv_ref_worst(dx, rdx, mdx, nx),
-           edw = conv_ref_worst(dw, rdw, mdw, nw),
-           edb = d.bias ? conv_ref_worst(db, rdb, mdb, d.oc) : 0;
-    printf("%s: forward %s, relative error y %.2e dx %.2e dw %.2e db %.2e\n", what,
-           rn_cpu_conv_impl(p, 0), ey, edx, edw, edb);
-    CHECK(ey <= 0x1p-20);
-    CHECK(edx <= 0x1p-20);
-    CHECK(edw <= 0x1p-20);
-    if (d.bias) CHECK(edb <= 0x1p-20);
+    conv_ref_errs e = conv_ref_run(&d, true, what);
+    CHECK(e.y <= 0x1p-20);
+    CHECK(e.dx <= 0x1p-20);
+    CHECK(e.dw <= 0x1p-20);
+    CHECK(e.db <= 0x1p-20);
     /* and it is not the float32 convolution: that one misses the bf16 reference by ~2^-8 */
     d.bf16 = false;
-    rn_cpu_conv_plan *p32 = NULL;
-    CHECK(rn_cpu_conv_plan_create(&p32, &d, err, sizeof err) == 0);
-    if (p32) {
-        CHECK(rn_cpu_conv_forward(p32, x, w, b, y, err, sizeof err) == 0);
-        CHECK(conv_ref_worst(y, ry, my, ny) > 0x1p-14);
-    }
-    rn_cpu_conv_plan_destroy(p32);
-    rn_cpu_conv_plan_destroy(p);
-    free(x), free(w), free(b), free(y), free(dy), free(dx), free(dw), free(db);
-    free(ry), free(my), free(rdx), free(mdx), free(rdw), free(mdw), free(rdb), free(mdb);
+    CHECK(conv_ref_run(&d, true, "  the same in float32").y > 0x1p-14);
 }
 
 /* A matmul plan against a double product of its (bf16-rounded, with bf16) operands: bf16's
@@ -111,9 +68,9 @@ static void test_gemm(bool bf16, bool ta, bool tb, int64_t m, int64_t n, int64_t
     float *a = malloc(m * k * 4), *b = malloc(k * n * 4), *c = malloc(m * n * 4),
           *bv = malloc(n * 4);
     double *ref = malloc(m * n * 8), *mag = malloc(m * n * 8);
-    fill(a, m * k, 5);
-    fill(b, k * n, 6);
-    fill(bv, n, 7);
+    conv_ref_fill(a, m * k, 5);
+    conv_ref_fill(b, k * n, 6);
+    conv_ref_fill(bv, n, 7);
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) {
             double s = bias ? bv[j] : 0, g = bias ? fabs(bv[j]) : 0;
@@ -184,7 +141,7 @@ static void test_model(void)
     /* plain activations, since the check below reads the nested block's as NCHW (test_layout
      * holds blocked runs to plain ones, bf16 included) */
     CHECK(rn_model_set_layouts(&m, false, err, sizeof err) == 0);
-    fill(m.acts[0].data, rn_tensor_numel(&m.acts[0]), 9);
+    conv_ref_fill(m.acts[0].data, rn_tensor_numel(&m.acts[0]), 9);
     int64_t k = 4 * 10;
     float *f32 = malloc(k * 4), *b16 = malloc(k * 4), *back = malloc(k * 4);
     rn_tensor out;
@@ -212,7 +169,7 @@ static void test_model(void)
         int64_t ny = 4 * 16 * 8 * 8;
         double *ry = malloc(ny * 8), *my = malloc(ny * 8);
         conv_ref(&d, true, m.acts[1].data, body_chain->layers[0]->params[0].value->data, NULL,
-                 ry, my);
+                 NULL, ry, my, NULL, NULL, NULL, NULL, NULL, NULL);
         /* the ReLU after it is folded into it (chain.h), so its output is the ReLU's */
         CHECK(body_chain->folded[1]);
         for (int64_t i = 0; i < ny; i++) ry[i] = ry[i] > 0 ? ry[i] : 0;
@@ -229,7 +186,7 @@ static void test_model(void)
     /* backward in bf16 runs and writes finite gradients everywhere */
     rn_model_set_bf16(&m, true);
     CHECK(rn_model_forward(&m, 4, true, &out) == 0);
-    fill(m.grads[m.n_layers].data, k, 10);
+    conv_ref_fill(m.grads[m.n_layers].data, k, 10);
     CHECK(rn_model_backward(&m, 4) == 0);
     int finite = 1;
     for (int i = 0; i < m.n_params; i++)
@@ -257,10 +214,10 @@ static void test_linear_layer(void)
         return;
     }
     rn_model_set_bf16(&m, true);
-    fill(m.acts[0].data, N * 16, 31);
+    conv_ref_fill(m.acts[0].data, N * 16, 31);
     rn_tensor out;
     CHECK(rn_model_forward(&m, N, true, &out) == 0);
-    fill(m.grads[2].data, N * OUT, 32);
+    conv_ref_fill(m.grads[2].data, N * OUT, 32);
     CHECK(rn_model_backward(&m, N) == 0);
     const float *x = m.acts[1].data, *dy = m.grads[2].data, *dx = m.grads[1].data;
     const float *w = m.params[2].value->data, *b = m.params[3].value->data;
