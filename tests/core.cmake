@@ -78,6 +78,10 @@ set_tests_properties(e2e_gpu_check PROPERTIES
 add_test(NAME e2e_precision COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/precision.py)
 set_tests_properties(e2e_precision PROPERTIES
                      LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)
+add_test(NAME e2e_conv_workspace
+         COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/conv_workspace.py)
+set_tests_properties(e2e_conv_workspace PROPERTIES
+                     LABELS e2e ENVIRONMENT "${RN_E2E_ENV}" RUN_SERIAL TRUE)
 rn_add_test(test_multi_tensor SOURCES test_multi_tensor.c)
 rn_add_test(test_grad_scaler SOURCES test_grad_scaler.c LIBS rn_core)
 # Not a test: `bench_gemm` measures the machine's sgemm peak for scripts/bench.

@@ -52,7 +52,8 @@ int main(void)
     d.blocked = false; /* plain caller layout: the plan reorders */
     check_winograd(d, "64->32 9x9 plain, no bias");
 
-    /* what stays direct: too few channels, a plane under 4x4, a stride, too much scratch, bf16 */
+    /* what stays direct: too few channels, a plane under 4x4, a stride, too much scratch, no
+     * workspace, bf16 */
     check_direct(conv3(2, 16, 16, 12, 1), "16->16 (too few channels)");
     check_direct(conv3(2, 64, 64, 3, 1), "64->64 3x3 plane");
     d = conv3(2, 64, 64, 9, 1);
@@ -70,11 +71,24 @@ int main(void)
         CHECK(strstr(rn_cpu_conv_impl(big, 2), "wino") == NULL);
     }
     rn_cpu_conv_plan_destroy(big);
-    /* while the same layer at batch 2 fits */
+    /* while it fits a larger workspace (recipes' conv_workspace_mib), */
+    rn_cpu_conv_set_workspace((size_t)256 << 20);
+    CHECK(rn_cpu_conv_plan_create(&big, &d, err, sizeof err) == 0);
+    if (big) {
+        CHECK(strstr(rn_cpu_conv_impl(big, 0), "wino") != NULL);
+        CHECK(strstr(rn_cpu_conv_impl(big, 2), "wino") != NULL);
+    }
+    rn_cpu_conv_plan_destroy(big);
+    rn_cpu_conv_set_workspace(RN_CPU_CONV_WORKSPACE);
+    /* and the default at batch 2 */
     d.n = 2;
     CHECK(rn_cpu_conv_plan_create(&big, &d, err, sizeof err) == 0);
     if (big) CHECK(strstr(rn_cpu_conv_impl(big, 0), "wino") != NULL);
     rn_cpu_conv_plan_destroy(big);
+    /* no workspace: direct only */
+    rn_cpu_conv_set_workspace(0);
+    check_direct(conv3(4, 32, 64, 26, 0), "32->64 26x26, workspace 0");
+    rn_cpu_conv_set_workspace(RN_CPU_CONV_WORKSPACE);
     d = conv3(2, 64, 64, 9, 1);
     d.bf16 = true;
     conv_ref_errs b = conv_ref_run(&d, true, "64->64 bf16");

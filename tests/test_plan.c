@@ -51,6 +51,7 @@ int main(void)
     CHECK(p.data.batch_size == 64 && p.data.shuffle == 1 && p.data.drop_last == 0);
     CHECK(p.n_stages == 1 && p.stages[0].epochs == 3 && isnan(p.stages[0].lr));
     CHECK(strcmp(p.device, "auto") == 0 && p.seed == 0);
+    CHECK(p.conv_workspace_mib == 16);
     char want[128];
     snprintf(want, sizeof want, "%s/img.gz", dir);
     CHECK(strcmp(p.data.train.images, want) == 0);   /* relative to the recipe */
@@ -114,6 +115,8 @@ int main(void)
     expect("return { " BASE "stages = { {epochs = 1, lrr = 1} } }",
            "stages[1].lrr: unknown stage key");
     expect("return { " BASE "epochs = 1, device = 'tpu' }", "device: expected \"cpu\"");
+    expect("return { " BASE "epochs = 1, conv_workspace_mib = -1 }", "conv_workspace_mib: ");
+    expect("return { " BASE "epochs = 1, conv_workspace_mib = '1G' }", "conv_workspace_mib: ");
     expect("return { " BASE "epochs = 1, loss = {'mse'} }", "unknown loss \"mse\"");
     expect("return { model = {}, optimizer = {'sgd'}, epochs = 1 }", "data: missing");
     expect("return { " DATA "optimizer = {'sgd'}, epochs = 1 }", "model: missing");

@@ -378,7 +378,7 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
                                         "model", "loss", "optimizer", "schedule", "callbacks",
                                         "stages", "epochs", "groups", "weights", "accumulate",
                                         "clip_grad", "decay_bias_and_norm", "precision",
-                                        "loss_scale", NULL};
+                                        "loss_scale", "conv_workspace_mib", NULL};
     memset(p, 0, sizeof *p);
     p->root = root;
     p->recipe_path = strdup(recipe_path);
@@ -397,6 +397,9 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
                  p->device);
         return -1;
     }
+    if (rn_get_int(root, "conv_workspace_mib", 0, 16, 0, 65536, &p->conv_workspace_mib, err,
+                   errlen))
+        return -1;
     const char *precision;
     if (rn_get_string(root, "precision", 0, "fp32", &precision, err, errlen)) return -1;
     p->precision = RN_PRECISION_FP32;

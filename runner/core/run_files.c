@@ -141,6 +141,8 @@ int rn_write_provenance(const char *dir, const rn_run *r, const char *recipe_pat
                           plugins);
     if (r->device.note[0]) json_object_set_new(j, "device_note", json_string(r->device.note));
     json_object_set_new(j, "precision", json_string(rn_precision_name(r->plan->precision)));
+    /* which CPU convolutions run Winograd follows from it and the shapes */
+    json_object_set_new(j, "conv_workspace_mib", json_integer(r->plan->conv_workspace_mib));
     char abs[PATH_MAX];
     json_object_set_new(j, "recipe_abs", json_string(realpath(recipe_path, abs) ? abs
                                                                                  : recipe_path));

@@ -285,6 +285,8 @@ int rn_run_prepare(rn_run *r, const rn_plan *plan, const rn_registry *reg, const
     }
 
     int64_t in[3] = {r->train.c, r->train.h, r->train.w};
+    /* before the convolutions build their plans */
+    rn_conv2d_set_cpu_workspace((size_t)plan->conv_workspace_mib << 20);
     if (rn_model_build(&r->model, plan->model, rn_shape_make(3, in), plan->data.batch_size,
                        plan->seed, err, errlen))
         return -1;

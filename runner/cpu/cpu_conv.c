@@ -150,6 +150,14 @@ static dnnl_status_t weights_md_init(dnnl_memory_desc_t *md, const rn_cpu_conv_d
     return dnnl_memory_desc_init_by_tag(md, 4, wd, dt, tag_any ? dnnl_format_tag_any : dnnl_oihw);
 }
 
+/* oneDNN holds a whole batch's transformed tiles in the scratchpad unless its tiled schedule fits
+ * the caches: 54-140 MB for ResNet-18's 128- to 512-channel layers at batch 128, more than their
+ * activations. A primitive whose scratchpad exceeds this runs direct instead; the tiled schedule
+ * needs 7-10 MB, within the default. */
+static size_t winograd_scratch_max = RN_CPU_CONV_WORKSPACE;
+
+void rn_cpu_conv_set_workspace(size_t bytes) { winograd_scratch_max = bytes; }
+
 /* Winograd F(4x4, 3x3) (oneDNN's jit_wino_4x3) computes a 3x3 convolution with a quarter of the
  * multiplications, at the price of transforming the input, weights and output per 6x6 tile and
  * of a rounding error a few times direct's (docs/performance.md, "Winograd"). On this machine's
@@ -160,16 +168,11 @@ static dnnl_status_t weights_md_init(dnnl_memory_desc_t *md, const rn_cpu_conv_d
  * so a model's numerics do not depend on timings. float32 only: oneDNN has no bf16 Winograd. */
 static bool winograd_shape(const rn_cpu_conv_desc *d)
 {
-    return !d->direct && !d->bf16 && d->groups == 1 && d->kh == 3 && d->kw == 3 && d->sh == 1 &&
-           d->sw == 1 && d->dh == 1 && d->dw == 1 && d->ic % 16 == 0 && d->oc % 16 == 0 &&
-           d->ic * d->oc >= 32 * 64 && d->oh >= 4 && d->ow >= 4;
+    return !d->direct && winograd_scratch_max > 0 && !d->bf16 && d->groups == 1 && d->kh == 3 &&
+           d->kw == 3 && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1 &&
+           d->ic % 16 == 0 && d->oc % 16 == 0 && d->ic * d->oc >= 32 * 64 && d->oh >= 4 &&
+           d->ow >= 4;
 }
-
-/* oneDNN holds a whole batch's transformed tiles in the scratchpad unless its tiled schedule fits
- * the caches: 84-140 MB for ResNet-18's 128- to 512-channel layers at batch 128, more than their
- * activations. A primitive whose scratchpad exceeds this runs direct instead; the tiled schedule
- * needs 7-10 MB. */
-#define WINOGRAD_SCRATCH_MAX ((size_t)16 << 20)
 
 /* cd[1] of a step's descriptors is Winograd's */
 static dnnl_alg_kind_t conv_alg(int i)
@@ -187,7 +190,7 @@ static int step_pd(rn_cpu_conv_plan *p, step *s, const dnnl_convolution_desc_t *
         dnnl_primitive_desc_create(&s->pd, cd_wino, attr, p->eng, hint) == dnnl_success) {
         const dnnl_memory_desc_t *smd =
             dnnl_primitive_desc_query_md(s->pd, dnnl_query_scratchpad_md, 0);
-        if (!smd || dnnl_memory_desc_get_size(smd) <= WINOGRAD_SCRATCH_MAX) return 0;
+        if (!smd || dnnl_memory_desc_get_size(smd) <= winograd_scratch_max) return 0;
         dnnl_primitive_desc_destroy(s->pd);
         s->pd = NULL;
     }

@@ -72,6 +72,12 @@ int rn_cpu_conv_backward(rn_cpu_conv_plan *p, const float *x, const void *dy, co
  * the primitive's layout or type instead (a plain input to a blocked plan, bf16). */
 bool rn_cpu_conv_backward_reads_x(const rn_cpu_conv_plan *p);
 
+/* The scratchpad, in bytes, a Winograd primitive may take (default RN_CPU_CONV_WORKSPACE): a
+ * convolution whose Winograd primitive would need more runs direct, and 0 keeps every one direct.
+ * Process-wide, like the arena its scratchpads live in; plans built after the call use it. */
+#define RN_CPU_CONV_WORKSPACE ((size_t)16 << 20)
+void rn_cpu_conv_set_workspace(size_t bytes);
+
 /* oneDNN's implementation names ("jit:avx512_core", "gemm:jit", ...), for logs and benchmarks;
  * which: 0 forward, 1 backward data ("" until built), 2 backward weights. */
 const char *rn_cpu_conv_impl(const rn_cpu_conv_plan *p, int which);

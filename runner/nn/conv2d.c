@@ -275,6 +275,8 @@ rn_layer *rn_conv2d_create2(const char *name, const rn_conv2d_args *a, uint64_t 
     return l;
 }
 
+void rn_conv2d_set_cpu_workspace(size_t bytes) { rn_cpu_conv_set_workspace(bytes); }
+
 rn_layer *rn_conv2d_create(const char *name, int64_t in_ch, int64_t out_ch, int64_t kernel,
                            int64_t stride, int64_t padding, bool bias, uint64_t seed, char *err,
                            size_t errlen)

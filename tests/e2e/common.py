@@ -1,4 +1,5 @@
 """Helpers for the end-to-end tests: run the runner binary on recipes written to a temp dir."""
+import csv
 import json
 import os
 import struct
@@ -60,6 +61,20 @@ def run(args, env=None, timeout=600, cwd=None):
     full_env.update(env or {})
     return subprocess.run([RUNNER] + args, capture_output=True, text=True, env=full_env,
                           timeout=timeout, cwd=cwd)
+
+
+def train_cpu(recipe, out, *sets):
+    """Trains recipe on the CPU into out, with each --set; returns metrics.csv's rows, or None
+    after a failed check."""
+    args = [recipe, "--out", out, "--device", "cpu"]
+    for s in sets:
+        args += ["--set", s]
+    p = run(args)
+    check(p.returncode == 0, f"{os.path.basename(out)}: {p.stderr}")
+    if p.returncode:
+        return None
+    with open(os.path.join(out, "metrics.csv")) as f:
+        return list(csv.DictReader(f))
 
 
 def read_safetensors(path):

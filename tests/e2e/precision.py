@@ -2,11 +2,11 @@
 (their arithmetic is test_bf16's), records the precision in provenance.json, lands close to the
 fp32 run without equalling it, and is reproducible. A bad precision and fp16 on the CPU each get
 one line and write nothing."""
-import csv
 import json
 import os
 
-from common import check, finish, read_safetensors, run, small_recipe, tempdir, write
+from common import (check, finish, read_safetensors, run, small_recipe, tempdir, train_cpu,
+                    write)
 
 tmp = tempdir()
 recipe = write(tmp, "r.lua", small_recipe(epochs=2, limit=1024, test_limit=256))
@@ -14,13 +14,7 @@ recipe = write(tmp, "r.lua", small_recipe(epochs=2, limit=1024, test_limit=256))
 
 def train(name, *sets):
     out = os.path.join(tmp, name)
-    args = [recipe, "--out", out, "--device", "cpu"]
-    for s in sets:
-        args += ["--set", s]
-    p = run(args)
-    check(p.returncode == 0, f"{name}: {p.stderr}")
-    rows = list(csv.DictReader(open(os.path.join(out, "metrics.csv")))) if p.returncode == 0 else []
-    return out, rows
+    return out, train_cpu(recipe, out, *sets) or []
 
 
 fp32, rows32 = train("fp32")
