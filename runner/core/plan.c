@@ -2,6 +2,7 @@
 #include "plan.h"
 
 #include "dataset.h"
+#include "layer.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -397,8 +398,8 @@ int rn_plan_build(rn_plan *p, const rn_value *root, const char *recipe_path, cha
                  p->device);
         return -1;
     }
-    if (rn_get_int(root, "conv_workspace_mib", 0, 16, 0, 65536, &p->conv_workspace_mib, err,
-                   errlen))
+    if (rn_get_int(root, "conv_workspace_mib", 0, RN_CONV2D_CPU_WORKSPACE_MIB, 0, 65536,
+                   &p->conv_workspace_mib, err, errlen))
         return -1;
     const char *precision;
     if (rn_get_string(root, "precision", 0, "fp32", &precision, err, errlen)) return -1;

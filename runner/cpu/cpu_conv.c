@@ -40,6 +40,8 @@ struct rn_cpu_conv_plan {
     bound f_src, f_w, f_b, f_dst;      /* forward */
     bound d_diff_dst, d_w, d_diff_src; /* backward data */
     bound w_src, w_diff_dst, w_diff_w, w_diff_b; /* backward weights */
+    size_t wino_max;                   /* the workspace when the plan was made: every direction,
+                                          backward data too (built later), follows it */
     int w_src_shares_fwd;              /* backward weights reads the forward's reordered src */
     int d_diff_dst_shares_w;           /* backward data reads backward weights' reordered dy */
 };
@@ -153,7 +155,8 @@ static dnnl_status_t weights_md_init(dnnl_memory_desc_t *md, const rn_cpu_conv_d
 /* oneDNN holds a whole batch's transformed tiles in the scratchpad unless its tiled schedule fits
  * the caches: 54-140 MB for ResNet-18's 128- to 512-channel layers at batch 128, more than their
  * activations. A primitive whose scratchpad exceeds this runs direct instead; the tiled schedule
- * needs 7-10 MB, within the default. */
+ * needs 7-10 MB at 1-8 threads, within the default (at 16, the MNIST CNN conv2's backward weights
+ * passes it). Each plan keeps the value it was made with (wino_max). */
 static size_t winograd_scratch_max = RN_CPU_CONV_WORKSPACE;
 
 void rn_cpu_conv_set_workspace(size_t bytes) { winograd_scratch_max = bytes; }
@@ -164,11 +167,14 @@ void rn_cpu_conv_set_workspace(size_t bytes) { winograd_scratch_max = bytes; }
  * avx512_core it beats the direct kernels, which already run near peak, from 32x64 channels on
  * (the MNIST CNN's conv2: 20.2 to 15.4 ms a step; ResNet-18's 64-channel layers 69 to 44 ms);
  * with fewer channels it gains nothing and its backward weights is 1.5x slower; on planes under
- * 4x4 most of each tile is padding and it is 2-10x slower. The rule depends on the shape only,
- * so a model's numerics do not depend on timings. float32 only: oneDNN has no bf16 Winograd. */
-static bool winograd_shape(const rn_cpu_conv_desc *d)
+ * 4x4 most of each tile is padding and it is 2-10x slower. The rule looks at the shape, and
+ * step_pd at the scratchpad oneDNN asks for (which follows the batch, the CPU's caches and the
+ * thread count), never at timings: a recipe computes the same on every run on one machine.
+ * float32 only: oneDNN has no bf16 Winograd. */
+static bool winograd_shape(const rn_cpu_conv_plan *p)
 {
-    return !d->direct && winograd_scratch_max > 0 && !d->bf16 && d->groups == 1 && d->kh == 3 &&
+    const rn_cpu_conv_desc *d = &p->d;
+    return !d->direct && p->wino_max > 0 && !d->bf16 && d->groups == 1 && d->kh == 3 &&
            d->kw == 3 && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1 &&
            d->ic % 16 == 0 && d->oc % 16 == 0 && d->ic * d->oc >= 32 * 64 && d->oh >= 4 &&
            d->ow >= 4;
@@ -190,7 +196,7 @@ static int step_pd(rn_cpu_conv_plan *p, step *s, const dnnl_convolution_desc_t *
         dnnl_primitive_desc_create(&s->pd, cd_wino, attr, p->eng, hint) == dnnl_success) {
         const dnnl_memory_desc_t *smd =
             dnnl_primitive_desc_query_md(s->pd, dnnl_query_scratchpad_md, 0);
-        if (!smd || dnnl_memory_desc_get_size(smd) <= winograd_scratch_max) return 0;
+        if (!smd || dnnl_memory_desc_get_size(smd) <= p->wino_max) return 0;
         dnnl_primitive_desc_destroy(s->pd);
         s->pd = NULL;
     }
@@ -205,12 +211,13 @@ enum { BF_SRC = 1, BF_W = 2, BF_DST = 4 };
 /* The memory descriptors a convolution primitive starts from: source, weights, bias and
  * destination (plain NCHW/OIHW, or "any" to let oneDNN pick a blocked layout); in a bf16 plan,
  * the tensors in `bf` are bf16. */
-static int conv_mds(const rn_cpu_conv_desc *d, int bf, dnnl_memory_desc_t *src,
+static int conv_mds(const rn_cpu_conv_plan *p, int bf, dnnl_memory_desc_t *src,
                     dnnl_memory_desc_t *w, dnnl_memory_desc_t *b, dnnl_memory_desc_t *dst,
                     char *err, size_t errlen)
 {
+    const rn_cpu_conv_desc *d = &p->d;
     dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
-    int any = d->blocked || d->bf16 || d->src_blocked || d->dst_blocked || winograd_shape(d);
+    int any = d->blocked || d->bf16 || d->src_blocked || d->dst_blocked || winograd_shape(p);
     dnnl_format_tag_t act = any ? dnnl_format_tag_any : dnnl_nchw;
     if (!d->bf16) bf = 0;
 #define DT(bit) ((bf & (bit)) ? dnnl_bf16 : dnnl_f32)
@@ -227,10 +234,10 @@ static int build_forward(rn_cpu_conv_plan *p, char *err, size_t errlen)
     const rn_cpu_conv_desc *d = &p->d;
     dnnl_memory_desc_t src, w, b, dst;
     dnnl_dims_t strides, dil, pad;
-    if (conv_mds(d, BF_SRC | BF_W, &src, &w, &b, &dst, err, errlen)) return -1;
+    if (conv_mds(p, BF_SRC | BF_W, &src, &w, &b, &dst, err, errlen)) return -1;
     conv_dims(d, strides, dil, pad);
     dnnl_convolution_desc_t cd[2];
-    int wino = winograd_shape(d);
+    int wino = winograd_shape(p);
     for (int i = 0; i <= wino; i++)
         TRY("convolution_forward_desc_init",
             dnnl_dilated_convolution_forward_desc_init(&cd[i], dnnl_forward_training,
@@ -262,10 +269,10 @@ static int build_backward_weights(rn_cpu_conv_plan *p, char *err, size_t errlen)
     const rn_cpu_conv_desc *d = &p->d;
     dnnl_memory_desc_t src, w, b, dst;
     dnnl_dims_t strides, dil, pad;
-    if (conv_mds(d, BF_SRC | BF_DST, &src, &w, &b, &dst, err, errlen)) return -1;
+    if (conv_mds(p, BF_SRC | BF_DST, &src, &w, &b, &dst, err, errlen)) return -1;
     conv_dims(d, strides, dil, pad);
     dnnl_convolution_desc_t cd[2];
-    int wino = winograd_shape(d);
+    int wino = winograd_shape(p);
     for (int i = 0; i <= wino; i++)
         TRY("convolution_backward_weights_desc_init",
             dnnl_dilated_convolution_backward_weights_desc_init(&cd[i], conv_alg(i), &src, &w,
@@ -303,10 +310,10 @@ static int build_backward_data(rn_cpu_conv_plan *p, char *err, size_t errlen)
     const rn_cpu_conv_desc *d = &p->d;
     dnnl_memory_desc_t src, w, b, dst;
     dnnl_dims_t strides, dil, pad;
-    if (conv_mds(d, BF_W | BF_DST, &src, &w, &b, &dst, err, errlen)) return -1;
+    if (conv_mds(p, BF_W | BF_DST, &src, &w, &b, &dst, err, errlen)) return -1;
     conv_dims(d, strides, dil, pad);
     dnnl_convolution_desc_t cd[2];
-    int wino = winograd_shape(d);
+    int wino = winograd_shape(p);
     for (int i = 0; i <= wino; i++)
         TRY("convolution_backward_data_desc_init",
             dnnl_dilated_convolution_backward_data_desc_init(&cd[i], conv_alg(i), &src, &w,
@@ -362,6 +369,7 @@ int rn_cpu_conv_plan_create(rn_cpu_conv_plan **out, const rn_cpu_conv_desc *d, c
         return -1;
     }
     p->d = *d;
+    p->wino_max = winograd_scratch_max;
     if (rn_cpu_engine(&p->eng, &p->strm, err, errlen)) goto fail;
     dnnl_dims_t sd = {d->n, d->ic, d->ih, d->iw}, bd = {d->oc}, dd = {d->n, d->oc, d->oh, d->ow};
     if (dnnl_memory_desc_init_by_tag(&p->src_md, 4, sd, dnnl_f32,

@@ -74,7 +74,8 @@ bool rn_cpu_conv_backward_reads_x(const rn_cpu_conv_plan *p);
 
 /* The scratchpad, in bytes, a Winograd primitive may take (default RN_CPU_CONV_WORKSPACE): a
  * convolution whose Winograd primitive would need more runs direct, and 0 keeps every one direct.
- * Process-wide, like the arena its scratchpads live in; plans built after the call use it. */
+ * Process-wide, like the arena its scratchpads live in; a plan follows the value at its creation,
+ * in all three directions. */
 #define RN_CPU_CONV_WORKSPACE ((size_t)16 << 20)
 void rn_cpu_conv_set_workspace(size_t bytes);
 

@@ -275,6 +275,9 @@ rn_layer *rn_conv2d_create2(const char *name, const rn_conv2d_args *a, uint64_t 
     return l;
 }
 
+_Static_assert(((size_t)RN_CONV2D_CPU_WORKSPACE_MIB << 20) == RN_CPU_CONV_WORKSPACE,
+               "the recipe's default workspace is the plan's");
+
 void rn_conv2d_set_cpu_workspace(size_t bytes) { rn_cpu_conv_set_workspace(bytes); }
 
 rn_layer *rn_conv2d_create(const char *name, int64_t in_ch, int64_t out_ch, int64_t kernel,

@@ -143,9 +143,11 @@ rn_layer *rn_conv2d_create(const char *name, int64_t in_ch, int64_t out_ch, int6
                            int64_t stride, int64_t padding, bool bias, uint64_t seed,
                            char *err, size_t errlen);
 /* The scratchpad, in bytes, a CPU convolution may take to run Winograd (recipes:
- * conv_workspace_mib; default 16 MiB): one that would need more runs oneDNN's direct kernels, and
- * 0 keeps every convolution direct (runner/cpu/cpu_conv.h). Process-wide; convolutions set up
- * after the call use it. */
+ * conv_workspace_mib; default RN_CONV2D_CPU_WORKSPACE_MIB MiB): one that would need more runs
+ * oneDNN's direct kernels, and 0 keeps every convolution direct (runner/cpu/cpu_conv.h).
+ * Process-wide: call it before building models. A convolution makes a plan per batch size as it
+ * meets them, and each plan follows the value at its making. */
+#define RN_CONV2D_CPU_WORKSPACE_MIB 16
 void rn_conv2d_set_cpu_workspace(size_t bytes);
 rn_layer *rn_linear_create(const char *name, int64_t in_f, int64_t out_f, bool bias,
                            uint64_t seed, char *err, size_t errlen);

@@ -24,13 +24,15 @@ def train(name, *sets):
 
 
 wino, rows_w, prov_w = train("default")
+wino2, _, _ = train("default-again")
 direct, rows_d, prov_d = train("direct", "conv_workspace_mib=0")
 direct2, _, _ = train("direct-again", "conv_workspace_mib=0")
-if wino and direct and direct2:
+if wino and wino2 and direct and direct2:
     check(prov_w.get("conv_workspace_mib") == 16, f"provenance: {prov_w.get('conv_workspace_mib')}")
     check(prov_d.get("conv_workspace_mib") == 0, f"provenance: {prov_d.get('conv_workspace_mib')}")
     check(wino != direct, "Winograd trains differently from direct")
     check(direct == direct2, "two direct runs end with the same weights")
+    check(wino == wino2, "two Winograd runs end with the same weights")
     aw, ad = float(rows_w[-1]["test.acc"]), float(rows_d[-1]["test.acc"])
     print(f"test accuracy: Winograd {aw:.4f}, direct {ad:.4f}")
     check(abs(aw - ad) <= 0.01, f"Winograd accuracy {aw} vs direct {ad}")
