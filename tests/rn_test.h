@@ -2,6 +2,7 @@
 #ifndef RN_TEST_H
 #define RN_TEST_H
 
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -28,6 +29,20 @@ static int rn_test_checks;
                     __LINE__, #a, a_, #b, b_);                                            \
         }                                                                                 \
     } while (0)
+
+static inline int rn_test_remove_one(const char *path, const struct stat *st, int flag,
+                                     struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* Removes a directory a test made, with everything in it; says so on stderr if it cannot. */
+static inline void rn_test_rmtree(const char *dir)
+{
+    if (nftw(dir, rn_test_remove_one, 8, FTW_DEPTH | FTW_PHYS) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
 
 static inline int rn_test_report(const char *name)
 {

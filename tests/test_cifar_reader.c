@@ -7,7 +7,6 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -468,12 +467,6 @@ static void test_real_cifar10(void)
     }
 }
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 int main(void)
 {
     const char *base = getenv("TMPDIR");
@@ -489,7 +482,6 @@ int main(void)
     for (int k = 0; k < 6; k++) free(c10[k].data);
     for (int k = 0; k < 2; k++) free(c100[k].data);
     /* The directory tests wrote files of their own: remove the whole tree. */
-    if (nftw(tmpdir, remove_one, 8, FTW_DEPTH | FTW_PHYS) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
+    rn_test_rmtree(tmpdir);
     return rn_test_report("test_cifar_reader");
 }

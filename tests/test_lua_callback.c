@@ -795,5 +795,6 @@ int main(void)
     test_tree();
     test_write_lua();
     test_cut();
+    rn_test_rmtree(dir);
     return rn_test_report("test_lua_callback");
 }
