@@ -552,7 +552,7 @@ static int cmd_train(int argc, char **argv)
     if (o.dry_run) {
         const char *name = "";
         rn_get_string(plan.model, "name", 0, "", &name, err, sizeof err);
-        rn_model_print(stdout, &run.model, name, plan.groups);
+        rn_model_print(stdout, &run.model, name, plan.groups, dev.kind == RN_DEVICE_KIND_CPU);
         char svg[PATH_MAX + 32];
         snprintf(svg, sizeof svg, "%s/schedule.svg", out);
         /* Only an explicit --out gets schedule.svg; otherwise a dry run writes nothing. */

@@ -47,7 +47,7 @@ int main(void)
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    rn_model_print(f, &m, "tiny", groups);
+    rn_model_print(f, &m, "tiny", groups, true);
     fclose(f);
     /* conv 18 + 2, fc 96 + 3: 119 parameters; FLOPs conv 2 * 18 * 16 = 576, fc 2 * 96 = 192 */
     CHECK(strstr(text, "model tiny: input 1x4x4, 119 parameters, 768 FLOPs") != NULL);
@@ -79,6 +79,28 @@ int main(void)
     CHECK(rn_groups_check(bad, &m, err, sizeof err) != 0 && strstr(err, "named groups"));
     rn_value_free(bad);
     rn_value_free(groups);
+    rn_model_free(&m);
+
+    /* A convolution wide enough for Winograd says so when the run is on the CPU (which
+     * convolutions take it: test_conv_winograd), and not otherwise; the narrow one never. */
+    ls = malloc(2 * sizeof *ls);
+    ls[0] = rn_conv2d_create("narrow", 1, 32, 3, 1, 1, true, 1, err, sizeof err);
+    ls[1] = rn_conv2d_create("wide", 32, 64, 3, 1, 1, true, 2, err, sizeof err);
+    CHECK(rn_model_init(&m, ls, 2, rn_shape_make(3, (int64_t[]){1, 6, 6}), 2, err,
+                        sizeof err) == 0);
+    for (int cpu = 0; cpu < 2; cpu++) {
+        f = open_memstream(&text, &len);
+        rn_model_print(f, &m, "wide", NULL, cpu);
+        fclose(f);
+        const char *wide = strstr(text, "\n  wide "), *narrow = strstr(text, "\n  narrow ");
+        CHECK(wide && narrow);
+        if (wide && narrow) {
+            const char *want = cpu ? "conv2d (winograd) " : "conv2d  ";
+            CHECK(strncmp(strstr(wide, "conv2d"), want, strlen(want)) == 0);
+            CHECK(strncmp(strstr(narrow, "conv2d"), "conv2d  ", 8) == 0);
+        }
+        free(text);
+    }
     rn_model_free(&m);
     return rn_test_report("test_model_print");
 }

@@ -45,7 +45,7 @@ static void human(double v, char *buf, size_t len)
     else snprintf(buf, len, "%.0f", v);
 }
 
-static void print_chain(FILE *f, const rn_chain *c, int depth)
+static void print_chain(FILE *f, const rn_chain *c, int depth, bool cpu)
 {
     for (int i = 0; i < c->n; i++) {
         const rn_layer *l = c->layers[i];
@@ -58,12 +58,15 @@ static void print_chain(FILE *f, const rn_chain *c, int depth)
         rn_shape_str(&per, shape, sizeof shape);
         human(flops, fl, sizeof fl);
         snprintf(name, sizeof name, "%*s%s", 2 * depth, "", l->name[0] ? l->name : "-");
-        fprintf(f, "  %-34s %-18s %-14s %12lld %10s\n", name, l->ops->type, shape,
-                (long long)params, flops > 0 ? fl : "");
+        const char *kernel = cpu && l->ops->kernel ? l->ops->kernel(l) : "";
+        char type[64];
+        snprintf(type, sizeof type, kernel[0] ? "%s (%s)" : "%s", l->ops->type, kernel);
+        fprintf(f, "  %-34s %-18s %-14s %12lld %10s\n", name, type, shape, (long long)params,
+                flops > 0 ? fl : "");
         const rn_chain *inner;
         for (int k = 0; (inner = rn_container_chain(l, k)); k++) {
             if (k == 1) fprintf(f, "  %*s(shortcut)\n", 2 * depth + 2, "");
-            print_chain(f, inner, depth + 1);
+            print_chain(f, inner, depth + 1, cpu);
         }
     }
 }
@@ -80,7 +83,8 @@ static void group_line(FILE *f, const char *name, const rn_model *m, const unsig
     fprintf(f, "  %-20s %12lld parameters in %d tensors\n", name, (long long)numel, tensors);
 }
 
-void rn_model_print(FILE *f, const rn_model *m, const char *name, const rn_value *groups)
+void rn_model_print(FILE *f, const rn_model *m, const char *name, const rn_value *groups,
+                    bool cpu)
 {
     int64_t params = 0;
     double flops = 0;
@@ -93,7 +97,7 @@ void rn_model_print(FILE *f, const rn_model *m, const char *name, const rn_value
             name && name[0] ? name : "(unnamed)", in, (long long)params, fl);
     fprintf(f, "  %-34s %-18s %-14s %12s %10s\n", "layer", "type", "output", "parameters",
             "FLOPs");
-    print_chain(f, &m->chain, 0);
+    print_chain(f, &m->chain, 0, cpu);
     if (!groups) return;
     fprintf(f, "parameter groups:\n");
     int *group_of = calloc((size_t)m->n_params + 1, sizeof *group_of);

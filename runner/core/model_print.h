@@ -7,7 +7,10 @@
 #include "model.h"
 #include "value.h"
 
-/* Writes the model table and, when groups is not NULL, one line per group (and the rest). */
-void rn_model_print(FILE *f, const rn_model *m, const char *name, const rn_value *groups);
+/* Writes the model table and, when groups is not NULL, one line per group (and the rest). With
+ * cpu (the run trains on the CPU), a layer's type says how it computes when that is not the usual
+ * way: "conv2d (winograd)" (rn_layer_ops.kernel). */
+void rn_model_print(FILE *f, const rn_model *m, const char *name, const rn_value *groups,
+                    bool cpu);
 
 #endif

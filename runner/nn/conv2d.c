@@ -203,6 +203,16 @@ static void conv_ops_describe(const rn_layer *l, rn_node *node)
     node->bias = c->bias;
 }
 
+static const char *conv_kernel(const rn_layer *l)
+{
+    const conv_impl *c = l->impl;
+    const rn_cpu_conv_plan *p = plan_built(c, c->geom.n);
+    if (!p) return "";
+    /* backward data is built on the first backward: forward and weights are what is known */
+    bool f = strstr(rn_cpu_conv_impl(p, 0), "wino"), w = strstr(rn_cpu_conv_impl(p, 2), "wino");
+    return f && w ? "winograd" : f ? "winograd fwd" : w ? "winograd dw" : "";
+}
+
 static const rn_layer_ops conv_ops = {
     .type = "conv2d",
     .setup = conv_setup,
@@ -216,6 +226,7 @@ static const rn_layer_ops conv_ops = {
     .backward_skips_y = true,
     .dx_may_alias_x = true, /* rn_cpu_conv_backward: weights (reads x), then data (writes dx) */
     .backward_reads_x = conv_backward_reads_x,
+    .kernel = conv_kernel,
     .takes_dy_bf16 = true,
 };
 

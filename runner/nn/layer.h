@@ -108,6 +108,9 @@ typedef struct rn_layer_ops {
     /* For a container: rn_chain_share_grads for its chains and transients (chain.h), level
      * being that of the chain the container is in. NULL for other layers. */
     void (*share_grads)(rn_layer *l, struct rn_grad_pool *p, int level, bool bind);
+    /* For --dry-run: how the layer computes on the CPU at its setup batch when that is not the
+     * usual way, in a word or two (a convolution: "winograd"); "" otherwise. NULL: never. */
+    const char *(*kernel)(const rn_layer *l);
 } rn_layer_ops;
 
 struct rn_layer {
