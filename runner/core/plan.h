@@ -105,9 +105,10 @@ typedef struct rn_plan {
      * linear layers; weights, optimizer state and every other layer stay fp32. fp16 (with
      * GradScaler loss scaling) needs the GPU; bf16 on the CPU uses oneDNN's bf16 kernels. */
     rn_precision precision;
-    /* conv_workspace_mib = 16 (RN_CONV2D_CPU_WORKSPACE_MIB; 0..65536): the scratchpad a CPU convolution may take to run
-     * Winograd (runner/nn/layer.h, rn_conv2d_set_cpu_workspace); more lets wider layers run it,
-     * 0 keeps every convolution direct. The GPU's cuDNN picks its own algorithms. */
+    /* conv_workspace_mib = 16 (RN_CONV2D_CPU_WORKSPACE_MIB; 0..65536): the scratchpad a CPU
+     * convolution may take to run Winograd (runner/nn/layer.h, rn_conv2d_set_cpu_workspace);
+     * more lets wider layers run it, 0 keeps every convolution direct. The GPU's cuDNN picks its
+     * own algorithms. */
     int64_t conv_workspace_mib;
     /* loss_scale = { init = 65536, growth_interval = 2000 }: fp16's dynamic loss scaling, as
      * GradScaler(init_scale, growth_interval) (growth x2, backoff x0.5). Only with fp16. */

@@ -162,14 +162,14 @@ static size_t winograd_scratch_max = RN_CPU_CONV_WORKSPACE;
 void rn_cpu_conv_set_workspace(size_t bytes) { winograd_scratch_max = bytes; }
 
 /* Winograd F(4x4, 3x3) (oneDNN's jit_wino_4x3) computes a 3x3 convolution with a quarter of the
- * multiplications, at the price of transforming the input, weights and output per 6x6 tile and
- * of a rounding error a few times direct's (docs/performance.md, "Winograd"). On this machine's
- * avx512_core it beats the direct kernels, which already run near peak, from 32x64 channels on
- * (the MNIST CNN's conv2: 20.2 to 15.4 ms a step; ResNet-18's 64-channel layers 69 to 44 ms);
- * with fewer channels it gains nothing and its backward weights is 1.5x slower; on planes under
- * 4x4 most of each tile is padding and it is 2-10x slower. The rule looks at the shape, and
- * step_pd at the scratchpad oneDNN asks for (which follows the batch, the CPU's caches and the
- * thread count), never at timings: a recipe computes the same on every run on one machine.
+ * multiplications, at the price of transforming the input, weights and output per 6x6 tile and of a
+ * rounding error a few times direct's (docs/performance.md, "Winograd for wide 3x3 convolutions").
+ * On this machine's avx512_core it beats the direct kernels, which already run near peak, from
+ * 32x64 channels on (the MNIST CNN's conv2: 20.2 to 15.4 ms a step; ResNet-18's 64-channel layers
+ * 69 to 44 ms); with fewer channels it gains nothing and its backward weights is 1.5x slower; on
+ * planes under 4x4 most of each tile is padding and it is 2-10x slower. The rule looks at the
+ * shape, and step_pd at the scratchpad oneDNN asks for (which follows the batch, the CPU's caches
+ * and the thread count), never at timings: a recipe computes the same on every run on one machine.
  * float32 only: oneDNN has no bf16 Winograd. */
 static bool winograd_shape(const rn_cpu_conv_plan *p)
 {
