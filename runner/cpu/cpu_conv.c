@@ -180,20 +180,16 @@ static bool winograd_shape(const rn_cpu_conv_plan *p)
            d->ow >= 4;
 }
 
-/* cd[1] of a step's descriptors is Winograd's */
-static dnnl_alg_kind_t conv_alg(int i)
+/* Creates s->pd from cd (a direct convolution): first as Winograd, the same descriptor with its
+ * algorithm changed, when the shape takes it and the scratchpad fits, else as given. */
+static int step_pd(rn_cpu_conv_plan *p, step *s, const dnnl_convolution_desc_t *cd,
+                   dnnl_primitive_attr_t attr, const_dnnl_primitive_desc_t hint, const char *what,
+                   char *err, size_t errlen)
 {
-    return i ? dnnl_convolution_winograd : dnnl_convolution_direct;
-}
-
-/* Creates s->pd from cd, Winograd first when the shape takes it (cd_wino, built over the same
- * memory descriptors) and its scratchpad fits, else direct (cd). */
-static int step_pd(rn_cpu_conv_plan *p, step *s, const dnnl_convolution_desc_t *cd_wino,
-                   const dnnl_convolution_desc_t *cd, dnnl_primitive_attr_t attr,
-                   const_dnnl_primitive_desc_t hint, const char *what, char *err, size_t errlen)
-{
-    if (cd_wino &&
-        dnnl_primitive_desc_create(&s->pd, cd_wino, attr, p->eng, hint) == dnnl_success) {
+    dnnl_convolution_desc_t wino = *cd;
+    wino.alg_kind = dnnl_convolution_winograd;
+    if (winograd_shape(p) &&
+        dnnl_primitive_desc_create(&s->pd, &wino, attr, p->eng, hint) == dnnl_success) {
         const dnnl_memory_desc_t *smd =
             dnnl_primitive_desc_query_md(s->pd, dnnl_query_scratchpad_md, 0);
         if (!smd || dnnl_memory_desc_get_size(smd) <= p->wino_max) return 0;
@@ -236,15 +232,13 @@ static int build_forward(rn_cpu_conv_plan *p, char *err, size_t errlen)
     dnnl_dims_t strides, dil, pad;
     if (conv_mds(p, BF_SRC | BF_W, &src, &w, &b, &dst, err, errlen)) return -1;
     conv_dims(d, strides, dil, pad);
-    dnnl_convolution_desc_t cd[2];
-    int wino = winograd_shape(p);
-    for (int i = 0; i <= wino; i++)
-        TRY("convolution_forward_desc_init",
-            dnnl_dilated_convolution_forward_desc_init(&cd[i], dnnl_forward_training,
-                                                       conv_alg(i), &src, &w, d->bias ? &b : NULL,
-                                                       &dst, strides, dil, pad, pad));
-    if (step_pd(p, &p->fwd, wino ? &cd[1] : NULL, &cd[0], p->fwd_attr, NULL,
-                "forward primitive_desc_create", err, errlen))
+    dnnl_convolution_desc_t cd;
+    TRY("convolution_forward_desc_init",
+        dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training,
+                                                   dnnl_convolution_direct, &src, &w,
+                                                   d->bias ? &b : NULL, &dst, strides, dil, pad,
+                                                   pad));
+    if (step_pd(p, &p->fwd, &cd, p->fwd_attr, NULL, "forward primitive_desc_create", err, errlen))
         return -1;
     if (step_finish(p, &p->fwd, err, errlen)) return -1;
     const dnnl_primitive_desc_t pd = p->fwd.pd;
@@ -271,15 +265,13 @@ static int build_backward_weights(rn_cpu_conv_plan *p, char *err, size_t errlen)
     dnnl_dims_t strides, dil, pad;
     if (conv_mds(p, BF_SRC | BF_DST, &src, &w, &b, &dst, err, errlen)) return -1;
     conv_dims(d, strides, dil, pad);
-    dnnl_convolution_desc_t cd[2];
-    int wino = winograd_shape(p);
-    for (int i = 0; i <= wino; i++)
-        TRY("convolution_backward_weights_desc_init",
-            dnnl_dilated_convolution_backward_weights_desc_init(&cd[i], conv_alg(i), &src, &w,
-                                                                d->bias ? &b : NULL, &dst,
-                                                                strides, dil, pad, pad));
-    if (step_pd(p, &p->bwd_w, wino ? &cd[1] : NULL, &cd[0], p->attr, p->fwd.pd,
-                "backward-weights primitive_desc_create", err, errlen))
+    dnnl_convolution_desc_t cd;
+    TRY("convolution_backward_weights_desc_init",
+        dnnl_dilated_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src,
+                                                            &w, d->bias ? &b : NULL, &dst,
+                                                            strides, dil, pad, pad));
+    if (step_pd(p, &p->bwd_w, &cd, p->attr, p->fwd.pd, "backward-weights primitive_desc_create",
+                err, errlen))
         return -1;
     if (step_finish(p, &p->bwd_w, err, errlen)) return -1;
     const dnnl_primitive_desc_t pd = p->bwd_w.pd;
@@ -312,14 +304,12 @@ static int build_backward_data(rn_cpu_conv_plan *p, char *err, size_t errlen)
     dnnl_dims_t strides, dil, pad;
     if (conv_mds(p, BF_W | BF_DST, &src, &w, &b, &dst, err, errlen)) return -1;
     conv_dims(d, strides, dil, pad);
-    dnnl_convolution_desc_t cd[2];
-    int wino = winograd_shape(p);
-    for (int i = 0; i <= wino; i++)
-        TRY("convolution_backward_data_desc_init",
-            dnnl_dilated_convolution_backward_data_desc_init(&cd[i], conv_alg(i), &src, &w,
-                                                             &dst, strides, dil, pad, pad));
-    if (step_pd(p, &p->bwd_data, wino ? &cd[1] : NULL, &cd[0], p->attr, p->fwd.pd,
-                "backward-data primitive_desc_create", err, errlen))
+    dnnl_convolution_desc_t cd;
+    TRY("convolution_backward_data_desc_init",
+        dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &src,
+                                                         &w, &dst, strides, dil, pad, pad));
+    if (step_pd(p, &p->bwd_data, &cd, p->attr, p->fwd.pd, "backward-data primitive_desc_create",
+                err, errlen))
         return -1;
     if (step_finish(p, &p->bwd_data, err, errlen)) return -1;
     const dnnl_primitive_desc_t pd = p->bwd_data.pd;
