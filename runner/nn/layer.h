@@ -95,7 +95,7 @@ typedef struct rn_layer_ops {
     bool dx_may_alias_x;
     /* With dx_may_alias_x: whether the backward of a batch of n reads x at all (a bf16 conv
      * reads the bf16 copy its forward made); the chain then skips recomputing x. NULL: it
-     * does. Returns true when it cannot tell (l->err set for the backward to report). */
+     * does. Returns true when it cannot tell (no plan for n yet: no forward ran). */
     bool (*backward_reads_x)(rn_layer *l, int64_t n);
     /* bf16 input gradients between two layers (rn_chain_pair_bf16_grads): with rn_layer.dx_bf16
      * set, backward writes dx as bf16 (uint16_t, rounded as kernels/amp_elem.h's
