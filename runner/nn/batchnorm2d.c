@@ -204,13 +204,12 @@ blocked_dot(const float *g, const float *xs, int64_t n, int64_t c, int64_t hw, i
     }
 }
 
-/* out = (a - b[ch]) s[ch] + t[ch] over a blocked tensor: batch norm's forward (a = x, b = mean,
- * s = gamma invstd, t = beta; relu: then max(., 0), a folded ReLU as relu.c computes it) and,
- * with r = dy, its backward: r k[ch] + (a - b[ch]) s[ch] + t[ch] (see bn_backward). */
+/* out = (a - b[ch]) s[ch] + t[ch] over a blocked tensor: batch norm's forward and recompute
+ * (a = x, b = mean, s = gamma invstd, t = beta; relu: then max(., 0), a folded ReLU as relu.c
+ * computes it). Its backward is blocked_dx's. */
 RN_VECTOR_CLONES
-static void blocked_apply(float *out, const float *a, const float *r, int64_t n, int64_t c,
-                          int64_t hw, const float *b, const float *s, const float *t,
-                          const float *k, bool relu)
+static void blocked_apply(float *out, const float *a, int64_t n, int64_t c, int64_t hw,
+                          const float *b, const float *s, const float *t, bool relu)
 {
     const int64_t cb = c / BLOCK;
 #pragma omp parallel for schedule(static) if (n * c * hw > 16384)
@@ -218,19 +217,13 @@ static void blocked_apply(float *out, const float *a, const float *r, int64_t n,
         const int64_t c0 = (nb % cb) * BLOCK, at = nb * hw * BLOCK;
         const float *pa = a + at;
         float *po = out + at;
-        float bb[BLOCK], ss[BLOCK], tt[BLOCK], kk[BLOCK];
+        float bb[BLOCK], ss[BLOCK], tt[BLOCK];
         for (int q = 0; q < BLOCK; q++) {
             bb[q] = b[c0 + q];
             ss[q] = s[c0 + q];
             tt[q] = t[c0 + q];
-            kk[q] = k ? k[c0 + q] : 0.0f;
         }
-        if (r) {
-            const float *pr = r + at;
-            for (int64_t j = 0; j < hw * BLOCK; j += BLOCK)
-                for (int q = 0; q < BLOCK; q++)
-                    po[j + q] = pr[j + q] * kk[q] + (pa[j + q] - bb[q]) * ss[q] + tt[q];
-        } else if (relu) {
+        if (relu) {
             for (int64_t j = 0; j < hw * BLOCK; j += BLOCK)
                 for (int q = 0; q < BLOCK; q++) {
                     float v = (pa[j + q] - bb[q]) * ss[q] + tt[q];
@@ -246,15 +239,14 @@ static void blocked_apply(float *out, const float *a, const float *r, int64_t n,
 /* bn_backward's output pass over a blocked tensor in GCC vectors (GCC leaves a compare and
  * select scalar, see group_f): dx = dy k[ch] + (x - m[ch]) u[ch] + v[ch], dy masked first by a
  * folded ReLU when fs is not NULL (bn_relu_masked with m, fs and fb: forward's floats; m is the
- * float mean in both passes), into a float dx or, with out16, a bf16 one (rn_layer.dx_bf16).
- * A float dx without a ReLU is blocked_apply's. */
+ * float mean in both passes), into a float dx or, with out16, a bf16 one (rn_layer.dx_bf16). */
 RN_VECTOR_CLONES
 static void blocked_dx(void *dx, bool out16, const float *x, const float *dy, int64_t n,
                        int64_t c, int64_t hw, const float *m, const float *u, const float *v,
                        const float *k, const float *fs, const float *fb)
 {
     const int64_t cb = c / BLOCK;
-    const bool masked = fs != NULL; /* a float dx always is (blocked_apply does the rest) */
+    const bool masked = fs != NULL;
 #pragma omp parallel for schedule(static) if (n * c * hw > 16384)
     for (int64_t nb = 0; nb < n * cb; nb++) {
         const int64_t c0 = (nb % cb) * BLOCK, at = nb * hw * BLOCK;
@@ -272,7 +264,8 @@ static void blocked_dx(void *dx, bool out16, const float *x, const float *dy, in
         bn_dx_group(&out, px + j, pg + j, cs[(j / GROUP) & 1], MASKED);                       \
         STORE;                                                                                \
     }
-        if (!out16) DX_LOOP(true, memcpy((float *)dx + at + j, &out, sizeof out))
+        if (!out16 && masked) DX_LOOP(true, memcpy((float *)dx + at + j, &out, sizeof out))
+        else if (!out16) DX_LOOP(false, memcpy((float *)dx + at + j, &out, sizeof out))
         else if (masked) DX_LOOP(true, store_bf16((uint16_t *)dx + at + j, &out))
         else DX_LOOP(false, store_bf16((uint16_t *)dx + at + j, &out))
 #undef DX_LOOP
@@ -373,7 +366,7 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
                 bn_channel_forward(b, ch0 + k, train, mean[k], var[k], m, &mf[ch0 + k],
                                    &af[ch0 + k]);
         }
-        blocked_apply(ys, xs, NULL, n, c, hw, mf, af, beta, NULL, relu);
+        blocked_apply(ys, xs, n, c, hw, mf, af, beta, relu);
         if (train) l->calls++;
         b->last_train = train;
         return 0;
@@ -412,7 +405,7 @@ static int bn_recompute(rn_layer *l, const rn_tensor *x, rn_tensor *y)
     if (l->in_blocked) {
         float *mf = b->cf, *af = b->cf + c;
         for (int64_t ch = 0; ch < c; ch++) bn_forward_floats(b, ch, &mf[ch], &af[ch]);
-        blocked_apply(y->data, xs, NULL, n, c, hw, mf, af, beta, NULL, l->relu_out);
+        blocked_apply(y->data, xs, n, c, hw, mf, af, beta, l->relu_out);
         return 0;
     }
 #pragma omp parallel for schedule(static) if (n * hw * c > 16384)
@@ -507,10 +500,9 @@ static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, cons
                                     &vf[ch]);
             }
         }
-        if (gx && (relu || l->dx_bf16))
+        if (gx)
             blocked_dx(gx, l->dx_bf16, xs, g, n, c, hw, mf, uf, vf, kf, relu ? af : NULL,
                        relu ? beta : NULL);
-        else if (gx) blocked_apply(gx, xs, g, n, c, hw, mf, uf, vf, kf, false);
         return 0;
     }
 #pragma omp parallel for schedule(static) if (m * c > 16384)
