@@ -142,12 +142,6 @@ static inline void bn_dx_group(group_f *out, const float *x, const float *dy, co
     *out = gv * c[3] + (xv - c[0]) * c[4] + c[5];
 }
 
-static inline void masked_dx(float *dx, const float *x, const float *dy, const group_f c[6])
-{
-    group_f out;
-    bn_dx_group(&out, x, dy, c, true);
-    memcpy(dx, &out, sizeof out);
-}
 
 /* GROUP floats to bf16 at dst, lane by lane as rn_bf16_from_f32 (kernels/amp_elem.h): a NaN
  * made quiet, everything else rounded to nearest even. */
@@ -447,16 +441,27 @@ static inline void lanes_add_dot_masked(double g[LANES], double gx[LANES], const
     }
 }
 
-/* dx = masked(dy) k + (x - mean_f) u + v over one plane (bn_backward's plain output pass with a
- * folded ReLU), in GCC vectors as lanes_add_dot_masked. */
-static inline void plain_dx_masked(float *r, const float *q, const float *p, int64_t hw,
-                                   float mf, float fa, float fb, float kf, float uf, float vf)
+/* dx = dy k + (x - mean_f) u + v over one plane (bn_backward's plain output pass), dy masked
+ * first by a folded ReLU with `masked`, into float dx or, with out16, bf16 (blocked_dx's lanes,
+ * by GROUP, then the tail). */
+static inline void plain_dx(void *r, bool out16, bool masked, const float *q, const float *p,
+                            int64_t hw, float mf, float fa, float fb, float kf, float uf, float vf)
 {
     const group_f zero = {0};
     const group_f cs[6] = {zero + mf, zero + fa, zero + fb, zero + kf, zero + uf, zero + vf};
     int64_t j = 0;
-    for (; j + GROUP <= hw; j += GROUP) masked_dx(r + j, p + j, q + j, cs);
-    for (; j < hw; j++) r[j] = bn_relu_masked(q[j], p[j], mf, fa, fb) * kf + (p[j] - mf) * uf + vf;
+    for (; j + GROUP <= hw; j += GROUP) {
+        group_f out;
+        bn_dx_group(&out, p + j, q + j, cs, masked);
+        if (out16) store_bf16((uint16_t *)r + j, &out);
+        else memcpy((float *)r + j, &out, sizeof out);
+    }
+    for (; j < hw; j++) {
+        const float d = masked ? bn_relu_masked(q[j], p[j], mf, fa, fb) : q[j];
+        const float v = d * kf + (p[j] - mf) * uf + vf;
+        if (out16) ((uint16_t *)r)[j] = rn_bf16_from_f32(v);
+        else ((float *)r)[j] = v;
+    }
 }
 
 /* With xh = (x - mean) invstd: dbeta = sum dy, dgamma = sum dy xh; in train mode the batch stats
@@ -519,25 +524,11 @@ static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, cons
         float mf, kf, uf, vf;
         bn_channel_backward(b, l, ch, lanes_total(lg), lanes_total(lgx), m, &mf, &kf, &uf, &vf);
         if (!gx) continue;
-        if (l->dx_bf16) { /* the floats below, rounded to bf16 */
-            uint16_t *gx16 = (uint16_t *)gx;
-            for (int64_t i = 0; i < n; i++) {
-                const float *p = xs + (i * c + ch) * hw, *q = g + (i * c + ch) * hw;
-                uint16_t *r = gx16 + (i * c + ch) * hw;
-                for (int64_t j = 0; j < hw; j++) {
-                    const float d = relu ? bn_relu_masked(q[j], p[j], fm, fa, fb) : q[j];
-                    r[j] = rn_bf16_from_f32(d * kf + (p[j] - mf) * uf + vf);
-                }
-            }
-            continue;
-        }
+        const size_t dx_size = l->dx_bf16 ? sizeof(uint16_t) : sizeof(float);
         for (int64_t i = 0; i < n; i++) {
-            const float *p = xs + (i * c + ch) * hw, *q = g + (i * c + ch) * hw;
-            float *r = gx + (i * c + ch) * hw;
-            if (relu)
-                plain_dx_masked(r, q, p, hw, mf, fa, fb, kf, uf, vf);
-            else
-                for (int64_t j = 0; j < hw; j++) r[j] = q[j] * kf + (p[j] - mf) * uf + vf;
+            const int64_t at = (i * c + ch) * hw;
+            plain_dx((char *)gx + at * dx_size, l->dx_bf16, relu, g + at, xs + at, hw, mf, fa, fb,
+                     kf, uf, vf);
         }
     }
     return 0;
