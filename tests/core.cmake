@@ -101,6 +101,10 @@ target_compile_definitions(test_net PRIVATE RN_RECIPES_DIR="${PROJECT_SOURCE_DIR
 rn_add_test(test_layout SOURCES test_layout.c LIBS rn_core)
 target_compile_definitions(test_layout PRIVATE RN_RECIPES_DIR="${PROJECT_SOURCE_DIR}/recipes")
 
+# eval mode with each batch norm folded into the convolution before it (rn_chain_fold_bn)
+rn_add_test(test_fold_bn SOURCES test_fold_bn.c LIBS rn_core rn_cpu)
+target_compile_definitions(test_fold_bn PRIVATE RN_RECIPES_DIR="${PROJECT_SOURCE_DIR}/recipes")
+
 # Not a test: `bench_layers [MODEL C H W batch iters bf16]`: a zoo model's train step, layer by
 # layer (tests/bench_layers.c).
 add_executable(bench_layers bench_layers.c)

@@ -44,6 +44,7 @@ struct rn_cpu_conv_plan {
                                           backward data too (built later), follows it */
     int w_src_shares_fwd;              /* backward weights reads the forward's reordered src */
     int d_diff_dst_shares_w;           /* backward data reads backward weights' reordered dy */
+    float *affine_b;                   /* (oc): rn_cpu_conv_forward_affine's bias, inference */
 };
 
 static void bound_destroy(bound *b)
@@ -242,8 +243,9 @@ static int build_forward(rn_cpu_conv_plan *p, char *err, size_t errlen)
         return -1;
     if (step_finish(p, &p->fwd, err, errlen)) return -1;
     const dnnl_primitive_desc_t pd = p->fwd.pd;
+    /* in training, backward weights may read the input's reorder copy: it is kept */
     if (bound_init(p, &p->f_src, &p->src_md, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
-                   1, NULL, -1, err, errlen) ||
+                   1, NULL, d->inference ? RN_ARENA_IN : -1, err, errlen) ||
         bound_init(p, &p->f_w, &p->w_md,
                    dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), 1, NULL,
                    RN_ARENA_W, err, errlen) ||
@@ -388,7 +390,16 @@ int rn_cpu_conv_plan_create(rn_cpu_conv_plan **out, const rn_cpu_conv_desc *d, c
             goto fail;
         }
     }
-    if (build_forward(p, err, errlen) || build_backward_weights(p, err, errlen)) goto fail;
+    if (build_forward(p, err, errlen) ||
+        (!d->inference && build_backward_weights(p, err, errlen)))
+        goto fail;
+    if (d->inference) { /* rn_cpu_conv_forward_affine's weights in the arena, its bias here */
+        rn_cpu_arena_reserve(RN_ARENA_DW, dnnl_memory_desc_get_size(&p->w_md));
+        if (!(p->affine_b = malloc((size_t)d->oc * sizeof *p->affine_b))) {
+            snprintf(err, errlen, "oneDNN convolution: out of memory");
+            goto fail;
+        }
+    }
     *out = p;
     return 0;
 fail:
@@ -411,6 +422,7 @@ void rn_cpu_conv_plan_destroy(rn_cpu_conv_plan *p)
     step_destroy(&p->bwd_w);
     if (p->attr) dnnl_primitive_attr_destroy(p->attr);
     if (p->fwd_attr) dnnl_primitive_attr_destroy(p->fwd_attr);
+    free(p->affine_b);
     free(p);
 }
 
@@ -478,6 +490,33 @@ int rn_cpu_conv_forward(rn_cpu_conv_plan *p, const float *x, const float *w, con
     return 0;
 }
 
+int rn_cpu_conv_forward_affine(rn_cpu_conv_plan *p, const float *x, const float *w, const float *b,
+                               const double *s, const double *t, float *y, char *err,
+                               size_t errlen)
+{
+    const rn_cpu_conv_desc *d = &p->d;
+    if (!d->inference || !d->bias) {
+        snprintf(err, errlen, "oneDNN convolution: an affine forward needs an inference plan "
+                              "with bias");
+        return -1;
+    }
+    float *wf = rn_cpu_arena(RN_ARENA_DW);
+    if (!wf) {
+        snprintf(err, errlen, "oneDNN convolution affine forward: out of memory for the weights");
+        return -1;
+    }
+    const int64_t per = d->ic / d->groups * d->kh * d->kw; /* weights of one output channel */
+#pragma omp parallel for schedule(static) if (d->oc * per > 65536)
+    for (int64_t o = 0; o < d->oc; o++) {
+        const float *src = w + o * per;
+        float *dst = wf + o * per;
+        for (int64_t k = 0; k < per; k++) dst[k] = (float)(src[k] * s[o]);
+    }
+    for (int64_t o = 0; o < d->oc; o++)
+        p->affine_b[o] = (float)((b ? b[o] : 0.0) * s[o] + t[o]);
+    return rn_cpu_conv_forward(p, x, wf, p->affine_b, y, err, errlen);
+}
+
 static int backward_weights(rn_cpu_conv_plan *p, const float *x, const void *dy, float *dw,
                             float *db, char *err, size_t errlen)
 {
@@ -526,6 +565,10 @@ static int backward_data(rn_cpu_conv_plan *p, const void *dy, const float *w, fl
 int rn_cpu_conv_backward(rn_cpu_conv_plan *p, const float *x, const void *dy, const float *w,
                          float *dx, float *dw, float *db, char *err, size_t errlen)
 {
+    if (p->d.inference) {
+        snprintf(err, errlen, "oneDNN convolution: backward on an inference plan");
+        return -1;
+    }
     /* weights first: backward data may read the output-gradient reorder made here */
     if (backward_weights(p, x, dy, dw, db, err, errlen)) return -1;
     if (dx && backward_data(p, dy, w, dx, err, errlen)) return -1;

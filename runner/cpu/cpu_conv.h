@@ -48,6 +48,12 @@ typedef struct rn_cpu_conv_desc {
      * speeds up runs Winograd F(4x4, 3x3) (cpu_conv.c, winograd_shape): a rounding error 3-40x
      * direct's, within 2^-18 of the sum of |terms| (tests/test_conv_winograd.c). */
     bool direct;
+    /* true: forward only, for evaluation: no backward primitives (rn_cpu_conv_backward fails),
+     * and the input's reorder copy, if any, is not kept past the call. rn_cpu_conv_forward_affine
+     * takes such a plan. (The primitive is still oneDNN's forward_training one: for
+     * forward_inference oneDNN 2.6 picks brgemm kernels in the nhwc layout here, reorders every
+     * activation to it and transforms Winograd weights per call, 1.2-1.4x slower.) */
+    bool inference;
 } rn_cpu_conv_desc;
 
 typedef struct rn_cpu_conv_plan rn_cpu_conv_plan;
@@ -62,6 +68,14 @@ const rn_cpu_conv_desc *rn_cpu_conv_plan_desc(const rn_cpu_conv_plan *p);
 /* y (N,OC,OH,OW) = conv(x (N,IC,IH,IW), w (OC,IC/G,KH,KW)) + b (OC); b is ignored without bias. */
 int rn_cpu_conv_forward(rn_cpu_conv_plan *p, const float *x, const float *w, const float *b,
                         float *y, char *err, size_t errlen);
+/* y = conv(x, w') + b' with w'[o] = w[o] s[o] and b'[o] = b[o] s[o] + t[o] per output channel o
+ * (b NULL: no bias), then max(., 0) with relu: a batch norm in eval mode folded into the
+ * convolution before it (s = gamma / sqrt(running_var + eps), t = beta - running_mean s), as
+ * PyTorch's torch.fx fuser and oneDNN's graph API fold it for inference. w' is made per call, in
+ * the arena, rounded once from double. The plan must be an inference plan with bias. */
+int rn_cpu_conv_forward_affine(rn_cpu_conv_plan *p, const float *x, const float *w, const float *b,
+                               const double *s, const double *t, float *y, char *err,
+                               size_t errlen);
 /* Gradients from x (N,IC,IH,IW), dy (N,OC,OH,OW; float, or bf16 with dy_bf16) and w
  * (OC,IC/G,KH,KW), all overwritten: dw (OC,IC/G,KH,KW), db (OC; ignored without bias) and, when
  * dx is not NULL, dx (N,IC,IH,IW). Must follow the forward call on the same x and w (a blocked

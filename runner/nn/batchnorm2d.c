@@ -619,6 +619,18 @@ rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, 
 
 bool rn_nn_is_batchnorm(const rn_layer *l) { return l && l->ops == &bn_ops; }
 
+void rn_batchnorm2d_eval_affine(rn_layer *l, double *s, double *t)
+{
+    bn_impl *b = l->impl;
+    for (int64_t ch = 0; ch < b->c; ch++) {
+        float mf, af;
+        bn_channel_forward(b, ch, false, 0.0, 0.0, 0, &mf, &af);
+        s[ch] = b->w.data[ch] * b->invstd[ch];
+        t[ch] = b->b.data[ch] - b->mean[ch] * s[ch];
+    }
+    b->last_train = false;
+}
+
 int64_t rn_batchnorm2d_num_batches_tracked(const rn_layer *l)
 {
     if (!l || l->ops != &bn_ops) return -1;

@@ -33,6 +33,7 @@ static void free_buffers(rn_chain *c)
     free(c->blocked);
     free(c->folded);
     free(c->in_grad);
+    free(c->fold_bn);
     free(c->params);
     free(c->where);
 }
@@ -84,8 +85,9 @@ int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_
     c->folded = calloc((size_t)n + 1, sizeof *c->folded);
     c->gbuf = calloc((size_t)n + 1, sizeof *c->gbuf);
     c->in_grad = calloc((size_t)n + 1, sizeof *c->in_grad);
+    c->fold_bn = calloc((size_t)n + 1, sizeof *c->fold_bn);
     if (!c->where || !c->acts || !c->grads || !c->trains || !c->params_before || !c->blocked ||
-        !c->folded || !c->gbuf || !c->in_grad)
+        !c->folded || !c->gbuf || !c->in_grad || !c->fold_bn)
         goto oom;
     if (n < 1) {
         rn_nn_err(err, errlen, "%s: expected at least one layer", where);
@@ -135,6 +137,7 @@ int rn_chain_init(rn_chain *c, rn_layer **layers, int n, const rn_shape *in, rn_
         if (rn_shape_numel(&c->grads[i].shape) > c->gmost)
             c->gmost = rn_shape_numel(&c->grads[i].shape);
     plan_recompute(c);
+    rn_chain_fold_bn(c, true);
     for (int i = 1, b = 0; i < n; i++) {
         bool same = i > 1 && (layers[i - 1]->ops->output_is_input || c->folded[i - 1]);
         if (i > 1 && !same) b = 1 - b;
@@ -219,8 +222,20 @@ int rn_chain_forward(rn_chain *c, const rn_tensor *x, rn_tensor *y, bool train, 
         rn_layer *l = c->layers[i];
         if (c->folded[i]) continue; /* the layer before applied it */
         rn_tensor xi = i == 0 ? *x : rn_nn_batch_view(&c->acts[i], n);
-        rn_tensor yi = i == c->n - 1 ? *y : rn_nn_batch_view(&c->acts[i + 1], n);
         l->err[0] = '\0';
+        if (!train && c->fold_bn[i]) { /* the batch norm's output, from the convolution */
+            rn_tensor yb = i + 1 == c->n - 1 ? *y : rn_nn_batch_view(&c->acts[i + 2], n);
+            if (l->ops->forward_bn(l, c->layers[i + 1], &xi, &yb)) {
+                char msg[320];
+                snprintf(msg, sizeof msg, "forward with the batch norm folded in failed: %s",
+                         l->err[0] ? l->err : "(no reason)");
+                layer_error(err, errlen, c->where, i, l, msg);
+                return -1;
+            }
+            i++;
+            continue;
+        }
+        rn_tensor yi = i == c->n - 1 ? *y : rn_nn_batch_view(&c->acts[i + 1], n);
         if (l->ops->forward(l, &xi, &yi, train)) {
             char msg[300];
             snprintf(msg, sizeof msg, "forward failed: %s", l->err[0] ? l->err : "(no reason)");
@@ -229,6 +244,17 @@ int rn_chain_forward(rn_chain *c, const rn_tensor *x, rn_tensor *y, bool train, 
         }
     }
     return 0;
+}
+
+void rn_chain_fold_bn(const rn_chain *c, bool on)
+{
+    for (int i = 0; i < c->n; i++) {
+        const rn_layer *l = c->layers[i];
+        c->fold_bn[i] = on && i + 1 < c->n && l->ops->forward_bn && !l->relu_out &&
+                        rn_nn_is_batchnorm(c->layers[i + 1]);
+        const rn_chain *inner;
+        for (int k = 0; (inner = rn_container_chain(l, k)); k++) rn_chain_fold_bn(inner, on);
+    }
 }
 
 void rn_chain_share_grads(rn_chain *c, rn_grad_pool *p, int level, bool bind)

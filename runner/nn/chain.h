@@ -44,6 +44,9 @@ typedef struct rn_chain {
      * the gradient. acts[i..j] share it (a folded ReLU's output is its input). */
     int *in_grad;
     int n_recomputed;      /* how many activations are recomputed so */
+    /* n: layer i is a convolution whose eval-mode forward takes the batch norm after it along
+     * (rn_layer_ops.forward_bn), which then does not run; set at init (rn_chain_fold_bn) */
+    bool *fold_bn;
     /* Whether the dy its owner passes to backward may be overwritten by its last layer (see
      * rn_layer.dy_scratch): set by a sequential for its chain before rn_chain_share_grads;
      * false for the model's chain and a residual's. */
@@ -90,6 +93,13 @@ void rn_chain_share_grads(rn_chain *c, rn_grad_pool *p, int level, bool bind);
  * subnormal gradients, which oneDNN flushes to zero and rn_bf16_from_f32 keeps. Not between a
  * forward and its backward: a convolution whose pairing changes rebuilds its plans. */
 void rn_chain_pair_bf16_grads(const rn_chain *c, bool on);
+
+/* on: in eval mode, each convolution followed by a batch norm (and the ReLU folded into it, if
+ * any) runs as one convolution with the batch norm folded into its weights and bias, as
+ * inference engines do: the same function up to rounding (tests/test_fold_bn.c), one pass over
+ * the activation fewer. off: each layer runs its own forward, as rn_net_forward does. In this
+ * chain and the chains inside its containers; on by default. */
+void rn_chain_fold_bn(const rn_chain *c, bool on);
 
 /* Picks each activation's layout (layer.h): blocked where the layers on both sides take it
  * (through element-wise layers, which keep their input's) and C is a multiple of 16; plain

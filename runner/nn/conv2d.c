@@ -7,6 +7,7 @@
 #include <math.h>
 #include <runner/plugin.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Plans cached per batch size: the full batch, the last partial one, and an eval batch size. */
@@ -23,15 +24,22 @@ typedef struct conv_impl {
     rn_cpu_conv_desc geom;  /* set by setup; n varies per plan */
     rn_cpu_conv_plan *plans[CONV_PLANS];
     int next_evict;
+    /* Evaluation with the next batch norm folded in (conv_forward_bn): inference plans per
+     * batch size, their per-channel scale and shift (2 out_ch, made on first use), and a count. */
+    rn_cpu_conv_plan *eval_plans[CONV_PLANS];
+    int eval_evict;
+    double *fold_st;
+    uint64_t folded_calls;
 } conv_impl;
 
 static void drop_plans(conv_impl *c)
 {
     for (int i = 0; i < CONV_PLANS; i++) {
         rn_cpu_conv_plan_destroy(c->plans[i]);
-        c->plans[i] = NULL;
+        rn_cpu_conv_plan_destroy(c->eval_plans[i]);
+        c->plans[i] = c->eval_plans[i] = NULL;
     }
-    c->next_evict = 0;
+    c->next_evict = c->eval_evict = 0;
 }
 
 /* The plan built for batch n, or NULL. */
@@ -143,6 +151,59 @@ static int conv_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool trai
                                l->err, sizeof l->err);
 }
 
+/* The inference plan for batch n with a bias and, with relu, the ReLU post-op: the training
+ * plans' geometry and layouts otherwise. Built on first use, like plan_for's. */
+static rn_cpu_conv_plan *eval_plan_for(rn_layer *l, int64_t n, bool relu)
+{
+    conv_impl *c = l->impl;
+    for (int i = 0; i < CONV_PLANS; i++) {
+        const rn_cpu_conv_plan *p = c->eval_plans[i];
+        if (p && rn_cpu_conv_plan_desc(p)->n == n && rn_cpu_conv_plan_desc(p)->relu == relu)
+            return c->eval_plans[i];
+    }
+    int slot = -1;
+    for (int i = 0; i < CONV_PLANS && slot < 0; i++)
+        if (!c->eval_plans[i]) slot = i;
+    if (slot < 0) {
+        slot = c->eval_evict;
+        c->eval_evict = (c->eval_evict + 1) % CONV_PLANS;
+        rn_cpu_conv_plan_destroy(c->eval_plans[slot]);
+        c->eval_plans[slot] = NULL;
+    }
+    rn_cpu_conv_desc d = c->geom;
+    d.n = n;
+    d.bias = true;
+    d.relu = relu;
+    d.dy_bf16 = false;
+    d.inference = true;
+    char why[200];
+    if (rn_cpu_conv_plan_create(&c->eval_plans[slot], &d, why, sizeof why)) {
+        rn_nn_err(l->err, sizeof l->err, "%s", why);
+        return NULL;
+    }
+    return c->eval_plans[slot];
+}
+
+/* rn_layer_ops.forward_bn: one convolution with folded weights and bias
+ * (rn_cpu_conv_forward_affine), then bn's folded ReLU if any, into bn's output y, in its layout;
+ * the convolution's own output is not written. */
+static int conv_forward_bn(rn_layer *l, rn_layer *bn, const rn_tensor *x, rn_tensor *y)
+{
+    conv_impl *c = l->impl;
+    if (!rn_nn_is_batchnorm(bn) || l->relu_out || l->out_blocked != bn->in_blocked)
+        return rn_nn_err(l->err, sizeof l->err, "cannot fold the next layer into the "
+                                                "convolution");
+    if (!c->fold_st && !(c->fold_st = malloc(2 * (size_t)c->out_ch * sizeof *c->fold_st)))
+        return rn_nn_err(l->err, sizeof l->err, "out of memory for the folded batch norm");
+    rn_cpu_conv_plan *p = eval_plan_for(l, x->shape.d[0], bn->relu_out);
+    if (!p) return -1;
+    double *s = c->fold_st, *t = c->fold_st + c->out_ch;
+    rn_batchnorm2d_eval_affine(bn, s, t);
+    c->folded_calls++;
+    return rn_cpu_conv_forward_affine(p, x->data, c->w.data, c->bias ? c->b.data : NULL, s, t,
+                                      y->data, l->err, sizeof l->err);
+}
+
 /* The buffer a gradient is written to: the param's own, or a spare when the param is frozen. */
 static float *grad_target(rn_layer *l, int slot, rn_tensor *own, rn_tensor *spare)
 {
@@ -187,6 +248,7 @@ static void conv_destroy(rn_layer *l)
     rn_tensor_free(&c->db);
     rn_tensor_free(&c->spare_dw);
     rn_tensor_free(&c->spare_db);
+    free(c->fold_st);
 }
 
 static void conv_ops_describe(const rn_layer *l, rn_node *node)
@@ -228,6 +290,7 @@ static const rn_layer_ops conv_ops = {
     .backward_reads_x = conv_backward_reads_x,
     .kernel = conv_kernel,
     .takes_dy_bf16 = true,
+    .forward_bn = conv_forward_bn,
 };
 
 rn_layer *rn_conv2d_create2(const char *name, const rn_conv2d_args *a, uint64_t seed, char *err,
@@ -284,6 +347,11 @@ rn_layer *rn_conv2d_create2(const char *name, const rn_conv2d_args *a, uint64_t 
     rn_nn_fill_uniform(c->w.data, rn_tensor_numel(&c->w), bound, RN_NN_INIT_KEY(seed, 0));
     if (a->bias) rn_nn_fill_uniform(c->b.data, a->out_ch, bound, RN_NN_INIT_KEY(seed, 1));
     return l;
+}
+
+uint64_t rn_conv2d_folded_calls(const rn_layer *l)
+{
+    return l && l->ops == &conv_ops ? ((const conv_impl *)l->impl)->folded_calls : 0;
 }
 
 _Static_assert(((size_t)RN_CONV2D_CPU_WORKSPACE_MIB << 20) == RN_CPU_CONV_WORKSPACE,

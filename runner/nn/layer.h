@@ -111,6 +111,11 @@ typedef struct rn_layer_ops {
     /* For --dry-run: how the layer computes on the CPU at its setup batch when that is not the
      * usual way, in a word or two (a convolution: "winograd"); "" otherwise. NULL: never. */
     const char *(*kernel)(const rn_layer *l);
+    /* Eval-mode forward of this layer and the batch norm bn after it in one pass, y being bn's
+     * output (its relu_out applied), when this layer has no relu_out itself: a convolution with
+     * the batch norm folded into its weights and bias (rn_chain_fold_bn). NULL: cannot. Returns 0
+     * or sets l->err. */
+    int (*forward_bn)(rn_layer *l, rn_layer *bn, const rn_tensor *x, rn_tensor *y);
 } rn_layer_ops;
 
 struct rn_layer {

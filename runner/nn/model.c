@@ -144,6 +144,11 @@ static void chain_set_bf16(const rn_chain *c, bool on)
     }
 }
 
+void rn_model_fold_bn(rn_model *m, bool on)
+{
+    if (m && m->n_layers > 0) rn_chain_fold_bn(&m->chain, on);
+}
+
 void rn_model_set_bf16(rn_model *m, bool on)
 {
     if (m && m->n_layers > 0) {

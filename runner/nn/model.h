@@ -34,6 +34,13 @@ void rn_model_free(rn_model *m);
  * same numbers in another order. 0, or nonzero with one line in err. */
 int rn_model_set_layouts(rn_model *m, bool allow, char *err, size_t errlen);
 
+/* Eval-mode forward with each batch norm after a convolution folded into it (on, the default;
+ * rn_chain_fold_bn; rn_net_forward folds the same pairs): faster, and equal to the unfolded
+ * forward up to rounding. off: every layer runs its own forward, so the eval forward gives the
+ * bits of a train-mode forward whose batch norms are frozen. Train mode is the same either
+ * way. */
+void rn_model_fold_bn(rn_model *m, bool on);
+
 /* Runs the model on acts[0] holding n samples (n <= max_batch); returns the logits tensor view
  * (batch dim n) through *out. */
 int rn_model_forward(rn_model *m, int64_t n, bool train, rn_tensor *out);

@@ -39,6 +39,22 @@ static int node_err(const rn_node *node, const char *what, char *err, size_t err
                      node->layer && node->layer->err[0] ? node->layer->err : "(no reason)");
 }
 
+/* Whether node k is a convolution whose output only the batch norm after it reads, which the
+ * model's chain folds into it in eval mode (rn_chain_fold_bn): the graph runs it so too, through
+ * the layer's own forward_bn (a stand-in backend carries its own copy of this file). */
+static bool folds_next(const rn_net *net, int k)
+{
+    if (k + 1 >= net->n_nodes) return false;
+    const rn_node *c = &net->nodes[k], *b = &net->nodes[k + 1];
+    if (!c->layer || !c->layer->ops->forward_bn || c->layer->relu_out || !b->layer ||
+        b->kind != RN_NODE_BATCHNORM2D || b->in != c->out)
+        return false;
+    for (int j = 0; j < net->n_nodes; j++)
+        if (j != k + 1 && (net->nodes[j].in == c->out || net->nodes[j].in2 == c->out))
+            return false;
+    return true;
+}
+
 int rn_net_forward(const rn_net *net, rn_tensor *acts, int64_t n, bool train, char *err,
                    size_t errlen)
 {
@@ -47,7 +63,13 @@ int rn_net_forward(const rn_net *net, rn_tensor *acts, int64_t n, bool train, ch
         rn_tensor x = rn_nn_batch_view(&acts[node->in], n);
         rn_tensor y = rn_nn_batch_view(&acts[node->out], n);
         int64_t total = rn_tensor_numel(&y);
-        if (node->kind == RN_NODE_ADD) { /* a residual sum, as container.c adds */
+        if (!train && folds_next(net, k)) { /* into the batch norm's output */
+            rn_tensor yb = rn_nn_batch_view(&acts[net->nodes[k + 1].out], n);
+            node->layer->err[0] = '\0';
+            if (node->layer->ops->forward_bn(node->layer, net->nodes[k + 1].layer, &x, &yb))
+                return node_err(node, "forward with the batch norm folded in", err, errlen);
+            k++;
+        } else if (node->kind == RN_NODE_ADD) { /* a residual sum, as container.c adds */
             const float *a = x.data, *b = acts[node->in2].data;
             for (int64_t i = 0; i < total; i++) y.data[i] = a[i] + b[i];
         } else if (!node->layer) { /* a residual block's activation: relu of the sum */

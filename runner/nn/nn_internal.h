@@ -30,6 +30,14 @@ bool rn_nn_container_set_trainable(rn_layer *l, const bool *trainable, bool trai
 bool rn_nn_is_relu(const rn_layer *l);
 /* Whether l is a batch norm layer (rn_batchnorm2d_create). */
 bool rn_nn_is_batchnorm(const rn_layer *l);
+/* Evaluation with a batch norm folded into the convolution before it (rn_layer_ops.forward_bn):
+ * the batch norm's eval-mode map as y = x s[ch] + t[ch] (s = gamma / sqrt(running_var + eps),
+ * t = beta - running_mean s), in double; records what an eval-mode forward records, as if it had
+ * run. s, t: the layer's channels each. */
+void rn_batchnorm2d_eval_affine(rn_layer *bn, double *s, double *t);
+/* How many times a convolution's forward_bn ran (for tests); 0 for other layers. */
+uint64_t rn_conv2d_folded_calls(const rn_layer *conv);
+
 /* Whether the layer has a parameter whose gradient backward writes (a grad, not frozen). */
 bool rn_nn_layer_trains(const rn_layer *l);
 
