@@ -1,7 +1,10 @@
 /* batch_norm2d: names and PyTorch's initial values; train-mode output against the closed form
  * in double; the running-stat update (unbiased variance, momentum) and num_batches_tracked; eval
  * mode uses the running stats; input, weight and bias gradients against central finite
- * differences in train and eval mode; errors. */
+ * differences in train and eval mode; errors; and the same bits at 1, 2 and 3 threads, in both
+ * layouts, with and without a folded ReLU (the sums run per part of the batch, in an order that
+ * does not follow the thread count). */
+#include <omp.h>
 #include <string.h>
 
 #include "nn_gradcheck.h"
@@ -21,6 +24,61 @@ static void channel_stats(const float *x, int64_t ch, double *mean, double *var)
             ss += d * d;
         }
     *var = ss / M;
+}
+
+/* Forward (train) and backward of a 20x32x7x5 batch (parts of 2 and 3 samples, a plane of 35:
+ * the lanes' tail) at `threads` threads: y, dx, dgamma, dbeta and the running stats, in order. */
+static float *run_at(int threads, bool blocked, bool relu)
+{
+    enum { TN = 20, TC = 32, TH = 7, TW = 5 };
+    const int64_t n = (int64_t)TN * TC * TH * TW;
+    char err[256];
+    rn_layer *l = rn_batchnorm2d_create("bn", TC, 1e-5, 0.1, err, sizeof err);
+    rn_shape s = rn_shape_make(4, (int64_t[]){TN, TC, TH, TW}), out;
+    l->in_blocked = l->out_blocked = blocked;
+    l->relu_out = relu;
+    float *res = malloc((size_t)(2 * n + 4 * TC) * sizeof *res);
+    rn_tensor x, y, dy, dx;
+    if (!l || !res || l->ops->setup(l, &s, &out, err, sizeof err) || rn_tensor_alloc(&x, s) ||
+        rn_tensor_alloc(&y, s) || rn_tensor_alloc(&dy, s) || rn_tensor_alloc(&dx, s)) {
+        CHECK(!"set up");
+        exit(1);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        x.data[i] = (float)(i * 7919 % 1009) / 300.0f - 1.0f; /* a mean off 0 */
+        dy.data[i] = (float)(i * 104729 % 997) / 500.0f - 1.0f;
+    }
+    for (int c = 0; c < TC; c++) {
+        l->params[0].value->data[c] = 0.5f + (float)(c % 7) / 7.0f;
+        l->params[1].value->data[c] = (float)(c % 5) / 5.0f - 0.5f;
+    }
+    omp_set_num_threads(threads);
+    CHECK(l->ops->forward(l, &x, &y, true) == 0);
+    CHECK(l->ops->backward(l, &x, &y, &dy, &dx) == 0);
+    memcpy(res, y.data, (size_t)n * sizeof *res);
+    memcpy(res + n, dx.data, (size_t)n * sizeof *res);
+    for (int p = 0; p < 4; p++) {
+        const float *v = p < 2 ? l->params[p].grad->data : l->params[p].value->data;
+        memcpy(res + 2 * n + p * TC, v, TC * sizeof *res);
+    }
+    rn_tensor_free(&x), rn_tensor_free(&y), rn_tensor_free(&dy), rn_tensor_free(&dx);
+    rn_layer_destroy(l);
+    return res;
+}
+
+static void check_thread_counts(void)
+{
+    const size_t bytes = (size_t)(2 * 20 * 32 * 7 * 5 + 4 * 32) * sizeof(float);
+    const int threads = omp_get_max_threads();
+    for (int k = 0; k < 4; k++) {
+        bool blocked = k & 1, relu = k & 2;
+        float *one = run_at(1, blocked, relu), *two = run_at(2, blocked, relu),
+              *three = run_at(3, blocked, relu);
+        CHECK(memcmp(one, two, bytes) == 0);
+        CHECK(memcmp(one, three, bytes) == 0);
+        free(one), free(two), free(three);
+    }
+    omp_set_num_threads(threads);
 }
 
 int main(void)
@@ -136,5 +194,6 @@ int main(void)
     rn_tensor_free(&x);
     rn_tensor_free(&y);
     rn_layer_destroy(l);
+    check_thread_counts();
     return rn_test_report("test_batchnorm2d");
 }

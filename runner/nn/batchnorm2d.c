@@ -1,9 +1,11 @@
 /* Batch normalisation over (N, C, H, W), per channel (PyTorch nn.BatchNorm2d, affine, tracking
- * running stats). Sums run in double per channel, one channel per OpenMP iteration, each over
- * LANES interleaved partial sums (element j of a plane goes to sum j mod LANES) added up in a
- * fixed order at the end: the order is in the source, so every build and every vector width
- * (vector_clones.h) gives the same bits, and the partial sums vectorize where one running sum
- * would wait on each add's latency. */
+ * running stats). Sums run in double per channel over PARTS contiguous parts of the batch apart,
+ * each part over LANES interleaved partial sums (element j of a plane goes to sum j mod LANES),
+ * and the parts' totals are added in a fixed tree at the end: the order is in the source, so
+ * every build, every vector width (vector_clones.h) and every thread count gives the same bits;
+ * the partial sums vectorize where one running sum would wait on each add's latency, and the
+ * OpenMP iterations (a part of the batch for one channel, or one 16-channel block) each read
+ * their own memory. */
 #include "nn_internal.h"
 #include "vector_clones.h"
 #include "net.h"
@@ -15,6 +17,13 @@
 #include "lanes.h"
 #include "../../kernels/amp_elem.h"
 
+/* The batch's samples in PARTS contiguous parts, part p holding [n p / PARTS, n (p + 1) / PARTS),
+ * summed apart and added up in lanes_total's tree. */
+#define PARTS 8
+_Static_assert(PARTS == LANES, "lanes_total adds the parts");
+
+static inline int64_t part_start(int64_t n, int p) { return n * p / PARTS; }
+
 typedef struct bn_impl {
     int64_t c;
     double eps, momentum;
@@ -23,6 +32,8 @@ typedef struct bn_impl {
     rn_tensor rmean, rvar;     /* (c): running stats, buffers */
     double *mean, *invstd;     /* (c): what the last forward normalised with */
     float *cf;                 /* (5 c): per-channel floats for the blocked layout's passes */
+    double *part;              /* (2 c PARTS): each part's sums, channel ch's at ch PARTS */
+    double *sums;              /* (2 c): forward's batch mean and variance per channel */
     bool last_train;           /* whether the last forward used batch stats */
 } bn_impl;
 
@@ -57,11 +68,13 @@ static inline float bn_relu_masked(float dy, float x, float mean_f, float scale_
 }
 
 /* ---- the blocked layout (layer.h): nChw16c, c a multiple of 16 ---------------------------- *
- * The same sums in the same order per channel as the plain code above (element j of a plane to
- * partial sum j mod LANES, samples in order, the partials added in lanes_total's tree), so both
- * layouts give the same bits; only the loops run across GROUP channels at a time, which are
- * adjacent in memory here. One OpenMP iteration per group of GROUP channels: a 16-channel layer
- * still keeps both cores busy. */
+ * The same sums in the same order per channel as the plain code (per part of the batch, element
+ * j of a plane to partial sum j mod LANES, the part's samples in order, the partials added in
+ * lanes_total's tree), so both layouts give the same bits; only the loops run across GROUP
+ * channels at a time, which are adjacent in memory here. The sums' OpenMP iterations are a part
+ * of the batch for one GROUP (part_sums, part_dots): each thread reads its own samples, both
+ * halves of each 64-byte line in turn, where iterations over channel groups alone had both
+ * threads read every line (ResNet-8's step 3-7% faster). */
 #define BLOCK 16
 #define GROUP 8
 
@@ -83,40 +96,6 @@ static inline float bn_relu_masked(float dy, float x, float mean_f, float scale_
         }                                                                                     \
     } while (0)
 
-/* Writes mean[ch], var[ch] (biased) for the GROUP channels from ch0, from x blocked. */
-static inline void blocked_stats(const float *xs, int64_t n, int64_t c, int64_t hw, int64_t ch0,
-                                 double mean[GROUP], double var[GROUP])
-{
-    const int64_t cb = c / BLOCK, m = n * hw;
-    double acc[LANES][GROUP] = {{0}};
-    for (int64_t i = 0; i < n; i++) {
-        const float *p = xs + (i * cb + ch0 / BLOCK) * hw * BLOCK + ch0 % BLOCK;
-        FOR_LANES(hw, {
-            for (int k = 0; k < GROUP; k++) acc[lane][k] += p[j * BLOCK + k];
-        });
-    }
-    for (int k = 0; k < GROUP; k++) {
-        double t[LANES];
-        for (int q = 0; q < LANES; q++) t[q] = acc[q][k];
-        mean[k] = lanes_total(t) / (double)m;
-    }
-    double sq[LANES][GROUP] = {{0}};
-    for (int64_t i = 0; i < n; i++) {
-        const float *p = xs + (i * cb + ch0 / BLOCK) * hw * BLOCK + ch0 % BLOCK;
-        FOR_LANES(hw, {
-            for (int k = 0; k < GROUP; k++) {
-                double d = (double)p[j * BLOCK + k] - mean[k];
-                sq[lane][k] += d * d;
-            }
-        });
-    }
-    for (int k = 0; k < GROUP; k++) {
-        double t[LANES];
-        for (int q = 0; q < LANES; q++) t[q] = sq[q][k];
-        var[k] = lanes_total(t) / (double)m;
-    }
-}
-
 /* GROUP floats, doubles and 32-bit masks as GCC vectors: the loops below spell their lanes out,
  * since GCC's vectorizer leaves a compare and select across the GROUP channels scalar. Each lane
  * does what the plain code's scalar does, in the same order, so the bits match it. */
@@ -128,6 +107,39 @@ typedef int32_t block_i __attribute__((vector_size(BLOCK * sizeof(int32_t))));
 
 typedef uint32_t group_u __attribute__((vector_size(GROUP * sizeof(uint32_t))));
 typedef uint16_t group_h __attribute__((vector_size(GROUP * sizeof(uint16_t))));
+
+/* Over samples [lo, hi) of x blocked, for the GROUP channels from ch0: out[k PARTS] = the sum
+ * of x, or with mean (not NULL) of (x - mean)^2, as lanes_add / lanes_add_sq sum a plane.
+ * Inlined into its callers' vector clones. */
+static inline __attribute__((always_inline)) void
+blocked_sum(const float *xs, int64_t lo, int64_t hi, int64_t c, int64_t hw, int64_t ch0,
+            const double *mean, double *out)
+{
+    const int64_t cb = c / BLOCK;
+    group_d acc[LANES] = {0}, mn = {0};
+    if (mean) memcpy(&mn, mean, sizeof mn);
+    for (int64_t i = lo; i < hi; i++) {
+        const float *p = xs + (i * cb + ch0 / BLOCK) * hw * BLOCK + ch0 % BLOCK;
+        if (mean)
+            FOR_LANES(hw, {
+                group_f v;
+                memcpy(&v, p + j * BLOCK, sizeof v);
+                const group_d d = __builtin_convertvector(v, group_d) - mn;
+                acc[lane] += d * d;
+            });
+        else
+            FOR_LANES(hw, {
+                group_f v;
+                memcpy(&v, p + j * BLOCK, sizeof v);
+                acc[lane] += __builtin_convertvector(v, group_d);
+            });
+    }
+    for (int k = 0; k < GROUP; k++) {
+        double t[LANES];
+        for (int q = 0; q < LANES; q++) t[q] = acc[q][k];
+        out[k * PARTS] = lanes_total(t);
+    }
+}
 
 /* bn_backward's dx at GROUP floats: dy k + (x - m) u + v, with masked (a folded ReLU) dy first
  * masked where forward's output (x - m) s + b was not positive (bn_relu_masked); c holds m, s,
@@ -155,13 +167,14 @@ static inline void store_bf16(uint16_t *dst, const group_f *v)
     memcpy(dst, &h, sizeof h);
 }
 
-/* sg[ch] = sum dy, sgx[ch] = sum dy (x - mean) for the GROUP channels from ch0; with `masked`,
- * dy is first masked by the folded ReLU (bn_relu_masked, fm/fs/fb: forward's floats). Inlined
- * with `masked` a constant, so each variant has its own loop. */
+/* Over samples [lo, hi), for the GROUP channels from ch0: sg[k PARTS] = sum dy and
+ * sgx[k PARTS] = sum dy (x - mean), as lanes_add_dot sums a plane; with `masked`, dy is first
+ * masked by the folded ReLU (bn_relu_masked, fm/fs/fb: forward's floats). Inlined with `masked`
+ * a constant, so each variant has its own loop. */
 static inline __attribute__((always_inline)) void
-blocked_dot(const float *g, const float *xs, int64_t n, int64_t c, int64_t hw, int64_t ch0,
-            const double *mean, bool masked, const float *fm, const float *fs, const float *fb,
-            double sg[GROUP], double sgx[GROUP])
+blocked_dot(const float *g, const float *xs, int64_t lo, int64_t hi, int64_t c, int64_t hw,
+            int64_t ch0, const double *mean, bool masked, const float *fm, const float *fs,
+            const float *fb, double *sg, double *sgx)
 {
     const int64_t cb = c / BLOCK;
     group_d lg[LANES] = {0}, lgx[LANES] = {0}, mn;
@@ -172,7 +185,7 @@ blocked_dot(const float *g, const float *xs, int64_t n, int64_t c, int64_t hw, i
         memcpy(&s_, fs, sizeof s_);
         memcpy(&b_, fb, sizeof b_);
     }
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = lo; i < hi; i++) {
         const int64_t at = (i * cb + ch0 / BLOCK) * hw * BLOCK + ch0 % BLOCK;
         const float *p = xs + at, *q = g + at;
         FOR_LANES(hw, {
@@ -193,8 +206,8 @@ blocked_dot(const float *g, const float *xs, int64_t n, int64_t c, int64_t hw, i
             t[q] = lg[q][k];
             u[q] = lgx[q][k];
         }
-        sg[k] = lanes_total(t);
-        sgx[k] = lanes_total(u);
+        sg[k * PARTS] = lanes_total(t);
+        sgx[k * PARTS] = lanes_total(u);
     }
 }
 
@@ -329,6 +342,32 @@ static inline void plain_apply(const float *xs, float *ys, int64_t n, int64_t c,
     }
 }
 
+/* b->part[ch PARTS + p] = part p's sum of x, or with mean (not NULL) of (x - mean[ch])^2, for
+ * every channel: OpenMP iterations over parts, then 8-channel groups (blocked) or channels. */
+RN_VECTOR_CLONES
+static void part_sums(bn_impl *b, bool blocked, const float *xs, int64_t n, int64_t hw,
+                      const double *mean)
+{
+    const int64_t c = b->c, per = blocked ? c / GROUP : c;
+    double *part = b->part;
+#pragma omp parallel for collapse(2) schedule(static) if (n * c * hw > 16384)
+    for (int p = 0; p < PARTS; p++)
+        for (int64_t k = 0; k < per; k++) {
+            const int64_t lo = part_start(n, p), hi = part_start(n, p + 1);
+            if (blocked) {
+                blocked_sum(xs, lo, hi, c, hw, k * GROUP, mean ? mean + k * GROUP : NULL,
+                            part + k * GROUP * PARTS + p);
+                continue;
+            }
+            double acc[LANES] = {0};
+            for (int64_t i = lo; i < hi; i++) {
+                if (mean) lanes_add_sq(acc, xs + (i * c + k) * hw, hw, mean[k]);
+                else lanes_add(acc, xs + (i * c + k) * hw, hw);
+            }
+            part[k * PARTS + p] = lanes_total(acc);
+        }
+}
+
 /* x, y (n, c, h, w). Train: batch mean and biased variance normalise; the running variance gets
  * the unbiased one, m / (m - 1) times it, m = n h w. */
 RN_VECTOR_CLONES
@@ -349,17 +388,20 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
     const float *xs = x->data, *beta = b->b.data;
     float *ys = y->data;
     const bool relu = l->relu_out;
+    /* the batch mean, then the biased variance around it (two passes: no cancellation when the
+     * mean is large against the spread), each summed per part (part_sums) */
+    double *mean = b->sums, *var = b->sums + c;
+    if (train) {
+        part_sums(b, l->in_blocked, xs, n, hw, NULL);
+        for (int64_t ch = 0; ch < c; ch++) mean[ch] = lanes_total(b->part + ch * PARTS) / (double)m;
+        part_sums(b, l->in_blocked, xs, n, hw, mean);
+        for (int64_t ch = 0; ch < c; ch++) var[ch] = lanes_total(b->part + ch * PARTS) / (double)m;
+    }
     if (l->in_blocked) {
         float *mf = b->cf, *af = b->cf + c;
-#pragma omp parallel for schedule(static) if (m * c > 16384)
-        for (int64_t g = 0; g < c / GROUP; g++) {
-            const int64_t ch0 = g * GROUP;
-            double mean[GROUP] = {0}, var[GROUP] = {0};
-            if (train) blocked_stats(xs, n, c, hw, ch0, mean, var);
-            for (int k = 0; k < GROUP; k++)
-                bn_channel_forward(b, ch0 + k, train, mean[k], var[k], m, &mf[ch0 + k],
-                                   &af[ch0 + k]);
-        }
+        for (int64_t ch = 0; ch < c; ch++)
+            bn_channel_forward(b, ch, train, train ? mean[ch] : 0.0, train ? var[ch] : 0.0, m,
+                               &mf[ch], &af[ch]);
         blocked_apply(ys, xs, n, c, hw, mf, af, beta, relu);
         if (train) l->calls++;
         b->last_train = train;
@@ -367,19 +409,10 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
     }
 #pragma omp parallel for schedule(static) if (m * c > 16384)
     for (int64_t ch = 0; ch < c; ch++) {
-        double mean = 0.0, var = 0.0;
-        if (train) {
-            double acc[LANES] = {0};
-            for (int64_t i = 0; i < n; i++) lanes_add(acc, xs + (i * c + ch) * hw, hw);
-            mean = lanes_total(acc) / (double)m;
-            /* two passes: no cancellation when the mean is large against the spread */
-            double sq[LANES] = {0};
-            for (int64_t i = 0; i < n; i++) lanes_add_sq(sq, xs + (i * c + ch) * hw, hw, mean);
-            var = lanes_total(sq) / (double)m;
-        }
         /* y = (x - mean) a + beta; centring first keeps a large mean from cancelling */
         float mf, a;
-        bn_channel_forward(b, ch, train, mean, var, m, &mf, &a);
+        bn_channel_forward(b, ch, train, train ? mean[ch] : 0.0, train ? var[ch] : 0.0, m, &mf,
+                           &a);
         plain_apply(xs, ys, n, c, hw, ch, mf, a, beta[ch], relu);
     }
     if (train) l->calls++; /* num_batches_tracked: the layer's train-mode (batch stats) calls */
@@ -464,6 +497,41 @@ static inline void plain_dx(void *r, bool out16, bool masked, const float *q, co
     }
 }
 
+/* b->part[ch PARTS + p] = part p's sum of dy and b->part[(c + ch) PARTS + p] of dy (x - mean), for
+ * every channel, dy masked first by a folded ReLU with relu (fm, fs, fb: forward's floats):
+ * OpenMP iterations over parts, then 8-channel groups (blocked) or channels. */
+RN_VECTOR_CLONES
+static void part_dots(bn_impl *b, bool blocked, const float *g, const float *xs, int64_t n,
+                      int64_t hw, bool relu, const float *fm, const float *fs, const float *fb)
+{
+    const int64_t c = b->c, per = blocked ? c / GROUP : c;
+    double *sg = b->part, *sgx = b->part + c * PARTS;
+    const double *mean = b->mean;
+#pragma omp parallel for collapse(2) schedule(static) if (n * c * hw > 16384)
+    for (int p = 0; p < PARTS; p++)
+        for (int64_t k = 0; k < per; k++) {
+            const int64_t lo = part_start(n, p), hi = part_start(n, p + 1);
+            if (blocked) {
+                const int64_t ch0 = k * GROUP, at = ch0 * PARTS + p;
+                if (relu)
+                    blocked_dot(g, xs, lo, hi, c, hw, ch0, mean + ch0, true, fm + ch0, fs + ch0,
+                                fb + ch0, sg + at, sgx + at);
+                else
+                    blocked_dot(g, xs, lo, hi, c, hw, ch0, mean + ch0, false, NULL, NULL, NULL,
+                                sg + at, sgx + at);
+                continue;
+            }
+            double lg[LANES] = {0}, lgx[LANES] = {0};
+            for (int64_t i = lo; i < hi; i++) {
+                const float *q = g + (i * c + k) * hw, *x = xs + (i * c + k) * hw;
+                if (relu) lanes_add_dot_masked(lg, lgx, q, x, hw, mean[k], fm[k], fs[k], fb[k]);
+                else lanes_add_dot(lg, lgx, q, x, hw, mean[k]);
+            }
+            sg[k * PARTS + p] = lanes_total(lg);
+            sgx[k * PARTS + p] = lanes_total(lgx);
+        }
+}
+
 /* With xh = (x - mean) invstd: dbeta = sum dy, dgamma = sum dy xh; in train mode the batch stats
  * depend on x: dx = gamma invstd (dy - mean(dy) - xh mean(dy xh)); in eval mode they are
  * constants: dx = gamma invstd dy. A frozen gamma or beta keeps its gradient unwritten. With a
@@ -484,53 +552,29 @@ static int bn_backward(rn_layer *l, const rn_tensor *x, const rn_tensor *y, cons
     if (!gx && w_frozen && b_frozen) return 0;
     /* the batch sums feed the param grads and the train-mode dx only */
     const bool sums = train || !w_frozen || !b_frozen;
+    float *mf = b->cf, *kf = b->cf + c, *uf = b->cf + 2 * c, *vf = b->cf + 3 * c;
+    float *af = b->cf + 4 * c; /* forward's scale, for the ReLU's mask */
+    for (int64_t ch = 0; ch < c; ch++) bn_forward_floats(b, ch, &mf[ch], &af[ch]);
+    const double *sg = b->part, *sgx = b->part + c * PARTS;
+    if (sums) part_dots(b, l->in_blocked, g, xs, n, hw, relu, mf, af, beta);
+    for (int64_t ch = 0; ch < c; ch++)
+        bn_channel_backward(b, l, ch, sums ? lanes_total(sg + ch * PARTS) : 0.0,
+                            sums ? lanes_total(sgx + ch * PARTS) : 0.0, m, &mf[ch], &kf[ch],
+                            &uf[ch], &vf[ch]);
+    if (!gx) return 0;
     if (l->in_blocked) {
-        float *mf = b->cf, *kf = b->cf + c, *uf = b->cf + 2 * c, *vf = b->cf + 3 * c;
-        float *af = b->cf + 4 * c; /* forward's scale, for the ReLU's mask */
-#pragma omp parallel for schedule(static) if (m * c > 16384)
-        for (int64_t grp = 0; grp < c / GROUP; grp++) {
-            const int64_t ch0 = grp * GROUP;
-            for (int q = 0; q < GROUP; q++)
-                bn_forward_floats(b, ch0 + q, &mf[ch0 + q], &af[ch0 + q]);
-            double sg[GROUP] = {0}, sgx[GROUP] = {0};
-            if (sums && relu)
-                blocked_dot(g, xs, n, c, hw, ch0, b->mean + ch0, true, mf + ch0, af + ch0,
-                            beta + ch0, sg, sgx);
-            else if (sums)
-                blocked_dot(g, xs, n, c, hw, ch0, b->mean + ch0, false, NULL, NULL, NULL, sg,
-                            sgx);
-            for (int q = 0; q < GROUP; q++) {
-                const int64_t ch = ch0 + q;
-                bn_channel_backward(b, l, ch, sg[q], sgx[q], m, &mf[ch], &kf[ch], &uf[ch],
-                                    &vf[ch]);
-            }
-        }
-        if (gx)
-            blocked_dx(gx, l->dx_bf16, xs, g, n, c, hw, mf, uf, vf, kf, relu ? af : NULL,
-                       relu ? beta : NULL);
+        blocked_dx(gx, l->dx_bf16, xs, g, n, c, hw, mf, uf, vf, kf, relu ? af : NULL,
+                   relu ? beta : NULL);
         return 0;
     }
+    const size_t dx_size = l->dx_bf16 ? sizeof(uint16_t) : sizeof(float);
 #pragma omp parallel for schedule(static) if (m * c > 16384)
-    for (int64_t ch = 0; ch < c; ch++) {
-        float fm, fa; /* forward's floats, for the ReLU's mask */
-        bn_forward_floats(b, ch, &fm, &fa);
-        const float fb = beta[ch];
-        double lg[LANES] = {0}, lgx[LANES] = {0};
-        for (int64_t i = 0; sums && i < n; i++) {
-            const float *q = g + (i * c + ch) * hw, *p = xs + (i * c + ch) * hw;
-            if (relu) lanes_add_dot_masked(lg, lgx, q, p, hw, b->mean[ch], fm, fa, fb);
-            else lanes_add_dot(lg, lgx, q, p, hw, b->mean[ch]);
-        }
-        float mf, kf, uf, vf;
-        bn_channel_backward(b, l, ch, lanes_total(lg), lanes_total(lgx), m, &mf, &kf, &uf, &vf);
-        if (!gx) continue;
-        const size_t dx_size = l->dx_bf16 ? sizeof(uint16_t) : sizeof(float);
+    for (int64_t ch = 0; ch < c; ch++)
         for (int64_t i = 0; i < n; i++) {
             const int64_t at = (i * c + ch) * hw;
-            plain_dx((char *)gx + at * dx_size, l->dx_bf16, relu, g + at, xs + at, hw, mf, fa, fb,
-                     kf, uf, vf);
+            plain_dx((char *)gx + at * dx_size, l->dx_bf16, relu, g + at, xs + at, hw, mf[ch],
+                     af[ch], beta[ch], kf[ch], uf[ch], vf[ch]);
         }
-    }
     return 0;
 }
 
@@ -546,6 +590,8 @@ static void bn_destroy(rn_layer *l)
     free(b->mean);
     free(b->invstd);
     free(b->cf);
+    free(b->part);
+    free(b->sums);
 }
 
 static void bn_ops_describe(const rn_layer *l, rn_node *node)
@@ -596,7 +642,9 @@ rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, 
     b->mean = calloc((size_t)channels, sizeof *b->mean);
     b->invstd = calloc((size_t)channels, sizeof *b->invstd);
     b->cf = calloc(5 * (size_t)channels, sizeof *b->cf);
-    int bad = !b->mean || !b->invstd || !b->cf || rn_tensor_alloc(&b->w, cs) ||
+    b->part = calloc(2 * PARTS * (size_t)channels, sizeof *b->part);
+    b->sums = calloc(2 * (size_t)channels, sizeof *b->sums);
+    int bad = !b->mean || !b->invstd || !b->cf || !b->part || !b->sums || rn_tensor_alloc(&b->w, cs) ||
               rn_tensor_alloc(&b->dw, cs) || rn_tensor_alloc(&b->b, cs) ||
               rn_tensor_alloc(&b->db, cs) || rn_tensor_alloc(&b->rmean, cs) ||
               rn_tensor_alloc(&b->rvar, cs) ||
