@@ -261,7 +261,10 @@ void rn_chain_share_grads(rn_chain *c, rn_grad_pool *p, int level, bool bind)
 {
     if (level >= RN_GRAD_LEVELS) return; /* keeps its own, made on first use */
     /* grads[i + 1] is read by layer i's backward alone (see rn_chain_init) */
-    for (int i = 0; i < c->n; i++) c->layers[i]->dy_scratch = i < c->n - 1 || c->dy_scratch;
+    for (int i = 0; i < c->n; i++) {
+        c->layers[i]->dy_scratch = i < c->n - 1 || c->dy_scratch;
+        c->layers[i]->alone = c->n == 1;
+    }
     for (int b = 0; b < (c->n > 2 ? 2 : c->n - 1); b++) /* n == 2 uses one buffer */
         if (!bind && c->gmost > p->need[level][b]) p->need[level][b] = c->gmost;
     if (bind && c->n > 1) {

@@ -73,12 +73,21 @@ static int seq_relayout(rn_layer *l, bool allow, char *err, size_t errlen)
     return rn_chain_set_layouts(&s->chain, l->in_blocked, l->out_blocked, allow, err, errlen);
 }
 
+/* A sequential's chain runs at level + 2, clear of the buffers of the chain it is in, except
+ * when it is that chain's only layer (which then has no gradients of its own at level) and is
+ * flat, with nothing recomputed: then its gradients take level's buffers, as if its layers were
+ * that chain's. torchvision's downsample (conv, batch norm), alone in a residual's shortcut:
+ * its inner gradient goes where a flat shortcut's would, the residual's buffers at level being
+ * the body's (dead once the shortcut's backward runs), its input gradient (the second) and the
+ * shortcut's output (the first, dead after the forward). ResNet-18: 16 MiB fewer. */
 static void seq_share_grads(rn_layer *l, rn_grad_pool *p, int level, bool bind)
 {
     seq_impl *s = l->impl;
     if (!s->ready) return;
     s->chain.dy_scratch = l->dy_scratch; /* its dy is the sequential's */
-    rn_chain_share_grads(&s->chain, p, level + 2, bind);
+    bool flat = l->alone && s->chain.n_recomputed == 0;
+    for (int i = 0; flat && i < s->chain.n; i++) flat = !s->chain.layers[i]->ops->share_grads;
+    rn_chain_share_grads(&s->chain, p, flat ? level : level + 2, bind);
 }
 
 static void free_pending(rn_layer **layers, int n)

@@ -138,6 +138,9 @@ struct rn_layer {
      * place instead of into a buffer of its own); set by rn_chain_share_grads (chain.h), false
      * until. */
     bool dy_scratch;
+    /* The only layer of its chain, which then has no gradients of its own (a sequential there
+     * may run its chain at the chain's level, container.c); set by rn_chain_share_grads. */
+    bool alone;
     /* Backward writes dx / reads dy in bf16 (writes_dx_bf16, takes_dy_bf16); set by
      * rn_chain_pair_bf16_grads, false until. */
     bool dx_bf16, dy_bf16;
