@@ -50,6 +50,28 @@ static rn_cpu_conv_plan *plan_built(const conv_impl *c, int64_t n)
     return NULL;
 }
 
+/* A new plan for d in one of the CONV_PLANS slots of plans: a free one, else the next in turn
+ * (*evict), whose plan goes. NULL with l->err set when oneDNN cannot build it. */
+static rn_cpu_conv_plan *plan_new(rn_layer *l, rn_cpu_conv_plan **plans, int *evict,
+                                  const rn_cpu_conv_desc *d)
+{
+    int slot = -1;
+    for (int i = 0; i < CONV_PLANS && slot < 0; i++)
+        if (!plans[i]) slot = i;
+    if (slot < 0) {
+        slot = *evict;
+        *evict = (*evict + 1) % CONV_PLANS;
+        rn_cpu_conv_plan_destroy(plans[slot]);
+        plans[slot] = NULL;
+    }
+    char why[200];
+    if (rn_cpu_conv_plan_create(&plans[slot], d, why, sizeof why)) {
+        rn_nn_err(l->err, sizeof l->err, "%s", why);
+        return NULL;
+    }
+    return plans[slot];
+}
+
 /* The plan for batch n, built on first use (allocation happens only then). */
 static rn_cpu_conv_plan *plan_for(rn_layer *l, int64_t n)
 {
@@ -59,23 +81,9 @@ static rn_cpu_conv_plan *plan_for(rn_layer *l, int64_t n)
     c->geom.dy_bf16 = dy_bf16;
     rn_cpu_conv_plan *built = plan_built(c, n);
     if (built) return built;
-    int slot = -1;
-    for (int i = 0; i < CONV_PLANS && slot < 0; i++)
-        if (!c->plans[i]) slot = i;
-    if (slot < 0) {
-        slot = c->next_evict;
-        c->next_evict = (c->next_evict + 1) % CONV_PLANS;
-        rn_cpu_conv_plan_destroy(c->plans[slot]);
-        c->plans[slot] = NULL;
-    }
     rn_cpu_conv_desc d = c->geom;
     d.n = n;
-    char why[200];
-    if (rn_cpu_conv_plan_create(&c->plans[slot], &d, why, sizeof why)) {
-        rn_nn_err(l->err, sizeof l->err, "%s", why);
-        return NULL;
-    }
-    return c->plans[slot];
+    return plan_new(l, c->plans, &c->next_evict, &d);
 }
 
 void rn_conv2d_set_bf16(rn_layer *l, bool on)
@@ -161,27 +169,13 @@ static rn_cpu_conv_plan *eval_plan_for(rn_layer *l, int64_t n, bool relu)
         if (p && rn_cpu_conv_plan_desc(p)->n == n && rn_cpu_conv_plan_desc(p)->relu == relu)
             return c->eval_plans[i];
     }
-    int slot = -1;
-    for (int i = 0; i < CONV_PLANS && slot < 0; i++)
-        if (!c->eval_plans[i]) slot = i;
-    if (slot < 0) {
-        slot = c->eval_evict;
-        c->eval_evict = (c->eval_evict + 1) % CONV_PLANS;
-        rn_cpu_conv_plan_destroy(c->eval_plans[slot]);
-        c->eval_plans[slot] = NULL;
-    }
     rn_cpu_conv_desc d = c->geom;
     d.n = n;
     d.bias = true;
     d.relu = relu;
     d.dy_bf16 = false;
     d.inference = true;
-    char why[200];
-    if (rn_cpu_conv_plan_create(&c->eval_plans[slot], &d, why, sizeof why)) {
-        rn_nn_err(l->err, sizeof l->err, "%s", why);
-        return NULL;
-    }
-    return c->eval_plans[slot];
+    return plan_new(l, c->eval_plans, &c->eval_evict, &d);
 }
 
 /* rn_layer_ops.forward_bn: one convolution with folded weights and bias
