@@ -5,7 +5,8 @@
  *   float32 rounding, within 2^-20 (Winograd 2^-15, as tests/test_conv_winograd.c holds it);
  * - ResNet-8 in eval mode, folded and not: the logits agree within 1e-5 of the largest, every
  *   one of its 9 convolution + batch norm pairs ran folded, the running statistics did not
- *   move, and train mode is bit for bit what it was (nothing folds there).
+ *   move, and train mode is bit for bit what it was (nothing folds there); in bf16 nothing folds
+ *   either (the batch norm runs in float after the bf16 convolution, as autocast runs it).
  * rn_net_forward folds the same pairs: tests/test_net.c holds its eval logits to the model's. */
 #include <math.h>
 #include <stdlib.h>
@@ -219,6 +220,17 @@ static void check_resnet8(void)
     CHECK(folded_calls(&m.chain) == calls);
     CHECK(train_plain && train_fold &&
           memcmp(train_plain, train_fold, (size_t)(n * 10) * sizeof(float)) == 0);
+
+    /* bf16 folds nothing: autocast's bf16 convolution, then the batch norm in float */
+    rn_model_set_bf16(&m, true);
+    float *bf_fold = logits(&m, n, false);
+    rn_model_fold_bn(&m, false);
+    float *bf_plain = logits(&m, n, false);
+    rn_model_fold_bn(&m, true);
+    CHECK(folded_calls(&m.chain) == calls);
+    CHECK(bf_fold && bf_plain && memcmp(bf_fold, bf_plain, (size_t)(n * 10) * sizeof(float)) == 0);
+    CHECK(bf_fold && folded && memcmp(bf_fold, folded, (size_t)(n * 10) * sizeof(float)) != 0);
+    free(bf_fold), free(bf_plain);
     free(folded), free(plain), free(train_plain), free(train_fold), free(before);
     rn_model_free(&m);
 }
