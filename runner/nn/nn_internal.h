@@ -35,7 +35,8 @@ bool rn_nn_is_batchnorm(const rn_layer *l);
  * t = beta - running_mean s), in double; records what an eval-mode forward records, as if it had
  * run. s, t: the layer's channels each. */
 void rn_batchnorm2d_eval_affine(rn_layer *bn, double *s, double *t);
-/* How many times a convolution's forward_bn ran (for tests); 0 for other layers. */
+/* How many times a convolution's forward_bn ran with the batch norm folded in (not in bf16,
+ * which runs the two apart); for tests; 0 for other layers. */
 uint64_t rn_conv2d_folded_calls(const rn_layer *conv);
 
 /* Whether the layer has a parameter whose gradient backward writes (a grad, not frozen). */
