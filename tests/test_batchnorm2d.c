@@ -1,12 +1,15 @@
 /* batch_norm2d: names and PyTorch's initial values; train-mode output against the closed form
  * in double; the running-stat update (unbiased variance, momentum) and num_batches_tracked; eval
  * mode uses the running stats; input, weight and bias gradients against central finite
- * differences in train and eval mode; errors; and the same bits at 1, 2 and 3 threads, in both
+ * differences in train and eval mode; errors; the same bits at 1, 2 and 3 threads, in both
  * layouts, with and without a folded ReLU (the sums run per part of the batch, in an order that
- * does not follow the thread count). */
+ * does not follow the thread count); and the input gradient written in bf16 (rn_layer.dx_bf16)
+ * equal to the float one rounded by rn_bf16_from_f32, NaNs included. */
+#include <math.h>
 #include <omp.h>
 #include <string.h>
 
+#include "../kernels/amp_elem.h"
 #include "nn_gradcheck.h"
 
 enum { N = 3, C = 4, H = 3, W = 5, M = N * H * W };
@@ -27,8 +30,12 @@ static void channel_stats(const float *x, int64_t ch, double *mean, double *var)
 }
 
 /* Forward (train) and backward of a 20x32x7x5 batch (parts of 2 and 3 samples, a plane of 35:
- * the lanes' tail) at `threads` threads: y, dx, dgamma, dbeta and the running stats, in order. */
-static float *run_at(int threads, bool blocked, bool relu)
+ * the lanes' tail) at `threads` threads: y, dx, dgamma, dbeta and the running stats, in order.
+ * With dx16, dx is written in bf16, in the first half of its floats' place. With nan, dy holds
+ * quiet NaNs with every payload bit set (0x7fffffff: rounded as a number, it would carry into
+ * the sign, giving -0) in five places and +Inf in one; each one the folded ReLU lets through
+ * makes its channel's sums, so its whole gradient, NaN. */
+static float *run_at(int threads, bool blocked, bool relu, bool dx16, bool nan)
 {
     enum { TN = 20, TC = 32, TH = 7, TW = 5 };
     const int64_t n = (int64_t)TN * TC * TH * TW;
@@ -37,6 +44,7 @@ static float *run_at(int threads, bool blocked, bool relu)
     rn_shape s = rn_shape_make(4, (int64_t[]){TN, TC, TH, TW}), out;
     l->in_blocked = l->out_blocked = blocked;
     l->relu_out = relu;
+    l->dx_bf16 = dx16;
     float *res = malloc((size_t)(2 * n + 4 * TC) * sizeof *res);
     rn_tensor x, y, dy, dx;
     if (!l || !res || l->ops->setup(l, &s, &out, err, sizeof err) || rn_tensor_alloc(&x, s) ||
@@ -47,6 +55,11 @@ static float *run_at(int threads, bool blocked, bool relu)
     for (int64_t i = 0; i < n; i++) {
         x.data[i] = (float)(i * 7919 % 1009) / 300.0f - 1.0f; /* a mean off 0 */
         dy.data[i] = (float)(i * 104729 % 997) / 500.0f - 1.0f;
+    }
+    if (nan) {
+        const uint32_t payload = 0x7fffffffu;
+        for (int64_t i = 3; i < 5 * 4999; i += 4999) memcpy(&dy.data[i], &payload, sizeof payload);
+        dy.data[n / 2 + 40] = INFINITY;
     }
     for (int c = 0; c < TC; c++) {
         l->params[0].value->data[c] = 0.5f + (float)(c % 7) / 7.0f;
@@ -72,13 +85,44 @@ static void check_thread_counts(void)
     const int threads = omp_get_max_threads();
     for (int k = 0; k < 4; k++) {
         bool blocked = k & 1, relu = k & 2;
-        float *one = run_at(1, blocked, relu), *two = run_at(2, blocked, relu),
-              *three = run_at(3, blocked, relu);
+        float *one = run_at(1, blocked, relu, false, false),
+              *two = run_at(2, blocked, relu, false, false),
+              *three = run_at(3, blocked, relu, false, false);
         CHECK(memcmp(one, two, bytes) == 0);
         CHECK(memcmp(one, three, bytes) == 0);
         free(one), free(two), free(three);
     }
     omp_set_num_threads(threads);
+}
+
+/* dx in bf16 is the float dx rounded by rn_bf16_from_f32, bit for bit, in both layouts (the
+ * vector store_bf16 and the scalar tail), and each NaN stays a NaN; the rest of the results do
+ * not change. */
+static void check_bf16_dx(void)
+{
+    const int64_t n = 20 * 32 * 7 * 5;
+    for (int k = 0; k < 4; k++) {
+        bool blocked = k & 1, relu = k & 2;
+        float *f = run_at(2, blocked, relu, false, true), *h = run_at(2, blocked, relu, true, true);
+        int64_t same = 0, nans = 0, nan_kept = 0;
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t b;
+            memcpy(&b, (const char *)(h + n) + i * sizeof b, sizeof b);
+            same += b == rn_bf16_from_f32(f[n + i]);
+            if (isnan(f[n + i])) {
+                nans++;
+                nan_kept += (b & 0x7f80) == 0x7f80 && (b & 0x7f) != 0;
+            }
+        }
+        printf("bf16 dx, %s%s: %lld of %lld as rn_bf16_from_f32, %lld NaNs kept of %lld\n",
+               blocked ? "blocked" : "plain", relu ? ", ReLU" : "", (long long)same,
+               (long long)n, (long long)nan_kept, (long long)nans);
+        CHECK(same == n);
+        CHECK(nans >= 7 * 5 * 20 && nan_kept == nans); /* at least one whole channel */
+        CHECK(memcmp(f, h, (size_t)n * sizeof *f) == 0);                 /* y */
+        CHECK(memcmp(f + 2 * n, h + 2 * n, 4 * 32 * sizeof *f) == 0); /* grads, stats */
+        free(f), free(h);
+    }
 }
 
 int main(void)
@@ -195,5 +239,6 @@ int main(void)
     rn_tensor_free(&y);
     rn_layer_destroy(l);
     check_thread_counts();
+    check_bf16_dx();
     return rn_test_report("test_batchnorm2d");
 }
