@@ -332,8 +332,9 @@ static void check_bf16_skips_recompute(const char *expr, rn_shape in)
     }
 }
 
-/* A described model's graph runs its layers unfolded (net_exec.c), so describing unpairs the
- * bf16 gradients and a later rn_model_set_bf16 leaves them unpaired. */
+/* A described model's graph runs its layers unfolded on plain float tensors (net_exec.c), so
+ * describing unpairs the bf16 gradients and makes the activations plain, and a later
+ * rn_model_set_bf16 or rn_model_set_layouts(.., true) leaves them so. */
 static void check_described_unpairs(void)
 {
     rn_model m;
@@ -352,6 +353,12 @@ static void check_described_unpairs(void)
     int again = count_dy_bf16(&m.chain);
     printf("bf16 pairs: %d, described %d, bf16 set again %d\n", before, after, again);
     CHECK(before == 1 && after == 0 && again == 0);
+    /* and its activations stay plain when the layouts are allowed again (4 before describe) */
+    CHECK(count_blocked(&m.chain) == 0);
+    CHECK(rn_model_set_layouts(&m, true, err, sizeof err) == 0);
+    printf("blocked activations after describe, layouts allowed again: %d\n",
+           count_blocked(&m.chain));
+    CHECK(count_blocked(&m.chain) == 0);
     rn_net_free(&net);
     rn_model_free(&m);
 }

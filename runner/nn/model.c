@@ -85,7 +85,8 @@ int rn_model_set_layouts(rn_model *m, bool allow, char *err, size_t errlen)
 {
     if (!m || m->n_layers < 1)
         return rn_nn_err(err, errlen, "model: set_layouts on a model that is not initialised");
-    return rn_chain_set_layouts(&m->chain, false, false, allow, err, errlen);
+    /* a described model's graph reads and writes its layers' tensors plain (net.h) */
+    return rn_chain_set_layouts(&m->chain, false, false, allow && !m->described, err, errlen);
 }
 
 static int check_batch(rn_model *m, int64_t n)

@@ -18,7 +18,8 @@ typedef struct rn_model {
     int n_params;
     char err[384];         /* why the last rn_model_forward/backward failed, naming the layer */
     rn_grad_pool *gpool;   /* the activation-gradient buffers of all its chains (chain.h) */
-    bool described;        /* rn_net_describe ran: its graph runs these layers unfolded */
+    bool described;        /* rn_net_describe ran: its graph runs these layers unfolded, on plain
+                              float tensors (set_layouts and set_bf16 keep them so) */
 } rn_model;
 
 /* Takes ownership of `layers` (an array of n pointers, malloc'ed). Checks that shapes chain
@@ -31,7 +32,9 @@ void rn_model_free(rn_model *m);
 /* Activation layouts (layer.h): rn_model_init lets the chains block what they can (allow true);
  * false makes every activation plain, as a graph for another backend needs (net.h). The input
  * and the logits are plain either way, and so are the results: a blocked activation holds the
- * same numbers in another order. 0, or nonzero with one line in err. */
+ * same numbers in another order. Once m is described (rn_net_describe) its activations stay
+ * plain whatever allow says, as its gradients stay float in rn_model_set_bf16: the graph's
+ * nodes hand its layers plain float tensors. 0, or nonzero with one line in err. */
 int rn_model_set_layouts(rn_model *m, bool allow, char *err, size_t errlen);
 
 /* Eval-mode forward with each batch norm after a convolution folded into it (on, the default;

@@ -69,7 +69,7 @@ typedef struct rn_net {
 /* Describes m (initialised). The graph's tensors are plain NCHW float, so m's activations are
  * made plain first (rn_model_set_layouts(m, false)) and its gradients float between every two
  * layers (rn_chain_pair_bf16_grads(.., false); m->described keeps rn_model_set_bf16 from pairing
- * them again):
+ * them again, and rn_model_set_layouts from blocking them):
  * the layers the nodes point to then take plain float tensors, and m itself keeps working,
  * unchanged in its results. 0, or -1 with err (a layer type the description does not know names
  * it). */
