@@ -33,7 +33,6 @@ typedef struct bn_impl {
     double *mean, *invstd;     /* (c): what the last forward normalised with */
     float *cf;                 /* (5 c): per-channel floats for the blocked layout's passes */
     double *part;              /* (2 c PARTS): each part's sums, channel ch's at ch PARTS */
-    double *sums;              /* (2 c): forward's batch mean and variance per channel */
     bool last_train;           /* whether the last forward used batch stats */
 } bn_impl;
 
@@ -368,6 +367,12 @@ static void part_sums(bn_impl *b, bool blocked, const float *xs, int64_t n, int6
         }
 }
 
+/* Channel ch's sum over the parts in b->part (part_sums), over the m values summed. */
+static inline double part_mean(const bn_impl *b, int64_t ch, int64_t m)
+{
+    return lanes_total(b->part + ch * PARTS) / (double)m;
+}
+
 /* x, y (n, c, h, w). Train: batch mean and biased variance normalise; the running variance gets
  * the unbiased one, m / (m - 1) times it, m = n h w. */
 RN_VECTOR_CLONES
@@ -388,19 +393,18 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
     const float *xs = x->data, *beta = b->b.data;
     float *ys = y->data;
     const bool relu = l->relu_out;
-    /* the batch mean, then the biased variance around it (two passes: no cancellation when the
-     * mean is large against the spread), each summed per part (part_sums) */
-    double *mean = b->sums, *var = b->sums + c;
+    /* train: the batch mean into b->mean (bn_channel_forward sets it to the same), then the
+     * biased variance around it, left in b->part (two passes: no cancellation when the mean is
+     * large against the spread), each summed per part (part_sums); eval ignores both */
     if (train) {
         part_sums(b, l->in_blocked, xs, n, hw, NULL);
-        for (int64_t ch = 0; ch < c; ch++) mean[ch] = lanes_total(b->part + ch * PARTS) / (double)m;
-        part_sums(b, l->in_blocked, xs, n, hw, mean);
-        for (int64_t ch = 0; ch < c; ch++) var[ch] = lanes_total(b->part + ch * PARTS) / (double)m;
+        for (int64_t ch = 0; ch < c; ch++) b->mean[ch] = part_mean(b, ch, m);
+        part_sums(b, l->in_blocked, xs, n, hw, b->mean);
     }
     if (l->in_blocked) {
         float *mf = b->cf, *af = b->cf + c;
         for (int64_t ch = 0; ch < c; ch++)
-            bn_channel_forward(b, ch, train, train ? mean[ch] : 0.0, train ? var[ch] : 0.0, m,
+            bn_channel_forward(b, ch, train, b->mean[ch], train ? part_mean(b, ch, m) : 0.0, m,
                                &mf[ch], &af[ch]);
         blocked_apply(ys, xs, n, c, hw, mf, af, beta, relu);
         if (train) l->calls++;
@@ -411,7 +415,7 @@ static int bn_forward(rn_layer *l, const rn_tensor *x, rn_tensor *y, bool train)
     for (int64_t ch = 0; ch < c; ch++) {
         /* y = (x - mean) a + beta; centring first keeps a large mean from cancelling */
         float mf, a;
-        bn_channel_forward(b, ch, train, train ? mean[ch] : 0.0, train ? var[ch] : 0.0, m, &mf,
+        bn_channel_forward(b, ch, train, b->mean[ch], train ? part_mean(b, ch, m) : 0.0, m, &mf,
                            &a);
         plain_apply(xs, ys, n, c, hw, ch, mf, a, beta[ch], relu);
     }
@@ -591,7 +595,6 @@ static void bn_destroy(rn_layer *l)
     free(b->invstd);
     free(b->cf);
     free(b->part);
-    free(b->sums);
 }
 
 static void bn_ops_describe(const rn_layer *l, rn_node *node)
@@ -643,8 +646,7 @@ rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, 
     b->invstd = calloc((size_t)channels, sizeof *b->invstd);
     b->cf = calloc(5 * (size_t)channels, sizeof *b->cf);
     b->part = calloc(2 * PARTS * (size_t)channels, sizeof *b->part);
-    b->sums = calloc(2 * (size_t)channels, sizeof *b->sums);
-    int bad = !b->mean || !b->invstd || !b->cf || !b->part || !b->sums || rn_tensor_alloc(&b->w, cs) ||
+    int bad = !b->mean || !b->invstd || !b->cf || !b->part || rn_tensor_alloc(&b->w, cs) ||
               rn_tensor_alloc(&b->dw, cs) || rn_tensor_alloc(&b->b, cs) ||
               rn_tensor_alloc(&b->db, cs) || rn_tensor_alloc(&b->rmean, cs) ||
               rn_tensor_alloc(&b->rvar, cs) ||
