@@ -669,6 +669,11 @@ rn_layer *rn_batchnorm2d_create(const char *name, int64_t channels, double eps, 
 
 bool rn_nn_is_batchnorm(const rn_layer *l) { return l && l->ops == &bn_ops; }
 
+bool rn_nn_folds_bn(const rn_layer *l, const rn_layer *next)
+{
+    return l && l->ops->forward_bn && !l->relu_out && rn_nn_is_batchnorm(next);
+}
+
 void rn_batchnorm2d_eval_affine(rn_layer *l, double *s, double *t)
 {
     bn_impl *b = l->impl;

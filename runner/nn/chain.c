@@ -250,8 +250,7 @@ void rn_chain_fold_bn(const rn_chain *c, bool on)
 {
     for (int i = 0; i < c->n; i++) {
         const rn_layer *l = c->layers[i];
-        c->fold_bn[i] = on && i + 1 < c->n && l->ops->forward_bn && !l->relu_out &&
-                        rn_nn_is_batchnorm(c->layers[i + 1]);
+        c->fold_bn[i] = on && i + 1 < c->n && rn_nn_folds_bn(l, c->layers[i + 1]);
         const rn_chain *inner;
         for (int k = 0; (inner = rn_container_chain(l, k)); k++) rn_chain_fold_bn(inner, on);
     }

@@ -187,7 +187,7 @@ static rn_cpu_conv_plan *eval_plan_for(rn_layer *l, int64_t n, bool relu)
 static int conv_forward_bn(rn_layer *l, rn_layer *bn, const rn_tensor *x, rn_tensor *y)
 {
     conv_impl *c = l->impl;
-    if (!rn_nn_is_batchnorm(bn) || l->relu_out || l->out_blocked != bn->in_blocked)
+    if (!rn_nn_folds_bn(l, bn) || l->out_blocked != bn->in_blocked)
         return rn_nn_err(l->err, sizeof l->err, "cannot fold the next layer into the "
                                                 "convolution");
     if (c->geom.bf16) {

@@ -46,6 +46,8 @@ static bool folds_next(const rn_net *net, int k)
 {
     if (k + 1 >= net->n_nodes) return false;
     const rn_node *c = &net->nodes[k], *b = &net->nodes[k + 1];
+    /* rn_nn_folds_bn's test, on the nodes: the stand-in compiles this file without the layers'
+     * sources, so it knows a batch norm by its node's kind */
     if (!c->layer || !c->layer->ops->forward_bn || c->layer->relu_out || !b->layer ||
         b->kind != RN_NODE_BATCHNORM2D || b->in != c->out)
         return false;

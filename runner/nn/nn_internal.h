@@ -30,6 +30,9 @@ bool rn_nn_container_set_trainable(rn_layer *l, const bool *trainable, bool trai
 bool rn_nn_is_relu(const rn_layer *l);
 /* Whether l is a batch norm layer (rn_batchnorm2d_create). */
 bool rn_nn_is_batchnorm(const rn_layer *l);
+/* Whether l's eval forward can take next along (rn_layer_ops.forward_bn): l can fold a batch
+ * norm, has no ReLU of its own folded in, and next is a batch norm. */
+bool rn_nn_folds_bn(const rn_layer *l, const rn_layer *next);
 /* Evaluation with a batch norm folded into the convolution before it (rn_layer_ops.forward_bn):
  * the batch norm's eval-mode map as y = x s[ch] + t[ch] (s = gamma / sqrt(running_var + eps),
  * t = beta - running_mean s), in double; records what an eval-mode forward records, as if it had
